@@ -1,0 +1,137 @@
+package ggufgen
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/ollama/ollama/fs/ggml"
+)
+
+func small(arch string) Spec {
+	s := Spec{Arch: arch, Layers: 2, Embd: 128, Heads: 4, KVHeads: 2, FFN: 256, Vocab: MinVocab,
+		ContextLength: 4096, WeightType: "Q8_0"}
+	switch arch {
+	case "qwen3moe":
+		s.Experts, s.ExpertsUsed = 4, 2
+	case "bert", "nomic-bert":
+		s.KVHeads = s.Heads
+		s.ContextLength = 512
+	}
+	return s
+}
+
+func TestWriteDecodes(t *testing.T) {
+	mixtral := small("llama")
+	mixtral.Experts, mixtral.ExpertsUsed = 4, 2
+	f16 := small("llama")
+	f16.WeightType, f16.TiedEmbeddings = "F16", true
+	q4 := small("qwen2")
+	q4.WeightType, q4.Vocab = "Q4_0", 1000
+
+	cases := map[string]struct {
+		spec Spec
+		want []string // tensors that must be present
+		none []string // tensors that must be absent
+	}{
+		"llama":      {small("llama"), []string{"output.weight", "blk.1.ffn_gate.weight"}, nil},
+		"llama-tied": {f16, []string{"token_embd.weight"}, []string{"output.weight"}},
+		"mixtral":    {mixtral, []string{"blk.0.ffn_gate_exps.weight", "blk.0.ffn_gate_inp.weight"}, []string{"blk.0.ffn_gate.weight"}},
+		"qwen2":      {q4, []string{"blk.0.attn_q.bias"}, nil},
+		"gemma3":     {small("gemma3"), []string{"blk.0.attn_q_norm.weight", "blk.1.post_ffw_norm.weight"}, []string{"output.weight"}},
+		"gemma2":     {small("gemma2"), []string{"blk.0.post_attention_norm.weight"}, []string{"output.weight"}},
+		"phi3":       {small("phi3"), []string{"blk.0.attn_qkv.weight"}, []string{"blk.0.attn_q.weight"}},
+		"qwen3moe":   {small("qwen3moe"), []string{"blk.1.ffn_down_exps.weight", "blk.0.attn_k_norm.weight"}, nil},
+		"bert":       {small("bert"), []string{"position_embd.weight", "blk.0.attn_q.bias", "token_types.weight"}, []string{"output_norm.weight"}},
+		"nomic-bert": {small("nomic-bert"), []string{"blk.0.attn_qkv.weight", "blk.1.ffn_gate.weight"}, []string{"position_embd.weight"}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := Write(&buf, tc.spec); err != nil {
+				t.Fatal(err)
+			}
+			f, err := ggml.Decode(bytes.NewReader(buf.Bytes()), -1)
+			if err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			kv := f.KV()
+			if got := kv.Architecture(); got != tc.spec.Arch {
+				t.Errorf("arch = %q, want %q", got, tc.spec.Arch)
+			}
+			if got := kv.BlockCount(); got != uint64(tc.spec.Layers) {
+				t.Errorf("block_count = %d, want %d", got, tc.spec.Layers)
+			}
+			if got := len(kv.Strings("tokenizer.ggml.tokens")); got != tc.spec.Vocab {
+				t.Errorf("vocab = %d, want %d", got, tc.spec.Vocab)
+			}
+			if got := kv.HeadCountKVMax(); got != uint64(tc.spec.KVHeads) {
+				t.Errorf("head_count_kv = %d, want %d", got, tc.spec.KVHeads)
+			}
+			names := map[string]*ggml.Tensor{}
+			var total uint64
+			for _, tt := range f.Tensors().Items() {
+				names[tt.Name] = tt
+				total += tt.Size()
+			}
+			for _, n := range tc.want {
+				if names[n] == nil {
+					t.Errorf("missing tensor %s", n)
+				}
+			}
+			for _, n := range tc.none {
+				if names[n] != nil {
+					t.Errorf("unexpected tensor %s", n)
+				}
+			}
+			if emb := names["token_embd.weight"]; emb == nil || emb.Shape[1] != uint64(tc.spec.Vocab) || emb.Type() != tc.spec.WeightType {
+				t.Errorf("token_embd = %+v, want [%d %d] %s", emb, tc.spec.Embd, tc.spec.Vocab, tc.spec.WeightType)
+			}
+			// Decode seeks past the data, so Length is where the last tensor
+			// ends: the whole file, which holds every tensor's bytes.
+			if f.Length != int64(buf.Len()) || uint64(buf.Len()) < total {
+				t.Errorf("file %d bytes, decoded length %d, tensors %d", buf.Len(), f.Length, total)
+			}
+			for _, n := range []string{"output_norm.weight", "blk.0.attn_norm.weight"} {
+				if tt := names[n]; tt != nil && tt.Type() != "F32" {
+					t.Errorf("%s is %s, want F32", n, tt.Type())
+				}
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	cases := map[string]struct {
+		mut  func(*Spec)
+		want string
+	}{
+		"ok":          {func(*Spec) {}, ""},
+		"arch":        {func(s *Spec) { s.Arch = "gpt5" }, "arch"},
+		"type":        {func(s *Spec) { s.WeightType = "Q4_K" }, "weight type"},
+		"heads":       {func(s *Spec) { s.Heads = 3 }, "multiple of heads"},
+		"kv heads":    {func(s *Spec) { s.KVHeads = 3 }, "multiple of kv heads"},
+		"block":       {func(s *Spec) { s.FFN = 100 }, "multiples of 32"},
+		"vocab":       {func(s *Spec) { s.Vocab = 100 }, "vocab"},
+		"experts":     {func(s *Spec) { s.Experts = 4 }, "experts"},
+		"expert arch": {func(s *Spec) { s.Arch, s.Experts, s.ExpertsUsed = "phi3", 4, 2 }, "only supported"},
+		"context":     {func(s *Spec) { s.ContextLength = 0 }, "context length"},
+		"qwen3moe":    {func(s *Spec) { s.Arch = "qwen3moe" }, "needs experts"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			s := small("llama")
+			tc.mut(&s)
+			err := s.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}

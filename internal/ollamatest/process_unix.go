@@ -1,0 +1,24 @@
+//go:build unix
+
+package ollamatest
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+// setProcAttr puts the server in a process group of its own, led by its PID,
+// so killGroup reaches the runner subprocesses it spawns as well.
+func setProcAttr(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	setParentDeathSignal(cmd.SysProcAttr)
+}
+
+func terminate(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+}
+
+// killGroup sends SIGKILL to the group whose id is the server's PID.
+func killGroup(cmd *exec.Cmd) {
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+}

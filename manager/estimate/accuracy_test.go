@@ -1,0 +1,148 @@
+package estimate_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ollama/ollama/api"
+	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
+	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
+	"github.com/vramkeeper/vramkeeper/manager/estimate"
+)
+
+// accuracyModels have real architectures' proportions (GQA, FFN ≈ 2.7–4×
+// width, 8k–32k vocabularies, quantized weights) scaled down so that a load
+// takes seconds on 2 CPU cores. Weights dominate, as they do for 1B–70B
+// models, so the 10% bound tests the accounting, not fixed overheads.
+var accuracyModels = []struct {
+	name string
+	spec ggufgen.Spec
+}{
+	{"llama-q4", ggufgen.Spec{Arch: "llama", Layers: 8, Embd: 1024, Heads: 16, KVHeads: 4, FFN: 2816, Vocab: 32000, ContextLength: 16384, WeightType: "Q4_0"}},
+	{"qwen2-q8", ggufgen.Spec{Arch: "qwen2", Layers: 6, Embd: 512, Heads: 8, KVHeads: 2, FFN: 1536, Vocab: 16000, ContextLength: 32768, WeightType: "Q8_0"}},
+	{"gemma3-q8", ggufgen.Spec{Arch: "gemma3", Layers: 6, Embd: 640, Heads: 4, KVHeads: 1, FFN: 2048, Vocab: 16000, ContextLength: 32768, WeightType: "Q8_0", SlidingWindow: 512}},
+	{"phi3-q4", ggufgen.Spec{Arch: "phi3", Layers: 6, Embd: 768, Heads: 12, KVHeads: 12, FFN: 2048, Vocab: 16000, ContextLength: 16384, WeightType: "Q4_0"}},
+	{"mixtral-q4", ggufgen.Spec{Arch: "llama", Layers: 4, Embd: 512, Heads: 8, KVHeads: 2, FFN: 1024, Vocab: 8000, ContextLength: 16384, WeightType: "Q4_0", Experts: 4, ExpertsUsed: 2}},
+	{"qwen3moe-q4", ggufgen.Spec{Arch: "qwen3moe", Layers: 4, Embd: 512, Heads: 8, KVHeads: 2, FFN: 512, Vocab: 8000, ContextLength: 32768, WeightType: "Q4_0", Experts: 8, ExpertsUsed: 2}},
+	{"bert-f16", ggufgen.Spec{Arch: "bert", Layers: 4, Embd: 384, Heads: 6, KVHeads: 6, FFN: 1536, Vocab: 8000, ContextLength: 512, WeightType: "F16"}},
+}
+
+// TestAccuracyCPU loads generated models into a real Ollama and compares
+// Estimate(Device: CPU) with /api/ps size.
+func TestAccuracyCPU(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads models into a real Ollama")
+	}
+	srv := ollamatest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+
+	var table strings.Builder
+	fmt.Fprintf(&table, "\n%-12s %-9s %6s %12s %12s %12s %12s %12s %7s\n",
+		"model", "engine", "ctx", "weights", "kv", "graph", "estimate", "/api/ps", "error")
+	for _, am := range accuracyModels {
+		var buf bytes.Buffer
+		if err := ggufgen.Write(&buf, am.spec); err != nil {
+			t.Fatalf("%s: %v", am.name, err)
+		}
+		srv.CreateModel(t, am.name, buf.Bytes())
+		m := showModel(ctx, t, srv.Client, am.name)
+
+		for _, numCtx := range []int{2048, 8192} {
+			got, err := estimate.Estimate(m, estimate.Options{NumCtx: numCtx, Device: estimate.CPU})
+			if err != nil {
+				t.Fatalf("%s: %v", am.name, err)
+			}
+			measured, ok := load(ctx, t, srv, am.name, am.spec.Arch, numCtx)
+			if !ok {
+				continue
+			}
+			relErr := (float64(got.Total) - float64(measured)) / float64(measured)
+			fmt.Fprintf(&table, "%-12s %-9s %6d %12d %12d %12d %12d %12d %+6.1f%%\n",
+				am.name, got.Engine, got.NumCtx, got.Weights, got.KVCache, got.Graph, got.Total, measured, 100*relErr)
+			if math.Abs(relErr) > 0.10 {
+				t.Errorf("%s at num_ctx %d: estimate %d (%+v), /api/ps size %d: off by %+.1f%%",
+					am.name, numCtx, got.Total, got, measured, 100*relErr)
+			}
+		}
+		generateOne(ctx, t, srv, am.name, am.spec.Arch)
+		unload(ctx, t, srv, am.name)
+	}
+	t.Log(table.String())
+}
+
+// showModel builds the estimator's input from /api/show, verbose so that
+// arrays (tokens, per-layer head counts) come back.
+func showModel(ctx context.Context, t *testing.T, c *api.Client, name string) estimate.Model {
+	t.Helper()
+	resp, err := c.Show(ctx, &api.ShowRequest{Model: name, Verbose: true})
+	if err != nil {
+		t.Fatalf("show %s: %v", name, err)
+	}
+	arch, _ := resp.ModelInfo["general.architecture"].(string)
+	m := estimate.Model{Arch: arch, KV: resp.ModelInfo, ProjectorKV: resp.ProjectorInfo}
+	for _, tt := range resp.Tensors {
+		m.Tensors = append(m.Tensors, estimate.Tensor{Name: tt.Name, Type: tt.Type, Shape: tt.Shape})
+	}
+	return m
+}
+
+// load loads the model at numCtx and returns /api/ps size; a failure is
+// reported and the table goes on with the next model.
+func load(ctx context.Context, t *testing.T, srv *ollamatest.Server, name, arch string, numCtx int) (int64, bool) {
+	t.Helper()
+	keep := &api.Duration{Duration: -1}
+	opts := map[string]any{"num_ctx": numCtx}
+	var err error
+	if arch == "bert" || arch == "nomic-bert" {
+		_, err = srv.Client.Embed(ctx, &api.EmbedRequest{Model: name, Input: "hello", KeepAlive: keep, Options: opts})
+	} else {
+		err = srv.Client.Generate(ctx, &api.GenerateRequest{Model: name, KeepAlive: keep, Options: opts},
+			func(api.GenerateResponse) error { return nil })
+	}
+	if err != nil {
+		t.Errorf("load %s at %d: %v\n%s", name, numCtx, err, srv.LogTail())
+		return 0, false
+	}
+	for _, p := range srv.Running(t) {
+		if strings.TrimSuffix(p.Name, ":latest") == name {
+			return p.Size, true
+		}
+	}
+	t.Errorf("%s not in /api/ps after load", name)
+	return 0, false
+}
+
+// generateOne checks the generated model really runs: one token for
+// decoders, one embedding for encoders.
+func generateOne(ctx context.Context, t *testing.T, srv *ollamatest.Server, name, arch string) {
+	t.Helper()
+	if arch == "bert" || arch == "nomic-bert" {
+		resp, err := srv.Client.Embed(ctx, &api.EmbedRequest{Model: name, Input: "hello world"})
+		if err != nil || len(resp.Embeddings) != 1 || len(resp.Embeddings[0]) == 0 {
+			t.Errorf("embed %s: %v (%d embeddings)", name, err, len(resp.Embeddings))
+		}
+		return
+	}
+	var evals int
+	err := srv.Client.Generate(ctx, &api.GenerateRequest{Model: name, Prompt: "hello", Raw: true,
+		Options: map[string]any{"num_predict": 1, "num_ctx": 2048}},
+		func(r api.GenerateResponse) error { evals = max(evals, r.EvalCount); return nil })
+	if err != nil || evals != 1 {
+		t.Errorf("generate %s: %v (%d tokens)", name, err, evals)
+	}
+}
+
+func unload(ctx context.Context, t *testing.T, srv *ollamatest.Server, name string) {
+	t.Helper()
+	err := srv.Client.Generate(ctx, &api.GenerateRequest{Model: name, KeepAlive: &api.Duration{Duration: 0}},
+		func(api.GenerateResponse) error { return nil })
+	if err != nil {
+		t.Errorf("unload %s: %v", name, err)
+	}
+}

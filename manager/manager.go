@@ -1,0 +1,281 @@
+// Package manager keeps Ollama models inside a VRAM budget: it discovers
+// installed models, estimates what each needs before loading it, picks the
+// best one for a task, and loads and evicts so the card never overflows.
+//
+// One goroutine (Run) owns all state. Every other goroutine talks to it by
+// sending a closure on calls and waiting for a reply on a channel of its
+// own; slow work (HTTP to the server) runs in goroutines the manager owns
+// and reports back the same way, so the owner never blocks on I/O.
+package manager
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vramkeeper/vramkeeper/manager/config"
+	"github.com/vramkeeper/vramkeeper/manager/evict"
+	"github.com/vramkeeper/vramkeeper/manager/score"
+)
+
+const (
+	gib = 1 << 30
+	mib = 1 << 20
+)
+
+// Options configure a Manager. Zero values take the documented defaults.
+type Options struct {
+	Runtime Runtime
+	GPU     GPU
+	// Budget is the bytes our models may use together, absolute or a
+	// percentage of the card; zero means total − 1 GiB.
+	Budget    config.Size
+	MaxLoaded int // default 2
+	NumCtx    int // default 4096 (Ollama's default on cards under 23 GiB)
+	Pinned    []string
+	Policy    evict.Policy // default GDSF
+	Tables    score.Tables // default score.Defaults()
+	// StateDir holds state.json and history.jsonl; "" keeps nothing.
+	StateDir     string
+	RefreshEvery time.Duration // discovery timer, default 30 s
+	PollEvery    time.Duration // /api/ps and driver poll, default 2 s
+	// SafetyMargin is kept free on the card beyond the budget's own slack,
+	// because the driver's free figure moves while a model loads.
+	SafetyMargin uint64 // default 256 MiB
+	// BusyGrace bounds how long a model with requests in flight holds off
+	// an eviction; 0 waits until the requests end.
+	BusyGrace time.Duration
+	Logger    *slog.Logger
+	Now       func() time.Time
+}
+
+func (o *Options) setDefaults() error {
+	if o.Runtime == nil {
+		return errors.New("manager: no runtime")
+	}
+	if o.GPU == nil {
+		return errors.New("manager: no GPU probe")
+	}
+	if o.MaxLoaded <= 0 {
+		o.MaxLoaded = 2
+	}
+	if o.NumCtx <= 0 {
+		o.NumCtx = 4096
+	}
+	if o.Policy == nil {
+		o.Policy = evict.GDSF{}
+	}
+	if o.Tables.Tasks == nil {
+		o.Tables = score.Defaults()
+	}
+	if o.RefreshEvery <= 0 {
+		o.RefreshEvery = 30 * time.Second
+	}
+	if o.PollEvery <= 0 {
+		o.PollEvery = 2 * time.Second
+	}
+	if o.SafetyMargin == 0 {
+		o.SafetyMargin = 256 * mib
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
+
+// Errors callers can test with errors.Is.
+var (
+	ErrNeverFits   = evict.ErrNeverFits
+	ErrNoCandidate = errors.New("no installed model suits the task")
+	ErrPaused      = errors.New("automatic management is paused")
+	ErrStopped     = errors.New("manager stopped")
+	ErrUnknownTask = score.ErrUnknownTask
+	ErrUnknownRole = score.ErrUnknownRole
+	ErrLoadFailed  = errors.New("load failed")
+)
+
+// Manager is the owner of all model state. Create it with New, start Run in
+// a goroutine, and call its methods from anywhere.
+type Manager struct {
+	opt   Options
+	log   *slog.Logger
+	calls chan func()
+	done  chan struct{} // closed when Run returns
+	snap  atomic.Pointer[Snapshot]
+	hub   *hub
+
+	// st is touched only by the Run goroutine.
+	st state
+
+	statePath string
+	started   atomic.Bool
+}
+
+// New builds a Manager; it does no I/O beyond reading its state files.
+func New(opt Options) (*Manager, error) {
+	if err := opt.setDefaults(); err != nil {
+		return nil, err
+	}
+	m := &Manager{
+		opt:   opt,
+		log:   opt.Logger,
+		calls: make(chan func()),
+		done:  make(chan struct{}),
+	}
+	var histFile string
+	if opt.StateDir != "" {
+		m.statePath = filepath.Join(opt.StateDir, "state.json")
+		histFile = filepath.Join(opt.StateDir, "history.jsonl")
+	}
+	m.hub = newHub(500, histFile, m.log)
+	p, err := loadPersisted(m.statePath)
+	if err != nil {
+		m.log.Warn("starting without saved state", "err", err)
+	}
+	m.st = newState(p, opt)
+	m.publish()
+	return m, nil
+}
+
+// Run owns the state until ctx is cancelled; it returns after every
+// goroutine it started has stopped.
+func (m *Manager) Run(ctx context.Context) error {
+	if !m.started.CompareAndSwap(false, true) {
+		return errors.New("manager: Run called twice")
+	}
+	defer close(m.done)
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	m.st.spawn = func(f func(context.Context)) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(ctx) }()
+	}
+	defer func() {
+		cancel()
+		m.failAll(ErrStopped)
+		// Drain reports from workers so none blocks on calls while we wait.
+		stopped := make(chan struct{})
+		go func() { wg.Wait(); close(stopped) }()
+		for {
+			select {
+			case <-m.calls:
+			case <-stopped:
+				return
+			}
+		}
+	}()
+
+	m.startDiscovery()
+	m.startPoll()
+	refresh := time.NewTicker(m.opt.RefreshEvery)
+	defer refresh.Stop()
+	poll := time.NewTicker(m.opt.PollEvery)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case f := <-m.calls:
+			f()
+		case <-refresh.C:
+			m.startDiscovery()
+		case <-poll.C:
+			m.startPoll()
+		}
+		m.pump()
+		m.publish()
+		for _, f := range m.st.replies {
+			f()
+		}
+		m.st.replies = m.st.replies[:0]
+	}
+}
+
+// reply answers a waiter after the next publish, so a caller that reads
+// Snapshot after its call returns sees the state the call produced.
+func (m *Manager) reply(w *waiter, r opResult) {
+	m.st.replies = append(m.st.replies, func() { w.reply <- r })
+}
+
+// wake is reply for plain error channels (Refresh).
+func (m *Manager) wake(chs []chan error, err error) {
+	m.st.replies = append(m.st.replies, func() {
+		for _, ch := range chs {
+			ch <- err
+		}
+	})
+}
+
+// do runs f on the owner goroutine and waits until it has run.
+func (m *Manager) do(ctx context.Context, f func()) error {
+	ran := make(chan struct{})
+	select {
+	case m.calls <- func() { f(); close(ran) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-m.done:
+		return ErrStopped
+	}
+	<-ran
+	return nil
+}
+
+// report is how worker goroutines hand results to the owner; it gives up
+// when the manager is stopping.
+func (m *Manager) report(f func()) {
+	select {
+	case m.calls <- f:
+	case <-m.done:
+	}
+}
+
+// emit records an event and sends it to subscribers.
+func (m *Manager) emit(e Event) {
+	if e.Time.IsZero() {
+		e.Time = m.opt.Now()
+	}
+	m.log.Info("event", "kind", e.Kind, "model", e.Model, "for", e.For, "reason", e.Reason, "bytes", e.Bytes, "err", e.Error)
+	m.hub.publish(e)
+}
+
+// Subscribe returns a channel of events and a function that ends the
+// subscription. Events are never blocked on: a subscriber more than buf
+// events behind loses the excess.
+func (m *Manager) Subscribe(buf int) (<-chan Event, func()) {
+	if buf <= 0 {
+		buf = 64
+	}
+	return m.hub.subscribe(buf)
+}
+
+// History returns the most recent loads, unloads, evictions and failures.
+func (m *Manager) History() []Event { return m.hub.recent() }
+
+// Snapshot returns the latest published state; it is a value, safe to keep.
+func (m *Manager) Snapshot() Snapshot { return *m.snap.Load() }
+
+// Options returns the options the manager runs with.
+func (m *Manager) Options() Options { return m.opt }
+
+func (m *Manager) savePersisted() {
+	if err := m.st.persisted().save(m.statePath); err != nil {
+		m.log.Warn("state not saved", "err", err)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// fmtBytes is the one formatting of sizes in reasons and logs.
+func fmtBytes(b uint64) string { return config.FormatBytes(b) }

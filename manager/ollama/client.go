@@ -1,0 +1,326 @@
+// Package ollama implements manager.Runtime over Ollama's HTTP API, through
+// the official client package (github.com/ollama/ollama/api) at the version
+// go.mod pins, so requests and responses match the server exactly.
+package ollama
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/ollama/ollama/api"
+	"github.com/ollama/ollama/envconfig"
+	"github.com/ollama/ollama/types/model"
+
+	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/estimate"
+)
+
+// Transport timeouts. They catch a server that is down or wedged; how long a
+// call may take as a whole is the caller's context's business.
+const (
+	// dialTimeout: a local (or LAN) server accepts a connection at once or
+	// not at all.
+	dialTimeout = 5 * time.Second
+	// headerTimeout bounds the wait for response headers on every call but
+	// Load. /api/show on a large model parses its GGUF header, which takes a
+	// few seconds on a slow disk, so this is generous.
+	headerTimeout = 60 * time.Second
+	// unloadPoll is how often Unload asks /api/ps whether the model is gone.
+	unloadPoll = 150 * time.Millisecond
+	// unloadResend is how often Unload repeats its request while waiting: a
+	// model still loading when the first one arrived is not yet in the
+	// scheduler's table, so that request did nothing.
+	unloadResend = 2 * time.Second
+)
+
+// Client talks to one Ollama server. It is safe for concurrent use and holds
+// no mutable state.
+type Client struct {
+	base *url.URL
+	// api is for every call that should answer promptly; load has no header
+	// timeout, because Ollama sends the headers of /api/generate and
+	// /api/embed only once the model is loaded, which can take minutes.
+	api  *api.Client
+	load *api.Client
+	log  *slog.Logger
+	// Unload's pacing; fields only so tests can shorten them.
+	pollEvery, resendEvery time.Duration
+}
+
+var _ manager.Runtime = (*Client)(nil)
+
+// New returns a client for the server at base. With a nil httpClient it uses
+// transports with dial and header timeouts (none on loads); a caller that
+// passes its own client owns its timeouts, and it is used for every call.
+func New(base *url.URL, httpClient *http.Client) *Client {
+	c := &Client{
+		base:        base,
+		log:         slog.Default().With("ollama", base.String()),
+		pollEvery:   unloadPoll,
+		resendEvery: unloadResend,
+	}
+	if httpClient != nil {
+		c.api = api.NewClient(base, httpClient)
+		c.load = c.api
+		return c
+	}
+	c.api = api.NewClient(base, &http.Client{Transport: newTransport(headerTimeout)})
+	c.load = api.NewClient(base, &http.Client{Transport: newTransport(0)})
+	return c
+}
+
+// FromEnv returns a client for OLLAMA_HOST, read exactly as the official
+// client reads it (envconfig.Host: default http://127.0.0.1:11434, bare
+// host:port, scheme-specific default ports, a path prefix).
+func FromEnv() *Client {
+	return New(envconfig.Host(), nil)
+}
+
+// URL returns the server's base URL.
+func (c *Client) URL() *url.URL {
+	u := *c.base
+	return &u
+}
+
+func newTransport(headerTimeout time.Duration) *http.Transport {
+	return &http.Transport{
+		// As the official client (http.DefaultClient) does, so an OLLAMA_HOST
+		// behind a proxy keeps working; loopback addresses bypass it.
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   dialTimeout,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: headerTimeout,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   4,
+		ForceAttemptHTTP2:     true,
+	}
+}
+
+// Version returns the server's version. As a liveness probe, a context
+// deadline counts as unreachable too (see mapError).
+func (c *Client) Version(ctx context.Context) (string, error) {
+	v, err := c.api.Version(ctx)
+	if err != nil {
+		return "", c.mapError(ctx, "version", "", err)
+	}
+	return v, nil
+}
+
+// List returns the installed models (GET /api/tags); it loads nothing.
+func (c *Client) List(ctx context.Context) ([]manager.Installed, error) {
+	resp, err := c.api.List(ctx)
+	if err != nil {
+		return nil, c.mapError(ctx, "list", "", err)
+	}
+	out := make([]manager.Installed, 0, len(resp.Models))
+	for _, m := range resp.Models {
+		out = append(out, manager.Installed{
+			Name:       m.Name,
+			Digest:     m.Digest,
+			SizeBytes:  nonNegative(m.Size),
+			ModifiedAt: m.ModifiedAt,
+		})
+	}
+	return out, nil
+}
+
+// Show returns a model's metadata (POST /api/show, verbose so arrays such as
+// per-layer head_count_kv are not truncated to null); it loads nothing.
+func (c *Client) Show(ctx context.Context, name string) (manager.Details, error) {
+	resp, err := c.api.Show(ctx, &api.ShowRequest{Model: name, Verbose: true})
+	if err != nil {
+		return manager.Details{}, c.mapError(ctx, "show", name, err)
+	}
+	return detailsFromShow(name, resp), nil
+}
+
+// detailsFromShow converts a /api/show answer. Digest stays empty: Ollama
+// 0.17's show answer carries none (List has it).
+func detailsFromShow(name string, resp *api.ShowResponse) manager.Details {
+	d := manager.Details{
+		Name:          name,
+		Family:        resp.Details.Family,
+		Families:      resp.Details.Families,
+		Format:        resp.Details.Format,
+		ParameterSize: resp.Details.ParameterSize,
+		Quantization:  resp.Details.QuantizationLevel,
+		NumCtx:        numCtxParam(resp.Parameters),
+		Meta: estimate.Model{
+			KV:          resp.ModelInfo,
+			ProjectorKV: resp.ProjectorInfo,
+		},
+	}
+	for _, cp := range resp.Capabilities {
+		d.Capabilities = append(d.Capabilities, string(cp))
+	}
+	if arch, ok := resp.ModelInfo["general.architecture"].(string); ok {
+		d.Meta.Arch = arch
+	}
+	if len(resp.Tensors) > 0 {
+		d.Meta.Tensors = make([]estimate.Tensor, len(resp.Tensors))
+		for i, t := range resp.Tensors {
+			d.Meta.Tensors[i] = estimate.Tensor{Name: t.Name, Type: t.Type, Shape: t.Shape}
+		}
+	}
+	return d
+}
+
+// numCtxLine matches the num_ctx line of /api/show's parameters text, which
+// Ollama formats per parameter and line as "%-*s %#v" ("num_ctx    8192").
+// %#v prints a float64 from JSON, so a million comes out as "1e+06".
+var numCtxLine = regexp.MustCompile(`(?m)^\s*num_ctx\s+"?([0-9.eE+-]+)"?\s*$`)
+
+// numCtxParam returns the model's num_ctx parameter, 0 if it has none or it
+// is not a positive whole number.
+func numCtxParam(params string) int {
+	m := numCtxLine.FindStringSubmatch(params)
+	if m == nil {
+		return 0
+	}
+	f, err := strconv.ParseFloat(m[1], 64)
+	if err != nil || f < 1 || f > math.MaxInt32 || f != math.Trunc(f) {
+		return 0
+	}
+	return int(f)
+}
+
+// keepForever is keep_alive -1: the model stays until unloaded.
+var keepForever = api.Duration{Duration: -1}
+
+// Load loads a model and keeps it loaded (keep_alive -1) without generating:
+// /api/generate with an empty prompt, or /api/embed with no input for
+// embedding-only models (they refuse /api/generate). It returns when the
+// server has the model loaded; how long that may take is up to ctx.
+func (c *Client) Load(ctx context.Context, req manager.LoadRequest) error {
+	opts := map[string]any{}
+	if req.NumCtx > 0 {
+		opts["num_ctx"] = req.NumCtx
+	}
+	began := time.Now()
+	var err error
+	if req.Embedding {
+		_, err = c.load.Embed(ctx, &api.EmbedRequest{
+			Model:     req.Name,
+			KeepAlive: &keepForever,
+			Options:   opts,
+		})
+	} else {
+		err = c.load.Generate(ctx, &api.GenerateRequest{
+			Model:     req.Name,
+			KeepAlive: &keepForever,
+			Options:   opts,
+		}, func(api.GenerateResponse) error { return nil })
+	}
+	if err != nil {
+		return c.mapError(ctx, "load", req.Name, err)
+	}
+	c.log.Debug("loaded", "model", req.Name, "num_ctx", req.NumCtx, "embedding", req.Embedding, "took", time.Since(began))
+	return nil
+}
+
+// Unload asks the server to unload a model (empty /api/generate with
+// keep_alive 0) and waits until /api/ps no longer lists it. Ollama answers
+// the request at once and stops the runner a moment later; a model that is
+// serving a request goes only when that request ends. Unloading a model that
+// is not loaded succeeds at once.
+func (c *Client) Unload(ctx context.Context, name string) error {
+	began := time.Now()
+	if err := c.requestUnload(ctx, name); err != nil {
+		return err
+	}
+	poll := time.NewTicker(c.pollEvery)
+	defer poll.Stop()
+	lastSent := time.Now()
+	for {
+		running, err := c.Running(ctx)
+		if err != nil {
+			return fmt.Errorf("waiting for %q to unload: %w", name, err)
+		}
+		if !containsModel(running, name) {
+			c.log.Debug("unloaded", "model", name, "took", time.Since(began))
+			return nil
+		}
+		if time.Since(lastSent) >= c.resendEvery {
+			if err := c.requestUnload(ctx, name); err != nil {
+				return err
+			}
+			lastSent = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %q to unload (%s): %w", name, time.Since(began).Round(time.Millisecond), ctx.Err())
+		case <-poll.C:
+		}
+	}
+}
+
+func (c *Client) requestUnload(ctx context.Context, name string) error {
+	err := c.api.Generate(ctx, &api.GenerateRequest{
+		Model:     name,
+		KeepAlive: &api.Duration{Duration: 0},
+	}, func(api.GenerateResponse) error { return nil })
+	if err != nil {
+		return c.mapError(ctx, "unload", name, err)
+	}
+	return nil
+}
+
+// containsModel reports whether name is among the running models, comparing
+// as Ollama does: "tiny" is "tiny:latest", case-insensitively.
+func containsModel(running []manager.Running, name string) bool {
+	for _, r := range running {
+		if sameModel(r.Name, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func sameModel(a, b string) bool {
+	if a == b {
+		return true
+	}
+	na, nb := model.ParseName(a), model.ParseName(b)
+	if !na.IsValid() || !nb.IsValid() {
+		return false
+	}
+	return na.EqualFold(nb)
+}
+
+// Running returns the loaded models (GET /api/ps).
+func (c *Client) Running(ctx context.Context) ([]manager.Running, error) {
+	resp, err := c.api.ListRunning(ctx)
+	if err != nil {
+		return nil, c.mapError(ctx, "ps", "", err)
+	}
+	out := make([]manager.Running, 0, len(resp.Models))
+	for _, m := range resp.Models {
+		out = append(out, manager.Running{
+			Name:          m.Name,
+			Digest:        m.Digest,
+			SizeBytes:     nonNegative(m.Size),
+			VRAMBytes:     nonNegative(m.SizeVRAM),
+			ContextLength: m.ContextLength,
+			ExpiresAt:     m.ExpiresAt,
+		})
+	}
+	return out, nil
+}
+
+func nonNegative(n int64) uint64 {
+	if n < 0 {
+		return 0
+	}
+	return uint64(n)
+}

@@ -1,0 +1,98 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/vramkeeper/vramkeeper/manager/estimate"
+)
+
+// Runtime is what the manager needs from a model server. manager/ollama
+// implements it over Ollama's HTTP API; tests use in-memory fakes.
+type Runtime interface {
+	// List returns every installed model without loading any.
+	List(ctx context.Context) ([]Installed, error)
+	// Show returns a model's metadata (verbose: full arrays and tensors).
+	Show(ctx context.Context, name string) (Details, error)
+	// Load loads a model and keeps it loaded until Unload (keep_alive -1).
+	Load(ctx context.Context, req LoadRequest) error
+	// Unload asks the server to unload a model and returns once it is gone
+	// from Running.
+	Unload(ctx context.Context, name string) error
+	// Running returns the models the server has loaded now.
+	Running(ctx context.Context) ([]Running, error)
+	// Version returns the server's version; it doubles as a liveness probe.
+	Version(ctx context.Context) (string, error)
+}
+
+// Errors a Runtime returns, wrapped, so callers can tell them apart.
+var (
+	ErrUnreachable  = errors.New("model server unreachable")
+	ErrModelUnknown = errors.New("model not found")
+)
+
+// Installed is one entry of the server's model list.
+type Installed struct {
+	Name       string
+	Digest     string
+	SizeBytes  uint64 // file size on disk
+	ModifiedAt time.Time
+}
+
+// Details is what the server tells about one model without loading it.
+type Details struct {
+	Name          string
+	Digest        string
+	Family        string
+	Families      []string
+	Format        string
+	ParameterSize string // as the server prints it, e.g. "7.6B"
+	Quantization  string // e.g. "Q4_K_M"
+	Capabilities  []string
+	// NumCtx is the model's own num_ctx parameter (Modelfile), 0 if unset.
+	NumCtx int
+	Meta   estimate.Model
+}
+
+// LoadRequest is one load.
+type LoadRequest struct {
+	Name      string
+	NumCtx    int
+	Embedding bool // embedding-only models load through the embed endpoint
+}
+
+// Running is a model the server has loaded.
+type Running struct {
+	Name          string
+	Digest        string
+	SizeBytes     uint64 // /api/ps size
+	VRAMBytes     uint64 // /api/ps size_vram (0 on CPU)
+	ContextLength int
+	ExpiresAt     time.Time
+}
+
+// GPU reads the card's memory. manager/gpu implements it with NVML and a
+// configured fallback.
+type GPU interface {
+	Read(ctx context.Context) (VRAM, error)
+}
+
+// VRAM is one reading of the card (all devices summed).
+type VRAM struct {
+	// Source is "nvml" when the driver answered, "estimated" otherwise.
+	Source string `json:"source"`
+	Name   string `json:"name,omitempty"` // device name(s)
+	Total  uint64 `json:"total_bytes"`
+	// Used and Free are the driver's numbers; with Source "estimated" they
+	// are zero and the manager derives use from the server's sizes.
+	Used uint64 `json:"used_bytes"`
+	Free uint64 `json:"free_bytes"`
+	// Note says why the source is what it is (e.g. "NVML: driver not found").
+	Note string `json:"note,omitempty"`
+}
+
+const (
+	SourceNVML      = "nvml"
+	SourceEstimated = "estimated"
+)
