@@ -23,18 +23,21 @@ func (m *Manager) Refresh(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	var errs []error
+	var first error
 	for _, ch := range []chan error{disc, poll} {
 		select {
 		case err := <-ch:
-			errs = append(errs, err)
+			// Both fail together when the server is down: one message is enough.
+			if first == nil {
+				first = err
+			}
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-m.done:
 			return ErrStopped
 		}
 	}
-	return errors.Join(errs...)
+	return first
 }
 
 // LoadResult says what a load did.

@@ -2,207 +2,33 @@ package manager_test
 
 import (
 	"context"
-	"fmt"
-	"slices"
-	"sort"
-	"strings"
-	"sync"
-	"time"
 
+	"github.com/vramkeeper/vramkeeper/internal/fakert"
 	"github.com/vramkeeper/vramkeeper/manager"
-	"github.com/vramkeeper/vramkeeper/manager/estimate"
 )
 
 const gib = 1 << 30
 
-// fakeRuntime is an in-memory Ollama: a catalogue, a loaded set, counters
-// and knobs for failures. It records the peak bytes ever loaded at once so
-// tests can assert the budget was never exceeded, even between polls.
-type fakeRuntime struct {
-	mu        sync.Mutex
-	models    map[string]fakeModel
-	running   map[string]manager.Running
-	loads     map[string]int
-	peak      uint64
-	peakCount int
-	down      bool
-	loadDelay time.Duration
-	loadHook  func(name string) error
-}
+// fakeRuntime is the shared in-memory Ollama (internal/fakert) under the
+// short names these tests were written with.
+type fakeRuntime struct{ *fakert.Runtime }
 
-type fakeModel struct {
-	det  manager.Details
-	size uint64 // what a load really takes
-}
+func newFakeRuntime() *fakeRuntime { return &fakeRuntime{fakert.New()} }
 
-func newFakeRuntime() *fakeRuntime {
-	return &fakeRuntime{models: map[string]fakeModel{}, running: map[string]manager.Running{}, loads: map[string]int{}}
-}
-
-// add installs a llama-shaped model of about paramsB billion parameters.
-// Its real loaded size is the estimator's own GPU figure times skew, so
-// tests can make estimates low or high on purpose.
+// add installs a llama-shaped model; see fakert.Runtime.Add.
 func (f *fakeRuntime) add(name string, paramsB float64, caps []string, skew float64) {
-	meta := llamaMeta(paramsB)
-	b, err := estimate.Estimate(meta, estimate.Options{NumCtx: 4096, Device: estimate.GPU})
-	if err != nil {
-		panic(fmt.Sprintf("estimate %s: %v", name, err))
-	}
-	if caps == nil {
-		caps = []string{"completion"}
-	}
-	fam := strings.SplitN(name, ":", 2)[0]
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.models[name] = fakeModel{
-		det: manager.Details{
-			Name: name, Digest: "sha256:" + name, Family: fam, Families: []string{fam},
-			ParameterSize: fmt.Sprintf("%.1fB", paramsB), Quantization: "Q4_0",
-			Capabilities: caps, Meta: meta,
-		},
-		size: uint64(float64(b.Total) * skew),
-	}
+	f.Add(name, paramsB, caps, skew)
 }
 
-func (f *fakeRuntime) remove(name string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.models, name)
-}
-
-func (f *fakeRuntime) setDown(down bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.down = down
-	if down {
-		f.running = map[string]manager.Running{} // a restart loses everything
-	}
-}
-
-func (f *fakeRuntime) check() error {
-	if f.down {
-		return fmt.Errorf("dial tcp 127.0.0.1:1: connection refused: %w", manager.ErrUnreachable)
-	}
-	return nil
-}
-
-func (f *fakeRuntime) List(ctx context.Context) ([]manager.Installed, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.check(); err != nil {
-		return nil, err
-	}
-	var out []manager.Installed
-	for n, m := range f.models {
-		out = append(out, manager.Installed{Name: n, Digest: m.det.Digest, SizeBytes: m.size})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
-}
-
-func (f *fakeRuntime) Show(ctx context.Context, name string) (manager.Details, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.check(); err != nil {
-		return manager.Details{}, err
-	}
-	m, ok := f.models[name]
-	if !ok {
-		return manager.Details{}, fmt.Errorf("show %s: %w", name, manager.ErrModelUnknown)
-	}
-	return m.det, nil
-}
-
-func (f *fakeRuntime) Load(ctx context.Context, req manager.LoadRequest) error {
-	f.mu.Lock()
-	delay, hook := f.loadDelay, f.loadHook
-	f.mu.Unlock()
-	if hook != nil {
-		if err := hook(req.Name); err != nil {
-			return err
-		}
-	}
-	select {
-	case <-time.After(delay):
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.check(); err != nil {
-		return err
-	}
-	m, ok := f.models[req.Name]
-	if !ok {
-		return fmt.Errorf("load %s: %w", req.Name, manager.ErrModelUnknown)
-	}
-	f.loads[req.Name]++
-	f.running[req.Name] = manager.Running{Name: req.Name, Digest: m.det.Digest, SizeBytes: m.size, VRAMBytes: m.size, ContextLength: req.NumCtx}
-	var sum uint64
-	for _, r := range f.running {
-		sum += r.VRAMBytes
-	}
-	f.peak = max(f.peak, sum)
-	f.peakCount = max(f.peakCount, len(f.running))
-	return nil
-}
-
-// loadExternal loads a model as another client would, bypassing the manager.
-func (f *fakeRuntime) loadExternal(name string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	m := f.models[name]
-	f.running[name] = manager.Running{Name: name, Digest: m.det.Digest, SizeBytes: m.size, VRAMBytes: m.size, ContextLength: 4096}
-}
-
-func (f *fakeRuntime) Unload(ctx context.Context, name string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.check(); err != nil {
-		return err
-	}
-	delete(f.running, name)
-	return nil
-}
-
-func (f *fakeRuntime) Running(ctx context.Context) ([]manager.Running, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.check(); err != nil {
-		return nil, err
-	}
-	var out []manager.Running
-	for _, r := range f.running {
-		out = append(out, r)
-	}
-	return out, nil
-}
-
-func (f *fakeRuntime) Version(ctx context.Context) (string, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return "0.0.0-fake", f.check()
-}
-
-func (f *fakeRuntime) runningNames() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []string
-	for n := range f.running {
-		out = append(out, n)
-	}
-	slices.Sort(out)
-	return out
-}
-
+func (f *fakeRuntime) remove(name string)       { f.Remove(name) }
+func (f *fakeRuntime) setDown(down bool)        { f.SetDown(down) }
+func (f *fakeRuntime) loadExternal(name string) { f.LoadExternal(name) }
+func (f *fakeRuntime) runningNames() []string   { return f.RunningNames() }
 func (f *fakeRuntime) loadCount(name string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.loads[name]
+	return f.LoadCount(name)
 }
 
-// fakeGPU is an NVML-like card whose use is what the fake runtime holds
-// plus what other programs take.
+// fakeGPU is an NVML-like card over a fakeRuntime; see fakert.GPU.
 type fakeGPU struct {
 	rt     *fakeRuntime
 	total  uint64
@@ -210,87 +36,9 @@ type fakeGPU struct {
 }
 
 func (g *fakeGPU) Read(ctx context.Context) (manager.VRAM, error) {
-	g.rt.mu.Lock()
-	defer g.rt.mu.Unlock()
-	used := g.others
-	for _, r := range g.rt.running {
-		used += r.VRAMBytes
-	}
-	return manager.VRAM{Source: manager.SourceNVML, Name: "Fake RTX 4060", Total: g.total, Used: used, Free: g.total - min(used, g.total)}, nil
-}
-
-// llamaMeta builds llama-architecture metadata of a real model's shape for
-// about paramsB billion parameters, with Q4_0 weights.
-func llamaMeta(paramsB float64) estimate.Model {
-	type shape struct{ embd, layers, heads, kv, ffn int }
-	shapes := []struct {
-		upTo float64
-		s    shape
-	}{
-		{0.8, shape{896, 24, 14, 2, 4864}},
-		{1.8, shape{2048, 16, 32, 8, 8192}},
-		{4, shape{3072, 28, 24, 8, 8192}},
-		{9, shape{4096, 32, 32, 8, 14336}},
-		{15, shape{5120, 40, 40, 8, 13824}},
-		{35, shape{5120, 64, 40, 8, 27648}},
-		{1e9, shape{8192, 80, 64, 8, 28672}},
-	}
-	var s shape
-	for _, c := range shapes {
-		if paramsB <= c.upTo {
-			s = c.s
-			break
-		}
-	}
-	const vocab = 32000
-	hd := s.embd / s.heads
-	kv := map[string]any{
-		"general.architecture":                   "llama",
-		"llama.block_count":                      float64(s.layers),
-		"llama.context_length":                   float64(131072),
-		"llama.embedding_length":                 float64(s.embd),
-		"llama.feed_forward_length":              float64(s.ffn),
-		"llama.attention.head_count":             float64(s.heads),
-		"llama.attention.head_count_kv":          float64(s.kv),
-		"llama.attention.layer_norm_rms_epsilon": 1e-5,
-		"llama.vocab_size":                       float64(vocab),
-	}
-	t := func(name, typ string, shape ...uint64) estimate.Tensor {
-		return estimate.Tensor{Name: name, Type: typ, Shape: shape}
-	}
-	e, f, k := uint64(s.embd), uint64(s.ffn), uint64(s.kv*hd)
-	ts := []estimate.Tensor{t("token_embd.weight", "Q4_0", e, vocab), t("output_norm.weight", "F32", e), t("output.weight", "Q4_0", e, vocab)}
-	for i := range s.layers {
-		p := fmt.Sprintf("blk.%d.", i)
-		ts = append(ts,
-			t(p+"attn_norm.weight", "F32", e), t(p+"attn_q.weight", "Q4_0", e, e), t(p+"attn_k.weight", "Q4_0", e, k),
-			t(p+"attn_v.weight", "Q4_0", e, k), t(p+"attn_output.weight", "Q4_0", e, e), t(p+"ffn_norm.weight", "F32", e),
-			t(p+"ffn_gate.weight", "Q4_0", e, f), t(p+"ffn_up.weight", "Q4_0", e, f), t(p+"ffn_down.weight", "Q4_0", f, e))
-	}
-	return estimate.Model{Arch: "llama", KV: kv, Tensors: ts}
+	return (&fakert.GPU{RT: g.rt.Runtime, Total: g.total, Others: g.others}).Read(ctx)
 }
 
 // seedCatalogue installs 27 models from 0.5B to 70B shaped like a typical
 // user's Ollama library.
-func seedCatalogue(f *fakeRuntime) {
-	chat := []string{"completion", "tools"}
-	code := []string{"completion", "insert", "tools"}
-	for _, m := range []struct {
-		name   string
-		params float64
-		caps   []string
-	}{
-		{"llama3.2:1b", 1.2, chat}, {"llama3.2:3b", 3.2, chat}, {"llama3.1:8b", 8, chat}, {"llama3.1:70b", 70, chat},
-		{"qwen2.5:0.5b", 0.5, chat}, {"qwen2.5:1.5b", 1.5, chat}, {"qwen2.5:3b", 3.1, chat}, {"qwen2.5:7b", 7.6, chat},
-		{"qwen2.5-coder:1.5b", 1.5, code}, {"qwen2.5-coder:7b", 7.6, code}, {"qwen2.5-coder:14b", 14.8, code}, {"qwen2.5-coder:32b", 32.8, code},
-		{"mistral:7b", 7.2, chat}, {"gemma2:2b", 2.6, []string{"completion"}}, {"gemma2:9b", 9.2, []string{"completion"}}, {"gemma2:27b", 27.2, []string{"completion"}},
-		{"phi3:3.8b", 3.8, []string{"completion"}}, {"phi3:14b", 14, []string{"completion"}},
-		{"deepseek-r1:1.5b", 1.8, []string{"completion", "thinking"}}, {"deepseek-r1:7b", 7.6, []string{"completion", "thinking"}},
-		{"deepseek-r1:14b", 14.8, []string{"completion", "thinking"}}, {"deepseek-r1:32b", 32.8, []string{"completion", "thinking"}},
-		{"codellama:7b", 6.7, []string{"completion", "insert"}}, {"codellama:13b", 13, []string{"completion", "insert"}},
-		{"nomic-embed-text:latest", 0.14, []string{"embedding"}}, {"mxbai-embed-large:latest", 0.33, []string{"embedding"}},
-		{"llava:7b", 7.2, []string{"completion", "vision"}},
-	} {
-		f.add(m.name, m.params, m.caps, 1.0)
-	}
-}
+func seedCatalogue(f *fakeRuntime) { fakert.SeedCatalogue(f.Runtime) }

@@ -99,11 +99,12 @@ func TestSeedCatalogueStaysInBudget(t *testing.T) {
 			t.Errorf("%s priority %d out of 1..10", c.Model, v.Priority)
 		}
 	}
-	if rt.peak > 7*gib {
-		t.Errorf("peak loaded %.2f GiB, over the 7 GiB budget", float64(rt.peak)/gib)
+	peak, peakCount := rt.Peak()
+	if peak > 7*gib {
+		t.Errorf("peak loaded %.2f GiB, over the 7 GiB budget", float64(peak)/gib)
 	}
-	if rt.peakCount > 2 {
-		t.Errorf("peak %d models loaded at once, max is 2", rt.peakCount)
+	if peakCount > 2 {
+		t.Errorf("peak %d models loaded at once, max is 2", peakCount)
 	}
 }
 
@@ -200,7 +201,7 @@ func TestLastModelKept(t *testing.T) {
 func TestConcurrentRequestsShareOneLoad(t *testing.T) {
 	rt := newFakeRuntime()
 	rt.add("a:3b", 3.2, nil, 1)
-	rt.loadDelay = 200 * time.Millisecond
+	rt.SetLoadDelay(200 * time.Millisecond)
 	m := start(t, rt, manager.Options{})
 	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
@@ -305,12 +306,12 @@ func TestModelDeletedMidLoad(t *testing.T) {
 	rt.add("gone:3b", 3.2, nil, 1)
 	rt.add("ok:3b", 3.2, nil, 1)
 	m := start(t, rt, manager.Options{})
-	rt.loadHook = func(name string) error {
+	rt.SetLoadHook(func(name string) error {
 		if name == "gone:3b" {
 			rt.remove(name)
 		}
 		return nil
-	}
+	})
 	_, err := m.Load(ctxT(t), "gone:3b", "test")
 	if !errors.Is(err, manager.ErrModelUnknown) || !errors.Is(err, manager.ErrLoadFailed) {
 		t.Fatalf("err = %v, want model unknown + load failed", err)

@@ -1,0 +1,337 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/config"
+	"github.com/vramkeeper/vramkeeper/manager/evict"
+)
+
+// Exit codes, so scripts can tell failures apart.
+const (
+	ExitOK           = 0
+	ExitError        = 1
+	ExitUsage        = 2
+	ExitUnreachable  = 3
+	ExitUnknownModel = 4
+	ExitUnknownTask  = 5
+	ExitNeverFits    = 6
+	ExitLoadFailed   = 7
+)
+
+// ExitCode maps an error to the documented exit code.
+func ExitCode(err error) int {
+	var u usageError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &u), errors.Is(err, flag.ErrHelp):
+		return ExitUsage
+	case errors.Is(err, manager.ErrUnreachable):
+		return ExitUnreachable
+	case errors.Is(err, manager.ErrModelUnknown):
+		return ExitUnknownModel
+	case errors.Is(err, manager.ErrUnknownTask), errors.Is(err, manager.ErrUnknownRole), errors.Is(err, manager.ErrNoCandidate):
+		return ExitUnknownTask
+	case errors.Is(err, manager.ErrNeverFits), errors.Is(err, evict.ErrNoRoom):
+		return ExitNeverFits
+	case errors.Is(err, manager.ErrLoadFailed):
+		return ExitLoadFailed
+	}
+	return ExitError
+}
+
+// Desktop starts the desktop app with a ready Env; main.go supplies it so
+// this package does not import Fyne.
+type Desktop func(ctx context.Context, env *Env) error
+
+// Main runs one invocation and returns the exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, desktop Desktop) int {
+	f, pos, err := parse(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage
+	}
+	cmd := ""
+	if len(pos) > 0 {
+		cmd, pos = pos[0], pos[1:]
+	}
+	err = run(ctx, cmd, pos, f, stdout, stderr, desktop)
+	if err != nil {
+		fmt.Fprintf(stderr, "vramkeeper: %v\n", err)
+	}
+	return ExitCode(err)
+}
+
+func run(ctx context.Context, cmd string, pos []string, f Flags, stdout, stderr io.Writer, desktop Desktop) error {
+	want := map[string][2]int{ // min, max positional arguments
+		"": {0, 0}, "serve": {0, 0}, "models": {0, 0}, "status": {0, 0},
+		"best": {1, 2}, "load": {1, 1}, "unload": {1, 1},
+	}
+	n, ok := want[cmd]
+	if !ok {
+		return usageError{fmt.Errorf("unknown command %q (run vramkeeper -h)", cmd)}
+	}
+	if len(pos) < n[0] || len(pos) > n[1] {
+		return usageError{fmt.Errorf("%s: wrong number of arguments (run vramkeeper -h)", cmd)}
+	}
+	env, err := Setup(f, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	switch cmd {
+	case "":
+		if desktop == nil {
+			return usageError{errors.New("this build has no desktop app; use a subcommand")}
+		}
+		return desktop(ctx, env)
+	case "serve":
+		return Serve(ctx, env)
+	}
+	k, closeK, err := env.keeper(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeK()
+	switch cmd {
+	case "models":
+		return cmdModels(ctx, env, k)
+	case "status":
+		return cmdStatus(ctx, env, k)
+	case "best":
+		role := ""
+		if len(pos) > 1 {
+			role = pos[1]
+		}
+		return cmdBest(ctx, env, k, pos[0], role)
+	case "load":
+		return cmdLoad(ctx, env, k, pos[0])
+	case "unload":
+		if err := k.Unload(ctx, pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "unloaded %s\n", pos[0])
+		return nil
+	}
+	return nil
+}
+
+// Keeper is what the CLI needs: the in-process manager or a running
+// instance's API.
+type Keeper interface {
+	Status(ctx context.Context) (manager.Snapshot, error)
+	Best(ctx context.Context, task, role string) (manager.Choice, error)
+	Load(ctx context.Context, name string) (manager.LoadResult, error)
+	Unload(ctx context.Context, name string) error
+}
+
+// inProcess runs the manager inside the command for its duration.
+type inProcess struct{ m *manager.Manager }
+
+func (p inProcess) Status(ctx context.Context) (manager.Snapshot, error) {
+	return p.m.Snapshot(), nil
+}
+func (p inProcess) Best(ctx context.Context, task, role string) (manager.Choice, error) {
+	return p.m.BestModelForTask(ctx, task, role)
+}
+func (p inProcess) Load(ctx context.Context, name string) (manager.LoadResult, error) {
+	return p.m.Load(ctx, name, "loaded from the command line")
+}
+func (p inProcess) Unload(ctx context.Context, name string) error { return p.m.Unload(ctx, name) }
+
+// keeper returns the running instance's API when one answers, else starts
+// the manager in this process and reads Ollama once.
+func (e *Env) keeper(ctx context.Context) (Keeper, func(), error) {
+	if k, ok := e.remote(ctx); ok {
+		return k, func() {}, nil
+	}
+	stop := e.Start(ctx)
+	if err := e.Manager.Refresh(ctx); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return inProcess{e.Manager}, stop, nil
+}
+
+func (e *Env) printJSON(v any) error {
+	enc := json.NewEncoder(e.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func cmdModels(ctx context.Context, env *Env, k Keeper) error {
+	s, err := k.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if env.Flags.JSON {
+		if s.Models == nil {
+			s.Models = []manager.ModelView{}
+		}
+		return env.printJSON(s.Models)
+	}
+	w := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "NAME\tPARAMS\tQUANT\tESTIMATE @%d\tPRIORITY\tFITS\tSTATE\n", s.NumCtx)
+	for _, m := range s.Models {
+		est := config.FormatBytes(m.EstimateBytes)
+		if m.Calibrated {
+			est += " (measured)"
+		}
+		if m.EstimateErr != "" && m.EstimateBytes == 0 {
+			est = "unknown"
+		}
+		fits := "yes"
+		if !m.Fits {
+			fits = "too big"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", m.Name, m.Parameters, m.Quantization, est, m.Priority, fits, m.State)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if len(s.Models) == 0 {
+		fmt.Fprintln(env.Stdout, "no models installed (ollama pull one first)")
+	}
+	return nil
+}
+
+// StatusJSON is the documented shape of `status --json`.
+type StatusJSON struct {
+	BudgetBytes uint64       `json:"budget_bytes"`
+	UsedBytes   uint64       `json:"used_bytes"`
+	TotalBytes  uint64       `json:"total_bytes"`
+	OtherBytes  uint64       `json:"other_bytes"`
+	FreeBytes   uint64       `json:"free_bytes"`
+	Source      string       `json:"source"`
+	SourceNote  string       `json:"source_note,omitempty"`
+	Ollama      string       `json:"ollama"`
+	OllamaUp    bool         `json:"ollama_up"`
+	Loaded      []LoadedJSON `json:"loaded"`
+}
+
+// LoadedJSON is one loaded model in StatusJSON.
+type LoadedJSON struct {
+	Name      string    `json:"name"`
+	SizeBytes uint64    `json:"size_bytes"`
+	LastUsed  time.Time `json:"last_used"`
+}
+
+func cmdStatus(ctx context.Context, env *Env, k Keeper) error {
+	s, err := k.Status(ctx)
+	if err != nil {
+		return err
+	}
+	out := StatusJSON{
+		BudgetBytes: s.Budget, UsedBytes: s.Used, TotalBytes: s.VRAM.Total, OtherBytes: s.Others, FreeBytes: s.Free,
+		Source: s.VRAM.Source, SourceNote: s.VRAM.Note, Ollama: env.OllamaURL.String(), OllamaUp: s.OllamaUp,
+		Loaded: []LoadedJSON{},
+	}
+	for _, m := range s.LoadedModels() {
+		out.Loaded = append(out.Loaded, LoadedJSON{Name: m.Name, SizeBytes: m.SizeBytes, LastUsed: m.LastUsed})
+	}
+	if env.Flags.JSON {
+		return env.printJSON(out)
+	}
+	fmt.Fprintf(env.Stdout, "VRAM %s / %s budget (card %s, %s", config.FormatBytes(s.Used), config.FormatBytes(s.Budget),
+		config.FormatBytes(s.VRAM.Total), s.VRAM.Source)
+	if s.VRAM.Note != "" {
+		fmt.Fprintf(env.Stdout, ": %s", s.VRAM.Note)
+	}
+	fmt.Fprintln(env.Stdout, ")")
+	if s.Others > 0 {
+		fmt.Fprintf(env.Stdout, "other programs: %s, free: %s\n", config.FormatBytes(s.Others), config.FormatBytes(s.Free))
+	}
+	up := "up"
+	if !s.OllamaUp {
+		up = "unreachable: " + s.RuntimeErr
+	}
+	fmt.Fprintf(env.Stdout, "ollama %s: %s\n", env.OllamaURL, up)
+	if len(out.Loaded) == 0 {
+		fmt.Fprintln(env.Stdout, "no models loaded")
+	}
+	for _, l := range out.Loaded {
+		fmt.Fprintf(env.Stdout, "  %-32s %10s  last used %s\n", l.Name, config.FormatBytes(l.SizeBytes), ago(l.LastUsed))
+	}
+	return nil
+}
+
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "never (loaded by another client)"
+	}
+	return time.Since(t).Round(time.Second).String() + " ago"
+}
+
+func cmdBest(ctx context.Context, env *Env, k Keeper, task, role string) error {
+	stop := env.progress(ctx, "choosing and loading a model for "+task)
+	c, err := k.Best(ctx, task, role)
+	stop()
+	if err != nil {
+		return err
+	}
+	if c.Evicted == nil {
+		c.Evicted = []string{}
+	}
+	if env.Flags.JSON {
+		return env.printJSON(c)
+	}
+	fmt.Fprintln(env.Stdout, c.Model)
+	fmt.Fprintf(env.Stderr, "reason: %s\n", c.Reason)
+	if len(c.Evicted) > 0 {
+		fmt.Fprintf(env.Stderr, "evicted: %v\n", c.Evicted)
+	}
+	return nil
+}
+
+func cmdLoad(ctx context.Context, env *Env, k Keeper, name string) error {
+	stop := env.progress(ctx, "loading "+name)
+	r, err := k.Load(ctx, name)
+	stop()
+	if err != nil {
+		return err
+	}
+	switch {
+	case r.Already:
+		fmt.Fprintf(env.Stdout, "%s was already loaded\n", r.Model)
+	case len(r.Evicted) > 0:
+		fmt.Fprintf(env.Stdout, "loaded %s (evicted %v)\n", r.Model, r.Evicted)
+	default:
+		fmt.Fprintf(env.Stdout, "loaded %s\n", r.Model)
+	}
+	return nil
+}
+
+// progress prints a line every few seconds while a slow call runs, so a
+// multi-gigabyte load does not look like a hang.
+func (e *Env) progress(ctx context.Context, what string) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(3 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				fmt.Fprintf(e.Stderr, "... %s (%s)\n", what, time.Since(start).Round(time.Second))
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}

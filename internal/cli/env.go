@@ -1,0 +1,266 @@
+// Package cli parses the command line, builds the manager from flags and the
+// config file, and runs the subcommands. main.go only hands it the desktop
+// app to start when no subcommand is given.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/config"
+	"github.com/vramkeeper/vramkeeper/manager/evict"
+	"github.com/vramkeeper/vramkeeper/manager/gpu"
+	"github.com/vramkeeper/vramkeeper/manager/ollama"
+	"github.com/vramkeeper/vramkeeper/manager/score"
+)
+
+// Flags are the settings every subcommand accepts; each overrides the config
+// file when given.
+type Flags struct {
+	Ollama    string
+	Budget    string
+	VRAM      string
+	MaxLoaded int
+	Ctx       int
+	Config    string
+	StateDir  string
+	Listen    string
+	JSON      bool
+	Verbose   bool
+}
+
+func (f *Flags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.Ollama, "ollama", "", "Ollama URL (default: OLLAMA_HOST as the official client reads it, else http://127.0.0.1:11434)")
+	fs.StringVar(&f.Budget, "budget", "", "VRAM budget for our models: a size (7GiB, 7000MB) or a share of the card (80%); default: card size - 1 GiB")
+	fs.StringVar(&f.VRAM, "vram", "", "card size to assume when NVML is unavailable (default 8GiB)")
+	fs.IntVar(&f.MaxLoaded, "max-loaded", 0, "models loaded at once (default 2)")
+	fs.IntVar(&f.Ctx, "ctx", 0, "context length models are loaded with (default 4096)")
+	fs.StringVar(&f.Config, "config", "", "config file (default: <user config dir>/vramkeeper/config.toml)")
+	fs.StringVar(&f.StateDir, "state-dir", "", "state directory (default: $XDG_STATE_HOME/vramkeeper)")
+	fs.StringVar(&f.Listen, "listen", "", "address of the local API (default 127.0.0.1:11435)")
+	fs.BoolVar(&f.JSON, "json", false, "print JSON")
+	fs.BoolVar(&f.Verbose, "v", false, "log what the manager does")
+}
+
+// parse splits args into flags and positional arguments, accepting flags
+// anywhere ("models --json" and "--json models" alike).
+func parse(args []string, stderr io.Writer) (Flags, []string, error) {
+	var f Flags
+	fs := flag.NewFlagSet("vramkeeper", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { usage(stderr, fs) }
+	f.register(fs)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return f, nil, err
+		}
+		if fs.NArg() == 0 {
+			return f, pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func usage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(w, `VRAM Keeper keeps Ollama models inside a VRAM budget.
+
+Usage:
+  vramkeeper                      start the desktop app (tray icon and window)
+  vramkeeper serve                run headless: the manager and the local API
+  vramkeeper models [--json]      list installed models with estimates and priorities
+  vramkeeper best TASK [ROLE]     choose the best model for a task, load it, print it
+  vramkeeper load MODEL           load a model (evicting others as needed)
+  vramkeeper unload MODEL         unload a model
+  vramkeeper status [--json]      VRAM use, budget and loaded models
+
+Tasks: code_generation, code_review, chat, reasoning, summarization, tool_use,
+vision, embedding (and any added in the config file).
+Roles: architect, coder, reviewer, researcher, assistant.
+
+Flags:
+`)
+	fs.PrintDefaults()
+}
+
+// Env is everything a command needs, built once from flags and config.
+type Env struct {
+	Flags      Flags
+	Config     config.Config
+	ConfigPath string
+	StateDir   string
+	OllamaURL  *url.URL
+	Runtime    *ollama.Client
+	GPU        *gpu.Probe
+	Manager    *manager.Manager
+	Log        *slog.Logger
+	Stdout     io.Writer
+	Stderr     io.Writer
+}
+
+// Close releases what Setup opened.
+func (e *Env) Close() {
+	if e.GPU != nil {
+		e.GPU.Close()
+	}
+}
+
+// Setup reads the config file (a broken one is reported and its defaults
+// kept), applies the flags and builds the manager. It starts nothing.
+func Setup(f Flags, stdout, stderr io.Writer) (*Env, error) {
+	level := slog.LevelWarn
+	if f.Verbose {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	env := &Env{Flags: f, Log: log, Stdout: stdout, Stderr: stderr}
+
+	env.ConfigPath = f.Config
+	if env.ConfigPath == "" {
+		p, err := config.DefaultPath()
+		if err != nil {
+			return nil, err
+		}
+		env.ConfigPath = p
+	}
+	cfg, err := config.Load(env.ConfigPath)
+	if err != nil {
+		// The app keeps running on the defaults; the user learns where the
+		// file is wrong.
+		fmt.Fprintf(stderr, "vramkeeper: config ignored where invalid: %v\n", err)
+	}
+	if err := applyFlags(&cfg, f); err != nil {
+		return nil, err
+	}
+	env.Config = cfg
+
+	env.StateDir = f.StateDir
+	if env.StateDir == "" {
+		if env.StateDir, err = config.DefaultStateDir(); err != nil {
+			return nil, err
+		}
+	}
+
+	if cfg.OllamaURL != "" {
+		u, err := parseOllamaURL(cfg.OllamaURL)
+		if err != nil {
+			return nil, err
+		}
+		env.Runtime = ollama.New(u, nil)
+	} else {
+		env.Runtime = ollama.FromEnv()
+	}
+	env.OllamaURL = env.Runtime.URL()
+
+	env.GPU = gpu.New(cfg.VRAMBytes(), log)
+	opt, err := Options(cfg)
+	if err != nil {
+		return nil, err
+	}
+	opt.Runtime, opt.GPU, opt.StateDir, opt.Logger = env.Runtime, env.GPU, env.StateDir, log
+	if env.Manager, err = manager.New(opt); err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+// Options turns a config into manager options (without runtime and GPU).
+// The desktop app's settings tab uses it too, so a saved config and a
+// running manager agree.
+func Options(cfg config.Config) (manager.Options, error) {
+	var opt manager.Options
+	if cfg.Budget != "" {
+		b, err := config.ParseSize(cfg.Budget)
+		if err != nil {
+			return opt, fmt.Errorf("budget: %w", err)
+		}
+		opt.Budget = b
+	}
+	p, err := evict.ByName(cfg.Policy)
+	if err != nil {
+		return opt, err
+	}
+	opt.Policy = p
+	opt.MaxLoaded, opt.NumCtx = cfg.MaxLoaded, cfg.ContextLength
+	opt.Pinned = cfg.Pinned
+	if cfg.RefreshSeconds > 0 {
+		opt.RefreshEvery = time.Duration(cfg.RefreshSeconds) * time.Second
+	}
+	opt.Tables = score.Defaults().Merge(cfg.Tasks, cfg.Roles)
+	return opt, nil
+}
+
+func applyFlags(cfg *config.Config, f Flags) error {
+	if f.Ollama != "" {
+		cfg.OllamaURL = f.Ollama
+	}
+	if f.Budget != "" {
+		if _, err := config.ParseSize(f.Budget); err != nil {
+			return usageError{fmt.Errorf("--budget: %w", err)}
+		}
+		cfg.Budget = f.Budget
+	}
+	if f.VRAM != "" {
+		s, err := config.ParseSize(f.VRAM)
+		if err != nil || s.Percent > 0 {
+			return usageError{fmt.Errorf("--vram %q: want a size such as 8GiB", f.VRAM)}
+		}
+		cfg.VRAM = f.VRAM
+	}
+	if f.MaxLoaded < 0 || f.Ctx < 0 {
+		return usageError{errors.New("--max-loaded and --ctx must be positive")}
+	}
+	if f.MaxLoaded > 0 {
+		cfg.MaxLoaded = f.MaxLoaded
+	}
+	if f.Ctx > 0 {
+		cfg.ContextLength = f.Ctx
+	}
+	if f.Listen != "" {
+		cfg.Listen = f.Listen
+	}
+	return nil
+}
+
+// parseOllamaURL accepts what OLLAMA_HOST accepts: "host:port", a bare
+// host, or a full URL.
+func parseOllamaURL(s string) (*url.URL, error) {
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return nil, usageError{fmt.Errorf("--ollama %q: not a URL", s)}
+	}
+	if u.Port() == "" {
+		u.Host += ":11434"
+	}
+	return u, nil
+}
+
+// Start runs the manager until ctx ends; the returned function stops it and
+// waits.
+func (e *Env) Start(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := e.Manager.Run(ctx); err != nil {
+			e.Log.Error("manager stopped", "err", err)
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
