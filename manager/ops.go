@@ -47,7 +47,6 @@ type opResult struct {
 	err      error
 }
 
-
 // enqueue adds w to the op for (kind, name), creating it when none is
 // pending.
 func (m *Manager) enqueue(kind opKind, name, reason string, w *waiter) {

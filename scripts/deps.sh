@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages VRAM Keeper needs to build and test:
+# cgo/GL/X11 headers for Fyne, the headers the Ollama build lacks, and
+# Xvfb + a session bus + screenshot tools for the desktop end-to-end test.
+# Skips apt entirely when everything is there already.
+set -euo pipefail
+pkgs=(
+  gcc g++ libc6-dev pkg-config git ca-certificates
+  libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev
+  nlohmann-json3-dev libstb-dev
+  xvfb dbus dbus-x11 x11-utils xdotool imagemagick
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo ">> installing: ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
