@@ -408,3 +408,15 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Models pulled or deleted while the manager runs show up and disappear on
+// the discovery timer, without anyone asking.
+func TestDiscoveryNoticesChanges(t *testing.T) {
+	rt := newFakeRuntime()
+	rt.add("a:3b", 3.2, nil, 1)
+	m := start(t, rt, manager.Options{})
+	rt.add("new:7b", 7.6, nil, 1)
+	waitFor(t, "new model discovered", func() bool { _, ok := m.Snapshot().Model("new:7b"); return ok })
+	rt.remove("a:3b")
+	waitFor(t, "deleted model gone", func() bool { _, ok := m.Snapshot().Model("a:3b"); return !ok })
+}

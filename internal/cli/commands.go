@@ -85,7 +85,7 @@ func run(ctx context.Context, cmd string, pos []string, f Flags, stdout, stderr 
 	if len(pos) < n[0] || len(pos) > n[1] {
 		return usageError{fmt.Errorf("%s: wrong number of arguments (run vramkeeper -h)", cmd)}
 	}
-	env, err := Setup(f, stdout, stderr)
+	env, err := Setup(f, cmd != "" && cmd != "serve", stdout, stderr)
 	if err != nil {
 		return err
 	}

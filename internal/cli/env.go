@@ -116,8 +116,13 @@ func (e *Env) Close() {
 
 // Setup reads the config file (a broken one is reported and its defaults
 // kept), applies the flags and builds the manager. It starts nothing.
-func Setup(f Flags, stdout, stderr io.Writer) (*Env, error) {
+func Setup(f Flags, quiet bool, stdout, stderr io.Writer) (*Env, error) {
+	// One-shot commands print their outcome; warnings such as the NVML
+	// fallback show in their output (status: source) instead of the log.
 	level := slog.LevelWarn
+	if quiet {
+		level = slog.LevelError
+	}
 	if f.Verbose {
 		level = slog.LevelInfo
 	}

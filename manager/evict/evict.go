@@ -96,8 +96,9 @@ var (
 	ErrNeverFits = errors.New("larger than the budget")
 	// ErrBlocked: it would fit, but only by evicting pinned or busy models.
 	ErrBlocked = errors.New("no room without evicting pinned or busy models")
-	// ErrNoRoom: other programs hold so much VRAM that it does not fit now.
-	ErrNoRoom = errors.New("not enough free VRAM left by other programs")
+	// ErrNoRoom: other programs hold so much VRAM that it does not fit now,
+	// even with all our unpinned models unloaded.
+	ErrNoRoom = errors.New("not enough free VRAM: other programs use the rest of the card")
 )
 
 // Plan returns the models to unload, in order, so that a model of need bytes
@@ -105,7 +106,7 @@ var (
 // and nothing when the model cannot fit even in an empty card.
 func Plan(loaded []Entry, need uint64, lim Limits, p Policy) ([]Entry, error) {
 	if need > lim.Budget {
-		return nil, fmt.Errorf("needs %d bytes, budget %d: %w", need, lim.Budget, ErrNeverFits)
+		return nil, ErrNeverFits
 	}
 	var used uint64
 	for _, e := range loaded {
@@ -141,8 +142,7 @@ func Plan(loaded []Entry, need uint64, lim Limits, p Policy) ([]Entry, error) {
 		}
 	}
 	if len(cands) == len(loaded) {
-		return nil, fmt.Errorf("needs %d bytes, the card has %d free even with all our models unloaded: %w",
-			need, lim.DeviceRoom+used, ErrNoRoom)
+		return nil, ErrNoRoom
 	}
 	return nil, ErrBlocked
 }
