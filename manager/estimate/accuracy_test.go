@@ -12,7 +12,9 @@ import (
 	"github.com/ollama/ollama/api"
 	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
 	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
+	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/estimate"
+	"github.com/vramkeeper/vramkeeper/manager/ollama"
 )
 
 // accuracyModels have real architectures' proportions (GQA, FFN ≈ 2.7–4×
@@ -39,6 +41,7 @@ func TestAccuracyCPU(t *testing.T) {
 		t.Skip("loads models into a real Ollama")
 	}
 	srv := ollamatest.Start(t)
+	rt := ollama.New(srv.URL, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 
@@ -51,14 +54,14 @@ func TestAccuracyCPU(t *testing.T) {
 			t.Fatalf("%s: %v", am.name, err)
 		}
 		srv.CreateModel(t, am.name, buf.Bytes())
-		m := showModel(ctx, t, srv.Client, am.name)
+		m := showModel(ctx, t, rt, am.name)
 
 		for _, numCtx := range []int{2048, 8192} {
 			got, err := estimate.Estimate(m, estimate.Options{NumCtx: numCtx, Device: estimate.CPU})
 			if err != nil {
 				t.Fatalf("%s: %v", am.name, err)
 			}
-			measured, ok := load(ctx, t, srv, am.name, am.spec.Arch, numCtx)
+			measured, ok := load(ctx, t, srv, rt, am.name, am.spec.Arch, numCtx)
 			if !ok {
 				continue
 			}
@@ -71,47 +74,40 @@ func TestAccuracyCPU(t *testing.T) {
 			}
 		}
 		generateOne(ctx, t, srv, am.name, am.spec.Arch)
-		unload(ctx, t, srv, am.name)
+		if err := rt.Unload(ctx, am.name); err != nil {
+			t.Errorf("unload %s: %v", am.name, err)
+		}
 	}
 	t.Log(table.String())
 }
 
-// showModel builds the estimator's input from /api/show, verbose so that
-// arrays (tokens, per-layer head counts) come back.
-func showModel(ctx context.Context, t *testing.T, c *api.Client, name string) estimate.Model {
+// showModel builds the estimator's input the way the manager does, through
+// the Ollama runtime (a verbose /api/show).
+func showModel(ctx context.Context, t *testing.T, rt *ollama.Client, name string) estimate.Model {
 	t.Helper()
-	resp, err := c.Show(ctx, &api.ShowRequest{Model: name, Verbose: true})
+	d, err := rt.Show(ctx, name)
 	if err != nil {
 		t.Fatalf("show %s: %v", name, err)
 	}
-	arch, _ := resp.ModelInfo["general.architecture"].(string)
-	m := estimate.Model{Arch: arch, KV: resp.ModelInfo, ProjectorKV: resp.ProjectorInfo}
-	for _, tt := range resp.Tensors {
-		m.Tensors = append(m.Tensors, estimate.Tensor{Name: tt.Name, Type: tt.Type, Shape: tt.Shape})
-	}
-	return m
+	return d.Meta
 }
 
-// load loads the model at numCtx and returns /api/ps size; a failure is
-// reported and the table goes on with the next model.
-func load(ctx context.Context, t *testing.T, srv *ollamatest.Server, name, arch string, numCtx int) (int64, bool) {
+// load loads the model at numCtx through the runtime and returns /api/ps
+// size; a failure is reported and the table goes on with the next model.
+func load(ctx context.Context, t *testing.T, srv *ollamatest.Server, rt *ollama.Client, name, arch string, numCtx int) (uint64, bool) {
 	t.Helper()
-	keep := &api.Duration{Duration: -1}
-	opts := map[string]any{"num_ctx": numCtx}
-	var err error
-	if arch == "bert" || arch == "nomic-bert" {
-		_, err = srv.Client.Embed(ctx, &api.EmbedRequest{Model: name, Input: "hello", KeepAlive: keep, Options: opts})
-	} else {
-		err = srv.Client.Generate(ctx, &api.GenerateRequest{Model: name, KeepAlive: keep, Options: opts},
-			func(api.GenerateResponse) error { return nil })
-	}
-	if err != nil {
+	embed := arch == "bert" || arch == "nomic-bert"
+	if err := rt.Load(ctx, manager.LoadRequest{Name: name, NumCtx: numCtx, Embedding: embed}); err != nil {
 		t.Errorf("load %s at %d: %v\n%s", name, numCtx, err, srv.LogTail())
 		return 0, false
 	}
-	for _, p := range srv.Running(t) {
+	ps, err := rt.Running(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
 		if strings.TrimSuffix(p.Name, ":latest") == name {
-			return p.Size, true
+			return p.SizeBytes, true
 		}
 	}
 	t.Errorf("%s not in /api/ps after load", name)
@@ -135,14 +131,5 @@ func generateOne(ctx context.Context, t *testing.T, srv *ollamatest.Server, name
 		func(r api.GenerateResponse) error { evals = max(evals, r.EvalCount); return nil })
 	if err != nil || evals != 1 {
 		t.Errorf("generate %s: %v (%d tokens)", name, err, evals)
-	}
-}
-
-func unload(ctx context.Context, t *testing.T, srv *ollamatest.Server, name string) {
-	t.Helper()
-	err := srv.Client.Generate(ctx, &api.GenerateRequest{Model: name, KeepAlive: &api.Duration{Duration: 0}},
-		func(api.GenerateResponse) error { return nil })
-	if err != nil {
-		t.Errorf("unload %s: %v", name, err)
 	}
 }
