@@ -68,6 +68,7 @@ func (m *Manager) Acquire(ctx context.Context, name, reason string) (release fun
 	if !r.acquired {
 		// Loaded already (no op ran): take the slot in the owner now.
 		err = m.do(ctx, func() {
+			m.st.quiet, m.st.usageDirty = true, true
 			if md := m.st.lookup(name); md != nil && md.state == Loaded {
 				if md.inflight == 0 {
 					md.busySince = m.opt.Now()
@@ -103,6 +104,7 @@ func (m *Manager) run(ctx context.Context, kind opKind, name, reason string, acq
 	w := &waiter{reply: make(chan opResult, 1), acquire: acquire}
 	var unknown bool
 	if err := m.do(ctx, func() {
+		m.st.quiet = true // queuing shows nothing; pump reports what it starts
 		if m.st.discovered && m.st.lookup(name) == nil {
 			unknown = true
 			return
@@ -208,14 +210,45 @@ type Choice struct {
 // Rank returns the installed models that suit task and role, best first,
 // each with a one-line reason. It loads nothing.
 func (m *Manager) Rank(task, role string) ([]score.Ranked, error) {
-	var cands []score.Candidate
-	var tables score.Tables
+	r, err := m.rank(task, role)
+	return slices.Clone(r), err
+}
+
+// rank returns the cached ranking (shared: read only), computing it outside
+// the owner when the catalogue or the tables changed since.
+func (m *Manager) rank(task, role string) ([]score.Ranked, error) {
+	key := [2]string{task, role}
+	var (
+		hit    ranking
+		cached bool
+		cands  []score.Candidate
+		tables score.Tables
+		gen    int
+	)
 	if err := m.do(context.Background(), func() {
-		cands, tables = m.st.candidates(), m.st.opt.Tables
+		m.st.quiet = true
+		hit, cached = m.st.ranks[key]
+		if cached = cached && hit.gen == m.st.gen; !cached {
+			cands, tables, gen = m.st.candidates(), m.st.opt.Tables, m.st.gen
+		}
 	}); err != nil {
 		return nil, err
 	}
-	return tables.Rank(cands, task, role)
+	if cached {
+		return hit.ranked, nil
+	}
+	ranked, err := tables.Rank(cands, task, role)
+	if err != nil {
+		return nil, err // not cached: unknown names must not grow the cache
+	}
+	_ = m.do(context.Background(), func() {
+		m.st.quiet = true
+		if m.st.ranks == nil {
+			m.st.ranks = map[[2]string]ranking{}
+		}
+		m.st.ranks[key] = ranking{gen: gen, ranked: ranked}
+	})
+	return ranked, nil
 }
 
 // BestModelForTask returns the best installed model for task and role that
@@ -227,7 +260,7 @@ func (m *Manager) BestModelForTask(ctx context.Context, task, role string) (Choi
 			return Choice{}, fmt.Errorf("discovering models: %w", err)
 		}
 	}
-	ranked, err := m.Rank(task, role)
+	ranked, err := m.rank(task, role)
 	if err != nil {
 		return Choice{}, err
 	}

@@ -106,6 +106,7 @@ func (m *Manager) discovered(list []Installed, results []shown, err error) {
 	for n, md := range s.models {
 		if !seen[n] && md.state != Loaded && md.state != Loading && md.state != Unloading {
 			delete(s.models, n)
+			s.gen++
 			changed = true
 		}
 	}

@@ -179,18 +179,28 @@ func (m *Manager) Run(ctx context.Context) error {
 	poll := time.NewTicker(m.opt.PollEvery)
 	defer poll.Stop()
 	for {
+		// Publishing copies every model; skip it when nothing visible
+		// changed, so hot calls (a request for a loaded model) stay cheap.
+		// Use counts and in-flight numbers alone wait for the next poll.
+		visible := true
 		select {
 		case <-ctx.Done():
 			return nil
 		case f := <-m.calls:
+			m.st.quiet = false
 			f()
+			visible = !m.st.quiet
 		case <-refresh.C:
 			m.startDiscovery()
+			visible = false
 		case <-poll.C:
 			m.startPoll()
+			visible = m.st.usageDirty
 		}
-		m.pump()
-		m.publish()
+		if m.pump() || visible {
+			m.publish()
+			m.st.usageDirty = false
+		}
 		for _, f := range m.st.replies {
 			f()
 		}

@@ -67,6 +67,7 @@ func (m *Manager) enqueue(kind opKind, name, reason string, w *waiter) {
 // drop removes a waiter that gave up. If it was already answered with an
 // in-flight slot, the slot is released so the model does not stay busy.
 func (m *Manager) drop(w *waiter, name string) {
+	m.st.quiet = true
 	select {
 	case r := <-w.reply:
 		if r.acquired {
@@ -87,6 +88,7 @@ func (m *Manager) drop(w *waiter, name string) {
 }
 
 func (m *Manager) releaseLocked(name string) {
+	m.st.quiet, m.st.usageDirty = true, true
 	if md := m.st.lookup(name); md != nil && md.inflight > 0 {
 		md.inflight--
 		if md.inflight == 0 {
@@ -130,7 +132,8 @@ func (m *Manager) failAll(err error) {
 
 // pump starts the first queued op that can run now. One op runs at a time:
 // loads and unloads never overlap, so the plan always sees settled state.
-func (m *Manager) pump() {
+// It reports whether it changed anything a snapshot shows.
+func (m *Manager) pump() (changed bool) {
 	s := &m.st
 	for s.current == nil && s.spawn != nil {
 		i, act := 0, actWait
@@ -140,13 +143,14 @@ func (m *Manager) pump() {
 			}
 		}
 		if act == actWait {
-			return // empty, or every op waits for busy or pinned models
+			return changed // empty, or every op waits for busy or pinned models
 		}
 		o := s.queue[i]
 		s.queue = slices.Delete(s.queue, i, i+1)
 		if act == actDone {
 			continue
 		}
+		changed = true
 		s.current = o
 		o.start = m.opt.Now()
 		if o.refreshed {
@@ -155,6 +159,7 @@ func (m *Manager) pump() {
 			m.refreshThen(o)
 		}
 	}
+	return changed
 }
 
 type action int
@@ -346,6 +351,7 @@ func (m *Manager) loaded(o *op, md *model, req LoadRequest, ps []Running, err er
 		if errors.Is(err, ErrModelUnknown) {
 			// Deleted while we were loading it: forget it and look again.
 			delete(s.models, md.inst.Name)
+			s.gen++
 			m.startDiscovery()
 		}
 		m.finish(o, opResult{evicted: evicted, err: fmt.Errorf("loading %s: %w", req.Name, errors.Join(err, ErrLoadFailed))})

@@ -63,12 +63,11 @@ type ModelView struct {
 
 // Model returns the view of the named model.
 func (s Snapshot) Model(name string) (ModelView, bool) {
-	for _, m := range s.Models {
-		if m.Name == name {
-			return m, true
-		}
+	i, ok := slices.BinarySearchFunc(s.Models, name, func(m ModelView, n string) int { return strings.Compare(m.Name, n) })
+	if !ok {
+		return ModelView{}, false
 	}
-	return ModelView{}, false
+	return s.Models[i], true
 }
 
 // LoadedModels returns the loaded models, most recently used first.

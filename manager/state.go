@@ -38,6 +38,15 @@ type state struct {
 	current *op
 	replies []func() // sent after the next publish
 
+	// quiet: the closure now running changed nothing a snapshot shows
+	// beyond usage; usageDirty: usage changed since the last publish.
+	quiet, usageDirty bool
+
+	// gen counts catalogue changes; rankings are cached per task and role
+	// until it moves, since they depend on nothing else.
+	gen   int
+	ranks map[[2]string]ranking
+
 	spawn func(func(context.Context)) // set by Run
 }
 
@@ -124,8 +133,15 @@ func (s *state) entries(now time.Time) []evict.Entry {
 	return out
 }
 
+type ranking struct {
+	gen    int
+	ranked []score.Ranked
+	err    error
+}
+
 // touch records a use of md now.
 func (s *state) touch(md *model, now time.Time) {
+	s.usageDirty = true
 	md.lastUsed = now
 	md.uses++
 	e := evict.Entry{Uses: md.uses}
@@ -184,6 +200,7 @@ func (s *state) device() estimate.Device {
 // evaluate recomputes a model's derived fields after its details or the
 // settings change.
 func (s *state) evaluate(md *model) {
+	s.gen++
 	if !md.hasDetails {
 		return
 	}
