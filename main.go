@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/vramkeeper/vramkeeper/app"
 	"github.com/vramkeeper/vramkeeper/internal/cli"
 )
 
@@ -18,5 +19,32 @@ func main() {
 	os.Exit(code)
 }
 
-// desktop is replaced when the app package is wired in.
-var desktop cli.Desktop
+// desktop runs the manager and the local API in the background and the Fyne
+// app on the main goroutine, until Quit or a signal.
+func desktop(ctx context.Context, env *cli.Env) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stopManager := env.Start(ctx)
+	defer stopManager()
+	apiDone := make(chan struct{})
+	go func() {
+		defer close(apiDone)
+		// The app is useful without the API (e.g. a second instance holds
+		// the port), so a failure is logged, not fatal.
+		if err := env.ServeAPI(ctx); err != nil {
+			env.Log.Warn("local API not serving", "err", err)
+		}
+	}()
+	err := app.Run(ctx, app.Options{
+		Keeper:      env.Manager,
+		Config:      env.Config,
+		ConfigPath:  env.ConfigPath,
+		Tasks:       env.Manager.Options().Tables.TaskNames(),
+		Log:         env.Log,
+		OllamaURL:   env.OllamaURL.String(),
+		StartHidden: env.Flags.Hidden,
+	})
+	cancel()
+	<-apiDone
+	return err
+}

@@ -68,6 +68,7 @@ func (m *Manager) showAll(ctx context.Context, list []Installed, known map[strin
 func (m *Manager) discovered(list []Installed, results []shown, err error) {
 	s := &m.st
 	s.discovering = false
+	s.discoverErr = err
 	m.wake(s.discoverWaiters, err)
 	s.discoverWaiters = nil
 	if err != nil {

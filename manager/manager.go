@@ -226,8 +226,10 @@ func (m *Manager) wake(chs []chan error, err error) {
 // do runs f on the owner goroutine and waits until it has run.
 func (m *Manager) do(ctx context.Context, f func()) error {
 	ran := make(chan struct{})
+	// Answer after the publish that follows f, so the caller's next
+	// Snapshot shows what f did.
 	select {
-	case m.calls <- func() { f(); close(ran) }:
+	case m.calls <- func() { f(); m.st.replies = append(m.st.replies, func() { close(ran) }) }:
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-m.done:

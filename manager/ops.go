@@ -182,6 +182,17 @@ func (m *Manager) failOp(o *op, err error) {
 func (m *Manager) prepare(o *op) action {
 	s := &m.st
 	md := s.lookup(o.name)
+	if md == nil && !s.discovered {
+		if s.discovering {
+			return actWait // the first listing is on its way
+		}
+		err := s.discoverErr
+		if !errors.Is(err, ErrUnreachable) {
+			err = errors.Join(err, ErrUnreachable)
+		}
+		m.failOp(o, fmt.Errorf("cannot list models: %w", err))
+		return actDone
+	}
 	if md == nil {
 		m.failOp(o, fmt.Errorf("%s: %w", o.name, ErrModelUnknown))
 		return actDone

@@ -30,6 +30,7 @@ type state struct {
 
 	discovered      bool
 	discovering     bool
+	discoverErr     error
 	discoverWaiters []chan error
 	polling         bool
 	pollWaiters     []chan error

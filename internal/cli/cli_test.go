@@ -4,14 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vramkeeper/vramkeeper/internal/cli"
 	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
 	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
+	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/api"
 )
 
 func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -117,6 +122,63 @@ func TestCLIAgainstRealOllama(t *testing.T) {
 		if strings.Count(strings.TrimSpace(errs), "\nvramkeeper:") > 0 {
 			t.Errorf("%s: more than one error line: %q", tc.name, errs)
 		}
+	}
+}
+
+// With an instance serving, the CLI works through its API: the load shows in
+// the serving manager's history as its own load, not as an adopted model.
+func TestCLIUsesRunningInstance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a real Ollama")
+	}
+	srv := ollamatest.Start(t)
+	var buf bytes.Buffer
+	if err := ggufgen.Write(&buf, ggufgen.Spec{Arch: "llama", Layers: 2, Embd: 128, Heads: 2, KVHeads: 2, FFN: 256,
+		Vocab: ggufgen.MinVocab, ContextLength: 2048, WeightType: "F32"}); err != nil {
+		t.Fatal(err)
+	}
+	srv.CreateModel(t, "tiny:latest", buf.Bytes())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	flags := []string{"--ollama", srv.URL.String(), "--listen", addr, "--config", filepath.Join(dir, "none.toml")}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan int, 1)
+	go func() {
+		var out, errb bytes.Buffer
+		served <- cli.Main(ctx, append([]string{"serve", "--state-dir", filepath.Join(dir, "serve")}, flags...), &out, &errb, nil)
+	}()
+	defer func() {
+		cancel()
+		if code := <-served; code != 0 {
+			t.Errorf("serve exited %d", code)
+		}
+	}()
+	var c *api.Client
+	for i := 0; ; i++ {
+		if c, err = api.Dial(ctx, "http://"+addr, ""); err == nil {
+			break
+		}
+		if i > 100 {
+			t.Fatalf("serve never answered: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, out, errs := run(t, append([]string{"load", "tiny", "--state-dir", filepath.Join(dir, "cli")}, flags...)...); code != 0 {
+		t.Fatalf("load: exit %d %s %s", code, out, errs)
+	}
+	hist, err := c.History(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(hist, func(e manager.Event) bool { return e.Kind == manager.EventLoaded && e.Model == "tiny:latest" })
+	if i < 0 || strings.Contains(hist[i].Reason, "adopted") {
+		t.Fatalf("serving manager's history %+v: the CLI did not load through it", hist)
 	}
 }
 

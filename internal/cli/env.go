@@ -35,6 +35,7 @@ type Flags struct {
 	Listen    string
 	JSON      bool
 	Verbose   bool
+	Hidden    bool
 }
 
 func (f *Flags) register(fs *flag.FlagSet) {
@@ -48,6 +49,7 @@ func (f *Flags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.Listen, "listen", "", "address of the local API (default 127.0.0.1:11435)")
 	fs.BoolVar(&f.JSON, "json", false, "print JSON")
 	fs.BoolVar(&f.Verbose, "v", false, "log what the manager does")
+	fs.BoolVar(&f.Hidden, "hidden", false, "desktop app: start in the tray without opening the window (as on login)")
 }
 
 // parse splits args into flags and positional arguments, accepting flags

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ollama/ollama/api"
@@ -138,11 +139,30 @@ func (c *Client) List(ctx context.Context) ([]manager.Installed, error) {
 // Show returns a model's metadata (POST /api/show, verbose so arrays such as
 // per-layer head_count_kv are not truncated to null); it loads nothing.
 func (c *Client) Show(ctx context.Context, name string) (manager.Details, error) {
-	resp, err := c.api.Show(ctx, &api.ShowRequest{Model: name, Verbose: true})
+	// A verbose answer carries the whole vocabulary (hundreds of kilobytes
+	// per model, seconds for a large library), which the estimator does not
+	// need. Ask without it first and again verbosely only when an array the
+	// estimator might read (per-layer head counts, sliding-window patterns)
+	// came back truncated to null.
+	resp, err := c.api.Show(ctx, &api.ShowRequest{Model: name})
+	if err == nil && truncated(resp.ModelInfo) {
+		resp, err = c.api.Show(ctx, &api.ShowRequest{Model: name, Verbose: true})
+	}
 	if err != nil {
 		return manager.Details{}, c.mapError(ctx, "show", name, err)
 	}
 	return detailsFromShow(name, resp), nil
+}
+
+// truncated reports whether a non-verbose model_info left out an array
+// other than the tokenizer's.
+func truncated(info map[string]any) bool {
+	for k, v := range info {
+		if v == nil && !strings.HasPrefix(k, "tokenizer.") {
+			return true
+		}
+	}
+	return false
 }
 
 // detailsFromShow converts a /api/show answer. Digest stays empty: Ollama

@@ -293,6 +293,34 @@ func TestList(t *testing.T) {
 	}
 }
 
+// A non-verbose answer with a truncated array (per-layer KV heads) is
+// asked for again verbosely, since the estimator needs the array.
+func TestShowVerboseWhenTruncated(t *testing.T) {
+	var verbose []bool
+	c, _ := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		var req map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		v := req["verbose"] == true
+		verbose = append(verbose, v)
+		kv := `null`
+		if v {
+			kv = `[8, 8, 4, 4]`
+		}
+		_, _ = io.WriteString(w, `{"model_info": {"general.architecture": "llama", "llama.attention.head_count_kv": `+kv+`,
+			"tokenizer.ggml.tokens": null}, "details": {"family": "llama"}}`)
+	})
+	d, err := c.Show(context.Background(), "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(verbose) != 2 || verbose[0] || !verbose[1] {
+		t.Fatalf("requests verbose = %v, want [false true]", verbose)
+	}
+	if kv, ok := d.Meta.KV["llama.attention.head_count_kv"].([]any); !ok || len(kv) != 4 {
+		t.Fatalf("head_count_kv = %#v", d.Meta.KV["llama.attention.head_count_kv"])
+	}
+}
+
 func TestShow(t *testing.T) {
 	var gotReq map[string]any
 	c, _ := fake(t, func(w http.ResponseWriter, r *http.Request) {
@@ -319,8 +347,8 @@ func TestShow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if gotReq["verbose"] != true || gotReq["model"] != "qwen2.5vl:7b" {
-		t.Errorf("request = %v, want model and verbose:true", gotReq)
+	if gotReq["verbose"] == true || gotReq["model"] != "qwen2.5vl:7b" {
+		t.Errorf("request = %v, want model without verbose (nothing was truncated)", gotReq)
 	}
 	want := manager.Details{
 		Name:          "qwen2.5vl:7b",

@@ -135,9 +135,12 @@ func TestAgainstRealOllama(t *testing.T) {
 			if got := d.Meta.KV[tt.arch+".block_count"]; got != float64(2) {
 				t.Errorf("Show(%s) %s.block_count = %#v, want 2", tt.name, tt.arch, got)
 			}
-			// Verbose: arrays come back whole, not null.
-			if toks, ok := d.Meta.KV["tokenizer.ggml.tokens"].([]any); !ok || len(toks) != tt.vocab {
-				t.Errorf("Show(%s) tokenizer.ggml.tokens: %d entries (ok %v), want %d", tt.name, len(toks), ok, tt.vocab)
+			// The vocabulary is left out (it is large and unused); every
+			// other key the estimator may read comes back whole.
+			for k, v := range d.Meta.KV {
+				if v == nil && !strings.HasPrefix(k, "tokenizer.") {
+					t.Errorf("Show(%s) %s came back truncated", tt.name, k)
+				}
 			}
 			i := slices.IndexFunc(d.Meta.Tensors, func(t estimate.Tensor) bool { return t.Name == "token_embd.weight" })
 			if i < 0 {

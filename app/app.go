@@ -1,0 +1,55 @@
+// Package app is VRAM Keeper's desktop app: a tray icon that shows VRAM use
+// against the budget, a menu to unload and load models, and a window with
+// every model, the history and the settings. It is a thin client of the
+// in-process manager: a click becomes one manager call, and everything on
+// screen is rebuilt from the manager's next snapshot.
+package app
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/config"
+)
+
+// AppID is the application's unique ID (also FyneApp.toml's).
+const AppID = "io.github.vramkeeper"
+
+// Keeper is what the app needs of the manager; *manager.Manager satisfies
+// it, tests use a fake.
+type Keeper interface {
+	Snapshot() manager.Snapshot
+	Subscribe(buf int) (<-chan manager.Event, func())
+	Load(ctx context.Context, name, reason string) (manager.LoadResult, error)
+	Unload(ctx context.Context, name string) error
+	SetPinned(ctx context.Context, name string, pinned bool) error
+	SetPaused(ctx context.Context, paused bool) error
+	BestModelForTask(ctx context.Context, task, role string) (manager.Choice, error)
+	History() []manager.Event
+	Apply(ctx context.Context, f func(*manager.Options)) error
+}
+
+var _ Keeper = (*manager.Manager)(nil)
+
+// Options configure Run.
+type Options struct {
+	// Keeper is the running manager (its Run goroutine already started).
+	Keeper Keeper
+	// Config is the settings the manager was started with; the Settings tab
+	// edits a copy and saves it to ConfigPath ("" disables saving).
+	Config     config.Config
+	ConfigPath string
+	// Tasks are the task names for "Load best for" (score Tables.TaskNames()).
+	Tasks []string
+	Log   *slog.Logger
+	// OllamaURL is the server the manager talks to, shown in the banner and
+	// given to `ollama serve` as OLLAMA_HOST when the app starts one.
+	OllamaURL string
+	// StartHidden keeps the window closed at start (tray only), as when
+	// started on login. By default launching the app opens the window.
+	StartHidden bool
+	// OllamaBinary overrides the `ollama` found on PATH for the banner's
+	// "Start Ollama" button; "" looks it up.
+	OllamaBinary string
+}

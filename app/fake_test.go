@@ -1,0 +1,120 @@
+package app
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/vramkeeper/vramkeeper/manager"
+)
+
+const gib = 1 << 30
+
+// fakeKeeper records the calls the UI makes.
+type fakeKeeper struct {
+	mu      sync.Mutex
+	snap    manager.Snapshot
+	calls   []string
+	history []manager.Event
+	applied *manager.Options
+	events  chan manager.Event
+}
+
+func newFake(s manager.Snapshot) *fakeKeeper {
+	return &fakeKeeper{snap: s, events: make(chan manager.Event, 16)}
+}
+
+func (f *fakeKeeper) record(c string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, c)
+}
+
+func (f *fakeKeeper) Calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+func (f *fakeKeeper) Snapshot() manager.Snapshot {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.snap
+}
+
+func (f *fakeKeeper) Subscribe(int) (<-chan manager.Event, func()) {
+	return f.events, func() {}
+}
+
+func (f *fakeKeeper) Load(_ context.Context, name, _ string) (manager.LoadResult, error) {
+	f.record("load " + name)
+	return manager.LoadResult{Model: name}, nil
+}
+
+func (f *fakeKeeper) Unload(_ context.Context, name string) error {
+	f.record("unload " + name)
+	return nil
+}
+
+func (f *fakeKeeper) SetPinned(_ context.Context, name string, pinned bool) error {
+	if pinned {
+		f.record("pin " + name)
+	} else {
+		f.record("unpin " + name)
+	}
+	return nil
+}
+
+func (f *fakeKeeper) SetPaused(_ context.Context, paused bool) error {
+	if paused {
+		f.record("pause")
+	} else {
+		f.record("resume")
+	}
+	return nil
+}
+
+func (f *fakeKeeper) BestModelForTask(_ context.Context, task, _ string) (manager.Choice, error) {
+	f.record("best " + task)
+	return manager.Choice{Model: "a:7b", Reason: "test"}, nil
+}
+
+func (f *fakeKeeper) History() []manager.Event {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]manager.Event(nil), f.history...)
+}
+
+func (f *fakeKeeper) Apply(_ context.Context, fn func(*manager.Options)) error {
+	var o manager.Options
+	fn(&o)
+	f.mu.Lock()
+	f.applied = &o
+	f.mu.Unlock()
+	f.record("apply")
+	return nil
+}
+
+// testSnapshot: an 8 GiB estimated card, a 7 GiB budget, one model loaded
+// (qwen2.5:7b, 4.6 GiB), one idle that fits and one too big.
+func testSnapshot() manager.Snapshot {
+	used := uint64(46 * gib / 10)
+	return manager.Snapshot{
+		Time:     time.Date(2026, 1, 2, 12, 0, 0, 0, time.UTC),
+		VRAM:     manager.VRAM{Source: manager.SourceEstimated, Total: 8 * gib},
+		Budget:   7 * gib,
+		Used:     used,
+		Free:     8*gib - used,
+		OllamaUp: true, Discovered: true, MaxLoaded: 2, NumCtx: 4096,
+		Models: []manager.ModelView{
+			{Name: "gemma3:27b", Family: "gemma3", Parameters: "27.4B", Quantization: "Q4_K_M",
+				EstimateBytes: 17 * gib, Priority: 3, State: manager.Idle},
+			{Name: "llama3.2:3b", Family: "llama", Parameters: "3.2B", Quantization: "Q4_K_M",
+				EstimateBytes: 2*gib + 512<<20, Fits: true, Priority: 5, State: manager.Idle,
+				LastUsed: time.Date(2026, 1, 2, 11, 55, 0, 0, time.UTC)},
+			{Name: "qwen2.5:7b", Family: "qwen2", Parameters: "7.6B", Quantization: "Q4_K_M",
+				EstimateBytes: used, Calibrated: true, Fits: true, Priority: 7, State: manager.Loaded,
+				Loaded: true, SizeBytes: used, LastUsed: time.Date(2026, 1, 2, 11, 59, 30, 0, time.UTC)},
+		},
+	}
+}

@@ -1,0 +1,584 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"slices"
+	"sync"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/config"
+)
+
+// tray is the part of desktop.App the UI drives; nil when the driver has no
+// system tray (tests).
+type tray interface {
+	SetSystemTrayMenu(*fyne.Menu)
+	SetSystemTrayIcon(fyne.Resource)
+}
+
+// ui owns every widget. All its fields are touched on the Fyne main
+// goroutine only; background goroutines reach it through fyne.Do.
+type ui struct {
+	ctx    context.Context // cancelled when the app quits
+	app    fyne.App
+	keeper Keeper
+	opt    Options
+	log    *slog.Logger
+	cfg    config.Config
+	now    func() time.Time
+
+	tray       tray
+	setTooltip func(string)
+	quit       func()
+
+	// wg counts the goroutines that run manager calls for clicks.
+	wg sync.WaitGroup
+
+	win     fyne.Window
+	content fyne.CanvasObject
+	tabs    *container.AppTabs
+
+	// header
+	usage    *widget.ProgressBar
+	numbers  *widget.Label
+	source   *widget.Label
+	status   *widget.Label
+	loading  *fyne.Container
+	loadText *widget.Label
+	// banner
+	banner      *fyne.Container
+	bannerText  *widget.Label
+	startOllama *widget.Button
+	ollama      *ollamaProc
+
+	// table
+	filter *widget.Entry
+	table  *widget.Table
+	sort   Sort
+	rows   []Row
+	// pending are models with a Load clicked and not yet answered, shown
+	// as loading before the manager's snapshot says so.
+	pending map[string]bool
+
+	// history
+	history     []manager.Event
+	historyList *widget.List
+
+	settings *settingsForm
+
+	snap      manager.Snapshot
+	lastMenu  []MenuEntry
+	lastIcon  *layout
+	lastTip   string
+	forceTip  int
+	notes     noteFilter
+	menuBuilt int // how many times the tray menu was rebuilt (tests)
+	iconDrawn int // how many times the tray icon was set (tests)
+}
+
+func newUI(ctx context.Context, a fyne.App, opt Options) *ui {
+	u := &ui{
+		ctx: ctx, app: a, keeper: opt.Keeper, opt: opt, log: opt.Log, cfg: opt.Config,
+		now: time.Now, pending: map[string]bool{}, sort: Sort{By: ColName},
+		setTooltip: func(string) {},
+		ollama:     newOllamaProc(opt.OllamaBinary, opt.OllamaURL, opt.Log),
+	}
+	if u.log == nil {
+		u.log = slog.Default()
+	}
+	u.quit = a.Quit
+	u.build()
+	return u
+}
+
+func (u *ui) build() {
+	u.usage = widget.NewProgressBar()
+	u.numbers = widget.NewLabel("")
+	u.source = widget.NewLabel("")
+	u.status = widget.NewLabel("")
+	u.status.Wrapping = fyne.TextWrapWord
+	u.loadText = widget.NewLabel("")
+	u.loading = container.NewBorder(nil, nil, u.loadText, nil, widget.NewProgressBarInfinite())
+	u.loading.Hide()
+
+	u.bannerText = widget.NewLabel("")
+	u.bannerText.Importance = widget.DangerImportance
+	u.bannerText.Wrapping = fyne.TextWrapWord
+	u.startOllama = widget.NewButton("Start Ollama", u.onStartOllama)
+	u.banner = container.NewBorder(nil, nil, nil, u.startOllama, u.bannerText)
+	u.banner.Hide()
+
+	u.filter = widget.NewEntry()
+	u.filter.SetPlaceHolder("Filter models by name, family or quantization")
+	u.filter.OnChanged = func(string) { u.refreshRows() }
+	u.table = u.newTable()
+
+	u.historyList = widget.NewList(
+		func() int { return len(u.history) },
+		func() fyne.CanvasObject { return widget.NewLabel("") },
+		func(i widget.ListItemID, o fyne.CanvasObject) {
+			o.(*widget.Label).SetText(HistoryLine(u.history[len(u.history)-1-i]))
+		},
+	)
+
+	u.settings = newSettingsForm(u)
+
+	header := container.NewVBox(u.banner, u.usage, u.numbers, u.source, u.loading, u.status)
+	models := container.NewBorder(u.filter, nil, nil, nil, u.table)
+	u.tabs = container.NewAppTabs(
+		container.NewTabItem("Models", models),
+		container.NewTabItem("History", u.historyList),
+		container.NewTabItem("Settings", container.NewVScroll(u.settings.form)),
+	)
+	u.content = container.NewBorder(header, nil, nil, nil, u.tabs)
+}
+
+// rowButton is a Load, Unload or Pin button in the table; it knows its
+// model so tests can find the button of a row.
+type rowButton struct {
+	widget.Button
+	Model string
+}
+
+func newRowButton(label string) *rowButton {
+	b := &rowButton{}
+	b.Text = label
+	b.ExtendBaseWidget(b)
+	return b
+}
+
+var columnWidths = [numColumns]float32{220, 80, 70, 80, 140, 70, 65, 80, 95, 230}
+
+func (u *ui) newTable() *widget.Table {
+	t := widget.NewTable(
+		func() (int, int) { return len(u.rows), int(numColumns) },
+		func() fyne.CanvasObject {
+			l := widget.NewLabel("")
+			l.Truncation = fyne.TextTruncateEllipsis
+			load, unload, pin := newRowButton("Load"), newRowButton("Unload"), newRowButton("Pin")
+			return container.NewStack(l, container.NewHBox(load, unload, pin))
+		},
+		func(id widget.TableCellID, o fyne.CanvasObject) {
+			if id.Row < 0 || id.Row >= len(u.rows) {
+				return
+			}
+			u.updateCell(u.rows[id.Row], Column(id.Col), o.(*fyne.Container))
+		},
+	)
+	t.ShowHeaderRow = true
+	t.CreateHeader = func() fyne.CanvasObject { return widget.NewButton("", nil) }
+	t.UpdateHeader = func(id widget.TableCellID, o fyne.CanvasObject) {
+		b := o.(*widget.Button)
+		c := Column(id.Col)
+		title := c.Title()
+		if c == u.sort.By && c != ColActions {
+			title += map[bool]string{false: " ▲", true: " ▼"}[u.sort.Desc]
+		}
+		b.SetText(title)
+		if c == ColActions {
+			b.OnTapped = nil
+			return
+		}
+		b.OnTapped = func() { u.sortBy(c) }
+	}
+	for i, w := range columnWidths {
+		t.SetColumnWidth(i, w)
+	}
+	return t
+}
+
+func (u *ui) updateCell(r Row, c Column, cell *fyne.Container) {
+	label := cell.Objects[0].(*widget.Label)
+	box := cell.Objects[1].(*fyne.Container)
+	if c != ColActions {
+		box.Hide()
+		label.Show()
+		label.SetText(r.Text(c))
+		label.Importance = widget.MediumImportance
+		if c == ColFits && !r.Fits {
+			label.Importance = widget.DangerImportance
+		}
+		label.Refresh()
+		return
+	}
+	label.Hide()
+	box.Show()
+	load, unload, pin := box.Objects[0].(*rowButton), box.Objects[1].(*rowButton), box.Objects[2].(*rowButton)
+	name := r.Name
+	for _, b := range []*rowButton{load, unload, pin} {
+		b.Model = name
+	}
+	load.OnTapped = func() { u.loadModel(name) }
+	unload.OnTapped = func() { u.unloadModel(name) }
+	pinned := r.Pinned
+	pin.OnTapped = func() { u.setPinned(name, !pinned) }
+	if pinned {
+		pin.SetText("Unpin")
+	} else {
+		pin.SetText("Pin")
+	}
+	busy := r.Status == string(manager.Loading) || r.Status == string(manager.Unloading)
+	setEnabled(load, !r.Loaded && !busy && u.snap.OllamaUp)
+	setEnabled(unload, r.Loaded && !busy)
+}
+
+func setEnabled(b *rowButton, on bool) {
+	if on {
+		b.Enable()
+	} else {
+		b.Disable()
+	}
+}
+
+func (u *ui) sortBy(c Column) {
+	if u.sort.By == c {
+		u.sort.Desc = !u.sort.Desc
+	} else {
+		u.sort = Sort{By: c}
+	}
+	u.refreshRows()
+	u.table.Refresh()
+}
+
+// refreshRows recomputes the rows from the last snapshot and redraws the
+// table only when they changed.
+func (u *ui) refreshRows() {
+	rows := Rows(u.snap, u.filter.Text, u.sort, u.now())
+	for i := range rows {
+		if u.pending[rows[i].Name] && !rows[i].Loaded {
+			rows[i].Status = string(manager.Loading)
+		}
+	}
+	if slices.Equal(rows, u.rows) {
+		return
+	}
+	u.rows = rows
+	u.table.Refresh()
+}
+
+// apply shows a snapshot everywhere: window, tray icon, tray menu, tooltip.
+func (u *ui) apply(s manager.Snapshot) {
+	u.snap = s
+	u.refreshRows()
+
+	if s.Budget > 0 {
+		u.usage.SetValue(min(float64(s.Used)/float64(s.Budget), 1))
+	} else {
+		u.usage.SetValue(0)
+	}
+	u.usage.TextFormatter = func() string { return usedOfBudget(s.Used, s.Budget) + " of the budget" }
+	u.usage.Refresh()
+	u.numbers.SetText(fmt.Sprintf("Our models %s · Other programs %s · Free %s · Budget %s · Card %s",
+		config.FormatBytes(s.Used), config.FormatBytes(s.Others), config.FormatBytes(s.Free),
+		config.FormatBytes(s.Budget), config.FormatBytes(s.VRAM.Total)))
+	u.source.SetText(sourceText(s))
+
+	loading := s.Loading
+	if loading == "" {
+		for name := range u.pending {
+			loading = name
+			break
+		}
+	}
+	if loading != "" {
+		u.loadText.SetText("Loading " + loading + "…")
+		u.loading.Show()
+	} else {
+		u.loading.Hide()
+	}
+
+	if s.OllamaUp {
+		u.banner.Hide()
+	} else {
+		url := u.opt.OllamaURL
+		if url == "" {
+			url = "the configured address"
+		}
+		text := "Ollama is unreachable at " + url
+		if s.RuntimeErr != "" {
+			text += " (" + s.RuntimeErr + ")"
+		}
+		text += ". VRAM Keeper keeps retrying."
+		u.bannerText.SetText(text)
+		if u.ollama.available() && !u.ollama.started() {
+			u.startOllama.Show()
+		} else {
+			u.startOllama.Hide()
+		}
+		u.banner.Show()
+	}
+
+	u.settings.update(s)
+	u.refreshTray(s)
+}
+
+func sourceText(s manager.Snapshot) string {
+	if s.VRAM.Source == manager.SourceNVML {
+		t := "Source: NVML"
+		if s.VRAM.Name != "" {
+			t += " (" + s.VRAM.Name + ")"
+		}
+		return t
+	}
+	t := "Source: estimated — no NVIDIA driver; assuming the configured " + config.FormatBytes(s.VRAM.Total) + " card"
+	return t
+}
+
+// refreshTray redraws the icon, rebuilds the menu and sets the tooltip,
+// each only when what it shows changed.
+func (u *ui) refreshTray(s manager.Snapshot) {
+	if u.tray == nil {
+		return
+	}
+	g := GaugeOf(s)
+	if l := g.layout(); u.lastIcon == nil || *u.lastIcon != l {
+		b, err := EncodePNG(drawLayout(l))
+		if err != nil {
+			u.log.Error("tray icon", "err", err)
+		} else {
+			u.tray.SetSystemTrayIcon(fyne.NewStaticResource("vramkeeper-gauge.png", b))
+			u.lastIcon = &l
+			u.iconDrawn++
+		}
+	}
+	if m := Menu(s, u.opt.Tasks); !reflect.DeepEqual(m, u.lastMenu) {
+		u.tray.SetSystemTrayMenu(u.fyneMenu(m))
+		u.lastMenu = m
+		u.menuBuilt++
+	}
+	// Fyne sets the tray title to the app name when the tray starts, after
+	// our first call; set ours again for the first few refreshes.
+	if tip := Tooltip(s); tip != u.lastTip || u.forceTip > 0 {
+		u.setTooltip(tip)
+		u.lastTip = tip
+		u.forceTip = max(u.forceTip-1, 0)
+	}
+}
+
+func (u *ui) fyneMenu(entries []MenuEntry) *fyne.Menu {
+	return fyne.NewMenu("VRAM Keeper", u.fyneItems(entries)...)
+}
+
+func (u *ui) fyneItems(entries []MenuEntry) []*fyne.MenuItem {
+	var items []*fyne.MenuItem
+	for _, e := range entries {
+		if e.Separator {
+			items = append(items, fyne.NewMenuItemSeparator())
+			continue
+		}
+		act := e.Action
+		it := fyne.NewMenuItem(e.Label, nil)
+		if act.Kind != ActNone {
+			it.Action = func() { u.do(act) }
+		}
+		it.Disabled = e.Disabled
+		it.IsQuit = act.Kind == ActQuit
+		if len(e.Children) > 0 {
+			it.ChildMenu = fyne.NewMenu("", u.fyneItems(e.Children)...)
+		}
+		items = append(items, it)
+	}
+	return items
+}
+
+// do performs a menu action.
+func (u *ui) do(a Action) {
+	switch a.Kind {
+	case ActUnload:
+		u.unloadModel(a.Model)
+	case ActLoadBest:
+		u.loadBest(a.Task)
+	case ActPause, ActResume:
+		paused := a.Kind == ActPause
+		u.call("pause", func(ctx context.Context) error { return u.keeper.SetPaused(ctx, paused) })
+	case ActOpen:
+		u.showWindow()
+	case ActQuit:
+		u.quit()
+	}
+}
+
+func (u *ui) showWindow() {
+	if u.win != nil {
+		u.win.Show()
+		u.win.RequestFocus()
+	}
+}
+
+// call runs a manager call off the main goroutine (calls wait on the
+// manager and on Ollama), then refreshes and shows its error, if any.
+func (u *ui) call(what string, f func(ctx context.Context) error) {
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		err := f(u.ctx)
+		if errors.Is(err, context.Canceled) && u.ctx.Err() != nil {
+			return // quitting
+		}
+		if err != nil {
+			u.log.Warn(what+" failed", "err", err)
+		}
+		fyne.Do(func() {
+			if err != nil {
+				u.setStatus(fmt.Sprintf("%s failed: %v", what, err))
+			}
+			u.apply(u.keeper.Snapshot())
+		})
+	}()
+}
+
+func (u *ui) setStatus(s string) {
+	u.status.SetText(s)
+}
+
+func (u *ui) loadModel(name string) {
+	u.pending[name] = true
+	u.setStatus("")
+	u.apply(u.snap)
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		_, err := u.keeper.Load(u.ctx, name, "loaded from the window")
+		if err != nil && u.ctx.Err() == nil {
+			u.log.Warn("load failed", "model", name, "err", err)
+		}
+		fyne.Do(func() {
+			delete(u.pending, name)
+			if err != nil && u.ctx.Err() == nil {
+				u.setStatus(fmt.Sprintf("Loading %s failed: %v", name, err))
+			}
+			u.apply(u.keeper.Snapshot())
+		})
+	}()
+}
+
+func (u *ui) unloadModel(name string) {
+	u.setStatus("")
+	u.call("Unloading "+name, func(ctx context.Context) error { return u.keeper.Unload(ctx, name) })
+}
+
+func (u *ui) loadBest(task string) {
+	u.setStatus("Choosing a model for " + task + "…")
+	u.call("Load best for "+task, func(ctx context.Context) error {
+		c, err := u.keeper.BestModelForTask(ctx, task, "")
+		if err == nil {
+			fyne.Do(func() { u.setStatus(fmt.Sprintf("%s for %s: %s", c.Model, task, c.Reason)) })
+		}
+		return err
+	})
+}
+
+// setPinned pins or unpins a model in the manager and in the config file,
+// so the pin outlives a restart.
+func (u *ui) setPinned(name string, pinned bool) {
+	u.cfg.Pinned = slices.DeleteFunc(slices.Clone(u.cfg.Pinned), func(n string) bool { return n == name })
+	if pinned {
+		u.cfg.Pinned = append(u.cfg.Pinned, name)
+	}
+	if err := u.saveConfig(u.cfg); err != nil {
+		u.setStatus(err.Error())
+	}
+	u.settings.load(u.cfg)
+	u.call("Pinning "+name, func(ctx context.Context) error { return u.keeper.SetPinned(ctx, name, pinned) })
+}
+
+func (u *ui) saveConfig(c config.Config) error {
+	if u.opt.ConfigPath == "" {
+		return nil
+	}
+	if err := config.Save(u.opt.ConfigPath, c); err != nil {
+		return fmt.Errorf("saving settings: %w", err)
+	}
+	return nil
+}
+
+// handleEvent sends the notification an event deserves, once, and
+// refreshes the history when the event belongs to it.
+func (u *ui) handleEvent(e manager.Event) {
+	switch e.Kind {
+	case manager.EventVRAM, manager.EventModelsChange, manager.EventLoadStarted:
+	default:
+		u.history = u.keeper.History()
+		u.historyList.Refresh()
+	}
+	n, ok := NoteFor(e)
+	if !ok || !u.notes.allow(e) || !u.cfg.Notifications {
+		return
+	}
+	u.app.SendNotification(fyne.NewNotification(n.Title, n.Content))
+}
+
+func (u *ui) onStartOllama() {
+	if err := u.ollama.start(); err != nil {
+		u.setStatus(err.Error())
+		return
+	}
+	u.setStatus("Started `ollama serve`; waiting for it to answer…")
+	u.startOllama.Hide()
+}
+
+// loop feeds manager events to the UI until ctx ends: notifications per
+// event, and one refresh per burst (kick has a buffer of one, so events
+// arriving while a refresh runs cause exactly one more). A 2 s ticker
+// refreshes too, for the driver poll and the "last used" column.
+func (u *ui) loop(ctx context.Context, wg *sync.WaitGroup) {
+	events, unsubscribe := u.keeper.Subscribe(256)
+	kick := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		defer unsubscribe()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-events:
+				if !ok {
+					return
+				}
+				fyne.Do(func() { u.handleEvent(e) })
+				poke()
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				poke()
+			case <-kick:
+				// Wait for the refresh to run, so kicks during it collapse
+				// into one; but not past quitting, when the main loop may
+				// never run it.
+				s := u.keeper.Snapshot()
+				done := make(chan struct{})
+				fyne.Do(func() { u.apply(s); close(done) })
+				select {
+				case <-done:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+}

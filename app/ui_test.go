@@ -1,0 +1,354 @@
+package app
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/config"
+)
+
+// fakeTray records what the UI sets on the system tray.
+type fakeTray struct {
+	mu    sync.Mutex
+	menus []*fyne.Menu
+	icons []fyne.Resource
+}
+
+func (f *fakeTray) SetSystemTrayMenu(m *fyne.Menu) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.menus = append(f.menus, m)
+}
+
+func (f *fakeTray) SetSystemTrayIcon(r fyne.Resource) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.icons = append(f.icons, r)
+}
+
+func (f *fakeTray) iconCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.icons)
+}
+
+type harness struct {
+	u    *ui
+	k    *fakeKeeper
+	w    fyne.Window
+	tray *fakeTray
+	path string
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir()) // the autostart entry goes here
+	a := test.NewTempApp(t)
+	k := newFake(testSnapshot())
+	path := filepath.Join(t.TempDir(), "config.toml")
+	cfg := config.Default()
+	cfg.Budget = "7GiB"
+	ctx, cancel := context.WithCancel(context.Background())
+	u := newUI(ctx, a, Options{Keeper: k, Config: cfg, ConfigPath: path, Tasks: []string{"chat", "code_generation"}, OllamaURL: "http://127.0.0.1:11434"})
+	t.Cleanup(func() { cancel(); u.wg.Wait() })
+	u.now = func() time.Time { return k.Snapshot().Time }
+	tr := &fakeTray{}
+	u.tray = tr
+	w := test.NewTempWindow(t, u.content)
+	w.Resize(fyne.NewSize(1300, 700))
+	u.win = w
+	u.apply(k.Snapshot())
+	return &harness{u: u, k: k, w: w, tray: tr, path: path}
+}
+
+// cell renders one table cell through the table's own CreateCell and
+// UpdateCell, as the table does for the visible cells. (The test driver
+// does not lay out a Table's cells by itself.)
+func (h *harness) cell(row int, col Column) *fyne.Container {
+	c := h.u.table.CreateCell()
+	h.u.table.UpdateCell(widget.TableCellID{Row: row, Col: int(col)}, c)
+	return c.(*fyne.Container)
+}
+
+// cellTexts is the visible text of every data cell, row by row.
+func (h *harness) cellTexts() [][]string {
+	var out [][]string
+	for r := range h.u.rows {
+		var line []string
+		for c := ColName; c < ColActions; c++ {
+			line = append(line, h.cell(r, c).Objects[0].(*widget.Label).Text)
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+func (h *harness) rowButton(t *testing.T, model, text string) *rowButton {
+	t.Helper()
+	for r, row := range h.u.rows {
+		if row.Name != model {
+			continue
+		}
+		box := h.cell(r, ColActions).Objects[1].(*fyne.Container)
+		for _, o := range box.Objects {
+			if b := o.(*rowButton); b.Model == model && b.Text == text && !b.Disabled() {
+				return b
+			}
+		}
+	}
+	t.Fatalf("no enabled %q button for %s", text, model)
+	return nil
+}
+
+// waitCalls waits for the manager calls that clicks started, and their
+// refreshes, to finish (the test driver runs fyne.Do on the caller's
+// goroutine, so the test must not touch widgets meanwhile), then checks
+// that want was among the calls.
+func waitCalls(t *testing.T, h *harness, want string) {
+	t.Helper()
+	h.u.wg.Wait()
+	if !slices.Contains(h.k.Calls(), want) {
+		t.Fatalf("manager calls %v, want %q among them", h.k.Calls(), want)
+	}
+}
+
+func TestTableShowsRows(t *testing.T) {
+	h := newHarness(t)
+	// Every model with its estimate, fit and priority.
+	want := [][]string{
+		{"gemma3:27b", "gemma3", "27.4B", "Q4_K_M", "17.0 GiB", "too big", "3", "idle", "never"},
+		{"llama3.2:3b", "llama", "3.2B", "Q4_K_M", "2.5 GiB", "fits", "5", "idle", "5 min ago"},
+		{"qwen2.5:7b", "qwen2", "7.6B", "Q4_K_M", "4.6 GiB (measured)", "fits", "7", "loaded", "just now"},
+	}
+	if got := h.cellTexts(); !reflect.DeepEqual(got, want) {
+		t.Errorf("table =\n%q\nwant\n%q", got, want)
+	}
+	if r, c := h.u.table.Length(); r != 3 || c != int(numColumns) {
+		t.Errorf("table size %dx%d", r, c)
+	}
+	if got := h.u.source.Text; got != "Source: estimated — no NVIDIA driver; assuming the configured 8.0 GiB card" {
+		t.Errorf("source = %q", got)
+	}
+	// Loaded rows offer Unload, idle rows Load.
+	if b := h.cell(2, ColActions).Objects[1].(*fyne.Container).Objects[0].(*rowButton); !b.Disabled() {
+		t.Error("Load is enabled on a loaded model")
+	}
+	// Filtering narrows the table.
+	test.Type(h.u.filter, "gemma")
+	if len(h.u.rows) != 1 || h.u.rows[0].Name != "gemma3:27b" {
+		t.Errorf("filtered rows = %+v", h.u.rows)
+	}
+}
+
+func TestTapLoadUnloadPin(t *testing.T) {
+	h := newHarness(t)
+	test.Tap(h.rowButton(t, "llama3.2:3b", "Load"))
+	waitCalls(t, h, "load llama3.2:3b")
+	test.Tap(h.rowButton(t, "qwen2.5:7b", "Unload"))
+	waitCalls(t, h, "unload qwen2.5:7b")
+	test.Tap(h.rowButton(t, "gemma3:27b", "Pin"))
+	waitCalls(t, h, "pin gemma3:27b")
+	c, err := config.Load(h.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.Pinned, []string{"gemma3:27b"}) {
+		t.Errorf("pinned in the file = %v", c.Pinned)
+	}
+}
+
+func TestSortByHeader(t *testing.T) {
+	h := newHarness(t)
+	h.u.sortBy(ColPriority)
+	h.u.sortBy(ColPriority) // second tap: descending
+	if h.u.rows[0].Name != "qwen2.5:7b" {
+		t.Errorf("first row by priority desc = %s", h.u.rows[0].Name)
+	}
+}
+
+func TestTrayMenuActions(t *testing.T) {
+	h := newHarness(t)
+	if len(h.tray.menus) != 1 || len(h.tray.icons) != 1 {
+		t.Fatalf("tray set %d menus, %d icons; want 1 each", len(h.tray.menus), len(h.tray.icons))
+	}
+	m := h.tray.menus[0]
+	if m.Items[1].Label != "qwen2.5:7b (4.6 GiB)" {
+		t.Fatalf("item 1 = %q", m.Items[1].Label)
+	}
+	m.Items[1].ChildMenu.Items[0].Action()
+	waitCalls(t, h, "unload qwen2.5:7b")
+	m.Items[3].ChildMenu.Items[1].Action()
+	waitCalls(t, h, "best code_generation")
+
+	// The same snapshot again changes nothing in the tray.
+	h.u.apply(h.k.Snapshot())
+	if len(h.tray.menus) != 1 || len(h.tray.icons) != 1 {
+		t.Errorf("an unchanged snapshot rebuilt the tray: %d menus, %d icons", len(h.tray.menus), len(h.tray.icons))
+	}
+	// Going past 75 % redraws the icon and the menu's status line.
+	s := h.k.Snapshot()
+	s.Used = 6 * gib
+	h.u.apply(s)
+	if len(h.tray.icons) != 2 || len(h.tray.menus) != 2 {
+		t.Errorf("after a change: %d icons, %d menus; want 2 each", len(h.tray.icons), len(h.tray.menus))
+	}
+}
+
+func TestEvictionNotifies(t *testing.T) {
+	h := newHarness(t)
+	e := manager.Event{Time: time.Now(), Kind: manager.EventEvicted, Model: "qwen2.5:7b", For: "llama3.2:3b", Bytes: 46 * gib / 10}
+	test.AssertNotificationSent(t, fyne.NewNotification("Model evicted", "Unloaded qwen2.5:7b (4.6 GiB) to make room for llama3.2:3b"), func() {
+		h.u.handleEvent(e)
+	})
+	// Delivered again: not repeated.
+	test.AssertNotificationSent(t, nil, func() { h.u.handleEvent(e) })
+	// Notifications off: nothing.
+	h.u.cfg.Notifications = false
+	e.Time = e.Time.Add(time.Second)
+	test.AssertNotificationSent(t, nil, func() { h.u.handleEvent(e) })
+}
+
+func TestOllamaDownBanner(t *testing.T) {
+	h := newHarness(t)
+	if h.u.banner.Visible() {
+		t.Fatal("banner shown while Ollama is up")
+	}
+	s := h.k.Snapshot()
+	s.OllamaUp, s.RuntimeErr = false, "connection refused"
+	h.u.apply(s)
+	if !h.u.banner.Visible() || !strings.Contains(h.u.bannerText.Text, "unreachable at http://127.0.0.1:11434 (connection refused)") {
+		t.Errorf("banner visible=%v text=%q", h.u.banner.Visible(), h.u.bannerText.Text)
+	}
+	if GaugeOf(s).Color() != ColorDown {
+		t.Error("icon not grey while down")
+	}
+}
+
+func TestSettingsRoundTrip(t *testing.T) {
+	h := newHarness(t)
+	f := h.u.settings
+	f.budget.SetText("6.5GiB")
+	f.maxLoaded.SetText("3")
+	f.numCtx.SetText("8192")
+	f.url.SetText("http://127.0.0.1:11500")
+	f.pinned.SetSelected([]string{"llama3.2:3b"})
+	f.notify.SetChecked(false)
+	f.autostart.SetChecked(true)
+	test.Tap(f.save)
+	if f.result.Importance != widget.SuccessImportance {
+		t.Fatalf("save failed: %s", f.result.Text)
+	}
+	c, err := config.Load(h.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Budget != "6.5GiB" || c.MaxLoaded != 3 || c.ContextLength != 8192 || c.OllamaURL != "http://127.0.0.1:11500" ||
+		!slices.Equal(c.Pinned, []string{"llama3.2:3b"}) || c.Notifications {
+		t.Errorf("saved config = %+v", c)
+	}
+	if c.Listen != config.Default().Listen {
+		t.Errorf("a key without a widget was lost: listen = %q", c.Listen)
+	}
+	waitCalls(t, h, "apply")
+	waitCalls(t, h, "pin llama3.2:3b")
+	h.k.mu.Lock()
+	o := *h.k.applied
+	h.k.mu.Unlock()
+	if o.MaxLoaded != 3 || o.NumCtx != 8192 || o.Budget.Bytes != 13*gib/2 {
+		t.Errorf("applied options = %+v", o)
+	}
+	p, _ := autostartPath()
+	if b, err := os.ReadFile(p); err != nil || !strings.Contains(string(b), "Exec=") {
+		t.Errorf("autostart entry: %v %q", err, b)
+	}
+
+	// The slider follows the exact value, and back.
+	if v := f.budgetSlider.Value; v != 6.5 {
+		t.Errorf("slider = %v, want 6.5", v)
+	}
+	f.budgetSlider.SetValue(5)
+	if f.budget.Text != "5.0GiB" {
+		t.Errorf("entry after slider = %q", f.budget.Text)
+	}
+
+	// A new form shows what was saved.
+	h.u.settings.load(c)
+	if f.maxLoaded.Text != "3" || f.numCtx.Text != "8192" {
+		t.Errorf("reloaded form: max %q ctx %q", f.maxLoaded.Text, f.numCtx.Text)
+	}
+}
+
+func TestSettingsRejectBadValues(t *testing.T) {
+	tests := []struct {
+		name  string
+		set   func(f *settingsForm)
+		key   string
+		shows string
+	}{
+		{"zero max loaded", func(f *settingsForm) { f.maxLoaded.SetText("0") }, "max_loaded", "must be at least 1"},
+		{"words for context", func(f *settingsForm) { f.numCtx.SetText("lots") }, "context_length", "not a whole number"},
+		{"bad budget", func(f *settingsForm) { f.budget.SetText("7 parsecs") }, "budget", "unknown unit"},
+		{"bad percentage", func(f *settingsForm) { f.budget.SetText("150%") }, "budget", "between 1 and 100"},
+		{"bad url", func(f *settingsForm) { f.url.SetText("ftp://x") }, "ollama_url", "scheme must be http"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			f := h.u.settings
+			tt.set(f)
+			test.Tap(f.save)
+			if _, err := os.Stat(h.path); err == nil {
+				t.Error("an invalid config was saved")
+			}
+			if hint := f.items[tt.key].HintText; !strings.Contains(hint, tt.shows) {
+				t.Errorf("hint for %s = %q, want it to say %q", tt.key, hint, tt.shows)
+			}
+			if f.result.Importance != widget.DangerImportance || !strings.Contains(f.result.Text, tt.key) {
+				t.Errorf("result = %q", f.result.Text)
+			}
+			for k, it := range f.items {
+				if k != tt.key && it.HintText != "" {
+					t.Errorf("unrelated field %s shows %q", k, it.HintText)
+				}
+			}
+		})
+	}
+}
+
+func TestEventBurstOneRefresh(t *testing.T) {
+	h := newHarness(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	before := h.tray.iconCount()
+	s := h.k.Snapshot()
+	s.Used = 65 * gib / 10
+	h.k.mu.Lock()
+	h.k.snap = s
+	h.k.mu.Unlock()
+	for range 10 {
+		h.k.events <- manager.Event{Kind: manager.EventVRAM}
+	}
+	var wg = &h.u.wg
+	h.u.loop(ctx, wg)
+	deadline := time.Now().Add(5 * time.Second)
+	for h.tray.iconCount() == before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	if got := h.tray.iconCount() - before; got != 1 {
+		t.Errorf("a burst of 10 events drew the icon %d times, want 1", got)
+	}
+}

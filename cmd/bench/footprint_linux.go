@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
+)
+
+func init() { footprintRun = footprintLinux }
+
+// clockTicks is USER_HZ, 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// footprintLinux builds the app, runs it under Xvfb with a private session
+// bus against its own Ollama holding 10 models, lets it settle, then samples
+// /proc for idle seconds: CPU share from utime+stime, peak RSS from VmHWM.
+func footprintLinux(ctx context.Context, log *slog.Logger, _ *server, idle time.Duration) ([]section, error) {
+	for _, tool := range []string{"Xvfb", "dbus-run-session"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return []section{notMeasured(tool + " not installed")}, nil
+		}
+	}
+	dir, err := os.MkdirTemp("", "vk-bench-app-")
+	if err != nil {
+		return nil, fmt.Errorf("temp dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "vk")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		return []section{notMeasured("go build . failed: " + firstLine(out))}, nil
+	}
+	// Without Fyne linked in, main.go has no desktop app to start yet.
+	if out, err := exec.CommandContext(ctx, "go", "version", "-m", bin).Output(); err != nil || !bytes.Contains(out, []byte("fyne.io/fyne")) {
+		return []section{notMeasured("the desktop app is not wired into main.go yet: `vramkeeper` prints \"this build has no desktop app\"")}, nil
+	}
+	srv, err := startOllama(ctx)
+	if err != nil {
+		return []section{notMeasured("no Ollama: " + err.Error())}, nil
+	}
+	defer srv.stop()
+	var buf bytes.Buffer
+	if err := ggufgen.Write(&buf, latencyModel); err != nil {
+		return nil, fmt.Errorf("gguf: %w", err)
+	}
+	for i := range 10 {
+		if err := srv.create(ctx, fmt.Sprintf("fp-%02d", i), buf.Bytes()); err != nil {
+			return nil, err
+		}
+	}
+	display := ":97"
+	xvfb := exec.CommandContext(ctx, "Xvfb", display, "-screen", "0", "1280x800x24", "-nolisten", "tcp")
+	xvfb.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := xvfb.Start(); err != nil {
+		return []section{notMeasured("Xvfb: " + err.Error())}, nil
+	}
+	defer func() { _ = xvfb.Process.Kill(); _ = xvfb.Wait() }()
+	time.Sleep(time.Second)
+
+	var logb bytes.Buffer
+	app := exec.CommandContext(ctx, "dbus-run-session", "--", bin, "--ollama", srv.URL.String())
+	app.Env = append(os.Environ(), "DISPLAY="+display, "HOME="+dir, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
+	app.Stdout, app.Stderr = &logb, &logb
+	app.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := app.Start(); err != nil {
+		return nil, fmt.Errorf("starting the app: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = app.Wait(); close(exited) }()
+	defer func() {
+		_ = syscall.Kill(-app.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			_ = syscall.Kill(-app.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+	}()
+	// Settle: start-up and discovery are not idle.
+	select {
+	case <-exited:
+		return []section{notMeasured("the app exited at start: " + firstLine(logb.Bytes()))}, nil
+	case <-time.After(10 * time.Second):
+	}
+	pid := childNamed(app.Process.Pid, "vk")
+	if pid == 0 {
+		return []section{notMeasured("app process not found under dbus-run-session")}, nil
+	}
+	t0, err := cpuTicks(pid)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("footprint: idling", "pid", pid, "for", idle)
+	select {
+	case <-exited:
+		return []section{notMeasured("the app exited while idle: " + firstLine(logb.Bytes()))}, nil
+	case <-time.After(idle):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	t1, err := cpuTicks(pid)
+	if err != nil {
+		return nil, err
+	}
+	hwm := statusKB(pid, "VmHWM")
+	share := float64(t1-t0) / clockTicks / idle.Seconds()
+	return []section{{
+		Title:  "Footprint",
+		Header: []string{"measurement", "result", "goal", "met"},
+		Rows: [][]string{
+			{fmt.Sprintf("desktop app idle %s under Xvfb, 10 models discovered: CPU", idle), fmt.Sprintf("%.2f %% of a core", 100*share), "< 0.5 % of a core", yesNo(share < 0.005)},
+			{"same: peak RSS (VmHWM)", fmt.Sprintf("%.1f MB", float64(hwm)/1000), "< 80 MB", yesNo(hwm < 80_000)},
+		},
+		Notes: []string{"Measured from /proc/PID/stat (utime+stime) after a 10 s settle, and /proc/PID/status VmHWM; command: `" + footprintCmd + "`."},
+	}}, nil
+}
+
+func firstLine(b []byte) string {
+	s, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	return s
+}
+
+// childNamed finds a direct child of ppid whose command is name.
+func childNamed(ppid int, name string) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || close < open {
+			continue
+		}
+		f := strings.Fields(s[close+1:])
+		if len(f) > 1 && s[open+1:close] == name && f[1] == strconv.Itoa(ppid) {
+			return pid
+		}
+	}
+	return 0
+}
+
+func cpuTicks(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("reading stat: %w", err)
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	// After the command: state is field 3, utime 14 and stime 15 (1-based).
+	if len(f) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	u, _ := strconv.ParseUint(f[11], 10, 64)
+	st, _ := strconv.ParseUint(f[12], 10, 64)
+	return u + st, nil
+}
+
+func statusKB(pid int, key string) uint64 {
+	v := procField(fmt.Sprintf("/proc/%d/status", pid), key)
+	var kb uint64
+	fmt.Sscanf(v, "%d", &kb)
+	return kb * 1024 / 1000 // kB (KiB) -> thousands of bytes, for MB
+}

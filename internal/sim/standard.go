@@ -1,0 +1,189 @@
+package sim
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/vramkeeper/vramkeeper/internal/fakert"
+	"github.com/vramkeeper/vramkeeper/manager/evict"
+	"github.com/vramkeeper/vramkeeper/manager/score"
+)
+
+const (
+	gib = 1 << 30
+	mib = 1 << 20
+	// CardBytes and BudgetBytes are the seed's 8 GiB card and the
+	// manager's default budget on it (total − 1 GiB).
+	CardBytes   = 8 * gib
+	BudgetBytes = 7 * gib
+	// ollamaMinimum is what Ollama keeps free on a GPU (ml/device.go
+	// MinimumMemory, 457 MiB): its own room is the card less that, not our
+	// budget.
+	ollamaMinimum = 457 * mib
+	// ollamaKeepAlive is Ollama's default keep_alive.
+	ollamaKeepAlive = 5 * time.Minute
+)
+
+// Setup is the standard experiment: the seed catalogue, its traces and the
+// policies compared.
+type Setup struct {
+	Catalogue Catalogue
+	// Eligible are the models that fit the budget alone, largest last.
+	Eligible []string
+	Traces   []Trace
+	// Agents documents how the bursty trace's agents map tasks to models.
+	Agents []AgentMix
+	Limits evict.Limits // the manager's: budget and max loaded
+}
+
+// AgentMix is one agent of the bursty trace: task/role pairs resolved to
+// models through the manager's scoring.
+type AgentMix struct {
+	Name  string
+	Tasks []TaskShare
+}
+
+// TaskShare is one task of an agent and the model it resolves to.
+type TaskShare struct {
+	Task, Role, Model string
+	Weight            float64
+}
+
+// Standard builds the seed experiment with n requests per trace. Sizes are
+// the manager's own estimates of llama-shaped models (fakert.ModelSize),
+// the numbers its plans use; MaxLoaded is the manager's default of 2.
+func Standard(n int, seed uint64) (Setup, error) {
+	s := Setup{Catalogue: Catalogue{}, Limits: evict.Limits{Budget: BudgetBytes, MaxLoaded: 2}}
+	var cands []score.Candidate
+	for _, m := range fakert.Seed() {
+		b, err := fakert.ModelSize(m.ParamsB)
+		if err != nil {
+			return s, fmt.Errorf("sim: catalogue: %w", err)
+		}
+		s.Catalogue[m.Name] = Model{Name: m.Name, Bytes: b}
+		if b <= BudgetBytes {
+			s.Eligible = append(s.Eligible, m.Name)
+		}
+		cands = append(cands, score.Candidate{Name: m.Name, Family: family(m.Name), Families: []string{family(m.Name)},
+			ParamsB: m.ParamsB, Capabilities: m.Caps})
+	}
+	slices.SortStableFunc(s.Eligible, func(a, b string) int {
+		return cmpUint(s.Catalogue[a].Bytes, s.Catalogue[b].Bytes)
+	})
+
+	// Zipf: popularity in a fixed shuffled order, so big and small models
+	// are both among the favourites.
+	pop := slices.Clone(s.Eligible)
+	shuffle(pop, seed)
+	s.Traces = append(s.Traces, Zipf("zipf", pop, n, 1.0, 20*time.Second, seed))
+
+	// Bursty multi-agent: each agent's tasks resolved like BestModelForTask.
+	tables := score.Defaults()
+	specs := []struct {
+		name  string
+		tasks []TaskShare
+		burst float64
+	}{
+		{"coder", []TaskShare{{Task: "code_generation", Role: "coder", Weight: 6}, {Task: "code_review", Role: "reviewer", Weight: 2}, {Task: "tool_use", Role: "coder", Weight: 2}}, 20},
+		{"researcher", []TaskShare{{Task: "reasoning", Role: "researcher", Weight: 5}, {Task: "summarization", Weight: 3}, {Task: "embedding", Weight: 2}}, 12},
+		{"assistant", []TaskShare{{Task: "chat", Role: "assistant", Weight: 6}, {Task: "tool_use", Role: "assistant", Weight: 3}, {Task: "summarization", Role: "assistant", Weight: 1}}, 8},
+		{"architect", []TaskShare{{Task: "code_generation", Role: "architect", Weight: 5}, {Task: "reasoning", Role: "architect", Weight: 3}, {Task: "chat", Weight: 2}}, 10},
+		{"vision", []TaskShare{{Task: "vision", Weight: 7}, {Task: "embedding", Weight: 3}}, 6},
+	}
+	var agents []Agent
+	for _, sp := range specs {
+		a := Agent{Name: sp.name, Burst: sp.burst, Think: 4 * time.Second, Idle: 3 * time.Minute}
+		am := AgentMix{Name: sp.name}
+		for _, t := range sp.tasks {
+			m, err := Resolve(tables, cands, s.Catalogue, BudgetBytes, t.Task, t.Role)
+			if err != nil {
+				return s, fmt.Errorf("sim: agent %s: %w", sp.name, err)
+			}
+			t.Model = m
+			am.Tasks = append(am.Tasks, t)
+			a.Mix = append(a.Mix, Weighted{Model: m, Weight: t.Weight})
+		}
+		agents = append(agents, a)
+		s.Agents = append(s.Agents, am)
+	}
+	s.Traces = append(s.Traces, Bursty("bursty multi-agent", agents, n, seed))
+
+	// Phase change: the working set moves every quarter; 5 % noise.
+	phases := [][]string{
+		{"qwen2.5-coder:7b", "llama3.2:3b", "nomic-embed-text:latest"},
+		{"deepseek-r1:7b", "qwen2.5:1.5b", "mxbai-embed-large:latest", "gemma2:2b"},
+		{"mistral:7b", "phi3:3.8b", "qwen2.5-coder:1.5b"},
+		{"llava:7b", "llama3.2:1b", "qwen2.5:3b", "nomic-embed-text:latest"},
+	}
+	s.Traces = append(s.Traces, PhaseChange("phase change", phases, s.Eligible, n/len(phases), 1.0, 0.05, 20*time.Second, seed))
+	return s, nil
+}
+
+// Configs are the policies compared on a trace: ours (the manager's
+// default), plain LRU, Ollama's own rule and Belady.
+func (s Setup) Configs(tr Trace) []Config {
+	b, prep := NewBelady(tr)
+	def, _ := evict.ByName("")
+	cfgs := []Config{{Label: def.Name() + " (ours, default)", Policy: def, Limits: s.Limits}}
+	for _, p := range []evict.Policy{evict.GDSF{}, evict.LRU{}} {
+		if p.Name() != def.Name() {
+			cfgs = append(cfgs, Config{Label: p.Name(), Policy: p, Limits: s.Limits})
+		}
+	}
+	cfgs = append(cfgs,
+		Config{Label: "ollama rule (3 loaded, keep_alive 5m)", Policy: OllamaRule{},
+			Limits: evict.Limits{Budget: CardBytes - ollamaMinimum, MaxLoaded: 3}, KeepAlive: ollamaKeepAlive},
+		Config{Label: "belady (offline)", Policy: b, Limits: s.Limits, Prepare: prep},
+	)
+	return cfgs
+}
+
+// Run replays every configuration and the optimum on tr; the optimum
+// (fewest loads) comes last.
+func (s Setup) Run(tr Trace) ([]Result, error) {
+	var out []Result
+	for _, c := range s.Configs(tr) {
+		r, err := Replay(s.Catalogue, tr, c, s.Limits.Budget)
+		if err != nil {
+			return nil, fmt.Errorf("%s on %s: %w", c.Label, tr.Name, err)
+		}
+		out = append(out, r)
+	}
+	for _, o := range []struct {
+		label string
+		obj   Objective
+	}{{"optimum, fewest bytes (offline)", FewestBytes}, {"optimum, fewest loads (offline)", FewestLoads}} {
+		r, err := Optimum(s.Catalogue, tr, s.Limits, o.obj)
+		if err != nil {
+			return nil, fmt.Errorf("optimum on %s: %w", tr.Name, err)
+		}
+		r.Label = o.label
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func family(name string) string {
+	for i, c := range name {
+		if c == ':' {
+			return name[:i]
+		}
+	}
+	return name
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func shuffle(xs []string, seed uint64) {
+	r := randFor(seed, 4)
+	r.Shuffle(len(xs), func(i, j int) { xs[i], xs[j] = xs[j], xs[i] })
+}

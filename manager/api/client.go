@@ -1,0 +1,219 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/evict"
+)
+
+// DialTimeout is how long Dial waits for a running instance: short, since
+// the CLI falls back to running in-process when none answers.
+const DialTimeout = 300 * time.Millisecond
+
+// Errors the client returns besides the manager's own sentinels.
+var (
+	// ErrNotRunning: nothing (or something other than VRAM Keeper) answers.
+	ErrNotRunning = errors.New("no VRAM Keeper instance answers")
+	// ErrUnauthorized: the instance wants a token, or another one.
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrBadRequest: the instance refused the request as malformed.
+	ErrBadRequest = errors.New("bad request")
+)
+
+// codeErrors maps the API's error codes back to sentinel errors, so that
+// errors.Is(err, manager.ErrNeverFits) works across the wire.
+var codeErrors = map[string]error{
+	CodeModelUnknown: manager.ErrModelUnknown,
+	CodeUnknownTask:  manager.ErrUnknownTask,
+	CodeUnknownRole:  manager.ErrUnknownRole,
+	CodeNoCandidate:  manager.ErrNoCandidate,
+	CodeNeverFits:    manager.ErrNeverFits,
+	CodeNoRoom:       evict.ErrNoRoom,
+	CodePaused:       manager.ErrPaused,
+	CodeUnreachable:  manager.ErrUnreachable,
+	CodeLoadFailed:   manager.ErrLoadFailed,
+	CodeStopped:      manager.ErrStopped,
+	CodeTimeout:      context.DeadlineExceeded,
+	CodeUnauthorized: ErrUnauthorized,
+	CodeBadRequest:   ErrBadRequest,
+	CodeTooLarge:     ErrBadRequest,
+}
+
+// Error is an error answer from the API. It unwraps to the sentinel its
+// code stands for.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s (HTTP %d from the running instance)", e.Message, e.Status)
+}
+
+func (e *Error) Unwrap() error { return codeErrors[e.Code] }
+
+// Client talks to a running instance's management API; the CLI uses it so
+// that the tray and the CLI share one state.
+type Client struct {
+	base  *url.URL
+	token string
+	http  *http.Client
+}
+
+// Dial returns a client for the instance at baseURL ("http://127.0.0.1:11435"
+// or a bare "127.0.0.1:11435") after checking, within DialTimeout, that
+// VRAM Keeper answers there. The error wraps ErrNotRunning when nothing
+// does, and ErrUnauthorized when the token is missing or wrong.
+func Dial(ctx context.Context, baseURL, token string) (*Client, error) {
+	if !strings.Contains(baseURL, "://") {
+		baseURL = "http://" + baseURL
+	}
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("vramkeeper address %q: %w", baseURL, err)
+	}
+	c := &Client{
+		base:  u,
+		token: token,
+		http: &http.Client{Transport: &http.Transport{
+			DialContext:           (&net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+			ResponseHeaderTimeout: 0, // a load may take minutes; calls are bounded by ctx
+			IdleConnTimeout:       30 * time.Second,
+		}},
+	}
+	dctx, cancel := context.WithTimeout(ctx, DialTimeout)
+	defer cancel()
+	if _, err := c.Status(dctx); err != nil {
+		var apiErr *Error
+		switch {
+		case errors.Is(err, ErrUnauthorized):
+			return nil, fmt.Errorf("vramkeeper at %s: %w", u.Redacted(), err)
+		case errors.As(err, &apiErr):
+			return nil, fmt.Errorf("%s answers but not as VRAM Keeper: %w: %w", u.Redacted(), ErrNotRunning, err)
+		default:
+			return nil, fmt.Errorf("%s: %w: %w", u.Redacted(), ErrNotRunning, err)
+		}
+	}
+	return c, nil
+}
+
+// Status returns the instance's snapshot.
+func (c *Client) Status(ctx context.Context) (manager.Snapshot, error) {
+	var s manager.Snapshot
+	err := c.do(ctx, http.MethodGet, "status", nil, &s)
+	return s, err
+}
+
+// Models returns every installed model.
+func (c *Client) Models(ctx context.Context) ([]manager.ModelView, error) {
+	var r ModelsResponse
+	err := c.do(ctx, http.MethodGet, "models", nil, &r)
+	return r.Models, err
+}
+
+// Best chooses (and loads) the best model for a task and role.
+func (c *Client) Best(ctx context.Context, task, role string) (manager.Choice, error) {
+	var ch manager.Choice
+	err := c.do(ctx, http.MethodPost, "best", BestRequest{Task: task, Role: role}, &ch)
+	return ch, err
+}
+
+// Load loads a model, evicting others as the policy says.
+func (c *Client) Load(ctx context.Context, name string) (manager.LoadResult, error) {
+	var r manager.LoadResult
+	err := c.do(ctx, http.MethodPost, modelPath(name, "load"), nil, &r)
+	return r, err
+}
+
+// Unload unloads a model.
+func (c *Client) Unload(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodPost, modelPath(name, "unload"), nil, nil)
+}
+
+// SetPinned pins or unpins a model.
+func (c *Client) SetPinned(ctx context.Context, name string, pinned bool) error {
+	action := "unpin"
+	if pinned {
+		action = "pin"
+	}
+	return c.do(ctx, http.MethodPost, modelPath(name, action), nil, nil)
+}
+
+// History returns the recent loads, unloads, evictions and failures.
+func (c *Client) History(ctx context.Context) ([]manager.Event, error) {
+	var r HistoryResponse
+	err := c.do(ctx, http.MethodGet, "history", nil, &r)
+	return r.Events, err
+}
+
+// modelPath escapes each segment of a name but keeps its slashes, the form
+// the server documents.
+func modelPath(name, action string) string {
+	segs := strings.Split(name, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return "models/" + strings.Join(segs, "/") + "/" + action
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	// path is escaped already (modelPath); JoinPath would escape it again.
+	target := strings.TrimSuffix(c.base.JoinPath("keeper", "v1").String(), "/") + "/" + path
+	req, err := http.NewRequestWithContext(ctx, method, target, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("vramkeeper %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		var ke keeperError
+		if json.Unmarshal(b, &ke) != nil || ke.Error == "" {
+			ke = keeperError{Error: strings.TrimSpace(string(b)), Code: ""}
+			if ke.Error == "" {
+				ke.Error = http.StatusText(resp.StatusCode)
+			}
+		}
+		if resp.StatusCode == http.StatusUnauthorized && ke.Code == "" {
+			ke.Code = CodeUnauthorized
+		}
+		return &Error{Status: resp.StatusCode, Code: ke.Code, Message: ke.Error}
+	}
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("vramkeeper %s %s: malformed answer: %w", method, path, err)
+	}
+	return nil
+}

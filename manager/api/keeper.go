@@ -1,0 +1,235 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vramkeeper/vramkeeper/manager"
+)
+
+// The management API: thin handlers, one manager call each.
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.k.Snapshot())
+}
+
+// ModelsResponse is GET /keeper/v1/models.
+type ModelsResponse struct {
+	Models []manager.ModelView `json:"models"`
+}
+
+func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
+	ms := s.k.Snapshot().Models
+	if ms == nil {
+		ms = []manager.ModelView{}
+	}
+	writeJSON(w, http.StatusOK, ModelsResponse{Models: ms})
+}
+
+func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	v, ok := s.lookup(name)
+	if !ok {
+		s.keeperFail(w, r, fmt.Errorf("%q: %w", name, manager.ErrModelUnknown))
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// lookup finds a model in the snapshot as the manager would, accepting a
+// missing ":latest".
+func (s *Server) lookup(name string) (manager.ModelView, bool) {
+	snap := s.k.Snapshot()
+	if v, ok := snap.Model(name); ok {
+		return v, true
+	}
+	if !strings.Contains(name, ":") {
+		return snap.Model(name + ":latest")
+	}
+	return manager.ModelView{}, false
+}
+
+// Actions on a model; the name is everything before the last segment.
+var modelActions = []string{"load", "unload", "pin", "unpin"}
+
+// UnloadResponse answers POST .../unload.
+type UnloadResponse struct {
+	Model    string `json:"model"`
+	Unloaded bool   `json:"unloaded"`
+}
+
+// PinResponse answers POST .../pin and .../unpin.
+type PinResponse struct {
+	Model  string `json:"model"`
+	Pinned bool   `json:"pinned"`
+}
+
+func (s *Server) handleModelAction(w http.ResponseWriter, r *http.Request) {
+	path := r.PathValue("name")
+	i := strings.LastIndexByte(path, '/')
+	if i <= 0 || !slices.Contains(modelActions, path[i+1:]) {
+		writeKeeperError(w, http.StatusNotFound, CodeNotFound,
+			fmt.Sprintf("POST /keeper/v1/models/{name}/{action}: action must be one of %s, got %q", strings.Join(modelActions, ", "), path))
+		return
+	}
+	name, action := path[:i], path[i+1:]
+	// No body is needed; drain a small one so keep-alive works, refuse a big one.
+	if _, err := readBody(w, r, maxKeeperBody); err != nil {
+		s.keeperFail(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	switch action {
+	case "load":
+		res, err := s.k.Load(ctx, name, "loaded through the API")
+		if err != nil {
+			s.keeperFail(w, r, err)
+			return
+		}
+		if res.Evicted == nil {
+			res.Evicted = []string{}
+		}
+		writeJSON(w, http.StatusOK, res)
+	case "unload":
+		if err := s.k.Unload(ctx, name); err != nil {
+			s.keeperFail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, UnloadResponse{Model: s.canonical(name), Unloaded: true})
+	case "pin", "unpin":
+		pinned := action == "pin"
+		if err := s.k.SetPinned(ctx, name, pinned); err != nil {
+			s.keeperFail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, PinResponse{Model: s.canonical(name), Pinned: pinned})
+	}
+}
+
+func (s *Server) canonical(name string) string {
+	if v, ok := s.lookup(name); ok {
+		return v.Name
+	}
+	return name
+}
+
+// BestRequest is POST /keeper/v1/best.
+type BestRequest struct {
+	Task string `json:"task"`
+	Role string `json:"role,omitempty"`
+}
+
+func (s *Server) handleBest(w http.ResponseWriter, r *http.Request) {
+	var req BestRequest
+	if err := decodeStrict(w, r, &req); err != nil {
+		s.keeperFail(w, r, err)
+		return
+	}
+	if req.Task == "" {
+		s.keeperFail(w, r, badRequestf(`"task" is required (one of %s)`, strings.Join(s.k.Options().Tables.TaskNames(), ", ")))
+		return
+	}
+	c, err := s.k.BestModelForTask(r.Context(), req.Task, req.Role)
+	if err != nil {
+		s.keeperFail(w, r, err)
+		return
+	}
+	if c.Evicted == nil {
+		c.Evicted = []string{}
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+// decodeStrict reads a small JSON body into v, refusing unknown fields and
+// trailing data, so a typo ("taks") is an error and not a silent default.
+func decodeStrict(w http.ResponseWriter, r *http.Request, v any) error {
+	b, err := readBody(w, r, maxKeeperBody)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequestf("malformed JSON body: %w", err)
+	}
+	if dec.More() {
+		return badRequestf("malformed JSON body: more than one JSON value")
+	}
+	return nil
+}
+
+// HistoryResponse is GET /keeper/v1/history.
+type HistoryResponse struct {
+	Events []manager.Event `json:"events"`
+}
+
+func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
+	ev := s.k.History()
+	if ev == nil {
+		ev = []manager.Event{}
+	}
+	writeJSON(w, http.StatusOK, HistoryResponse{Events: ev})
+}
+
+// handleEvents streams events as Server-Sent Events: "event: <kind>" and
+// "data: <manager.Event JSON>". ?kinds=loaded,evicted filters. A comment
+// line every 15 s keeps idle connections (and proxies) from timing out.
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	var kinds []manager.EventKind
+	if q := r.URL.Query().Get("kinds"); q != "" {
+		for k := range strings.SplitSeq(q, ",") {
+			kinds = append(kinds, manager.EventKind(strings.TrimSpace(k)))
+		}
+	}
+	ch, cancel := s.k.Subscribe(256)
+	defer cancel()
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	// Say hello at once so clients know the subscription is live.
+	fmt.Fprint(w, ": vramkeeper events\n\n")
+	if err := rc.Flush(); err != nil {
+		return
+	}
+	tick := time.NewTicker(sseKeepAlive)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-s.stopping:
+			return
+		case <-tick.C:
+			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
+				return
+			}
+		case e, ok := <-ch:
+			if !ok {
+				return
+			}
+			if len(kinds) > 0 && !slices.Contains(kinds, e.Kind) {
+				continue
+			}
+			b, err := json.Marshal(e)
+			if err != nil {
+				s.log.Error("event not encoded", "err", err)
+				continue
+			}
+			if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", e.Kind, b); err != nil {
+				return
+			}
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+	}
+}

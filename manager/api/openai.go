@@ -1,0 +1,368 @@
+package api
+
+// The OpenAI-compatible endpoints are translated here rather than passed to
+// Ollama's /v1: an OpenAI request has no options or keep_alive, so Ollama
+// would run it with its default num_ctx (4096, or more on big cards) and a
+// 5-minute keep_alive. Where the manager loaded the model with another
+// context length, Ollama would then reload it behind the manager's back (at
+// another size, maybe over the budget), and unload it on its own after five
+// idle minutes. So each request is converted with Ollama's own openai
+// package (the code Ollama's /v1 middleware runs), sent to the native
+// endpoint with the manager's num_ctx and keep_alive -1, and the native
+// answer converted back with the same package, chunk by chunk.
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ollama/ollama/api"
+	"github.com/ollama/ollama/openai"
+
+	"github.com/vramkeeper/vramkeeper/manager"
+)
+
+func (s *Server) openAIFail(w http.ResponseWriter, r *http.Request, err error) {
+	status, _ := classify(err)
+	s.logFailure(r, status, err)
+	if status == statusClientGone {
+		return
+	}
+	writeOpenAIError(w, status, err.Error())
+}
+
+// decodeOpenAI reads an OpenAI request body.
+func (s *Server) decodeOpenAI(w http.ResponseWriter, r *http.Request, v any) error {
+	b, err := readBody(w, r, s.opt.MaxBody)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return badRequestf("malformed JSON body: %w", err)
+	}
+	return nil
+}
+
+// pinOptions applies the manager's runner options to a translated request.
+func pinOptions(opts map[string]any, h held) map[string]any {
+	if opts == nil {
+		opts = map[string]any{}
+	}
+	for _, k := range runnerOptions {
+		delete(opts, k)
+	}
+	if h.numCtx > 0 {
+		opts["num_ctx"] = h.numCtx
+	}
+	return opts
+}
+
+var keepForever = api.Duration{Duration: -1}
+
+func (s *Server) handleOpenAIChat(w http.ResponseWriter, r *http.Request) {
+	var req openai.ChatCompletionRequest
+	if err := s.decodeOpenAI(w, r, &req); err != nil {
+		s.openAIFail(w, r, err)
+		return
+	}
+	if req.Model == "" {
+		s.openAIFail(w, r, badRequestf("model is required"))
+		return
+	}
+	if len(req.Messages) == 0 {
+		s.openAIFail(w, r, badRequestf("[] is too short - 'messages'"))
+		return
+	}
+	native, err := openai.FromChatRequest(req)
+	if err != nil {
+		s.openAIFail(w, r, badRequest{err})
+		return
+	}
+	h, err := s.acquire(r.Context(), req.Model, "request on "+r.URL.Path)
+	if err != nil {
+		s.openAIFail(w, r, err)
+		return
+	}
+	defer h.release()
+	native.Model, native.KeepAlive, native.Options = h.model, &keepForever, pinOptions(native.Options, h)
+
+	id := fmt.Sprintf("chatcmpl-%d", rand.IntN(999))
+	toolCallSent := false
+	s.relay(w, r, "/api/chat", native, req.Stream, func(raw []byte) ([]any, bool, error) {
+		var cr api.ChatResponse
+		if err := json.Unmarshal(raw, &cr); err != nil {
+			return nil, false, err
+		}
+		if !req.Stream {
+			return []any{openai.ToChatCompletion(id, cr)}, cr.Done, nil
+		}
+		c := openai.ToChunk(id, cr, toolCallSent)
+		if len(c.Choices) > 0 && len(c.Choices[0].Delta.ToolCalls) > 0 {
+			toolCallSent = true
+		}
+		out := []any{c}
+		if cr.Done && req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+			u := openai.ToUsage(cr)
+			c.Usage, c.Choices = &u, []openai.ChunkChoice{}
+			out = append(out, c)
+		}
+		return out, cr.Done, nil
+	})
+}
+
+func (s *Server) handleOpenAICompletion(w http.ResponseWriter, r *http.Request) {
+	var req openai.CompletionRequest
+	if err := s.decodeOpenAI(w, r, &req); err != nil {
+		s.openAIFail(w, r, err)
+		return
+	}
+	if req.Model == "" {
+		s.openAIFail(w, r, badRequestf("model is required"))
+		return
+	}
+	native, err := openai.FromCompleteRequest(req)
+	if err != nil {
+		s.openAIFail(w, r, badRequest{err})
+		return
+	}
+	h, err := s.acquire(r.Context(), req.Model, "request on "+r.URL.Path)
+	if err != nil {
+		s.openAIFail(w, r, err)
+		return
+	}
+	defer h.release()
+	native.Model, native.KeepAlive, native.Options = h.model, &keepForever, pinOptions(native.Options, h)
+
+	id := fmt.Sprintf("cmpl-%d", rand.IntN(999))
+	s.relay(w, r, "/api/generate", native, req.Stream, func(raw []byte) ([]any, bool, error) {
+		var gr api.GenerateResponse
+		if err := json.Unmarshal(raw, &gr); err != nil {
+			return nil, false, err
+		}
+		if !req.Stream {
+			return []any{openai.ToCompletion(id, gr)}, gr.Done, nil
+		}
+		c := openai.ToCompleteChunk(id, gr)
+		usage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
+		if usage {
+			c.Usage = &openai.Usage{}
+		}
+		out := []any{c}
+		if gr.Done && usage {
+			u := openai.ToUsageGenerate(gr)
+			c.Usage, c.Choices = &u, []openai.CompleteChunkChoice{}
+			out = append(out, c)
+		}
+		return out, gr.Done, nil
+	})
+}
+
+func (s *Server) handleOpenAIEmbed(w http.ResponseWriter, r *http.Request) {
+	var req openai.EmbedRequest
+	if err := s.decodeOpenAI(w, r, &req); err != nil {
+		s.openAIFail(w, r, err)
+		return
+	}
+	// The same checks as Ollama's middleware, so answers match.
+	switch {
+	case req.Model == "":
+		s.openAIFail(w, r, badRequestf("model is required"))
+		return
+	case req.EncodingFormat != "" && !strings.EqualFold(req.EncodingFormat, "float") && !strings.EqualFold(req.EncodingFormat, "base64"):
+		s.openAIFail(w, r, badRequestf("Invalid value for 'encoding_format' = %s. Supported values: ['float', 'base64'].", req.EncodingFormat))
+		return
+	case req.Input == nil:
+		s.openAIFail(w, r, badRequestf("invalid input"))
+		return
+	}
+	if v, ok := req.Input.([]any); ok && len(v) == 0 {
+		s.openAIFail(w, r, badRequestf("invalid input"))
+		return
+	}
+	if req.Input == "" {
+		req.Input = []string{""}
+	}
+	h, err := s.acquire(r.Context(), req.Model, "request on "+r.URL.Path)
+	if err != nil {
+		s.openAIFail(w, r, err)
+		return
+	}
+	defer h.release()
+	native := &api.EmbedRequest{
+		Model: h.model, Input: req.Input, Dimensions: req.Dimensions,
+		KeepAlive: &keepForever, Options: pinOptions(nil, h),
+	}
+	s.relay(w, r, "/api/embed", native, false, func(raw []byte) ([]any, bool, error) {
+		var er api.EmbedResponse
+		if err := json.Unmarshal(raw, &er); err != nil {
+			return nil, false, err
+		}
+		return []any{openai.ToEmbeddingList(h.model, er, req.EncodingFormat)}, true, nil
+	})
+}
+
+// relay sends a native request to Ollama and writes the translated answer:
+// each JSON object Ollama sends is converted by each; with stream, every
+// converted value is one Server-Sent Event, flushed at once, and the stream
+// ends with [DONE]; without, the one value is the body.
+func (s *Server) relay(w http.ResponseWriter, r *http.Request, path string, native any, stream bool,
+	each func(raw []byte) (out []any, done bool, err error)) {
+	body, err := json.Marshal(native)
+	if err != nil {
+		s.openAIFail(w, r, err)
+		return
+	}
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, s.upstream.JoinPath(path).String(), bytes.NewReader(body))
+	if err != nil {
+		s.openAIFail(w, r, err)
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		s.openAIFail(w, r, fmt.Errorf("ollama at %s: %w: %w", s.upstream.Redacted(), manager.ErrUnreachable, err))
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg := upstreamErrorMessage(resp)
+		s.logFailure(r, resp.StatusCode, errors.New(msg))
+		writeOpenAIError(w, resp.StatusCode, msg)
+		return
+	}
+
+	rc := http.NewResponseController(w)
+	dec := json.NewDecoder(resp.Body)
+	started := false
+	for {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			if !errors.Is(err, io.EOF) && r.Context().Err() == nil {
+				s.log.Warn("v1: reading ollama's answer", "path", r.URL.Path, "err", err)
+				if !started {
+					writeOpenAIError(w, http.StatusBadGateway, fmt.Sprintf("reading ollama's answer: %v", err))
+				}
+			}
+			return
+		}
+		if msg := inBandError(raw); msg != "" {
+			// Ollama reports a failure after the 200 inside the stream.
+			if !started {
+				writeOpenAIError(w, http.StatusInternalServerError, msg)
+			} else if stream {
+				b, _ := json.Marshal(openai.NewError(http.StatusInternalServerError, msg))
+				fmt.Fprintf(w, "data: %s\n\n", b)
+			}
+			return
+		}
+		out, done, err := each(raw)
+		if err != nil {
+			s.log.Warn("v1: converting ollama's answer", "path", r.URL.Path, "err", err)
+			if !started {
+				writeOpenAIError(w, http.StatusBadGateway, fmt.Sprintf("converting ollama's answer: %v", err))
+			}
+			return
+		}
+		if !stream {
+			if len(out) > 0 {
+				writeJSON(w, http.StatusOK, out[0])
+			}
+			return
+		}
+		if !started {
+			started = true
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Header().Set("Cache-Control", "no-cache")
+			w.WriteHeader(http.StatusOK)
+		}
+		for _, v := range out {
+			b, err := json.Marshal(v)
+			if err != nil {
+				return
+			}
+			if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
+				return
+			}
+		}
+		if done {
+			fmt.Fprint(w, "data: [DONE]\n\n")
+		}
+		if err := rc.Flush(); err != nil || done {
+			return
+		}
+	}
+}
+
+// inBandError returns the message of an {"error": "..."} object.
+func inBandError(raw []byte) string {
+	if !bytes.Contains(raw, []byte(`"error"`)) {
+		return ""
+	}
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(raw, &e) != nil {
+		return ""
+	}
+	return e.Error
+}
+
+// upstreamErrorMessage reads Ollama's {"error": ...} from a failed answer.
+func upstreamErrorMessage(resp *http.Response) string {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamErrMsg))
+	if msg := inBandError(b); msg != "" {
+		return msg
+	}
+	if t := strings.TrimSpace(string(b)); t != "" {
+		return t
+	}
+	return http.StatusText(resp.StatusCode)
+}
+
+// handleOpenAIModels lists the installed models and the aliases.
+func (s *Server) handleOpenAIModels(w http.ResponseWriter, r *http.Request) {
+	var list api.ListResponse
+	resp, err := s.upstreamGet(r.Context(), "/api/tags", &list)
+	if err != nil {
+		s.openAIFail(w, r, err)
+		return
+	}
+	if resp != nil {
+		defer resp.Body.Close()
+		writeOpenAIError(w, resp.StatusCode, upstreamErrorMessage(resp))
+		return
+	}
+	out := openai.ToListCompletion(list)
+	now := time.Now().Unix()
+	for _, a := range s.aliases() {
+		out.Data = append(out.Data, aliasModel(a.Name, now))
+	}
+	if out.Data == nil {
+		out.Data = []openai.Model{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func aliasModel(name string, created int64) openai.Model {
+	return openai.Model{Id: name, Object: "model", Created: created, OwnedBy: "vramkeeper"}
+}
+
+// handleOpenAIModel answers for an alias itself and passes real models on.
+func (s *Server) handleOpenAIModel(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("model")
+	if _, _, ok := ParseAlias(name); ok && !s.isModel(name) {
+		if _, err := s.peek(name); err != nil {
+			s.openAIFail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, aliasModel(name, time.Now().Unix()))
+		return
+	}
+	s.proxy.ServeHTTP(w, r)
+}

@@ -1,0 +1,373 @@
+// Package api serves VRAM Keeper over HTTP: a management API under
+// /keeper/v1/ and a proxy in front of Ollama that serves Ollama's native and
+// OpenAI-compatible endpoints, loading every model through the manager first
+// so that nothing runs outside the VRAM budget.
+//
+// # Management API (JSON; errors are {"error": "...", "code": "..."})
+//
+//	GET  /keeper/v1/status                 manager.Snapshot
+//	GET  /keeper/v1/models                 {"models": [manager.ModelView...]}
+//	GET  /keeper/v1/models/{name}          manager.ModelView
+//	POST /keeper/v1/best                   {"task": "...", "role": "..."} → manager.Choice
+//	POST /keeper/v1/models/{name}/load     manager.LoadResult
+//	POST /keeper/v1/models/{name}/unload   {"model": ..., "unloaded": true}
+//	POST /keeper/v1/models/{name}/pin      {"model": ..., "pinned": true}
+//	POST /keeper/v1/models/{name}/unpin    {"model": ..., "pinned": false}
+//	GET  /keeper/v1/history                {"events": [manager.Event...]}
+//	GET  /keeper/v1/events                 Server-Sent Events, one per manager.Event
+//
+// Model names hold ':' and '/' (hf.co/user/model:Q4_K_M). The path takes the
+// name as it is, slashes included, and the action is always the last segment:
+// POST /keeper/v1/models/hf.co/user/model:Q4_K_M/load. Percent-escaped names
+// (hf.co%2Fuser%2Fmodel%3AQ4_K_M) work as well.
+//
+// Status codes: 400 malformed request, unknown task or role; 401 missing or
+// wrong token; 403 a browser origin or host that is not allowed; 404 unknown
+// model, or no installed model suits the task; 409 the model fits the budget
+// but not now (paused, or other programs hold the card); 413 body too large;
+// 502 Ollama unreachable or a load failed inside Ollama; 503 the manager is
+// stopping; 504 the wait ran past its deadline; 507 the model is larger than
+// the whole budget and can never be loaded.
+//
+// # Proxy
+//
+// Everything outside /keeper/ goes to Ollama. The inference endpoints
+// (/api/generate, /api/chat, /api/embed, /api/embeddings and the OpenAI
+// /v1/chat/completions, /v1/completions, /v1/embeddings) first resolve the
+// model (auto:TASK and auto:TASK/ROLE through BestModelForTask), wait until
+// the manager has loaded it within the budget, hold it against eviction
+// until the response is fully written, and force keep_alive -1 and the
+// manager's num_ctx so that Ollama neither unloads nor reloads the model on
+// its own. See proxy.go and openai.go for the details.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/score"
+)
+
+// DefaultAddr is where the desktop app and `vramkeeper serve` listen: one
+// port above Ollama's.
+const DefaultAddr = "127.0.0.1:11435"
+
+// Keeper is what the server needs from the manager; *manager.Manager
+// satisfies it, and tests may use a fake.
+type Keeper interface {
+	Acquire(ctx context.Context, name, reason string) (release func(), res manager.LoadResult, err error)
+	BestModelForTask(ctx context.Context, task, role string) (manager.Choice, error)
+	Load(ctx context.Context, name, reason string) (manager.LoadResult, error)
+	Unload(ctx context.Context, name string) error
+	SetPinned(ctx context.Context, name string, pinned bool) error
+	Snapshot() manager.Snapshot
+	Subscribe(buf int) (<-chan manager.Event, func())
+	History() []manager.Event
+	Rank(task, role string) ([]score.Ranked, error)
+	Refresh(ctx context.Context) error
+	Options() manager.Options
+}
+
+var _ Keeper = (*manager.Manager)(nil)
+
+// Options configure a Server. Zero values take the documented defaults.
+type Options struct {
+	// Token, when set, is required on every request as
+	// "Authorization: Bearer <token>". Serve refuses a non-loopback address
+	// without one.
+	Token string
+	// CORSOrigins are the browser origins allowed to call the server
+	// ("*" allows any). With none, no CORS headers are sent and any request
+	// carrying an Origin header is refused, so a web page cannot drive the
+	// local API (a simple cross-site POST needs no preflight).
+	CORSOrigins []string
+	// MaxBody bounds request bodies on the proxy (default 32 MiB, enough
+	// for a few images in a chat); blob uploads (/api/blobs) are exempt,
+	// as model files are gigabytes. Management API bodies are capped at
+	// 1 MiB.
+	MaxBody int64
+	// UpstreamHeaderTimeout bounds the wait for Ollama's response headers.
+	// A non-streaming generation sends them only when it is done, so it is
+	// long (default 10 minutes).
+	UpstreamHeaderTimeout time.Duration
+	// AcquireTimeout bounds how long a request waits for its model to be
+	// loaded, swaps included (default 10 minutes).
+	AcquireTimeout time.Duration
+	Log            *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.MaxBody <= 0 {
+		o.MaxBody = 32 << 20
+	}
+	if o.UpstreamHeaderTimeout <= 0 {
+		o.UpstreamHeaderTimeout = 10 * time.Minute
+	}
+	if o.AcquireTimeout <= 0 {
+		o.AcquireTimeout = 10 * time.Minute
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+}
+
+const (
+	maxKeeperBody     = 1 << 20
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 2 * time.Minute
+	// bodyReadTimeout bounds reading a request body we parse ourselves.
+	bodyReadTimeout = 60 * time.Second
+	shutdownGrace   = 10 * time.Second
+	sseKeepAlive    = 15 * time.Second
+)
+
+// Server is the HTTP face of one manager.
+type Server struct {
+	k        Keeper
+	upstream *url.URL
+	opt      Options
+	log      *slog.Logger
+	proxy    *httputil.ReverseProxy
+	client   *http.Client // to upstream, for requests we translate
+	handler  http.Handler
+
+	stopOnce sync.Once
+	stopping chan struct{} // closed when Serve begins shutting down
+}
+
+// New returns a server for k that forwards to the Ollama at upstream.
+func New(k Keeper, upstream *url.URL, opt Options) *Server {
+	opt.setDefaults()
+	s := &Server{
+		k:        k,
+		upstream: upstream,
+		opt:      opt,
+		log:      opt.Log,
+		stopping: make(chan struct{}),
+	}
+	tr := &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   5 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: opt.UpstreamHeaderTimeout,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   32,
+		// Ollama's responses are not compressed; asking for gzip would only
+		// make the transport buffer streamed chunks.
+		DisableCompression: true,
+	}
+	s.client = &http.Client{Transport: tr}
+	s.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(upstream)
+			// Our token is not Ollama's business, and we did the origin
+			// check already: Ollama's own would refuse origins we allow.
+			pr.Out.Header.Del("Authorization")
+			pr.Out.Header.Del("Origin")
+			pr.Out.Header.Del("Referer")
+		},
+		Transport:     tr,
+		FlushInterval: -1, // stream every chunk as it comes
+		ErrorLog:      slog.NewLogLogger(opt.Log.Handler(), slog.LevelWarn),
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if r.Context().Err() != nil {
+				return // the client left; nobody to answer
+			}
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				writeOllamaError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", mbe.Limit))
+				return
+			}
+			s.log.Warn("proxy: upstream failed", "path", r.URL.Path, "err", err)
+			writeOllamaError(w, http.StatusBadGateway, fmt.Sprintf("ollama at %s: %v", upstream.Redacted(), err))
+		},
+	}
+	s.handler = s.routes()
+	return s
+}
+
+// Handler returns the server's handler, with authentication and origin
+// checks applied.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	// Management API.
+	mux.HandleFunc("GET /keeper/v1/status", s.handleStatus)
+	mux.HandleFunc("GET /keeper/v1/models", s.handleModels)
+	mux.HandleFunc("GET /keeper/v1/models/{name...}", s.handleModel)
+	mux.HandleFunc("POST /keeper/v1/models/{name...}", s.handleModelAction)
+	mux.HandleFunc("POST /keeper/v1/best", s.handleBest)
+	mux.HandleFunc("GET /keeper/v1/history", s.handleHistory)
+	mux.HandleFunc("GET /keeper/v1/events", s.handleEvents)
+	mux.HandleFunc("/keeper/", func(w http.ResponseWriter, r *http.Request) {
+		writeKeeperError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+
+	// Inference through the manager.
+	for _, p := range []string{"/api/generate", "/api/chat", "/api/embed", "/api/embeddings"} {
+		mux.HandleFunc("POST "+p, s.handleNative)
+	}
+	mux.HandleFunc("POST /v1/chat/completions", s.handleOpenAIChat)
+	mux.HandleFunc("POST /v1/completions", s.handleOpenAICompletion)
+	mux.HandleFunc("POST /v1/embeddings", s.handleOpenAIEmbed)
+	// Lists with the auto: aliases beside the real models.
+	mux.HandleFunc("GET /api/tags", s.handleTags)
+	mux.HandleFunc("GET /v1/models", s.handleOpenAIModels)
+	mux.HandleFunc("GET /v1/models/{model...}", s.handleOpenAIModel)
+	mux.HandleFunc("POST /api/show", s.handleShow)
+	// The rest as it is.
+	mux.HandleFunc("/", s.handlePassThrough)
+	return s.guard(mux)
+}
+
+// guard applies the checks every request passes: token, host, origin.
+func (s *Server) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if origin != "" {
+			if !s.originAllowed(origin) {
+				s.deny(w, r, http.StatusForbidden, "forbidden", fmt.Sprintf("origin %q is not allowed (configure CORS origins to allow it)", origin))
+				return
+			}
+			h := w.Header()
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Add("Vary", "Origin")
+			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+				h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, HEAD, OPTIONS")
+				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+				h.Set("Access-Control-Max-Age", "600")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		if s.opt.Token == "" {
+			// Loopback only: refuse other Host names so that a web page on
+			// a rebound DNS name cannot reach the API through the browser.
+			if !loopbackHost(r.Host) {
+				s.deny(w, r, http.StatusForbidden, "forbidden", fmt.Sprintf("host %q is not allowed without a token", r.Host))
+				return
+			}
+		} else if !s.tokenOK(r.Header.Get("Authorization")) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="vramkeeper"`)
+			s.deny(w, r, http.StatusUnauthorized, "unauthorized", "missing or wrong token: send Authorization: Bearer <token>")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) deny(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	s.log.Warn("request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "status", status, "why", msg)
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/keeper/"):
+		writeKeeperError(w, status, code, msg)
+	case strings.HasPrefix(r.URL.Path, "/v1/"):
+		writeOpenAIError(w, status, msg)
+	default:
+		writeOllamaError(w, status, msg)
+	}
+}
+
+func (s *Server) tokenOK(header string) bool {
+	got, ok := strings.CutPrefix(header, "Bearer ")
+	if !ok {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(s.opt.Token)) == 1
+}
+
+func (s *Server) originAllowed(origin string) bool {
+	return slices.Contains(s.opt.CORSOrigins, "*") || slices.Contains(s.opt.CORSOrigins, origin)
+}
+
+// loopbackHost reports whether a Host header names this machine's loopback.
+func loopbackHost(hostport string) bool {
+	if hostport == "" {
+		return true // HTTP/1.0 clients
+	}
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// IsLoopback reports whether addr (host:port) listens on loopback only.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false // ":11435" listens everywhere
+	}
+	return loopbackHost(host)
+}
+
+// Serve listens on addr and serves until ctx ends, then shuts down
+// gracefully. It refuses a non-loopback address without a token.
+func (s *Server) Serve(ctx context.Context, addr string) error {
+	if !IsLoopback(addr) && s.opt.Token == "" {
+		return fmt.Errorf("listening on %s (not loopback) needs a token: anyone who can reach it could load and unload models", addr)
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return s.ServeListener(ctx, ln)
+}
+
+// ServeListener serves on ln until ctx ends (tests use a port-0 listener).
+// It closes ln.
+func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		// No ReadTimeout or WriteTimeout: a generation streams for minutes
+		// and a blob upload takes as long as it takes. Bodies we parse get
+		// their own read deadline (readBody).
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("serving", "addr", ln.Addr().String(), "upstream", s.upstream.Redacted(), "token", s.opt.Token != "")
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	// Event streams never end by themselves: tell them to stop, then let
+	// running requests finish for a while.
+	s.stopOnce.Do(func() { close(s.stopping) })
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if err != nil {
+		s.log.Warn("shutdown: closing requests still running", "err", err)
+		err = srv.Close()
+	}
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", serr)
+	}
+	return err
+}

@@ -1,0 +1,173 @@
+package api_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/vramkeeper/vramkeeper/manager"
+	keeper "github.com/vramkeeper/vramkeeper/manager/api"
+	"github.com/vramkeeper/vramkeeper/manager/score"
+)
+
+// fakeKeeper records calls and answers from a table; no goroutines.
+type fakeKeeper struct {
+	models map[string]bool // name → loaded
+	calls  []string
+}
+
+func (f *fakeKeeper) known(name string) error {
+	if _, ok := f.models[name]; !ok {
+		return fmt.Errorf("%q: %w", name, manager.ErrModelUnknown)
+	}
+	return nil
+}
+
+func (f *fakeKeeper) Acquire(ctx context.Context, name, reason string) (func(), manager.LoadResult, error) {
+	f.calls = append(f.calls, "acquire "+name)
+	if err := f.known(name); err != nil {
+		return func() {}, manager.LoadResult{}, err
+	}
+	return func() { f.calls = append(f.calls, "release "+name) }, manager.LoadResult{Model: name}, nil
+}
+
+func (f *fakeKeeper) BestModelForTask(ctx context.Context, task, role string) (manager.Choice, error) {
+	switch task {
+	case "huge":
+		return manager.Choice{}, fmt.Errorf("no model fits: %w", manager.ErrNeverFits)
+	case "chat":
+		return manager.Choice{Model: "a/b:c", Reason: "test"}, nil
+	}
+	return manager.Choice{}, fmt.Errorf("task %q: %w", task, manager.ErrUnknownTask)
+}
+
+func (f *fakeKeeper) Load(ctx context.Context, name, reason string) (manager.LoadResult, error) {
+	f.calls = append(f.calls, "load "+name)
+	return manager.LoadResult{Model: name}, f.known(name)
+}
+
+func (f *fakeKeeper) Unload(ctx context.Context, name string) error {
+	f.calls = append(f.calls, "unload "+name)
+	return f.known(name)
+}
+
+func (f *fakeKeeper) SetPinned(ctx context.Context, name string, pinned bool) error {
+	f.calls = append(f.calls, fmt.Sprintf("pin %s %v", name, pinned))
+	return f.known(name)
+}
+
+func (f *fakeKeeper) Snapshot() manager.Snapshot {
+	s := manager.Snapshot{OllamaUp: true}
+	for n, l := range f.models {
+		s.Models = append(s.Models, manager.ModelView{Name: n, Loaded: l, NumCtx: 2048, Fits: true})
+	}
+	return s
+}
+
+func (f *fakeKeeper) Subscribe(int) (<-chan manager.Event, func()) {
+	ch := make(chan manager.Event)
+	return ch, func() {}
+}
+func (f *fakeKeeper) History() []manager.Event { return nil }
+func (f *fakeKeeper) Rank(task, role string) ([]score.Ranked, error) {
+	return nil, nil
+}
+func (f *fakeKeeper) Refresh(context.Context) error { return nil }
+func (f *fakeKeeper) Options() manager.Options      { return manager.Options{Tables: score.Defaults()} }
+
+func TestParseAlias(t *testing.T) {
+	for _, tc := range []struct {
+		in, task, role string
+		ok             bool
+	}{
+		{"auto:code_generation", "code_generation", "", true},
+		{"auto:code_generation/architect", "code_generation", "architect", true},
+		{"auto:", "", "", false},
+		{"llama3:8b", "", "", false},
+		{"hf.co/user/model:Q4", "", "", false},
+	} {
+		task, role, ok := keeper.ParseAlias(tc.in)
+		if task != tc.task || role != tc.role || ok != tc.ok {
+			t.Errorf("ParseAlias(%q) = %q %q %v", tc.in, task, role, ok)
+		}
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:11435": true, "localhost:11435": true, "[::1]:11435": true,
+		":11435": false, "0.0.0.0:11435": false, "192.168.1.2:11435": false,
+	} {
+		if got := keeper.IsLoopback(addr); got != want {
+			t.Errorf("IsLoopback(%q) = %v", addr, got)
+		}
+	}
+	s := keeper.New(&fakeKeeper{}, &url.URL{Scheme: "http", Host: "127.0.0.1:1"}, keeper.Options{})
+	if err := s.Serve(context.Background(), "0.0.0.0:0"); err == nil || !strings.Contains(err.Error(), "token") {
+		t.Errorf("Serve on all interfaces without a token: %v", err)
+	}
+}
+
+// The management API over a fake manager: names with slashes, actions,
+// errors mapped to codes and back to the manager's sentinels.
+func TestManagementAPI(t *testing.T) {
+	f := &fakeKeeper{models: map[string]bool{"hf.co/user/model:Q4": false, "a/b:c": true}}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"upstream":"`+r.URL.Path+`","auth":"`+r.Header.Get("Authorization")+`"}`)
+	}))
+	defer up.Close()
+	u, _ := url.Parse(up.URL)
+	hs := httptest.NewServer(keeper.New(f, u, keeper.Options{Token: "t"}).Handler())
+	defer hs.Close()
+	ctx := context.Background()
+	c, err := keeper.Dial(ctx, hs.URL, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Load(ctx, "hf.co/user/model:Q4"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetPinned(ctx, "hf.co/user/model:Q4", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Unload(ctx, "a/b:c"); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"load hf.co/user/model:Q4", "pin hf.co/user/model:Q4 true", "unload a/b:c"}
+	if strings.Join(f.calls, ",") != strings.Join(want, ",") {
+		t.Errorf("calls %v, want %v", f.calls, want)
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want error
+		code int
+	}{
+		{"unknown model", c.Unload(ctx, "nope"), manager.ErrModelUnknown, 404},
+		{"unknown task", func() error { _, err := c.Best(ctx, "juggle", ""); return err }(), manager.ErrUnknownTask, 400},
+		{"never fits", func() error { _, err := c.Best(ctx, "huge", ""); return err }(), manager.ErrNeverFits, 507},
+	} {
+		var ae *keeper.Error
+		if !errors.Is(tc.err, tc.want) || !errors.As(tc.err, &ae) || ae.Status != tc.code {
+			t.Errorf("%s: %v, want %v with HTTP %d", tc.name, tc.err, tc.want, tc.code)
+		}
+	}
+	// The proxy drops our token before Ollama sees it.
+	req, _ := http.NewRequest("GET", hs.URL+"/api/version", nil)
+	req.Header.Set("Authorization", "Bearer t")
+	resp, err := hs.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != `{"upstream":"/api/version","auth":""}` {
+		t.Errorf("pass-through: %s", b)
+	}
+}
