@@ -420,3 +420,29 @@ func TestDiscoveryNoticesChanges(t *testing.T) {
 	rt.remove("a:3b")
 	waitFor(t, "deleted model gone", func() bool { _, ok := m.Snapshot().Model("a:3b"); return !ok })
 }
+
+// An explicit unload waits for the requests running on the model.
+func TestUnloadWaitsForRequests(t *testing.T) {
+	rt := newFakeRuntime()
+	rt.add("a:3b", 3.2, nil, 1)
+	m := start(t, rt, manager.Options{})
+	ctx := ctxT(t)
+	release, _, err := m.Acquire(ctx, "a:3b", "request")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unloaded := make(chan error, 1)
+	go func() { unloaded <- m.Unload(ctx, "a:3b") }()
+	select {
+	case err := <-unloaded:
+		t.Fatalf("unloaded under a running request (err %v)", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	release()
+	if err := <-unloaded; err != nil {
+		t.Fatal(err)
+	}
+	if got := rt.runningNames(); len(got) != 0 {
+		t.Fatalf("running %v after unload", got)
+	}
+}

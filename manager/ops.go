@@ -203,6 +203,9 @@ func (m *Manager) prepare(o *op) action {
 			m.finish(o, opResult{already: true})
 			return actDone
 		}
+		if s.busy(md, m.opt.Now()) {
+			return actWait // never pull a model from under a running request
+		}
 		return actStart
 	}
 	if md.state == Loaded && md.loadedCtx == md.numCtx {

@@ -125,10 +125,9 @@ func (s *state) entries(now time.Time) []evict.Entry {
 		if md.state != Loaded {
 			continue
 		}
-		busy := md.inflight > 0 && (s.opt.BusyGrace == 0 || now.Sub(md.busySince) < s.opt.BusyGrace)
 		out = append(out, evict.Entry{
 			Name: md.inst.Name, Bytes: md.size, LastUsed: md.lastUsed, Uses: md.uses,
-			Credit: md.credit, Pinned: md.pinned, Busy: busy,
+			Credit: md.credit, Pinned: md.pinned, Busy: s.busy(md, now),
 		})
 	}
 	return out
@@ -138,6 +137,12 @@ type ranking struct {
 	gen    int
 	ranked []score.Ranked
 	err    error
+}
+
+// busy reports whether requests in flight hold md in place: until they end,
+// or until the grace ends when one is set.
+func (s *state) busy(md *model, now time.Time) bool {
+	return md.inflight > 0 && (s.opt.BusyGrace == 0 || now.Sub(md.busySince) < s.opt.BusyGrace)
 }
 
 // touch records a use of md now.

@@ -202,6 +202,7 @@ func Options(cfg config.Config) (manager.Options, error) {
 	if cfg.RefreshSeconds > 0 {
 		opt.RefreshEvery = time.Duration(cfg.RefreshSeconds) * time.Second
 	}
+	opt.BusyGrace = time.Duration(cfg.BusyGraceSeconds) * time.Second
 	opt.Tables = score.Defaults().Merge(cfg.Tasks, cfg.Roles)
 	return opt, nil
 }

@@ -27,19 +27,22 @@ import (
 // Config is the settings file. Zero values of strings mean "use the
 // default" only where the comment says so; Load fills defaults first.
 type Config struct {
-	OllamaURL      string                `toml:"ollama_url"`      // "" = OLLAMA_HOST as the official client reads it
-	Budget         string                `toml:"budget"`          // "" = total − 1 GiB; "7GiB", "7000MB", "80%"
-	VRAM           string                `toml:"vram"`            // card size to assume when NVML is missing, default "8GiB"
-	MaxLoaded      int                   `toml:"max_loaded"`      // default 2
-	ContextLength  int                   `toml:"context_length"`  // default 4096
-	Pinned         []string              `toml:"pinned"`          // models never evicted
-	Policy         string                `toml:"policy"`          // eviction policy: "gdsf" (default) or "lru"
-	Notifications  bool                  `toml:"notifications"`   // default true
-	Listen         string                `toml:"listen"`          // local API address, default "127.0.0.1:11435"
-	Token          string                `toml:"token"`           // API bearer token; required off loopback
-	RefreshSeconds int                   `toml:"refresh_seconds"` // discovery timer, default 30
-	Tasks          map[string]score.Task `toml:"tasks"`           // overrides/additions to score.Defaults()
-	Roles          map[string]score.Role `toml:"roles"`
+	OllamaURL      string   `toml:"ollama_url"`      // "" = OLLAMA_HOST as the official client reads it
+	Budget         string   `toml:"budget"`          // "" = total − 1 GiB; "7GiB", "7000MB", "80%"
+	VRAM           string   `toml:"vram"`            // card size to assume when NVML is missing, default "8GiB"
+	MaxLoaded      int      `toml:"max_loaded"`      // default 2
+	ContextLength  int      `toml:"context_length"`  // default 4096
+	Pinned         []string `toml:"pinned"`          // models never evicted
+	Policy         string   `toml:"policy"`          // eviction policy: "gdsf" (default) or "lru"
+	Notifications  bool     `toml:"notifications"`   // default true
+	Listen         string   `toml:"listen"`          // local API address, default "127.0.0.1:11435"
+	Token          string   `toml:"token"`           // API bearer token; required off loopback
+	RefreshSeconds int      `toml:"refresh_seconds"` // discovery timer, default 30
+	// BusyGraceSeconds bounds how long requests in flight on a model hold
+	// off its eviction or unload; 0 waits until they finish.
+	BusyGraceSeconds int                   `toml:"busy_grace_seconds"`
+	Tasks            map[string]score.Task `toml:"tasks"` // overrides/additions to score.Defaults()
+	Roles            map[string]score.Role `toml:"roles"`
 }
 
 // Policy names.
@@ -317,6 +320,9 @@ func (c Config) problems() []problem {
 		add("policy", fmt.Errorf("unknown policy %q (known: %s)", c.Policy, strings.Join(Policies(), ", ")), func(c *Config, d Config) { c.Policy = d.Policy })
 	}
 	add("listen", checkListen(c.Listen, c.Token), func(c *Config, d Config) { c.Listen = d.Listen })
+	if c.BusyGraceSeconds < 0 {
+		add("busy_grace_seconds", fmt.Errorf("must be 0 (wait for requests) or more, got %d", c.BusyGraceSeconds), func(c *Config, d Config) { c.BusyGraceSeconds = d.BusyGraceSeconds })
+	}
 	if c.RefreshSeconds < 1 {
 		add("refresh_seconds", fmt.Errorf("must be at least 1, got %d", c.RefreshSeconds), func(c *Config, d Config) { c.RefreshSeconds = d.RefreshSeconds })
 	}
