@@ -1,7 +1,6 @@
 package manager_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"slices"
@@ -60,11 +59,7 @@ func TestAgainstRealOllama(t *testing.T) {
 	}
 	srv := ollamatest.Start(t)
 	for _, m := range realModels {
-		var buf bytes.Buffer
-		if err := ggufgen.Write(&buf, m.spec); err != nil {
-			t.Fatal(err)
-		}
-		srv.CreateModel(t, m.name, buf.Bytes())
+		srv.Create(t, m.name, m.spec)
 	}
 	rt := ollama.New(srv.URL, nil)
 	probe := gpu.New(8*gib, nil)

@@ -37,11 +37,7 @@ func TestCLIAgainstRealOllama(t *testing.T) {
 		"tiny-coder:latest": {Arch: "llama", Layers: 4, Embd: 256, Heads: 4, KVHeads: 4, FFN: 512, Vocab: ggufgen.MinVocab, ContextLength: 4096, WeightType: "F32"},
 		"tiny-chat:latest":  {Arch: "qwen2", Layers: 4, Embd: 256, Heads: 4, KVHeads: 2, FFN: 512, Vocab: ggufgen.MinVocab, ContextLength: 4096, WeightType: "F16"},
 	} {
-		var buf bytes.Buffer
-		if err := ggufgen.Write(&buf, spec); err != nil {
-			t.Fatal(err)
-		}
-		srv.CreateModel(t, name, buf.Bytes())
+		srv.Create(t, name, spec)
 	}
 	dir := t.TempDir()
 	base := []string{"--ollama", srv.URL.String(), "--state-dir", dir, "--config", filepath.Join(dir, "config.toml"), "--ctx", "1024", "--listen", "127.0.0.1:1"}
@@ -132,12 +128,8 @@ func TestCLIUsesRunningInstance(t *testing.T) {
 		t.Skip("runs a real Ollama")
 	}
 	srv := ollamatest.Start(t)
-	var buf bytes.Buffer
-	if err := ggufgen.Write(&buf, ggufgen.Spec{Arch: "llama", Layers: 2, Embd: 128, Heads: 2, KVHeads: 2, FFN: 256,
-		Vocab: ggufgen.MinVocab, ContextLength: 2048, WeightType: "F32"}); err != nil {
-		t.Fatal(err)
-	}
-	srv.CreateModel(t, "tiny:latest", buf.Bytes())
+	srv.Create(t, "tiny:latest", ggufgen.Spec{Arch: "llama", Layers: 2, Embd: 128, Heads: 2, KVHeads: 2, FFN: 256,
+		Vocab: ggufgen.MinVocab, ContextLength: 2048, WeightType: "F32"})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
+
 	"github.com/ollama/ollama/api"
 )
 
@@ -360,6 +362,17 @@ func (s *Server) CreateModel(t testing.TB, name string, gguf []byte) {
 	if last.Status != "success" {
 		t.Fatalf("ollamatest: creating %s: last status %q, want \"success\"", name, last.Status)
 	}
+}
+
+// Create generates a model from spec (internal/ggufgen) and creates it
+// under name, as CreateModel does.
+func (s *Server) Create(t testing.TB, name string, spec ggufgen.Spec) {
+	t.Helper()
+	var b bytes.Buffer
+	if err := ggufgen.Write(&b, spec); err != nil {
+		t.Fatalf("ollamatest: generating %s: %v", name, err)
+	}
+	s.CreateModel(t, name, b.Bytes())
 }
 
 // Running returns /api/ps, failing the test on error.

@@ -1,7 +1,6 @@
 package ollamatest_test
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -18,15 +17,6 @@ import (
 var tinyLlama = ggufgen.Spec{
 	Arch: "llama", Layers: 2, Embd: 64, Heads: 2, KVHeads: 1, FFN: 128,
 	Vocab: ggufgen.MinVocab, ContextLength: 2048, WeightType: "F32",
-}
-
-func gguf(t testing.TB, s ggufgen.Spec) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	if err := ggufgen.Write(&b, s); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
 }
 
 func TestBinaryFromEnv(t *testing.T) {
@@ -89,7 +79,7 @@ func TestServer(t *testing.T) {
 	}
 
 	began = time.Now()
-	s.CreateModel(t, "tiny", gguf(t, tinyLlama))
+	s.Create(t, "tiny", tinyLlama)
 	t.Logf("create took %s", time.Since(began).Round(time.Millisecond))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -43,15 +43,6 @@ var tinyBert = ggufgen.Spec{
 	Vocab: ggufgen.MinVocab, ContextLength: 512, WeightType: "F32",
 }
 
-func gguf(t testing.TB, s ggufgen.Spec) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	if err := ggufgen.Write(&b, s); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
 // rig is a real Ollama, a manager over it and VRAM Keeper's server in front.
 type rig struct {
 	ollama *ollamatest.Server
@@ -66,7 +57,7 @@ func newRig(t *testing.T, models map[string]ggufgen.Spec, mopt manager.Options, 
 	t.Helper()
 	o := ollamatest.Start(t)
 	for name, spec := range models {
-		o.CreateModel(t, name, gguf(t, spec))
+		o.Create(t, name, spec)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	mopt.Runtime = ollama.New(o.URL, nil)

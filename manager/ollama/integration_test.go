@@ -1,7 +1,6 @@
 package ollama_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"slices"
@@ -30,15 +29,6 @@ var (
 	}
 )
 
-func gguf(t testing.TB, s ggufgen.Spec) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	if err := ggufgen.Write(&b, s); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
 // TestAgainstRealOllama runs the client against a real server built from the
 // pinned module. The steps share one server and build on each other's state
 // (what is loaded), so they run in order and stop at the first failure.
@@ -48,8 +38,8 @@ func TestAgainstRealOllama(t *testing.T) {
 	t.Logf("server ready in %s", time.Since(began).Round(time.Millisecond))
 
 	began = time.Now()
-	srv.CreateModel(t, "tiny", gguf(t, tinyLlama))
-	srv.CreateModel(t, "embed", gguf(t, tinyBert))
+	srv.Create(t, "tiny", tinyLlama)
+	srv.Create(t, "embed", tinyBert)
 	t.Logf("created 2 models in %s", time.Since(began).Round(time.Millisecond))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
