@@ -4,8 +4,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/vramkeeper/vramkeeper/app"
@@ -22,6 +24,10 @@ func main() {
 // desktop runs the manager and the local API in the background and the Fyne
 // app on the main goroutine, until Quit or a signal.
 func desktop(ctx context.Context, env *cli.Env) error {
+	// Without a display the GUI toolkit panics deep inside; say what to do.
+	if runtime.GOOS == "linux" && os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
+		return errors.New("no display (DISPLAY and WAYLAND_DISPLAY are unset): run `vramkeeper serve` for headless use")
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stopManager := env.Start(ctx)
