@@ -199,11 +199,15 @@ func (m *Manager) prepare(o *op) action {
 	}
 	o.name = md.inst.Name
 	if o.kind == opUnload {
+		if !o.refreshed {
+			return actStart // read /api/ps first: another client may have loaded it
+		}
 		if md.state != Loaded {
 			m.finish(o, opResult{already: true})
 			return actDone
 		}
 		if s.busy(md, m.opt.Now()) {
+			o.refreshed = false
 			return actWait // never pull a model from under a running request
 		}
 		return actStart
