@@ -226,6 +226,13 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/chat/completions", s.handleOpenAIChat)
 	mux.HandleFunc("POST /v1/completions", s.handleOpenAICompletion)
 	mux.HandleFunc("POST /v1/embeddings", s.handleOpenAIEmbed)
+	// Ollama also serves these, but passed through they would load models
+	// behind the manager's back and outside the budget: refuse them plainly.
+	for _, p := range []string{"/v1/responses", "/v1/messages", "/v1/images/generations", "/v1/images/edits"} {
+		mux.HandleFunc("POST "+p, func(w http.ResponseWriter, r *http.Request) {
+			writeOpenAIError(w, http.StatusNotImplemented, r.URL.Path+" is not served through VRAM Keeper (it would bypass the VRAM budget); use /v1/chat/completions or /api/chat")
+		})
+	}
 	// Lists with the auto: aliases beside the real models.
 	mux.HandleFunc("GET /api/tags", s.handleTags)
 	mux.HandleFunc("GET /v1/models", s.handleOpenAIModels)
