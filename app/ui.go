@@ -471,7 +471,9 @@ func (u *ui) loadBest(task string) {
 	u.call("Load best for "+task, func(ctx context.Context) error {
 		c, err := u.keeper.BestModelForTask(ctx, task, "")
 		if err == nil {
-			fyne.Do(func() { u.setStatus(fmt.Sprintf("%s for %s: %s", c.Model, task, c.Reason)) })
+			// The reason already names the model and the task:
+			// "qwen2.5-coder:7b: code model for code_generation, priority 8 (7.6B)".
+			fyne.Do(func() { u.setStatus("Loaded " + c.Reason) })
 		}
 		return err
 	})

@@ -293,7 +293,12 @@ func HistoryLine(e manager.Event) string {
 	case manager.EventUnloaded:
 		fmt.Fprintf(&b, "unloaded %s", e.Model)
 	case manager.EventEvicted:
+		// The size is the evicted model's, so it goes next to its name,
+		// not after the model it made room for.
 		fmt.Fprintf(&b, "evicted %s", e.Model)
+		if e.Bytes > 0 {
+			fmt.Fprintf(&b, " (%s)", config.FormatBytes(e.Bytes))
+		}
 		if e.For != "" {
 			fmt.Fprintf(&b, " for %s", e.For)
 		}
@@ -306,10 +311,13 @@ func HistoryLine(e manager.Event) string {
 	default:
 		fmt.Fprintf(&b, "%s %s", e.Kind, e.Model)
 	}
-	if e.Bytes > 0 && (e.Kind == manager.EventLoaded || e.Kind == manager.EventEvicted || e.Kind == manager.EventUnloaded) {
+	if e.Bytes > 0 && (e.Kind == manager.EventLoaded || e.Kind == manager.EventUnloaded) {
 		fmt.Fprintf(&b, " (%s)", config.FormatBytes(e.Bytes))
 	}
-	if e.Reason != "" && e.Kind != manager.EventOllamaDown && e.Kind != manager.EventOllamaUp {
+	// The manager's eviction reason ("unloaded A (4.6 GiB) to make room for
+	// B (2.0 GiB)") restates the line; only a different reason adds news.
+	redundant := e.Kind == manager.EventEvicted && strings.HasPrefix(e.Reason, "unloaded "+e.Model+" ")
+	if e.Reason != "" && !redundant && e.Kind != manager.EventOllamaDown && e.Kind != manager.EventOllamaUp {
 		b.WriteString(" — " + e.Reason)
 	}
 	if e.Error != "" {

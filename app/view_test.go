@@ -208,7 +208,13 @@ func TestNoteFilter(t *testing.T) {
 func TestHistoryLine(t *testing.T) {
 	e := manager.Event{Time: time.Date(2026, 1, 2, 12, 0, 0, 0, time.Local), Kind: manager.EventEvicted,
 		Model: "qwen2.5:7b", For: "llama3.2:3b", Bytes: 46 * gib / 10, Reason: "max loaded reached"}
-	want := "2026-01-02 12:00:00  evicted qwen2.5:7b for llama3.2:3b (4.6 GiB) — max loaded reached"
+	want := "2026-01-02 12:00:00  evicted qwen2.5:7b (4.6 GiB) for llama3.2:3b — max loaded reached"
+	if got := HistoryLine(e); got != want {
+		t.Errorf("HistoryLine = %q, want %q", got, want)
+	}
+	// The manager's own eviction reason only repeats the line.
+	e.Reason = "unloaded qwen2.5:7b (4.6 GiB) to make room for llama3.2:3b (2.0 GiB)"
+	want = "2026-01-02 12:00:00  evicted qwen2.5:7b (4.6 GiB) for llama3.2:3b"
 	if got := HistoryLine(e); got != want {
 		t.Errorf("HistoryLine = %q, want %q", got, want)
 	}

@@ -37,7 +37,7 @@ type Options struct {
 	MaxLoaded int // default 2
 	NumCtx    int // default 4096 (Ollama's default on cards under 23 GiB)
 	Pinned    []string
-	Policy    evict.Policy // default GDSF
+	Policy    evict.Policy // default evict.Default() (LRFU)
 	Tables    score.Tables // default score.Defaults()
 	// StateDir holds state.json and history.jsonl; "" keeps nothing.
 	StateDir     string
@@ -67,7 +67,7 @@ func (o *Options) setDefaults() error {
 		o.NumCtx = 4096
 	}
 	if o.Policy == nil {
-		o.Policy = evict.GDSF{}
+		o.Policy = evict.Default()
 	}
 	if o.Tables.Tasks == nil {
 		o.Tables = score.Defaults()

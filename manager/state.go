@@ -150,7 +150,9 @@ func (s *state) touch(md *model, now time.Time) {
 	s.usageDirty = true
 	md.lastUsed = now
 	md.uses++
-	e := evict.Entry{Uses: md.uses}
+	// The policy sees the previous credit and this use's time: LRFU decays
+	// the old count to now, GDSF adds to the clock.
+	e := evict.Entry{Name: md.inst.Name, Bytes: md.size, Uses: md.uses, LastUsed: now, Credit: md.credit}
 	s.opt.Policy.Touch(&e, s.clock)
 	md.credit = e.Credit
 }

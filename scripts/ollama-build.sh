@@ -21,9 +21,11 @@ work=$(mktemp -d)
 trap 'chmod -R u+w "$work"; rm -rf "$work"' EXIT
 
 echo ">> fetching ollama $version sources" >&2
-go mod download github.com/ollama/ollama github.com/gen2brain/malgo
+go mod download github.com/ollama/ollama
 src=$(go list -m -f '{{.Dir}}' github.com/ollama/ollama)
-malgo=$(go list -m -f '{{.Dir}}' github.com/gen2brain/malgo)
+# miniaudio.h ships in malgo's module (not a dependency of ours or Ollama's).
+malgo=$(go mod download -json github.com/gen2brain/malgo@v0.11.24 | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+[ -f "$malgo/miniaudio.h" ] || { echo "miniaudio.h not found in malgo ($malgo)" >&2; exit 1; }
 cp -r "$src" "$work/ollama"
 chmod -R u+w "$work/ollama"
 # Module zips drop vendor/ folders: miniaudio comes from malgo (see shared notes).

@@ -84,7 +84,10 @@ func latencySections(ctx context.Context, log *slog.Logger, srv *server) ([]sect
 	s.Rows = append(s.Rows, []string{"BestModelForTask, 1,000 models, in memory (best already loaded)",
 		fmt.Sprintf("%s/op, %d allocs/op, %.1f MB/op (N=%d)", fmtDur(perOp), r.AllocsPerOp(), float64(r.AllocedBytesPerOp())/1e6, r.N),
 		"< 50 µs", yesNo(perOp < 50*time.Microsecond)})
-	s.Notes = append(s.Notes, "Same code as `go test -bench BestModelForTask ./manager/`; the fake runtime is internal/fakert with 1,000 seed-shaped models (fakert.Synthetic).")
+	s.Notes = append(s.Notes, "BestModelForTask: the time for one call that picks the best model for a task and finds it already loaded, "+
+		"so no load is timed; same code as `go test -bench BestModelForTask ./manager/`, against internal/fakert with 1,000 seed-shaped models "+
+		"(fakert.Synthetic). Rankings are cached per catalogue generation, so this is the steady state of an agent asking again; "+
+		"the first call after a catalogue change ranks all 1,000 models.")
 	if srv == nil {
 		s.Rows = append(s.Rows, []string{"discovery of 30 models", "not measured: no Ollama binary", "< 300 ms", "–"},
 			[]string{"load through the manager ÷ straight to Ollama", "not measured: no Ollama binary", "< 1.02", "–"})
@@ -120,8 +123,10 @@ func latencySections(ctx context.Context, log *slog.Logger, srv *server) ([]sect
 		disc = append(disc, d)
 	}
 	md := median(disc)
-	s.Notes = append(s.Notes, "Discovery is dominated by Ollama answering 30 verbose `/api/show` calls (4 at a time): verbose returns every "+
-		"token of the vocabulary (32,000 here) and Ollama re-reads the GGUF header for each; the manager's own work is milliseconds.")
+	s.Notes = append(s.Notes, "Discovery: wall time from creating a manager to its first Refresh returning with all 30 models: "+
+		"`/api/tags`, then one `/api/show` per model (4 at a time; non-verbose, re-asked verbose only when an array came back truncated) "+
+		"and the estimates. Ollama re-reads each model's GGUF header for every `/api/show`, which is most of the time; "+
+		"the manager's own work is milliseconds.")
 	s.Rows = append(s.Rows, []string{"discovery of 30 models from a real Ollama (new manager → Refresh returns; median of 5)",
 		fmt.Sprintf("%s (min %s, max %s)", fmtDur(md), fmtDur(slices.Min(disc)), fmtDur(slices.Max(disc))), "< 300 ms", yesNo(md < 300*time.Millisecond)})
 

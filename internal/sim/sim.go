@@ -99,16 +99,20 @@ var epoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 func Replay(cat Catalogue, tr Trace, c Config, budget uint64) (Result, error) {
 	res := Result{Label: c.Label, Requests: len(tr.Requests)}
 	loaded := map[string]*evict.Entry{}
-	uses := map[string]int{} // like the manager's md.uses: kept across evictions
+	// Like the manager's md.uses and md.credit: kept across evictions, so a
+	// model's history survives its unloads.
+	uses := map[string]int{}
+	credit := map[string]float64{}
 	var clock float64
 	touch := func(e *evict.Entry, now time.Time) {
 		// The manager's state.touch, step for step.
 		e.LastUsed = now
 		uses[e.Name]++
 		e.Uses = uses[e.Name]
-		t := evict.Entry{Uses: e.Uses}
+		t := evict.Entry{Name: e.Name, Bytes: e.Bytes, Uses: e.Uses, LastUsed: now, Credit: credit[e.Name]}
 		c.Policy.Touch(&t, clock)
 		e.Credit = t.Credit
+		credit[e.Name] = t.Credit
 	}
 	for i, r := range tr.Requests {
 		m, ok := cat[r.Model]

@@ -126,7 +126,7 @@ func (s Setup) Configs(tr Trace) []Config {
 	b, prep := NewBelady(tr)
 	def, _ := evict.ByName("")
 	cfgs := []Config{{Label: def.Name() + " (ours, default)", Policy: def, Limits: s.Limits}}
-	for _, p := range []evict.Policy{evict.GDSF{}, evict.LRU{}} {
+	for _, p := range []evict.Policy{evict.LRFU{}, evict.GDSF{}, evict.LRU{}} {
 		if p.Name() != def.Name() {
 			cfgs = append(cfgs, Config{Label: p.Name(), Policy: p, Limits: s.Limits})
 		}

@@ -33,7 +33,7 @@ type Config struct {
 	MaxLoaded      int      `toml:"max_loaded"`      // default 2
 	ContextLength  int      `toml:"context_length"`  // default 4096
 	Pinned         []string `toml:"pinned"`          // models never evicted
-	Policy         string   `toml:"policy"`          // eviction policy: "gdsf" (default) or "lru"
+	Policy         string   `toml:"policy"`          // eviction policy: "lrfu" (default), "gdsf" or "lru"
 	Notifications  bool     `toml:"notifications"`   // default true
 	Listen         string   `toml:"listen"`          // local API address, default "127.0.0.1:11435"
 	Token          string   `toml:"token"`           // API bearer token; required off loopback
@@ -47,12 +47,13 @@ type Config struct {
 
 // Policy names.
 const (
+	PolicyLRFU = "lrfu"
 	PolicyGDSF = "gdsf"
 	PolicyLRU  = "lru"
 )
 
 // Policies returns the eviction policy names Validate accepts.
-func Policies() []string { return []string{PolicyGDSF, PolicyLRU} }
+func Policies() []string { return []string{PolicyLRFU, PolicyGDSF, PolicyLRU} }
 
 // defaultReserve is what the default budget leaves free on the card for the
 // desktop, the compositor and other programs.
@@ -64,7 +65,7 @@ func Default() Config {
 		VRAM:           "8GiB",
 		MaxLoaded:      2,
 		ContextLength:  4096,
-		Policy:         PolicyGDSF,
+		Policy:         PolicyLRFU,
 		Notifications:  true,
 		Listen:         "127.0.0.1:11435",
 		RefreshSeconds: 30,

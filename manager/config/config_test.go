@@ -234,7 +234,7 @@ prefer = ["", "ok", " "]
 			errs: []string{
 				":1:1: max_loaded: must be at least 1",
 				":2:1: budget: ",
-				":3:1: policy: unknown policy \"fifo\" (known: gdsf, lru)",
+				":3:1: policy: unknown policy \"fifo\" (known: lrfu, gdsf, lru)",
 				":5:1: vram: ",
 				":6:1: listen: ",
 				"needs a token",

@@ -2,6 +2,7 @@ package estimate
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -218,31 +219,60 @@ func TestEstimateOllamaEngine(t *testing.T) {
 }
 
 func TestGraphOllama(t *testing.T) {
-	h := hparams{arch: "x", layers: 1, embd: 256, heads: []uint64{8}, headsKV: []uint64{2},
+	dense := hparams{arch: "x", layers: 2, embd: 256, heads: []uint64{8, 8}, headsKV: []uint64{2, 2},
 		keyLen: 32, valueLen: 32, vocab: 1000, ffn: 1024}
-	s := kvSetup{numCtx: 2048, parallel: 1, batch: 512}
-	base := uint64(4*2*512*256 + 4*512*2048) // hidden+residual, f32 mask
-	// attention: q/k/v 4·512·(256+128) + scores 4·512·2048·8 beats ffn 4·4·512·1024
-	want := base + 4*512*384 + 4*512*2048*8
-	if got := graphOllama(h, s, 2048, 2048, nil); got != want {
-		t.Errorf("flash off: got %d, want %d", got, want)
+	moe := dense
+	moe.experts, moe.used = 8, 2
+	// A single-layer model reads its mask in one layer only.
+	one := dense
+	one.layers, one.heads, one.headsKV = 1, []uint64{8}, []uint64{2}
+	// gemma3 shapes: layer 5 (and 11) global, the rest sliding.
+	swa6 := dense
+	swa6.layers, swa6.heads, swa6.headsKV = 6, []uint64{8, 8, 8, 8, 8, 8}, []uint64{2, 2, 2, 2, 2, 2}
+	swa12 := swa6
+	swa12.layers, swa12.heads, swa12.headsKV = 12, slices.Repeat([]uint64{8}, 12), slices.Repeat([]uint64{2}, 12)
+	slide := func(n int) []bool {
+		out := make([]bool, n)
+		for i := range out {
+			out[i] = (i+1)%6 != 0
+		}
+		return out
 	}
-	s.fa = true
-	// f16 mask; attention shrinks to q/k/v and the ffn wins
-	want = 4*2*512*256 + 2*512*2048 + 4*4*512*1024
-	if got := graphOllama(h, s, 2048, 2048, nil); got != want {
-		t.Errorf("flash on: got %d, want %d", got, want)
+	const (
+		hidden = 4 * 2 * 512 * 256  // hidden + residual
+		qkv    = 4 * 512 * 384      // q, k, v
+		ffn    = 4 * 4 * 512 * 1024 // gate, up, activation, product
+		scores = 4 * 512 * 2048 * 8 // f32 scores without flash attention
+		f32m   = 4 * 512 * 2048     // f32 full mask
+		f16m   = 2 * 512 * 2048     // f16 full mask
+		f16w   = 2 * 512 * 1024     // f16 window mask (1024 cells)
+		router = 4 * 512 * 8        // MoE router logits
+	)
+	tests := []struct {
+		name    string
+		h       hparams
+		fa      bool
+		sliding []bool
+		want    uint64
+	}{
+		{"flash off: the scores beat the ffn", dense, false, nil, hidden + f32m + qkv + scores},
+		{"flash on: f16 mask, the ffn wins", dense, true, nil, hidden + f16m + ffn},
+		{"one layer: the mask lives with attention only", one, true, nil, hidden + ffn},
+		{"moe: per used expert, plus the router", moe, true, nil, hidden + f16m + 2*ffn + router},
+		// The window mask spans layers 0–4; the full mask is read by layer 5
+		// alone, so it only sits next to that layer's attention.
+		{"sliding, one global layer", swa6, true, slide(6), hidden + f16w + max(qkv+f16m, ffn)},
+		// Layers 5 and 11 read the full mask: it is alive across the
+		// feed-forward of layers 6–10 (real gemma3 has 4–10 global layers).
+		{"sliding, two global layers", swa12, true, slide(12), hidden + f16w + f16m + ffn},
 	}
-	// sliding windows: the all-layer mask is the window's (1024 cells)
-	want = 4*2*512*256 + 2*512*1024 + 4*4*512*1024
-	if got := graphOllama(h, s, 2048, 1024, []bool{true}); got != want {
-		t.Errorf("sliding: got %d, want %d", got, want)
-	}
-	// MoE: per used expert, plus router logits
-	h.experts, h.used = 8, 2
-	want = 4*2*512*256 + 2*512*2048 + 2*4*4*512*1024 + 4*512*8
-	if got := graphOllama(h, s, 2048, 2048, nil); got != want {
-		t.Errorf("moe: got %d, want %d", got, want)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := kvSetup{numCtx: 2048, parallel: 1, batch: 512, fa: tt.fa}
+			if got := graphOllama(tt.h, s, 2048, 1024, tt.sliding); got != tt.want {
+				t.Errorf("got %d, want %d", got, tt.want)
+			}
+		})
 	}
 }
 

@@ -1,7 +1,5 @@
 package estimate
 
-import "slices"
-
 // graphLlamaCpp is Ollama's full-offload compute-graph estimate for the
 // llama.cpp engine (fs/ggml/ggml.go GraphSize). C = num_ctx·parallel.
 // Architectures without a case use llm/server.go's fallback gqa·KV/6.
@@ -44,17 +42,28 @@ func graphLlamaCpp(h hparams, s kvSetup, kvTotal uint64, hasGateExps bool, gateS
 
 // graphOllama approximates the compute buffer the Ollama engine reserves
 // for its worst-case batch (runner/ollamarunner reserveWorstCaseGraph).
-// ggml's allocator reuses a tensor's memory once its last consumer has run,
-// so the buffer is what is alive at the busiest point of one layer:
+// ggml's allocator (ggml-alloc.c) gives a tensor memory when the node that
+// produces it is reached and frees it after its last consumer, so the buffer
+// is what is alive at the busiest point of the graph:
 //
-//   - always: the hidden state and the residual, 2·b·E f32, and the
-//     attention mask, which every layer reads (f16 b·cells with flash
-//     attention, f32 without; none for encoders). With sliding windows
-//     the mask that spans all layers is the window's.
+//   - always: the hidden state and the residual, 2·b·E f32.
+//   - the attention masks (f16 b·cells with flash attention, f32 without;
+//     none for encoders). With flash attention a mask is an f16 cast of the
+//     f32 input (kvcache/causal.go buildMask), a node of the graph created
+//     just before the first layer that reads it and freed after the last
+//     one (the f32 input itself is measured not to count), so
+//     a mask read by two or more layers is alive across the feed-forward of
+//     the layers between them and adds to everything; a mask read by one
+//     layer only (the single global layer of a 6-layer gemma3) coexists with
+//     that layer's attention alone. Sliding-window models have two: the
+//     window's for the sliding layers and the full context's for the global
+//     ones (every sixth layer on gemma3, so on any real gemma3 the full mask
+//     spans almost the whole graph and grows with num_ctx). Without flash
+//     attention the same lifetime rule is assumed; every Ollama-engine
+//     decoder we measure runs with flash attention, so that case is unchecked.
 //   - then the larger of the two halves of a layer:
-//     attention: q, k, v (b·(H·k + 2·Hkv·v) f32), the f32 scores over all
-//     cells without flash attention (softmax runs in place), and a full
-//     context mask used only by the global layers of sliding-window models;
+//     attention: q, k, v (b·(H·k + 2·Hkv·v) f32) and the f32 scores over all
+//     cells without flash attention (softmax runs in place);
 //     feed-forward: gate, up, activation and product, b·F f32 each per used
 //     expert (up and activation only for ungated encoders), plus the router;
 //     or the logits of the output rows.
@@ -71,17 +80,25 @@ func graphOllama(h hparams, s kvSetup, full, swa uint64, sliding []bool) uint64 
 	if s.fa {
 		maskBytes = 2
 	}
-	var mask, globalMask uint64
+	// spanning: masks alive across layers; attnOnly: a mask read by one
+	// layer, alive only during that layer's attention.
+	var spanning, attnOnly uint64
 	if !h.embedding {
-		mask = maskBytes * b * full
-		if slices.Contains(sliding, true) {
-			mask = maskBytes * b * swa
-			globalMask = maskBytes * b * full
+		for _, m := range masks(h, sliding) {
+			bytes := maskBytes * b * full
+			if m.sliding {
+				bytes = maskBytes * b * swa
+			}
+			if m.first < m.last {
+				spanning += bytes
+			} else {
+				attnOnly = max(attnOnly, bytes)
+			}
 		}
 	}
-	base := 4*2*b*E + mask
+	base := 4*2*b*E + spanning
 
-	attn := 4*b*(H*h.keyLen+2*Hkv*h.valueLen) + globalMask
+	attn := 4*b*(H*h.keyLen+2*Hkv*h.valueLen) + attnOnly
 	if !s.fa {
 		attn += 4 * b * full * H
 	}
@@ -98,4 +115,35 @@ func graphOllama(h hparams, s kvSetup, full, swa uint64, sliding []bool) uint64 
 		logits = 4 * s.parallel * h.vocab
 	}
 	return base + max(attn, ffn, logits)
+}
+
+// maskUse is the span of layers that read one attention mask.
+type maskUse struct {
+	sliding     bool
+	first, last int
+}
+
+// masks lists the masks a decoder's graph builds: one for the full-context
+// layers and one for the sliding-window layers, each with the first and
+// last layer that reads it. Layers without KV heads (recurrent layers of
+// hybrid models) read no mask. sliding may be shorter than the layer count
+// (nil: no sliding layers).
+func masks(h hparams, sliding []bool) []maskUse {
+	var out []maskUse
+	for _, kind := range []bool{false, true} {
+		m := maskUse{sliding: kind, first: -1}
+		for i := range h.layers {
+			if i >= len(h.headsKV) || h.headsKV[i] == 0 || (i < len(sliding) && sliding[i]) != kind {
+				continue
+			}
+			if m.first < 0 {
+				m.first = i
+			}
+			m.last = i
+		}
+		if m.first >= 0 {
+			out = append(out, m)
+		}
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package evict
 
 import (
 	"errors"
+	"math"
 	"testing"
 	"time"
 )
@@ -47,6 +48,13 @@ func TestPlan(t *testing.T) {
 		{"device room counts other programs", []Entry{a}, 2 * gib, Limits{Budget: 7 * gib, HasDevice: true, DeviceRoom: 1 * gib}, []string{"a"}, nil},
 		{"device full even when empty", []Entry{c}, 3 * gib, Limits{Budget: 7 * gib, HasDevice: true, DeviceRoom: 1 * gib}, nil, ErrNoRoom},
 		{"empty card", nil, 7 * gib, budget7, nil, nil},
+		// LRU order is small then big, but evicting big alone makes room:
+		// small is not needed gone and stays.
+		{"keeps a victim it did not need", []Entry{{Name: "small", Bytes: 1 * gib, LastUsed: at(1)}, {Name: "big", Bytes: 5 * gib, LastUsed: at(2)}},
+			3 * gib, budget7, []string{"big"}, nil},
+		// With a count limit one must go anyway: the oldest one, since it alone suffices.
+		{"count limit keeps the order", []Entry{{Name: "small", Bytes: 1 * gib, LastUsed: at(1)}, {Name: "big", Bytes: 4 * gib, LastUsed: at(2)}},
+			2 * gib, Limits{Budget: 7 * gib, MaxLoaded: 2}, []string{"small"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,11 +109,56 @@ func TestGDSFKeepsFrequentModel(t *testing.T) {
 	}
 }
 
+// LRFU: a decayed count. Each case touches "a" and "b" at the given
+// minutes and says which one goes first.
+func TestLRFU(t *testing.T) {
+	p := LRFU{Tau: 10 * time.Minute}
+	tests := []struct {
+		name   string
+		a, b   []int // minutes of each use
+		victim string
+	}{
+		{"frequent beats a recent one-off", []int{0, 1, 2, 3}, []int{5}, "b"},
+		{"one use each: recency decides, as LRU", []int{1}, []int{2}, "a"},
+		{"a stale favourite fades", []int{0, 1, 2, 3}, []int{60, 61}, "a"},
+		{"equal histories: older last use goes", []int{0, 2}, []int{1, 2}, "a"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			touch := func(name string, mins []int) Entry {
+				e := Entry{Name: name, Bytes: 3 * gib}
+				for i, m := range mins {
+					e.Uses, e.LastUsed = i+1, at(m)
+					p.Touch(&e, 0)
+				}
+				return e
+			}
+			a, b := touch("a", tt.a), touch("b", tt.b)
+			got, err := Plan([]Entry{a, b}, 3*gib, Limits{Budget: 7 * gib, MaxLoaded: 2}, p)
+			if err != nil || len(got) != 1 || got[0].Name != tt.victim {
+				t.Errorf("evicts %v (%v), want %s (credits a %.1f, b %.1f)", names(got), err, tt.victim, a.Credit, b.Credit)
+			}
+		})
+	}
+	// The key must not overflow for real Unix times and long histories.
+	e := Entry{Name: "x"}
+	for i := range 10000 {
+		e.Uses, e.LastUsed = i+1, at(0).Add(time.Duration(i)*time.Second)
+		p.Touch(&e, 0)
+	}
+	if math.IsInf(e.Credit, 0) || math.IsNaN(e.Credit) {
+		t.Fatalf("credit %v after 10000 uses", e.Credit)
+	}
+}
+
 func TestByName(t *testing.T) {
-	for _, n := range []string{"", "gdsf", "lru"} {
+	for _, n := range []string{"", "lrfu", "gdsf", "lru"} {
 		if _, err := ByName(n); err != nil {
 			t.Errorf("ByName(%q): %v", n, err)
 		}
+	}
+	if p, _ := ByName(""); p.Name() != Default().Name() {
+		t.Errorf("ByName(\"\") = %s, want the default %s", p.Name(), Default().Name())
 	}
 	if _, err := ByName("fifo"); err == nil {
 		t.Error("ByName(fifo) accepted an unknown policy")

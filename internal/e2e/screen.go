@@ -1,0 +1,225 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/png"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// run runs an X tool (xdotool, import) on $DISPLAY with a timeout, so a
+// wedged X server fails the test instead of hanging it.
+func run(timeout time.Duration, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var out, errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+	}
+	return out.String(), nil
+}
+
+// FindWindow returns the geometry of the visible window titled title.
+// Without a window manager the window has no frame, so its geometry is
+// where its content is on the root window.
+func FindWindow(title string) (image.Rectangle, error) {
+	out, err := run(20*time.Second, "xdotool", "search", "--onlyvisible", "--name", "^"+title+"$")
+	if err != nil {
+		return image.Rectangle{}, fmt.Errorf("finding window %q: %w", title, err)
+	}
+	ids := strings.Fields(out)
+	if len(ids) == 0 {
+		return image.Rectangle{}, fmt.Errorf("no visible window %q", title)
+	}
+	out, err = run(20*time.Second, "xdotool", "getwindowgeometry", "--shell", ids[0])
+	if err != nil {
+		return image.Rectangle{}, err
+	}
+	v := map[string]int{}
+	for _, l := range strings.Fields(out) {
+		k, s, ok := strings.Cut(l, "=")
+		if n, err := strconv.Atoi(s); ok && err == nil {
+			v[k] = n
+		}
+	}
+	r := image.Rect(v["X"], v["Y"], v["X"]+v["WIDTH"], v["Y"]+v["HEIGHT"])
+	if r.Empty() {
+		return r, fmt.Errorf("window %q has geometry %q", title, out)
+	}
+	return r, nil
+}
+
+// Screenshot grabs the whole screen with ImageMagick's import.
+func Screenshot() (image.Image, error) {
+	f, err := os.CreateTemp("", "vk-shot-*.png")
+	if err != nil {
+		return nil, fmt.Errorf("screenshot: %w", err)
+	}
+	f.Close()
+	defer os.Remove(f.Name())
+	if _, err := run(60*time.Second, "import", "-window", "root", f.Name()); err != nil {
+		return nil, fmt.Errorf("screenshot: %w", err)
+	}
+	b, err := os.ReadFile(f.Name())
+	if err != nil {
+		return nil, fmt.Errorf("screenshot: %w", err)
+	}
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("screenshot: decoding: %w", err)
+	}
+	return img, nil
+}
+
+// SavePNG writes the part r of img to path.
+func SavePNG(path string, img image.Image, r image.Rectangle) error {
+	r = r.Intersect(img.Bounds())
+	out := image.NewRGBA(image.Rect(0, 0, r.Dx(), r.Dy()))
+	draw.Draw(out, out.Bounds(), img, r.Min, draw.Src)
+	var b bytes.Buffer
+	if err := png.Encode(&b, out); err != nil {
+		return fmt.Errorf("encoding %s: %w", path, err)
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("writing screenshot: %w", err)
+	}
+	return nil
+}
+
+// Click moves the pointer to p (root coordinates) and clicks button 1.
+func Click(p image.Point) error {
+	_, err := run(20*time.Second, "xdotool", "mousemove", "--sync", strconv.Itoa(p.X), strconv.Itoa(p.Y), "click", "1")
+	return err
+}
+
+// Tabs is where a Fyne AppTabs bar was found on a screenshot: the selected
+// tab's indicator and the centre of each tab's label, left to right.
+type Tabs struct {
+	Indicator image.Rectangle
+	Labels    []image.Point
+}
+
+// Selected is the index of the label above the indicator, or -1.
+func (t Tabs) Selected() int {
+	for i, l := range t.Labels {
+		if l.X >= t.Indicator.Min.X && l.X < t.Indicator.Max.X {
+			return i
+		}
+	}
+	return -1
+}
+
+// isPrimary tells Fyne's default primary blue (the tab indicator) from
+// text, greys and the other theme colours.
+func isPrimary(c color.Color) bool {
+	r, g, b, _ := c.RGBA()
+	r, g, b = r>>8, g>>8, b>>8
+	return b > 200 && r < 110 && g > 80 && g < 170
+}
+
+func luma(c color.Color) int {
+	r, g, b, _ := c.RGBA()
+	return int(299*(r>>8)+587*(g>>8)+114*(b>>8)) / 1000
+}
+
+// background is the most common luma in r: the tab bar's fill, whichever
+// theme variant (light or dark) the app picked.
+func background(img image.Image, r image.Rectangle) int {
+	var hist [256]int
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			hist[luma(img.At(x, y))]++
+		}
+	}
+	best := 0
+	for l, n := range hist {
+		if n > hist[best] {
+			best = l
+		}
+	}
+	return best
+}
+
+// FindTabs locates the tab bar inside win on img. Fyne draws the selected
+// tab's indicator as a thin primary-coloured bar under its label; the
+// progress bar above is primary too but tall, and the entry's focus border
+// is below. So the indicator is the topmost thin horizontal primary run; the
+// labels are the clusters of dark pixels in the band just above it.
+func FindTabs(img image.Image, win image.Rectangle) (Tabs, error) {
+	win = win.Intersect(img.Bounds())
+	// runAt returns the longest horizontal run of primary pixels on row y.
+	runAt := func(y int) (int, int) {
+		best0, best1, start := 0, 0, -1
+		for x := win.Min.X; x <= win.Max.X; x++ {
+			if x < win.Max.X && isPrimary(img.At(x, y)) {
+				if start < 0 {
+					start = x
+				}
+				continue
+			}
+			if start >= 0 && x-start > best1-best0 {
+				best0, best1 = start, x
+			}
+			start = -1
+		}
+		return best0, best1
+	}
+	for y := win.Min.Y; y < win.Max.Y; y++ {
+		x0, x1 := runAt(y)
+		if x1-x0 < 30 {
+			continue
+		}
+		// A band of rows with such a run; thin means the indicator.
+		h := 1
+		for y+h < win.Max.Y {
+			a, b := runAt(y + h)
+			if b-a < 30 {
+				break
+			}
+			h++
+		}
+		if h > 6 {
+			y += h
+			continue
+		}
+		t := Tabs{Indicator: image.Rect(x0, y, x1, y+h)}
+		// Label text sits in the 30 px above the indicator; it contrasts with
+		// the bar's background (light on dark or dark on light).
+		top := max(y-30, win.Min.Y)
+		band := image.Rect(win.Min.X, top, win.Max.X, y-2)
+		bg := background(img, band)
+		var cols []int
+		for x := band.Min.X; x < band.Max.X; x++ {
+			for yy := band.Min.Y; yy < band.Max.Y; yy++ {
+				if d := luma(img.At(x, yy)) - bg; d > 60 || d < -60 {
+					cols = append(cols, x)
+					break
+				}
+			}
+		}
+		// Letters are a few pixels apart; tabs dozens.
+		for i := 0; i < len(cols); {
+			j := i
+			for j+1 < len(cols) && cols[j+1]-cols[j] <= 14 {
+				j++
+			}
+			t.Labels = append(t.Labels, image.Pt((cols[i]+cols[j])/2, (top+y)/2))
+			i = j + 1
+		}
+		if len(t.Labels) == 0 {
+			return t, fmt.Errorf("tab indicator at %v but no labels above it", t.Indicator)
+		}
+		return t, nil
+	}
+	return Tabs{}, fmt.Errorf("no tab indicator in window %v", win)
+}
