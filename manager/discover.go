@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -32,17 +33,18 @@ func (m *Manager) startDiscovery() {
 			known[n] = md.inst.Digest
 		}
 	}
+	cached := maps.Clone(s.catalog)
 	s.spawn(func(ctx context.Context) {
 		list, err := m.opt.Runtime.List(ctx)
 		var results []shown
 		if err == nil {
-			results = m.showAll(ctx, list, known)
+			results = m.showAll(ctx, list, known, cached)
 		}
 		m.report(func() { m.discovered(list, results, err) })
 	})
 }
 
-func (m *Manager) showAll(ctx context.Context, list []Installed, known map[string]string) []shown {
+func (m *Manager) showAll(ctx context.Context, list []Installed, known map[string]string, cached catalog) []shown {
 	out := make([]shown, len(list))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(showParallel)
@@ -50,6 +52,11 @@ func (m *Manager) showAll(ctx context.Context, list []Installed, known map[strin
 		out[i].inst = inst
 		if d, ok := known[inst.Name]; ok && d == inst.Digest {
 			continue // unchanged: keep what we have
+		}
+		if det, ok := cached[inst.Digest]; ok && inst.Digest != "" {
+			det.Name = inst.Name // the same manifest may be installed under several names
+			out[i].det = det
+			continue
 		}
 		g.Go(func() error {
 			det, err := m.opt.Runtime.Show(gctx, inst.Name)
@@ -79,8 +86,11 @@ func (m *Manager) discovered(list []Installed, results []shown, err error) {
 	s.discovered = true
 	changed := false
 	seen := map[string]bool{}
+	digests := map[string]bool{}
+	catalogChanged := false
 	for _, r := range results {
 		seen[r.inst.Name] = true
+		digests[r.inst.Digest] = true
 		md, ok := s.models[r.inst.Name]
 		if !ok {
 			md = &model{state: Idle}
@@ -103,12 +113,27 @@ func (m *Manager) discovered(list []Installed, results []shown, err error) {
 		}
 		md.det, md.hasDetails, md.showErr = r.det, true, nil
 		s.evaluate(md)
+		if _, ok := s.catalog[r.inst.Digest]; !ok && r.inst.Digest != "" {
+			s.catalog[r.inst.Digest] = r.det
+			catalogChanged = true
+		}
 	}
 	for n, md := range s.models {
 		if !seen[n] && md.state != Loaded && md.state != Loading && md.state != Unloading {
 			delete(s.models, n)
 			s.gen++
 			changed = true
+		}
+	}
+	for d := range s.catalog {
+		if !digests[d] {
+			delete(s.catalog, d) // deleted from Ollama: forget it
+			catalogChanged = true
+		}
+	}
+	if catalogChanged {
+		if err := saveJSON(m.catalogPath, s.catalog); err != nil {
+			m.log.Warn("model catalogue not saved", "err", err)
 		}
 	}
 	if changed {

@@ -114,8 +114,9 @@ type Manager struct {
 	// st is touched only by the Run goroutine.
 	st state
 
-	statePath string
-	started   atomic.Bool
+	statePath   string
+	catalogPath string
+	started     atomic.Bool
 }
 
 // New builds a Manager; it does no I/O beyond reading its state files.
@@ -132,6 +133,7 @@ func New(opt Options) (*Manager, error) {
 	var histFile string
 	if opt.StateDir != "" {
 		m.statePath = filepath.Join(opt.StateDir, "state.json")
+		m.catalogPath = filepath.Join(opt.StateDir, "catalog.json")
 		histFile = filepath.Join(opt.StateDir, "history.jsonl")
 	}
 	m.hub = newHub(500, histFile, m.log)
@@ -140,6 +142,9 @@ func New(opt Options) (*Manager, error) {
 		m.log.Warn("starting without saved state", "err", err)
 	}
 	m.st = newState(p, opt)
+	if m.st.catalog, err = loadCatalog(m.catalogPath); err != nil {
+		m.log.Warn("model details will be read again", "err", err)
+	}
 	m.publish()
 	return m, nil
 }

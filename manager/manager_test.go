@@ -446,3 +446,30 @@ func TestUnloadWaitsForRequests(t *testing.T) {
 		t.Fatalf("running %v after unload", got)
 	}
 }
+
+// What /api/show said of a model is kept by digest: a restarted manager
+// asks only about models it has not seen, yet knows every model as before.
+func TestCatalogueSkipsShowAfterRestart(t *testing.T) {
+	rt := newFakeRuntime()
+	rt.add("a:3b", 3.2, nil, 1)
+	rt.add("b:7b", 7.6, nil, 1)
+	dir := t.TempDir()
+	first := start(t, rt, manager.Options{StateDir: dir})
+	before, _ := first.Snapshot().Model("b:7b")
+	shows := rt.Shows()
+	if shows < 2 {
+		t.Fatalf("%d shows for 2 models", shows)
+	}
+	rt.add("c:1b", 1.2, nil, 1)
+	second := start(t, rt, manager.Options{StateDir: dir})
+	if got := rt.Shows() - shows; got != 1 {
+		t.Fatalf("restart asked Ollama about %d models, want 1 (only the new one)", got)
+	}
+	after, ok := second.Snapshot().Model("b:7b")
+	if !ok || after.EstimateBytes != before.EstimateBytes || after.Priority != before.Priority {
+		t.Fatalf("cached model differs: %+v vs %+v", after, before)
+	}
+	if _, ok := second.Snapshot().Model("c:1b"); !ok {
+		t.Fatal("new model not discovered")
+	}
+}

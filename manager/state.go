@@ -16,7 +16,9 @@ type state struct {
 	opt    Options
 	models map[string]*model
 	calib  map[string]uint64
-	usage  map[string]usage // last use of models not (yet) discovered
+	// catalog caches /api/show answers by digest across restarts.
+	catalog catalog
+	usage   map[string]usage // last use of models not (yet) discovered
 
 	vram       VRAM
 	vramErr    error

@@ -53,11 +53,39 @@ func loadPersisted(path string) (persisted, error) {
 }
 
 // save writes atomically so a crash mid-write keeps the previous state.
-func (p persisted) save(path string) error {
+func (p persisted) save(path string) error { return saveJSON(path, p) }
+
+// catalog maps a model's digest (from the list) to what /api/show said of
+// it. A digest names the exact manifest, so the details never go stale;
+// keeping them saves a start-up from asking Ollama again for every model,
+// which costs tens of milliseconds each.
+type catalog map[string]Details
+
+func loadCatalog(path string) (catalog, error) {
+	c := catalog{}
+	if path == "" {
+		return c, nil
+	}
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return c, nil
+	}
+	if err != nil {
+		return c, fmt.Errorf("read model catalogue: %w", err)
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		// Only a cache: drop it and ask Ollama again.
+		return catalog{}, fmt.Errorf("model catalogue %s is damaged, rebuilding it: %w", path, err)
+	}
+	return c, nil
+}
+
+// saveJSON writes v atomically: a temp file renamed over the old one.
+func saveJSON(path string, v any) error {
 	if path == "" {
 		return nil
 	}
-	b, err := json.MarshalIndent(p, "", "  ")
+	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
@@ -66,16 +94,16 @@ func (p persisted) save(path string) error {
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".state-*")
 	if err != nil {
-		return fmt.Errorf("save state: %w", err)
+		return fmt.Errorf("save %s: %w", path, err)
 	}
 	if _, err := tmp.Write(b); err != nil {
 		tmp.Close()
 		os.Remove(tmp.Name())
-		return fmt.Errorf("save state: %w", err)
+		return fmt.Errorf("save %s: %w", path, err)
 	}
 	if err := tmp.Close(); err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("save state: %w", err)
+		return fmt.Errorf("save %s: %w", path, err)
 	}
 	return os.Rename(tmp.Name(), path)
 }

@@ -27,6 +27,7 @@ type Runtime struct {
 	models    map[string]model
 	running   map[string]manager.Running
 	loads     map[string]int
+	shows     int
 	peak      uint64
 	peakCount int
 	down      bool
@@ -147,6 +148,7 @@ func (f *Runtime) Show(ctx context.Context, name string) (manager.Details, error
 	if err := f.check(); err != nil {
 		return manager.Details{}, err
 	}
+	f.shows++
 	m, ok := f.models[name]
 	if !ok {
 		return manager.Details{}, fmt.Errorf("show %s: %w", name, manager.ErrModelUnknown)
@@ -188,6 +190,13 @@ func (f *Runtime) Load(ctx context.Context, req manager.LoadRequest) error {
 	f.peak = max(f.peak, sum)
 	f.peakCount = max(f.peakCount, len(f.running))
 	return nil
+}
+
+// Shows counts Show calls.
+func (f *Runtime) Shows() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.shows
 }
 
 // LoadExternal loads a model as another client would, bypassing the manager.
