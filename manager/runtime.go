@@ -88,6 +88,9 @@ type VRAM struct {
 	// are zero and the manager derives use from the server's sizes.
 	Used uint64 `json:"used_bytes"`
 	Free uint64 `json:"free_bytes"`
+	// Ollama is what Ollama's processes hold according to the driver
+	// (CUDA context and pools included); 0 when the driver cannot tell.
+	Ollama uint64 `json:"ollama_bytes,omitempty"`
 	// Note says why the source is what it is (e.g. "NVML: driver not found").
 	Note string `json:"note,omitempty"`
 }

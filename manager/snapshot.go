@@ -100,8 +100,12 @@ func (m *Manager) publish() {
 	}
 	if s.vram.Source == SourceNVML {
 		snap.Free = s.vram.Free
-		if s.vram.Used > snap.Used {
-			snap.Others = s.vram.Used - snap.Used
+		// Other programs: what the driver counts beyond Ollama's processes
+		// when it lists them (the CUDA context is Ollama's, not theirs),
+		// beyond our models' reported sizes otherwise.
+		ollama := max(s.vram.Ollama, snap.Used)
+		if s.vram.Used > ollama {
+			snap.Others = s.vram.Used - ollama
 		}
 	} else if s.vram.Total > snap.Used {
 		snap.Free = s.vram.Total - snap.Used

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -78,6 +79,10 @@ type Probe struct {
 	log           *slog.Logger
 	now           func() time.Time
 
+	// procName names a process by PID (Linux: /proc/PID/comm), to tell
+	// Ollama's runners from other programs on the card.
+	procName func(pid uint32) string
+
 	mu        sync.Mutex
 	drv       driver
 	ready     bool      // Init succeeded and Shutdown not called since
@@ -98,7 +103,21 @@ func newProbe(drv driver, fallbackTotal uint64, log *slog.Logger, now func() tim
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Probe{drv: drv, fallbackTotal: fallbackTotal, log: log, now: now}
+	return &Probe{drv: drv, fallbackTotal: fallbackTotal, log: log, now: now, procName: procComm}
+}
+
+func procComm(pid uint32) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// isOllama reports whether a process name is one of Ollama's: the server
+// and its runners ("ollama"), or llama-server, its only engine from v0.30.
+func isOllama(name string) bool {
+	return strings.HasPrefix(name, "ollama") || name == "llama-server"
 }
 
 // Close shuts NVML down if it was started. Later Reads return the fallback.
@@ -152,6 +171,15 @@ func (p *Probe) Read(ctx context.Context) (manager.VRAM, error) {
 		names = append(names, d.Name)
 	}
 	v.Name = joinNames(names)
+	// Ollama's own share, where the driver lists processes; unknown (0)
+	// otherwise, and the manager falls back to Ollama's reported sizes.
+	if procs, err := p.processesLocked(); err == nil {
+		for pid, used := range procs {
+			if isOllama(p.procName(pid)) {
+				v.Ollama += used
+			}
+		}
+	}
 	notes := []string{fmt.Sprintf("NVML: %d GPU", n)}
 	if n != 1 {
 		notes[0] += "s summed"
@@ -177,6 +205,10 @@ func (p *Probe) Processes(ctx context.Context) (map[uint32]uint64, error) {
 	if !p.ensure() {
 		return nil, fmt.Errorf("%w: %s", ErrUnavailable, p.reason)
 	}
+	return p.processesLocked()
+}
+
+func (p *Probe) processesLocked() (map[uint32]uint64, error) {
 	out := map[uint32]uint64{}
 	n, unsupported := p.drv.Devices(), 0
 	for i := range n {

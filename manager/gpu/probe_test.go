@@ -365,3 +365,26 @@ func TestRealProbe(t *testing.T) {
 		t.Errorf("fallback logged more than once:\n%s", buf.String())
 	}
 }
+
+// Read counts what Ollama's processes hold, by process name, so the CUDA
+// context Ollama pays for is not blamed on other programs.
+func TestReadOllamaShare(t *testing.T) {
+	gpu := device{Name: "GPU", Total: 8 * gib, Used: 6 * gib, Free: 2 * gib}
+	names := map[uint32]string{10: "ollama", 11: "ollama", 12: "llama-server", 20: "firefox"}
+	drv := &fakeDriver{devs: []device{gpu}, procs: map[int][]process{0: {
+		{PID: 10, Used: gib}, {PID: 11, Used: 3 * gib}, {PID: 12, Used: gib / 2}, {PID: 20, Used: gib},
+	}}}
+	p, _, _ := newTestProbe(drv)
+	p.procName = func(pid uint32) string { return names[pid] }
+	got, err := p.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := uint64(4*gib + gib/2); got.Ollama != want {
+		t.Fatalf("Ollama share = %d, want %d", got.Ollama, want)
+	}
+	drv.procErr = map[int]error{0: ErrNotSupported}
+	if got, _ := p.Read(context.Background()); got.Ollama != 0 {
+		t.Fatalf("Ollama share = %d where the driver lists no processes, want 0 (unknown)", got.Ollama)
+	}
+}
