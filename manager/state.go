@@ -77,16 +77,7 @@ func (s *state) persisted() persisted {
 }
 
 // budget resolves the configured budget against the card's size.
-func (s *state) budget() uint64 {
-	total := s.vram.Total
-	if s.opt.Budget.Bytes > 0 || s.opt.Budget.Percent > 0 {
-		return s.opt.Budget.Resolve(total)
-	}
-	if total > gib {
-		return total - gib
-	}
-	return total
-}
+func (s *state) budget() uint64 { return s.opt.Budget.Budget(s.vram.Total) }
 
 // ours is what the models we know as loaded occupy.
 func (s *state) ours() uint64 {

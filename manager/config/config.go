@@ -97,24 +97,11 @@ func DefaultStateDir() (string, error) {
 	return filepath.Join(home, ".local", "state", "vramkeeper"), nil
 }
 
-// BudgetBytes resolves the budget for a card of total bytes: the configured
-// size or percentage, or total − 1 GiB when unset (all of a card of 1 GiB or
-// less, which is then too small to reserve from). It never exceeds total
-// when total is known (non-zero). An invalid budget counts as unset; Load
-// and Validate report it.
+// BudgetBytes resolves the budget for a card of total bytes (Size.Budget);
+// an invalid budget counts as unset, and Load and Validate report it.
 func (c Config) BudgetBytes(total uint64) uint64 {
-	var b uint64
-	if s, err := ParseSize(c.Budget); c.Budget != "" && err == nil {
-		b = s.Resolve(total)
-	} else if total > defaultReserve {
-		b = total - defaultReserve
-	} else {
-		b = total
-	}
-	if total > 0 && b > total {
-		b = total
-	}
-	return b
+	b, _ := ParseSize(c.Budget)
+	return b.Budget(total)
 }
 
 // VRAMBytes is the card size to assume when the driver cannot be asked.

@@ -14,6 +14,26 @@ type Size struct {
 	Percent float64 // 1–100 of the card's total; 0 when Bytes is set
 }
 
+// Budget resolves s as a VRAM budget for a card of total bytes: the size
+// or percentage, or total − 1 GiB when s is zero (all of a card of 1 GiB or
+// less, which is too small to reserve from), never above total when total
+// is known.
+func (s Size) Budget(total uint64) uint64 {
+	var b uint64
+	switch {
+	case !s.IsZero():
+		b = s.Resolve(total)
+	case total > defaultReserve:
+		b = total - defaultReserve
+	default:
+		b = total
+	}
+	if total > 0 && b > total {
+		b = total
+	}
+	return b
+}
+
 // IsZero reports whether s is the zero Size (nothing given).
 func (s Size) IsZero() bool { return s.Bytes == 0 && s.Percent == 0 }
 
