@@ -22,10 +22,7 @@ import (
 	"github.com/vramkeeper/vramkeeper/manager/score"
 )
 
-const (
-	gib = 1 << 30
-	mib = 1 << 20
-)
+const mib = 1 << 20
 
 // Options configure a Manager. Zero values take the documented defaults.
 type Options struct {
