@@ -8,6 +8,7 @@
 package sim
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -139,7 +140,7 @@ func Replay(cat Catalogue, tr Trace, c Config, budget uint64) (Result, error) {
 			entries = append(entries, *e)
 		}
 		// Map order must not leak into ties.
-		slices.SortFunc(entries, func(a, b evict.Entry) int { return cmpString(a.Name, b.Name) })
+		slices.SortFunc(entries, func(a, b evict.Entry) int { return cmp.Compare(a.Name, b.Name) })
 		victims, err := evict.Plan(entries, m.Bytes, c.Limits, c.Policy)
 		if err != nil {
 			res.Failed++
@@ -164,16 +165,6 @@ func Replay(cat Catalogue, tr Trace, c Config, budget uint64) (Result, error) {
 		}
 	}
 	return res, nil
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // OllamaRule is Ollama's scheduler as a policy (server/sched.go

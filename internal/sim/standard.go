@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -69,7 +70,7 @@ func Standard(n int, seed uint64) (Setup, error) {
 			ParamsB: m.ParamsB, Capabilities: m.Caps})
 	}
 	slices.SortStableFunc(s.Eligible, func(a, b string) int {
-		return cmpUint(s.Catalogue[a].Bytes, s.Catalogue[b].Bytes)
+		return cmp.Compare(s.Catalogue[a].Bytes, s.Catalogue[b].Bytes)
 	})
 
 	// Zipf: popularity in a fixed shuffled order, so big and small models
@@ -171,16 +172,6 @@ func family(name string) string {
 		}
 	}
 	return name
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func shuffle(xs []string, seed uint64) {
