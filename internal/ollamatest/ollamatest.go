@@ -167,40 +167,51 @@ func Start(t testing.TB) *Server {
 	}
 
 	dir := t.TempDir()
+	s, err := Launch(bin, dir)
+	// Cleanups run last-registered first: stop the server, then print the log
+	// tail if the test failed, then (registered by TempDir above) remove dir.
+	if s != nil {
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("ollama log tail (%s):\n%s", s.LogPath, s.logTail())
+			}
+		})
+		t.Cleanup(s.Stop)
+	}
+	if err != nil {
+		t.Fatalf("ollamatest: %v", err)
+	}
+	return s
+}
+
+// Launch starts bin as a server on 127.0.0.1 at a free port, with its model
+// store and HOME under dir, and waits until GET /api/version answers. It is
+// Start without a test, for commands such as the bench; the caller stops it.
+// On error the returned Server (if any) holds the log.
+func Launch(bin, dir string) (*Server, error) {
 	s := &Server{Dir: dir, LogPath: filepath.Join(dir, "ollama.log"), bin: bin}
 	for _, d := range []string{s.modelsDir(), s.homeDir()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatalf("ollamatest: %v", err)
+			return nil, err
 		}
 	}
-
-	// Cleanups run last-registered first: stop the server, then print the log
-	// tail if the test failed, then (registered by TempDir above) remove dir.
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("ollama log tail (%s):\n%s", s.LogPath, s.logTail())
-		}
-	})
-	t.Cleanup(s.Stop)
-
 	// A free port is found by listening on :0 and closing; another process
 	// may take it before Ollama binds, so try a few ports.
 	var lastErr error
 	for range 3 {
 		port, err := freePort()
 		if err != nil {
-			t.Fatalf("ollamatest: %v", err)
+			return s, err
 		}
 		s.setAddr(net.JoinHostPort("127.0.0.1", port))
 		if lastErr = s.start(); lastErr == nil {
-			return s
+			return s, nil
 		}
 		if !strings.Contains(s.logTail(), "address already in use") {
 			break
 		}
 	}
-	t.Fatalf("ollamatest: starting %s: %v", bin, lastErr)
-	return nil
+	return s, fmt.Errorf("starting %s: %w", bin, lastErr)
 }
 
 func (s *Server) setAddr(hostport string) {
@@ -343,9 +354,16 @@ func (s *Server) CreateModel(t testing.TB, name string, gguf []byte) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	if err := s.CreateModelContext(ctx, name, gguf); err != nil {
+		t.Fatalf("ollamatest: %v", err)
+	}
+}
+
+// CreateModelContext is CreateModel without a test.
+func (s *Server) CreateModelContext(ctx context.Context, name string, gguf []byte) error {
 	digest := fmt.Sprintf("sha256:%x", sha256.Sum256(gguf))
 	if err := s.Client.CreateBlob(ctx, digest, bytes.NewReader(gguf)); err != nil {
-		t.Fatalf("ollamatest: uploading blob %s for %s: %v", digest, name, err)
+		return fmt.Errorf("uploading blob %s for %s: %w", digest, name, err)
 	}
 	var last api.ProgressResponse
 	err := s.Client.Create(ctx, &api.CreateRequest{
@@ -357,11 +375,12 @@ func (s *Server) CreateModel(t testing.TB, name string, gguf []byte) {
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("ollamatest: creating %s: %v", name, err)
+		return fmt.Errorf("creating %s: %w", name, err)
 	}
 	if last.Status != "success" {
-		t.Fatalf("ollamatest: creating %s: last status %q, want \"success\"", name, last.Status)
+		return fmt.Errorf("creating %s: last status %q, want \"success\"", name, last.Status)
 	}
+	return nil
 }
 
 // Create generates a model from spec (internal/ggufgen) and creates it
