@@ -473,3 +473,28 @@ func TestCatalogueSkipsShowAfterRestart(t *testing.T) {
 		t.Fatal("new model not discovered")
 	}
 }
+
+// A model found loaded at another context length is reloaded at ours
+// without evicting a neighbour for bytes it frees itself.
+func TestReloadAtOtherContextCountsOnce(t *testing.T) {
+	rt := newFakeRuntime()
+	rt.add("a:7b", 7.6, nil, 1)
+	rt.add("b:1b", 1.2, nil, 1)
+	m := start(t, rt, manager.Options{NumCtx: 2048})
+	ctx := ctxT(t)
+	if _, err := m.Load(ctx, "b:1b", "test"); err != nil {
+		t.Fatal(err)
+	}
+	rt.loadExternal("a:7b") // another client, at 4096
+	waitFor(t, "adoption", func() bool { v, _ := m.Snapshot().Model("a:7b"); return v.Loaded })
+	res, err := m.Load(ctx, "a:7b", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Evicted) != 0 || res.Already {
+		t.Fatalf("reload at 2048: %+v, want a reload that evicts nothing", res)
+	}
+	if got := rt.runningNames(); !slices.Equal(got, []string{"a:7b", "b:1b"}) {
+		t.Fatalf("running %v", got)
+	}
+}

@@ -229,7 +229,14 @@ func (m *Manager) prepare(o *op) action {
 		return actStart // plan once /api/ps has been read again
 	}
 	need, _ := s.need(md)
-	victims, err := evict.Plan(s.entries(m.opt.Now()), need, s.limits(), s.opt.Policy)
+	// A model loaded at another context length is replaced by this load
+	// (Ollama unloads the old instance), so its bytes do not count twice.
+	loaded := slices.DeleteFunc(s.entries(m.opt.Now()), func(e evict.Entry) bool { return e.Name == md.inst.Name })
+	lim := s.limits()
+	if md.state == Loaded && lim.HasDevice {
+		lim.DeviceRoom += md.size
+	}
+	victims, err := evict.Plan(loaded, need, lim, s.opt.Policy)
 	switch {
 	case errors.Is(err, evict.ErrBlocked):
 		o.refreshed = false // read the server again when it can go
