@@ -541,6 +541,10 @@ func (u *ui) loop(ctx context.Context, wg *sync.WaitGroup) {
 		default:
 		}
 	}
+	// What changed between the first apply and the subscription (the
+	// window starts for a second or more) shows at once, not at the
+	// first tick.
+	poke()
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
