@@ -48,6 +48,11 @@ func desktop(ctx context.Context, env *cli.Env) error {
 	if err != nil {
 		return fmt.Errorf("finding this program for the window: %w", err)
 	}
+	// The window's "Start Ollama" asks the tray: the server must outlive
+	// the window, and Quit stops it.
+	ollama := app.NewOllamaServer("", env.OllamaURL.String(), env.Log)
+	defer ollama.Stop(10 * time.Second)
+	env.StartOllama = ollama.Start
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stopManager := env.Start(ctx)
@@ -105,6 +110,12 @@ func window(ctx context.Context, env *cli.Env) error {
 		Tasks:      env.Manager.Options().Tables.TaskNames(),
 		Log:        env.Log,
 		OllamaURL:  env.OllamaURL.String(),
+		StartOllama: func(ctx context.Context) error {
+			if err := c.StartOllama(ctx); err != nil {
+				return fmt.Errorf("asking the tray to start Ollama: %w", err)
+			}
+			return nil
+		},
 	})
 	cancel()
 	<-done

@@ -49,6 +49,10 @@ type Options struct {
 	// OllamaURL is the server the manager talks to, shown in the banner and
 	// given to `ollama serve` as OLLAMA_HOST when the app starts one.
 	OllamaURL string
+	// StartOllama, when set, is what the banner's "Start Ollama" button
+	// does instead of starting `ollama serve` itself: the window asks the
+	// tray, so that the server outlives the window.
+	StartOllama func(ctx context.Context) error
 	// OllamaBinary overrides the `ollama` found on PATH for the banner's
 	// "Start Ollama" button; "" looks it up.
 	OllamaBinary string

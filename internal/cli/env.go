@@ -106,8 +106,11 @@ type Env struct {
 	GPU        *gpu.Probe
 	Manager    *manager.Manager
 	Log        *slog.Logger
-	Stdout     io.Writer
-	Stderr     io.Writer
+	// StartOllama, when set before ServeAPI, serves POST
+	// /keeper/v1/ollama/start (the desktop tray sets it).
+	StartOllama func() error
+	Stdout      io.Writer
+	Stderr      io.Writer
 }
 
 // Close releases what Setup opened.

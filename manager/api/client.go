@@ -293,3 +293,8 @@ func readEvents(ctx context.Context, r io.Reader, out chan<- manager.Event) erro
 	}
 	return fmt.Errorf("vramkeeper events: %w", io.ErrUnexpectedEOF)
 }
+
+// StartOllama asks the desktop tray to start `ollama serve`.
+func (c *Client) StartOllama(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "ollama/start", nil, nil)
+}

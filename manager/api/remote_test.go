@@ -112,3 +112,34 @@ func TestRemote(t *testing.T) {
 		}
 	}
 }
+
+// POST /keeper/v1/ollama/start runs the tray's hook; without one (serve)
+// it is 404.
+func TestStartOllama(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		hook   func() error
+		status int
+	}{
+		{"no hook", nil, 404},
+		{"hook", func() error { return nil }, 0},
+		{"hook fails", func() error { return errors.New("no ollama binary on PATH") }, 500},
+	} {
+		hs := httptest.NewServer(keeper.New(&fakeKeeper{}, &url.URL{Scheme: "http", Host: "127.0.0.1:1"},
+			keeper.Options{StartOllama: tc.hook}).Handler())
+		c, err := keeper.Dial(ctx, hs.URL, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.StartOllama(ctx)
+		var ae *keeper.Error
+		switch {
+		case tc.status == 0 && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.status != 0 && (!errors.As(err, &ae) || ae.Status != tc.status):
+			t.Errorf("%s: %v, want HTTP %d", tc.name, err, tc.status)
+		}
+		hs.Close()
+	}
+}

@@ -18,6 +18,7 @@
 //	POST /keeper/v1/pause                  {"paused": true}: stop automatic management
 //	POST /keeper/v1/resume                 {"paused": false}
 //	POST /keeper/v1/settings               SettingsRequest → SettingsRequest as applied
+//	POST /keeper/v1/ollama/start           {"started": true} (desktop tray only; 404 elsewhere)
 //
 // Model names hold ':' and '/' (hf.co/user/model:Q4_K_M). The path takes the
 // name as it is, slashes included, and the action is always the last segment:
@@ -110,7 +111,10 @@ type Options struct {
 	// AcquireTimeout bounds how long a request waits for its model to be
 	// loaded, swaps included (default 10 minutes).
 	AcquireTimeout time.Duration
-	Log            *slog.Logger
+	// StartOllama, when set, serves POST /keeper/v1/ollama/start: the
+	// desktop tray starts `ollama serve` for its window's banner.
+	StartOllama func() error
+	Log         *slog.Logger
 }
 
 func (o *Options) setDefaults() {
@@ -223,6 +227,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /keeper/v1/pause", s.handlePause)
 	mux.HandleFunc("POST /keeper/v1/resume", s.handlePause)
 	mux.HandleFunc("POST /keeper/v1/settings", s.handleSettings)
+	mux.HandleFunc("POST /keeper/v1/ollama/start", s.handleStartOllama)
 	mux.HandleFunc("/keeper/", func(w http.ResponseWriter, r *http.Request) {
 		writeKeeperError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

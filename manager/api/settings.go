@@ -82,3 +82,24 @@ func (s *Server) handleSettings(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, req)
 }
+
+// StartOllamaResponse answers POST /keeper/v1/ollama/start.
+type StartOllamaResponse struct {
+	Started bool `json:"started"`
+}
+
+func (s *Server) handleStartOllama(w http.ResponseWriter, r *http.Request) {
+	if _, err := readBody(w, r, maxKeeperBody); err != nil {
+		s.keeperFail(w, r, err)
+		return
+	}
+	if s.opt.StartOllama == nil {
+		writeKeeperError(w, http.StatusNotFound, CodeNotFound, "this instance does not start Ollama (only the desktop tray does)")
+		return
+	}
+	if err := s.opt.StartOllama(); err != nil {
+		writeKeeperError(w, http.StatusInternalServerError, CodeInternal, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, StartOllamaResponse{Started: true})
+}
