@@ -5,29 +5,54 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
 	"syscall"
+	"time"
 
 	"github.com/vramkeeper/vramkeeper/app"
 	"github.com/vramkeeper/vramkeeper/internal/cli"
+	"github.com/vramkeeper/vramkeeper/manager/api"
 )
+
+// The window drives the tray's manager through the API.
+var _ app.Keeper = (*api.Remote)(nil)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr, desktop)
+	code := cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr, &cli.Desktop{Tray: desktop, Window: window})
 	stop()
 	os.Exit(code)
 }
 
-// desktop runs the manager and the local API in the background and the Fyne
-// app on the main goroutine, until Quit or a signal.
-func desktop(ctx context.Context, env *cli.Env) error {
-	// Without a display the GUI toolkit panics deep inside; say what to do.
+// noDisplay: without a display the GUI toolkit panics deep inside; say
+// what to do.
+func noDisplay() error {
 	if runtime.GOOS == "linux" && os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
 		return errors.New("no display (DISPLAY and WAYLAND_DISPLAY are unset): run `vramkeeper serve` for headless use")
 	}
+	return nil
+}
+
+// desktop runs the manager, the local API and the tray until Quit or a
+// signal. The tray starts no GUI toolkit; the window is a `vramkeeper
+// window` child process that exists only while it is open.
+func desktop(ctx context.Context, env *cli.Env) error {
+	if err := noDisplay(); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding this program for the window: %w", err)
+	}
+	// The window's "Start Ollama" asks the tray: the server must outlive
+	// the window, and Quit stops it.
+	ollama := app.NewOllamaServer("", env.OllamaURL.String(), env.Log)
+	defer ollama.Stop(10 * time.Second)
+	env.StartOllama = ollama.Start
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stopManager := env.Start(ctx)
@@ -35,22 +60,64 @@ func desktop(ctx context.Context, env *cli.Env) error {
 	apiDone := make(chan struct{})
 	go func() {
 		defer close(apiDone)
-		// The app is useful without the API (e.g. a second instance holds
-		// the port), so a failure is logged, not fatal.
+		// The tray is useful without the API (e.g. a second instance holds
+		// the port), so a failure is logged, not fatal; the window, which
+		// needs it, then says so.
 		if err := env.ServeAPI(ctx); err != nil {
 			env.Log.Warn("local API not serving", "err", err)
 		}
 	}()
-	err := app.Run(ctx, app.Options{
-		Keeper:      env.Manager,
-		Config:      env.Config,
-		ConfigPath:  env.ConfigPath,
-		Tasks:       env.Manager.Options().Tables.TaskNames(),
-		Log:         env.Log,
-		OllamaURL:   env.OllamaURL.String(),
+	args := cli.WindowArgs(env.Flags, env.ConfigPath, env.Config.Listen)
+	err = app.RunTray(ctx, app.TrayOptions{
+		Keeper:     env.Manager,
+		Config:     env.Config,
+		ConfigPath: env.ConfigPath,
+		Tasks:      env.Manager.Options().Tables.TaskNames(),
+		Log:        env.Log,
+		Window: func() *exec.Cmd {
+			cmd := exec.Command(self, args...)
+			cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+			return cmd
+		},
 		StartHidden: env.Flags.Hidden,
 	})
 	cancel()
 	<-apiDone
+	return err
+}
+
+// window runs the window against the tray's API until it is closed.
+func window(ctx context.Context, env *cli.Env) error {
+	if err := noDisplay(); err != nil {
+		return err
+	}
+	c, err := env.DialWindow(ctx, 15*time.Second)
+	if err != nil {
+		return err
+	}
+	k := api.NewRemote(c, env.Log)
+	if err := k.Refresh(ctx); err != nil {
+		return fmt.Errorf("reading the tray's state: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); k.Run(ctx) }()
+	err = app.RunWindow(ctx, app.Options{
+		Keeper:     k,
+		Config:     env.Config,
+		ConfigPath: env.ConfigPath,
+		Tasks:      env.Manager.Options().Tables.TaskNames(),
+		Log:        env.Log,
+		OllamaURL:  env.OllamaURL.String(),
+		StartOllama: func(ctx context.Context) error {
+			if err := c.StartOllama(ctx); err != nil {
+				return fmt.Errorf("asking the tray to start Ollama: %w", err)
+			}
+			return nil
+		},
+	})
+	cancel()
+	<-done
 	return err
 }

@@ -1,8 +1,10 @@
 // Package app is VRAM Keeper's desktop app: a tray icon that shows VRAM use
 // against the budget, a menu to unload and load models, and a window with
-// every model, the history and the settings. It is a thin client of the
-// in-process manager: a click becomes one manager call, and everything on
-// screen is rebuilt from the manager's next snapshot.
+// every model, the history and the settings. The tray (RunTray) runs in the
+// manager's process without a GUI toolkit; the window (RunWindow) runs in a
+// child process only while it is open, over the local API. Both are thin
+// clients: a click becomes one manager call, and everything on screen is
+// rebuilt from the manager's next snapshot.
 package app
 
 import (
@@ -16,8 +18,9 @@ import (
 // AppID is the application's unique ID (also FyneApp.toml's).
 const AppID = "io.github.vramkeeper"
 
-// Keeper is what the app needs of the manager; *manager.Manager satisfies
-// it, tests use a fake.
+// Keeper is what the app needs of the manager; *manager.Manager (the tray)
+// and *api.Remote (the window, a client of the tray's API) satisfy it,
+// tests use a fake.
 type Keeper interface {
 	Snapshot() manager.Snapshot
 	Subscribe(buf int) (<-chan manager.Event, func())
@@ -46,9 +49,10 @@ type Options struct {
 	// OllamaURL is the server the manager talks to, shown in the banner and
 	// given to `ollama serve` as OLLAMA_HOST when the app starts one.
 	OllamaURL string
-	// StartHidden keeps the window closed at start (tray only), as when
-	// started on login. By default launching the app opens the window.
-	StartHidden bool
+	// StartOllama, when set, is what the banner's "Start Ollama" button
+	// does instead of starting `ollama serve` itself: the window asks the
+	// tray, so that the server outlives the window.
+	StartOllama func(ctx context.Context) error
 	// OllamaBinary overrides the `ollama` found on PATH for the banner's
 	// "Start Ollama" button; "" looks it up.
 	OllamaBinary string

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -96,4 +97,33 @@ func (p *ollamaProc) stop(grace time.Duration) {
 		<-p.done
 	}
 	p.cmd = nil
+}
+
+// OllamaServer is the `ollama serve` the tray starts when the window's
+// banner asks (through the API): it belongs to the tray process, which
+// lives until Quit, not to the window, whose process ends when it closes.
+// Safe for concurrent use.
+type OllamaServer struct {
+	mu sync.Mutex
+	p  *ollamaProc
+}
+
+// NewOllamaServer finds bin ("" looks up `ollama` on PATH) and serves on
+// ollamaURL's host when started.
+func NewOllamaServer(bin, ollamaURL string, log *slog.Logger) *OllamaServer {
+	return &OllamaServer{p: newOllamaProc(bin, ollamaURL, log)}
+}
+
+// Start starts the server unless it runs already.
+func (s *OllamaServer) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.p.start()
+}
+
+// Stop ends the server if Start started it.
+func (s *OllamaServer) Stop(grace time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.p.stop(grace)
 }

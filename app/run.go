@@ -9,14 +9,14 @@ import (
 
 	"fyne.io/fyne/v2"
 	fyneapp "fyne.io/fyne/v2/app"
-	"fyne.io/fyne/v2/driver/desktop"
-	"fyne.io/systray"
 )
 
-// Run starts the desktop app and blocks until the user quits or ctx is
-// cancelled. Fyne needs the main goroutine: call Run from main(). The
-// manager in opt.Keeper must already be running.
-func Run(ctx context.Context, opt Options) error {
+// RunWindow shows the window (Models, History, Settings) and blocks until
+// it is closed or ctx ends. It is the only place the Fyne driver (and with
+// it GL) starts, so it runs in a process of its own (`vramkeeper window`)
+// that exists only while the window is open; the tray is RunTray. Fyne
+// needs the main goroutine: call RunWindow from main().
+func RunWindow(ctx context.Context, opt Options) error {
 	if opt.Keeper == nil {
 		return errors.New("app: no keeper")
 	}
@@ -27,8 +27,8 @@ func Run(ctx context.Context, opt Options) error {
 	if b, err := EncodePNG(AppIcon()); err == nil {
 		a.SetIcon(fyne.NewStaticResource("vramkeeper.png", b))
 	}
-	// uictx ends when the app quits, whatever the reason; it stops every
-	// goroutine below.
+	// uictx ends when the window closes, whatever the reason; it stops
+	// every goroutine below.
 	uictx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -36,17 +36,8 @@ func Run(ctx context.Context, opt Options) error {
 	w := a.NewWindow("VRAM Keeper")
 	w.SetContent(u.content)
 	w.Resize(fyne.NewSize(1180, 640))
+	w.SetMaster() // closing the window ends the process
 	u.win = w
-	if desk, ok := a.(desktop.App); ok {
-		u.tray = desk
-		u.setTooltip = func(s string) {
-			systray.SetTitle(s)
-			systray.SetTooltip(s)
-		}
-		u.forceTip = 3
-		desk.SetSystemTrayWindow(w) // closing the window hides it
-	}
-	w.SetCloseIntercept(w.Hide)
 	u.apply(opt.Keeper.Snapshot())
 	u.history = opt.Keeper.History()
 
@@ -57,16 +48,12 @@ func Run(ctx context.Context, opt Options) error {
 		go func() {
 			defer wg.Done()
 			<-uictx.Done()
-			// Quit from ctx (the lead's signal handler); harmless if the
-			// app is already quitting.
+			// Quit from ctx (the tray's SIGTERM); harmless if the app is
+			// already quitting.
 			fyne.Do(a.Quit)
 		}()
 	})
-	if opt.StartHidden {
-		a.Run()
-	} else {
-		w.ShowAndRun()
-	}
+	w.ShowAndRun()
 	cancel()
 	wg.Wait()
 	u.wg.Wait()

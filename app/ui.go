@@ -59,6 +59,8 @@ type ui struct {
 	bannerText  *widget.Label
 	startOllama *widget.Button
 	ollama      *ollamaProc
+	// ollamaAsked: the tray was asked to start Ollama (opt.StartOllama).
+	ollamaAsked bool
 
 	// table
 	filter *widget.Entry
@@ -309,7 +311,7 @@ func (u *ui) apply(s manager.Snapshot) {
 		}
 		text += ". VRAM Keeper keeps retrying."
 		u.bannerText.SetText(text)
-		if u.ollama.available() && !u.ollama.started() {
+		if u.ollama.available() && !u.ollama.started() && !u.ollamaAsked {
 			u.startOllama.Show()
 		} else {
 			u.startOllama.Hide()
@@ -520,6 +522,19 @@ func (u *ui) handleEvent(e manager.Event) {
 }
 
 func (u *ui) onStartOllama() {
+	if u.opt.StartOllama != nil {
+		u.ollamaAsked = true
+		u.startOllama.Hide()
+		u.setStatus("Starting `ollama serve`; waiting for it to answer…")
+		u.call("Starting Ollama", func(ctx context.Context) error {
+			err := u.opt.StartOllama(ctx)
+			if err != nil {
+				fyne.Do(func() { u.ollamaAsked = false })
+			}
+			return err
+		})
+		return
+	}
 	if err := u.ollama.start(); err != nil {
 		u.setStatus(err.Error())
 		return
@@ -541,6 +556,10 @@ func (u *ui) loop(ctx context.Context, wg *sync.WaitGroup) {
 		default:
 		}
 	}
+	// What changed between the first apply and the subscription (the
+	// window starts for a second or more) shows at once, not at the
+	// first tick.
+	poke()
 	wg.Add(2)
 	go func() {
 		defer wg.Done()

@@ -49,12 +49,18 @@ func ExitCode(err error) int {
 	return ExitError
 }
 
-// Desktop starts the desktop app with a ready Env; main.go supplies it so
-// this package does not import Fyne.
-type Desktop func(ctx context.Context, env *Env) error
+// Desktop is the desktop app; main.go supplies it so this package does not
+// import Fyne.
+type Desktop struct {
+	// Tray runs the manager, the API and the tray (no subcommand).
+	Tray func(ctx context.Context, env *Env) error
+	// Window runs the window as a client of a running instance's API
+	// (`vramkeeper window`); the tray starts it as a child process.
+	Window func(ctx context.Context, env *Env) error
+}
 
 // Main runs one invocation and returns the exit code.
-func Main(ctx context.Context, args []string, stdout, stderr io.Writer, desktop Desktop) int {
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, desktop *Desktop) int {
 	f, pos, err := parse(args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -73,9 +79,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, desktop 
 	return ExitCode(err)
 }
 
-func run(ctx context.Context, cmd string, pos []string, f Flags, stdout, stderr io.Writer, desktop Desktop) error {
+func run(ctx context.Context, cmd string, pos []string, f Flags, stdout, stderr io.Writer, desktop *Desktop) error {
 	want := map[string][2]int{ // min, max positional arguments
-		"": {0, 0}, "serve": {0, 0}, "models": {0, 0}, "status": {0, 0},
+		"": {0, 0}, "window": {0, 0}, "serve": {0, 0}, "models": {0, 0}, "status": {0, 0},
 		"best": {1, 2}, "load": {1, 1}, "unload": {1, 1},
 	}
 	n, ok := want[cmd]
@@ -85,17 +91,22 @@ func run(ctx context.Context, cmd string, pos []string, f Flags, stdout, stderr 
 	if len(pos) < n[0] || len(pos) > n[1] {
 		return usageError{fmt.Errorf("%s: wrong number of arguments (run vramkeeper -h)", cmd)}
 	}
-	env, err := Setup(f, cmd != "" && cmd != "serve", stdout, stderr)
+	env, err := Setup(f, cmd != "" && cmd != "serve" && cmd != "window", stdout, stderr)
 	if err != nil {
 		return err
 	}
 	defer env.Close()
 	switch cmd {
 	case "":
-		if desktop == nil {
+		if desktop == nil || desktop.Tray == nil {
 			return usageError{errors.New("this build has no desktop app; use a subcommand")}
 		}
-		return desktop(ctx, env)
+		return desktop.Tray(ctx, env)
+	case "window":
+		if desktop == nil || desktop.Window == nil {
+			return usageError{errors.New("this build has no desktop app; use a subcommand")}
+		}
+		return desktop.Window(ctx, env)
 	case "serve":
 		return Serve(ctx, env)
 	}

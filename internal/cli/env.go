@@ -78,6 +78,7 @@ func usage(w io.Writer, fs *flag.FlagSet) {
 
 Usage:
   vramkeeper                      start the desktop app (tray icon and window)
+  vramkeeper window               open the window of the running desktop app
   vramkeeper serve                run headless: the manager and the local API
   vramkeeper models [--json]      list installed models with estimates and priorities
   vramkeeper best TASK [ROLE]     choose the best model for a task, load it, print it
@@ -105,8 +106,11 @@ type Env struct {
 	GPU        *gpu.Probe
 	Manager    *manager.Manager
 	Log        *slog.Logger
-	Stdout     io.Writer
-	Stderr     io.Writer
+	// StartOllama, when set before ServeAPI, serves POST
+	// /keeper/v1/ollama/start (the desktop tray sets it).
+	StartOllama func() error
+	Stdout      io.Writer
+	Stderr      io.Writer
 }
 
 // Close releases what Setup opened.

@@ -227,6 +227,12 @@ func TestDesktop(t *testing.T) {
 	case <-time.After(quitWait):
 		t.Fatalf("app still running %s after Quit", quitWait)
 	}
+	// The window is a child process in the app's process group: Quit ends
+	// it too.
+	eventually(t, quitWait, "no process of the app (the window included) is left after Quit", func() (bool, string) {
+		err := syscall.Kill(-app.cmd.Process.Pid, 0)
+		return err == syscall.ESRCH, fmt.Sprintf("kill(-%d, 0): %v", app.cmd.Process.Pid, err)
+	})
 	step("app quit cleanly; screenshots in %s", shots)
 }
 

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -216,4 +217,84 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("vramkeeper %s %s: malformed answer: %w", method, path, err)
 	}
 	return nil
+}
+
+// SetPaused pauses or resumes automatic management.
+func (c *Client) SetPaused(ctx context.Context, paused bool) error {
+	path := "resume"
+	if paused {
+		path = "pause"
+	}
+	return c.do(ctx, http.MethodPost, path, nil, nil)
+}
+
+// ApplySettings changes the running manager's budget, model count and
+// context length (POST /keeper/v1/settings).
+func (c *Client) ApplySettings(ctx context.Context, s SettingsRequest) error {
+	return c.do(ctx, http.MethodPost, "settings", s, nil)
+}
+
+// Events streams the instance's events (GET /keeper/v1/events) until ctx
+// ends or the stream breaks; the channel is closed then, and the error
+// that ended it is sent on errc (nil when ctx ended it).
+func (c *Client) Events(ctx context.Context) (<-chan manager.Event, <-chan error, error) {
+	target := strings.TrimSuffix(c.base.JoinPath("keeper", "v1").String(), "/") + "/events"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("vramkeeper events: %w", err)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("vramkeeper events: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, nil, &Error{Status: resp.StatusCode, Message: "events: " + http.StatusText(resp.StatusCode)}
+	}
+	out := make(chan manager.Event)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(out)
+		defer resp.Body.Close()
+		errc <- readEvents(ctx, resp.Body, out)
+	}()
+	return out, errc, nil
+}
+
+// readEvents parses Server-Sent Events: only "data:" lines matter, each
+// holding one manager.Event; comments (keep-alives) and "event:" lines are
+// skipped.
+func readEvents(ctx context.Context, r io.Reader, out chan<- manager.Event) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data:")
+		if !ok {
+			continue
+		}
+		var e manager.Event
+		if err := json.Unmarshal([]byte(strings.TrimSpace(data)), &e); err != nil {
+			return fmt.Errorf("vramkeeper events: malformed event: %w", err)
+		}
+		select {
+		case out <- e:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("vramkeeper events: %w", err)
+	}
+	return fmt.Errorf("vramkeeper events: %w", io.ErrUnexpectedEOF)
+}
+
+// StartOllama asks the desktop tray to start `ollama serve`.
+func (c *Client) StartOllama(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "ollama/start", nil, nil)
 }

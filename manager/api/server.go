@@ -15,6 +15,10 @@
 //	POST /keeper/v1/models/{name}/unpin    {"model": ..., "pinned": false}
 //	GET  /keeper/v1/history                {"events": [manager.Event...]}
 //	GET  /keeper/v1/events                 Server-Sent Events, one per manager.Event
+//	POST /keeper/v1/pause                  {"paused": true}: stop automatic management
+//	POST /keeper/v1/resume                 {"paused": false}
+//	POST /keeper/v1/settings               SettingsRequest → SettingsRequest as applied
+//	POST /keeper/v1/ollama/start           {"started": true} (desktop tray only; 404 elsewhere)
 //
 // Model names hold ':' and '/' (hf.co/user/model:Q4_K_M). The path takes the
 // name as it is, slashes included, and the action is always the last segment:
@@ -78,6 +82,8 @@ type Keeper interface {
 	Rank(task, role string) ([]score.Ranked, error)
 	Refresh(ctx context.Context) error
 	Options() manager.Options
+	SetPaused(ctx context.Context, paused bool) error
+	Apply(ctx context.Context, f func(*manager.Options)) error
 }
 
 var _ Keeper = (*manager.Manager)(nil)
@@ -105,7 +111,10 @@ type Options struct {
 	// AcquireTimeout bounds how long a request waits for its model to be
 	// loaded, swaps included (default 10 minutes).
 	AcquireTimeout time.Duration
-	Log            *slog.Logger
+	// StartOllama, when set, serves POST /keeper/v1/ollama/start: the
+	// desktop tray starts `ollama serve` for its window's banner.
+	StartOllama func() error
+	Log         *slog.Logger
 }
 
 func (o *Options) setDefaults() {
@@ -215,6 +224,10 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /keeper/v1/best", s.handleBest)
 	mux.HandleFunc("GET /keeper/v1/history", s.handleHistory)
 	mux.HandleFunc("GET /keeper/v1/events", s.handleEvents)
+	mux.HandleFunc("POST /keeper/v1/pause", s.handlePause)
+	mux.HandleFunc("POST /keeper/v1/resume", s.handlePause)
+	mux.HandleFunc("POST /keeper/v1/settings", s.handleSettings)
+	mux.HandleFunc("POST /keeper/v1/ollama/start", s.handleStartOllama)
 	mux.HandleFunc("/keeper/", func(w http.ResponseWriter, r *http.Request) {
 		writeKeeperError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

@@ -80,6 +80,16 @@ func (f *fakeKeeper) Rank(task, role string) ([]score.Ranked, error) {
 }
 func (f *fakeKeeper) Refresh(context.Context) error { return nil }
 func (f *fakeKeeper) Options() manager.Options      { return manager.Options{Tables: score.Defaults()} }
+func (f *fakeKeeper) SetPaused(_ context.Context, paused bool) error {
+	f.calls = append(f.calls, fmt.Sprintf("paused %v", paused))
+	return nil
+}
+func (f *fakeKeeper) Apply(_ context.Context, fn func(*manager.Options)) error {
+	var o manager.Options
+	fn(&o)
+	f.calls = append(f.calls, fmt.Sprintf("apply %s %d %d", o.Budget, o.MaxLoaded, o.NumCtx))
+	return nil
+}
 
 func TestParseAlias(t *testing.T) {
 	for _, tc := range []struct {

@@ -1,0 +1,358 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os/exec"
+	"reflect"
+	"sync"
+	"syscall"
+	"time"
+
+	"fyne.io/systray"
+	"github.com/godbus/dbus/v5"
+
+	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/config"
+)
+
+// The tray runs without any GUI toolkit: Fyne's GLFW driver wakes 60 times
+// a second and maps the whole GL stack (over 95 % of the idle CPU and two
+// thirds of the memory when measured), which a tray icon does not need. The
+// tray speaks StatusNotifierItem through fyne.io/systray and sends
+// notifications over D-Bus itself; the window is a child process started
+// on demand (`vramkeeper window`), a client of the local API.
+
+// TrayOptions configure RunTray.
+type TrayOptions struct {
+	// Keeper is the running manager.
+	Keeper Keeper
+	// Config and ConfigPath: notifications follow the file's setting, which
+	// the window's Settings tab may change while the tray runs.
+	Config     config.Config
+	ConfigPath string
+	// Tasks are the task names for "Load best for".
+	Tasks []string
+	Log   *slog.Logger
+	// Window returns the command that runs the window (`vramkeeper window
+	// ...`); nil disables "Open VRAM Keeper".
+	Window func() *exec.Cmd
+	// StartHidden keeps the window closed at start, as on login.
+	StartHidden bool
+}
+
+// trayPoll refreshes the tray between events: other programs' VRAM use
+// changes without one.
+const trayPoll = 2 * time.Second
+
+// windowStopWait is how long the window may take to close on Quit before
+// it is killed.
+const windowStopWait = 5 * time.Second
+
+// RunTray shows the tray item until Quit or ctx ends. It needs a session
+// bus; it never starts a GUI toolkit.
+func RunTray(ctx context.Context, opt TrayOptions) error {
+	if opt.Keeper == nil {
+		return errors.New("tray: no keeper")
+	}
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	// systray logs and carries on without a bus, then panics on quit:
+	// check first.
+	bus, err := dbus.ConnectSessionBus()
+	if err != nil {
+		return fmt.Errorf("tray: no session bus (run under a desktop session or dbus-run-session): %w", err)
+	}
+	defer bus.Close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	t := &trayApp{opt: opt, log: opt.Log, bus: bus, acts: make(chan Action, 8), kick: make(chan struct{}, 1)}
+	start, end := systray.RunWithExternalLoop(nil, nil)
+	start()
+	defer func() {
+		// Calls first (cancel ends their waits), then the menu's
+		// goroutines, the window, and the tray item last.
+		cancel()
+		t.calls.Wait()
+		if t.stopMenu != nil {
+			t.stopMenu()
+		}
+		t.menuWG.Wait()
+		t.win.stop(t.log)
+		end()
+	}()
+
+	t.refresh(opt.Keeper.Snapshot())
+	if !opt.StartHidden {
+		t.openWindow()
+	}
+	events, unsubscribe := opt.Keeper.Subscribe(256)
+	defer unsubscribe()
+	tick := time.NewTicker(trayPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		case <-t.kick:
+		case e, ok := <-events:
+			if !ok {
+				return nil
+			}
+			t.note(ctx, e)
+		case a := <-t.acts:
+			if a.Kind == ActQuit {
+				t.log.Info("quit from the tray")
+				return nil
+			}
+			t.do(ctx, a)
+		}
+		t.refresh(opt.Keeper.Snapshot())
+	}
+}
+
+// trayApp is the tray's state; only RunTray's goroutine touches it, except
+// where noted.
+type trayApp struct {
+	opt TrayOptions
+	log *slog.Logger
+	bus *dbus.Conn
+
+	// acts receives menu clicks from the per-item goroutines.
+	acts chan Action
+	// kick asks for a refresh when a call finishes.
+	kick chan struct{}
+	// calls counts goroutines running manager calls.
+	calls sync.WaitGroup
+
+	// menuWG counts the goroutines that wait on the current menu's items;
+	// stopMenu ends them before the menu is rebuilt.
+	menuWG   sync.WaitGroup
+	stopMenu func()
+
+	lastMenu []MenuEntry
+	lastIcon *layout
+	lastTip  string
+	notes    noteFilter
+	win      windowProc
+}
+
+func (t *trayApp) refresh(s manager.Snapshot) {
+	if l := GaugeOf(s).layout(); t.lastIcon == nil || *t.lastIcon != l {
+		b, err := EncodePNG(drawLayout(l))
+		if err != nil {
+			t.log.Error("tray icon", "err", err)
+		} else {
+			systray.SetIcon(b)
+			t.lastIcon = &l
+		}
+	}
+	if m := Menu(s, t.opt.Tasks); !reflect.DeepEqual(m, t.lastMenu) {
+		t.buildMenu(m)
+		t.lastMenu = m
+	}
+	if tip := Tooltip(s); tip != t.lastTip {
+		systray.SetTitle(tip)
+		systray.SetTooltip(tip)
+		t.lastTip = tip
+	}
+}
+
+// buildMenu replaces the whole menu: systray items cannot be reordered,
+// and rebuilding from data keeps the menu a function of the snapshot.
+func (t *trayApp) buildMenu(entries []MenuEntry) {
+	if t.stopMenu != nil {
+		t.stopMenu()
+		t.menuWG.Wait()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.stopMenu = cancel
+	systray.ResetMenu()
+	var add func(parent *systray.MenuItem, es []MenuEntry)
+	add = func(parent *systray.MenuItem, es []MenuEntry) {
+		for _, e := range es {
+			if e.Separator {
+				if parent == nil {
+					systray.AddSeparator()
+				} else {
+					parent.AddSeparator()
+				}
+				continue
+			}
+			var it *systray.MenuItem
+			if parent == nil {
+				it = systray.AddMenuItem(e.Label, "")
+			} else {
+				it = parent.AddSubMenuItem(e.Label, "")
+			}
+			if e.Disabled {
+				it.Disable()
+			}
+			add(it, e.Children)
+			if e.Action.Kind != ActNone {
+				t.menuWG.Add(1)
+				go t.waitClick(ctx, it, e.Action)
+			}
+		}
+	}
+	add(nil, entries)
+}
+
+// waitClick forwards an item's clicks until its menu is replaced.
+func (t *trayApp) waitClick(ctx context.Context, it *systray.MenuItem, a Action) {
+	defer t.menuWG.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-it.ClickedCh:
+			select {
+			case t.acts <- a:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// do performs a menu action; manager calls run off the tray's goroutine
+// (a load takes seconds) and ask for a refresh when they end.
+func (t *trayApp) do(ctx context.Context, a Action) {
+	k := t.opt.Keeper
+	switch a.Kind {
+	case ActOpen:
+		t.openWindow()
+		return
+	case ActUnload:
+		t.call(ctx, "unload "+a.Model, func(ctx context.Context) error { return k.Unload(ctx, a.Model) })
+	case ActLoadBest:
+		t.call(ctx, "load best for "+a.Task, func(ctx context.Context) error {
+			_, err := k.BestModelForTask(ctx, a.Task, "")
+			return err
+		})
+	case ActPause, ActResume:
+		paused := a.Kind == ActPause
+		t.call(ctx, "pause", func(ctx context.Context) error { return k.SetPaused(ctx, paused) })
+	}
+}
+
+func (t *trayApp) call(ctx context.Context, what string, f func(context.Context) error) {
+	t.calls.Add(1)
+	go func() {
+		defer t.calls.Done()
+		if err := f(ctx); err != nil && ctx.Err() == nil {
+			// The tray has no place for the message; a failed load also
+			// arrives as an event and a notification.
+			t.log.Warn(what+" failed", "err", err)
+		}
+		select {
+		case t.kick <- struct{}{}:
+		default:
+		}
+	}()
+}
+
+// note sends the notification an event deserves, once, if the user wants
+// notifications (read from the config file, which the window may change).
+func (t *trayApp) note(ctx context.Context, e manager.Event) {
+	n, ok := NoteFor(e)
+	if !ok || !t.notes.allow(e) || !t.notificationsOn() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := Notify(ctx, t.bus, n); err != nil {
+		t.log.Warn("notification not sent", "err", err)
+	}
+}
+
+func (t *trayApp) notificationsOn() bool {
+	if t.opt.ConfigPath != "" {
+		if c, err := config.Load(t.opt.ConfigPath); err == nil {
+			return c.Notifications
+		}
+	}
+	return t.opt.Config.Notifications
+}
+
+// Notify shows a desktop notification through
+// org.freedesktop.Notifications on conn.
+func Notify(ctx context.Context, conn *dbus.Conn, n Note) error {
+	obj := conn.Object("org.freedesktop.Notifications", "/org/freedesktop/Notifications")
+	call := obj.CallWithContext(ctx, "org.freedesktop.Notifications.Notify", 0,
+		"VRAM Keeper", uint32(0), "", n.Title, n.Content, []string{}, map[string]dbus.Variant{}, int32(-1))
+	if call.Err != nil {
+		return fmt.Errorf("notify: %w", call.Err)
+	}
+	return nil
+}
+
+func (t *trayApp) openWindow() {
+	if t.opt.Window == nil {
+		return
+	}
+	if err := t.win.open(t.opt.Window, t.log); err != nil {
+		t.log.Error("opening the window", "err", err)
+	}
+}
+
+// windowProc is the window's child process, at most one at a time.
+type windowProc struct {
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has exited
+}
+
+// open starts the window unless one runs already.
+func (w *windowProc) open(newCmd func() *exec.Cmd, log *slog.Logger) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done != nil {
+		select {
+		case <-w.done:
+		default:
+			return nil // open already; a second window would be a second client
+		}
+	}
+	cmd := newCmd()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting the window: %w", err)
+	}
+	done := make(chan struct{})
+	w.cmd, w.done = cmd, done
+	go func() {
+		defer close(done)
+		if err := cmd.Wait(); err != nil {
+			log.Warn("window process ended", "err", err)
+		}
+	}()
+	return nil
+}
+
+// stop closes the window, if open, and waits for it.
+func (w *windowProc) stop(log *slog.Logger) {
+	w.mu.Lock()
+	cmd, done := w.cmd, w.done
+	w.mu.Unlock()
+	if done == nil {
+		return
+	}
+	select {
+	case <-done:
+		return
+	default:
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(windowStopWait):
+		log.Warn("window ignored SIGTERM; killing it")
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
