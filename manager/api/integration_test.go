@@ -233,10 +233,12 @@ func TestProxyAgainstRealOllama(t *testing.T) {
 			}
 			return resp
 		}
-		// Streaming chat: several SSE events, then [DONE].
+		// Streaming chat: several SSE events, then [DONE]. Greedy, with the
+		// native streaming step's prompt: a sampled first token can be EOS
+		// on these random-weight models, and then one chunk is all there is.
 		resp := post("/v1/chat/completions", map[string]any{
-			"model": "tiny-chat", "stream": true, "max_tokens": 8,
-			"messages": []map[string]string{{"role": "user", "content": "hi"}},
+			"model": "tiny-chat", "stream": true, "max_tokens": 8, "temperature": 0,
+			"messages": []map[string]string{{"role": "user", "content": "hello"}},
 		})
 		var events []string
 		sc := bufio.NewScanner(resp.Body)
