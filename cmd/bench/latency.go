@@ -45,32 +45,6 @@ func startManager(opt manager.Options) (*manager.Manager, func(), error) {
 	return m, func() { cancel(); <-done }, nil
 }
 
-// benchBestModel is manager's BenchmarkBestModelForTask, run here through
-// testing.Benchmark so the report carries the same number.
-func benchBestModel(b *testing.B) {
-	rt := fakert.New()
-	fakert.Synthetic(rt, 1000)
-	m, stop, err := startManager(manager.Options{Runtime: rt, GPU: &fakert.GPU{RT: rt, Total: 8 << 30}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer stop()
-	ctx := context.Background()
-	if err := m.Refresh(ctx); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := m.BestModelForTask(ctx, "code_generation", "coder"); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := m.BestModelForTask(ctx, "code_generation", "coder"); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // latencyModel is the model loaded in the latency rows: the estimator
 // table's llama, a few hundred MB, so a load is real work.
 var latencyModel = ggufgen.Spec{Arch: "llama", Layers: 8, Embd: 1024, Heads: 16, KVHeads: 4, FFN: 2816, Vocab: 32000, ContextLength: 16384, WeightType: "Q4_0"}
@@ -80,7 +54,7 @@ func latencySections(ctx context.Context, log *slog.Logger, srv *server) ([]sect
 		Title:  "Latency",
 		Header: []string{"measurement", "result", "goal", "met"},
 	}
-	r := testing.Benchmark(benchBestModel)
+	r := testing.Benchmark(fakert.BenchmarkBestModelForTask)
 	perOp := time.Duration(r.NsPerOp())
 	s.Rows = append(s.Rows, []string{"BestModelForTask, 1,000 models, in memory (best already loaded)",
 		fmt.Sprintf("%s/op, %d allocs/op, %.1f MB/op (N=%d)", fmtDur(perOp), r.AllocsPerOp(), float64(r.AllocedBytesPerOp())/1e6, r.N),
