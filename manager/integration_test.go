@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vramkeeper/vramkeeper/internal/mgrtest"
+
 	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
 	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
 	"github.com/vramkeeper/vramkeeper/manager"
@@ -63,18 +65,11 @@ func TestAgainstRealOllama(t *testing.T) {
 	}
 	rt := ollama.New(srv.URL, nil)
 	probe := gpu.New(8*gib, nil)
-	defer probe.Close()
-	m, err := manager.New(manager.Options{Runtime: rt, GPU: probe, StateDir: t.TempDir(), MaxLoaded: 3, NumCtx: 2048,
+	t.Cleanup(func() { probe.Close() }) // after the manager stops (cleanups run last-in first)
+	m := mgrtest.Start(t, manager.Options{Runtime: rt, GPU: probe, StateDir: t.TempDir(), MaxLoaded: 3, NumCtx: 2048,
 		PollEvery: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	runCtx, stopRun := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); m.Run(runCtx) }()
-	defer func() { stopRun(); <-done }()
 
 	// Discovery sees every model and loads none.
 	if err := m.Refresh(ctx); err != nil {
@@ -90,13 +85,11 @@ func TestAgainstRealOllama(t *testing.T) {
 
 	// A budget that holds the biggest model with the smallest, but not the
 	// two biggest together, so swaps are forced by bytes, not by count.
-	sizes := map[string]uint64{}
 	var est []uint64
 	for _, v := range snap.Models {
 		if v.EstimateBytes == 0 {
 			t.Fatalf("%s: no estimate (%s)", v.Name, v.EstimateErr)
 		}
-		sizes[v.Name] = v.EstimateBytes
 		est = append(est, v.EstimateBytes)
 	}
 	sort.Slice(est, func(i, j int) bool { return est[i] > est[j] })

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vramkeeper/vramkeeper/internal/mgrtest"
+
 	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 	"github.com/vramkeeper/vramkeeper/manager/evict"
@@ -27,19 +29,7 @@ func start(t *testing.T, rt *fakeRuntime, opt manager.Options) *manager.Manager 
 	}
 	opt.PollEvery = 20 * time.Millisecond
 	opt.RefreshEvery = 100 * time.Millisecond
-	m, err := manager.New(opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	m := mgrtest.Start(t, opt)
 	if err := m.Refresh(context.Background()); err != nil && !errors.Is(err, manager.ErrUnreachable) {
 		t.Fatalf("refresh: %v", err)
 	}

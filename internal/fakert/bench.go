@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vramkeeper/vramkeeper/internal/mgrtest"
+
 	"github.com/vramkeeper/vramkeeper/manager"
 )
 
@@ -18,19 +20,13 @@ import (
 func BenchmarkBestModelForTask(b *testing.B) {
 	rt := New()
 	Synthetic(rt, 1000)
-	m, err := manager.New(manager.Options{
+	m := mgrtest.Start(b, manager.Options{
 		Runtime: rt, GPU: &GPU{RT: rt, Total: 8 << 30},
 		// Timers far away: the benchmark measures calls, not polls.
 		PollEvery: time.Hour, RefreshEvery: time.Hour,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	ctx := context.Background()
 	if err := m.Refresh(ctx); err != nil {
 		b.Fatal(err)
 	}

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vramkeeper/vramkeeper/internal/mgrtest"
+
 	"github.com/ollama/ollama/api"
 
 	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
@@ -68,20 +70,8 @@ func newRig(t *testing.T, models map[string]ggufgen.Spec, mopt manager.Options, 
 	if mopt.Budget.Bytes == 0 {
 		mopt.Budget = config.Size{Bytes: 4 * gib}
 	}
-	m, err := manager.New(mopt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager Run: %v", err)
-		}
-	})
-	if err := m.Refresh(ctx); err != nil {
+	m := mgrtest.Start(t, mopt)
+	if err := m.Refresh(ctxFor(t, time.Minute)); err != nil {
 		t.Fatalf("refresh: %v", err)
 	}
 	opt.Log = log
