@@ -148,10 +148,13 @@ func (m *Manager) startPoll() {
 		return
 	}
 	s.polling = true
+	// /api/ps already proves the server is up; the version is only shown,
+	// so it is asked once per (re)connection, not on every poll.
+	needVersion := s.version == "" || !s.up
 	s.spawn(func(ctx context.Context) {
 		ps, err := m.opt.Runtime.Running(ctx)
 		var version string
-		if err == nil {
+		if err == nil && needVersion {
 			version, err = m.opt.Runtime.Version(ctx)
 		}
 		v, gErr := m.opt.GPU.Read(ctx)
