@@ -15,10 +15,10 @@ type Snapshot struct {
 	// Budget is what our models may use; Used is what they use now; Others
 	// is what other programs hold (NVML only); Free is the driver's free
 	// figure, or Total − Used when estimated.
-	Budget    uint64 `json:"budget_bytes"`
-	Used      uint64 `json:"used_bytes"`
-	Others    uint64 `json:"others_bytes"`
-	Free      uint64 `json:"free_bytes"`
+	Budget uint64 `json:"budget_bytes"`
+	Used   uint64 `json:"used_bytes"`
+	Others uint64 `json:"others_bytes"`
+	Free   uint64 `json:"free_bytes"`
 	// Settings are the ones the manager runs with now.
 	Settings Settings `json:"settings"`
 	// Tasks and Roles name what BestModelForTask accepts.
