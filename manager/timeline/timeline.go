@@ -8,6 +8,7 @@ package timeline
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sort"
 	"sync"
@@ -34,10 +35,14 @@ type Sample struct {
 	Source string `json:"source,omitempty"`
 }
 
-// Ours is what our models hold together.
+// Ours is what our models hold together (at most the largest uint64: a
+// broken sender's sizes do not wrap around to small ones).
 func (s Sample) Ours() uint64 {
 	var n uint64
 	for _, b := range s.Models {
+		if n > math.MaxUint64-b {
+			return math.MaxUint64
+		}
 		n += b
 	}
 	return n
