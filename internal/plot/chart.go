@@ -12,6 +12,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/manager/config"
@@ -67,6 +68,9 @@ type Options struct {
 	Theme    *Theme         // default Light
 	Location *time.Location // for the time labels; default time.Local
 	Title    string         // drawn before the legend when set
+	// Empty is what the plot says without samples; default "No samples in
+	// this hour".
+	Empty string
 }
 
 // Sizes of the chart's furniture, in units.
@@ -253,8 +257,11 @@ func Layout(w timeline.Window, o Options) *Chart {
 	c.lines(o.Theme)
 	c.markShapes()
 	if len(c.samples) == 0 {
+		if o.Empty == "" {
+			o.Empty = "No samples in this hour"
+		}
 		c.Shapes = append(c.Shapes, Shape{
-			Kind: KindText, Class: "empty", Text: "No samples in this hour", Fill: o.Theme.Text, Size: fontSize + 2,
+			Kind: KindText, Class: "empty", Text: o.Empty, Fill: o.Theme.Text, Size: fontSize + 2,
 			At: Point{(c.Plot.Min.X + c.Plot.Max.X) / 2, (c.Plot.Min.Y + c.Plot.Max.Y) / 2}, Anchor: AnchorMiddle,
 		})
 	}
@@ -619,9 +626,13 @@ func (s Shape) moved(dx float64) Shape {
 	return s
 }
 
-// At describes the moment under a horizontal position, for a hover: the
-// nearest sample's numbers and the marks within a few units of it. ok is
-// false outside the plot or with no sample.
+// hoverReach is how far from a sample (in units) a hover still reads it.
+const hoverReach = 8
+
+// At describes the moment under a horizontal position, for a hover, one
+// item a line: the nearest sample's time and numbers, then the marks
+// within a few units of it. ok is
+// false outside the plot or with no sample within hoverReach.
 func (c *Chart) At(x float64) (text string, ok bool) {
 	if x < c.Plot.Min.X || x > c.Plot.Max.X || len(c.samples) == 0 {
 		return "", false
@@ -632,28 +643,32 @@ func (c *Chart) At(x float64) (text string, ok bool) {
 		i--
 	}
 	s := c.samples[i]
-	text = s.Time.In(c.loc).Format("15:04:05")
+	if math.Abs(c.X(s.Time)-x) > hoverReach {
+		return "", false // before the first poll, or in a gap
+	}
+	lines := []string{s.Time.In(c.loc).Format("15:04:05")}
 	for _, n := range c.series {
 		if b := s.Models[n]; b > 0 {
-			text += fmt.Sprintf(" · %s %s", n, config.FormatBytes(b))
+			lines = append(lines, n+" "+config.FormatBytes(b))
 		}
 	}
 	if s.Others > 0 {
-		text += " · other programs " + config.FormatBytes(s.Others)
+		lines = append(lines, OthersKey+" "+config.FormatBytes(s.Others))
 	}
 	if s.Total > 0 {
-		used := s.Ours() + s.Others
+		used := addSat(s.Ours(), s.Others)
 		free := uint64(0)
 		if s.Total > used {
 			free = s.Total - used
 		}
-		text += " · free " + config.FormatBytes(free)
+		lines = append(lines, "free "+config.FormatBytes(free))
 	}
-	text += " · budget " + config.FormatBytes(s.Budget)
+	lines = append(lines, "budget "+config.FormatBytes(s.Budget))
 	for _, m := range c.marks {
 		if math.Abs(c.X(m.Time)-x) <= 2*glyphR {
-			text += fmt.Sprintf("\n%s %s %s", m.Time.In(c.loc).Format("15:04:05"), markWords[m.Kind], m.Model)
+			lines = append(lines, fmt.Sprintf("%s %s %s", m.Time.In(c.loc).Format("15:04:05"), markWords[m.Kind], m.Model))
 		}
 	}
+	text = strings.Join(lines, "\n")
 	return text, true
 }

@@ -387,7 +387,7 @@ func TestAt(t *testing.T) {
 		not  []string
 	}{
 		{"a steady moment", c.X(min_(10)), []string{"12:10:00", "qwen2.5-coder:7b 4.6 GiB", "other programs 300 MiB", "budget 7.0 GiB", "free 3.1 GiB"}, []string{"llama", "load"}},
-		{"on a mark", c.X(min_(15)) + 1, []string{"llama3.2:3b 2.2 GiB", "\n12:15:00 load llama3.2:3b"}, []string{"12:05:00 load"}},
+		{"on a mark", c.X(min_(15)) + 1, []string{"\nllama3.2:3b 2.2 GiB\n", "\n12:15:00 load llama3.2:3b"}, []string{"12:05:00 load"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -409,6 +409,9 @@ func TestAt(t *testing.T) {
 	}
 	if _, ok := c.At(c.Plot.Min.X - 5); ok {
 		t.Error("a readout left of the plot")
+	}
+	if text, ok := c.At(c.X(min_(21))); ok {
+		t.Errorf("a readout in the gap of the poll: %q", text)
 	}
 	if _, ok := Layout(timeline.Window{}, Options{}).At(100); ok {
 		t.Error("a readout without samples")
