@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/driver/desktop"
 	"fyne.io/fyne/v2/test"
 	"go.uber.org/goleak"
@@ -264,5 +265,33 @@ func TestFollowTimeline(t *testing.T) {
 	}
 	if h.u.chart.empty != "" {
 		t.Errorf("chart says %q after a good read", h.u.chart.empty)
+	}
+}
+
+// The window shows the card as the stacked bar in its header and the
+// chart above the history; a keeper without a timeline says so.
+func TestWindowShowsPictures(t *testing.T) {
+	h := newHarness(t)
+	var names []string
+	for _, g := range h.u.bar.bar.Segments {
+		names = append(names, g.Name)
+	}
+	if want := []string{"qwen2.5:7b", "free"}; !slices.Equal(names, want) {
+		t.Errorf("bar shows %v, want %v", names, want)
+	}
+	split, ok := h.u.tabs.Items[1].Content.(*container.Split)
+	if !ok || h.u.tabs.Items[1].Text != "History" || split.Leading != h.u.chart || split.Trailing != h.u.historyList {
+		t.Fatalf("History tab holds %T, want the chart above the history list", h.u.tabs.Items[1].Content)
+	}
+	if !strings.Contains(h.u.chart.empty, "keeps no timeline") {
+		t.Errorf("chart without a timeline says %q", h.u.chart.empty)
+	}
+	// A model loads: the bar follows the next snapshot.
+	s := h.k.Snapshot()
+	s.Models = slices.Clone(s.Models)
+	s.Models[1] = loaded("llama3.2:3b", 2*gib)
+	h.u.apply(s)
+	if got := len(h.u.bar.bar.Segments); got != 3 {
+		t.Errorf("bar has %d parts after a second model loaded, want 3", got)
 	}
 }

@@ -30,6 +30,20 @@ func (k *timelineKeeper) Timeline(since time.Time) timeline.Window {
 
 var tl0 = time.Date(2026, 1, 2, 12, 0, 0, 0, time.UTC)
 
+// serveKeeper serves k's API until the test ends and dials it.
+func serveKeeper(t *testing.T, k keeper.Keeper) (context.Context, *httptest.Server, *keeper.Client) {
+	t.Helper()
+	hs := httptest.NewServer(keeper.New(k, &url.URL{Scheme: "http", Host: "127.0.0.1:1"}, keeper.Options{}).Handler())
+	t.Cleanup(hs.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	c, err := keeper.Dial(ctx, hs.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, hs, c
+}
+
 func TestTimeline(t *testing.T) {
 	k := &timelineKeeper{fakeKeeper: fakeKeeper{models: map[string]bool{"qwen2.5:7b": true}}, ring: timeline.New(0, 0)}
 	for i := range 5 {
@@ -41,14 +55,7 @@ func TestTimeline(t *testing.T) {
 	if err := k.ring.Mark(timeline.Mark{Time: tl0.Add(3 * time.Second), Kind: timeline.MarkLoad, Model: "qwen2.5:7b"}); err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(keeper.New(k, &url.URL{Scheme: "http", Host: "127.0.0.1:1"}, keeper.Options{}).Handler())
-	defer hs.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := keeper.Dial(ctx, hs.URL, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, hs, c := serveKeeper(t, k)
 	r := keeper.NewRemote(c, nil)
 
 	tests := []struct {
@@ -115,15 +122,8 @@ func TestTimeline(t *testing.T) {
 // An instance whose manager keeps no timeline answers 404, and the client
 // says so with ErrNoTimeline; the rest of the API is unaffected.
 func TestTimelineMissing(t *testing.T) {
-	hs := httptest.NewServer(keeper.New(&fakeKeeper{models: map[string]bool{}}, &url.URL{Scheme: "http", Host: "127.0.0.1:1"}, keeper.Options{}).Handler())
-	defer hs.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := keeper.Dial(ctx, hs.URL, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = keeper.NewRemote(c, nil).Timeline(ctx, time.Time{})
+	ctx, _, c := serveKeeper(t, &fakeKeeper{models: map[string]bool{}})
+	_, err := keeper.NewRemote(c, nil).Timeline(ctx, time.Time{})
 	var ae *keeper.Error
 	if !errors.Is(err, keeper.ErrNoTimeline) || !errors.As(err, &ae) || ae.Status != 404 {
 		t.Errorf("%v, want ErrNoTimeline from a 404", err)
