@@ -14,6 +14,7 @@
 //	POST /keeper/v1/models/{name}/pin      {"model": ..., "pinned": true}
 //	POST /keeper/v1/models/{name}/unpin    {"model": ..., "pinned": false}
 //	GET  /keeper/v1/history                {"events": [manager.Event...]}
+//	GET  /keeper/v1/timeline[?since=T]     timeline.Window: samples and marks after T
 //	GET  /keeper/v1/events                 Server-Sent Events, one per manager.Event
 //	POST /keeper/v1/pause                  {"paused": true}: stop automatic management
 //	POST /keeper/v1/resume                 {"paused": false}
@@ -222,6 +223,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /keeper/v1/models/{name...}", s.handleModelAction)
 	mux.HandleFunc("POST /keeper/v1/best", s.handleBest)
 	mux.HandleFunc("GET /keeper/v1/history", s.handleHistory)
+	mux.HandleFunc("GET /keeper/v1/timeline", s.handleTimeline)
 	mux.HandleFunc("GET /keeper/v1/events", s.handleEvents)
 	mux.HandleFunc("POST /keeper/v1/pause", s.handlePause)
 	mux.HandleFunc("POST /keeper/v1/resume", s.handlePause)
