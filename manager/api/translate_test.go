@@ -104,7 +104,7 @@ type translateRig struct {
 	tagsErr bool // /api/tags answers 500
 }
 
-func newTranslateRig(t *testing.T, reply chatReply) *translateRig {
+func newTranslateRig(t testing.TB, reply chatReply) *translateRig {
 	t.Helper()
 	tr := &translateRig{k: newHoldKeeper(), served: make(chan struct{}, 16), reply: reply}
 	up := httptest.NewServer(http.HandlerFunc(tr.ollama))
@@ -184,7 +184,7 @@ func (tr *translateRig) ollama(w http.ResponseWriter, r *http.Request) {
 }
 
 // lastSent is the last /api/chat body Ollama received.
-func (tr *translateRig) lastSent(t *testing.T) map[string]any {
+func (tr *translateRig) lastSent(t testing.TB) map[string]any {
 	t.Helper()
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
@@ -194,9 +194,9 @@ func (tr *translateRig) lastSent(t *testing.T) map[string]any {
 	return tr.sent[len(tr.sent)-1]
 }
 
-// post sends body to path with headers and returns the response, its body
+// do sends body to path with headers and returns the response, its body
 // read to the end.
-func (tr *translateRig) do(t *testing.T, method, path, body string, header map[string]string) (*http.Response, []byte) {
+func (tr *translateRig) do(t testing.TB, method, path, body string, header map[string]string) (*http.Response, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(method, tr.url+path, strings.NewReader(body))
 	for k, v := range header {
@@ -216,7 +216,7 @@ func (tr *translateRig) do(t *testing.T, method, path, body string, header map[s
 
 // settled waits until the proxy handler returned, so that its deferred
 // release has run, and checks that every hold taken was released once.
-func (tr *translateRig) settled(t *testing.T) map[string]int {
+func (tr *translateRig) settled(t testing.TB) map[string]int {
 	t.Helper()
 	select {
 	case <-tr.served:
@@ -240,7 +240,7 @@ type event struct {
 
 // readEvents parses a Server-Sent Event stream; a data line that is not
 // JSON ([DONE]) gets a nil data.
-func readEvents(t *testing.T, b []byte) []event {
+func readEvents(t testing.TB, b []byte) []event {
 	t.Helper()
 	var out []event
 	var cur event
@@ -293,7 +293,7 @@ func path(v any, keys ...any) any {
 	return v
 }
 
-func decode(t *testing.T, b []byte) map[string]any {
+func decode(t testing.TB, b []byte) map[string]any {
 	t.Helper()
 	var v map[string]any
 	if err := json.Unmarshal(b, &v); err != nil {
