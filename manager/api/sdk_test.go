@@ -61,8 +61,8 @@ type sdkRun struct {
 	Messages        sdkAnswer `json:"messages"`
 	MessagesStream  sdkAnswer `json:"messages_stream"`
 	Other           sdkAnswer `json:"other"`
-	LeftAfter       string   `json:"left_after"`
-	AnthropicModels []string `json:"anthropic_models"`
+	LeftAfter       string    `json:"left_after"`
+	AnthropicModels []string  `json:"anthropic_models"`
 	AnthropicModel  struct {
 		ID             string `json:"id"`
 		DisplayName    string `json:"display_name"`
