@@ -69,13 +69,11 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) {
 		s.anthropicFail(w, r, badRequest{err})
 		return
 	}
-	h, err := s.acquire(r.Context(), req.Model, "request on "+r.URL.Path)
-	if err != nil {
-		s.anthropicFail(w, r, err)
+	h, ok := s.holdChat(w, r, anthropicWire, req.Model, native)
+	if !ok {
 		return
 	}
 	defer h.release()
-	native.Model, native.KeepAlive, native.Options = h.model, &keepForever, pinOptions(native.Options, h)
 	// Ollama relaxes "thinking enabled" to unset for Anthropic clients, so
 	// that a model without thinking answers instead of failing; a model
 	// with thinking thinks when unset anyway. /api/chat does not relax it.

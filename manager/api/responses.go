@@ -43,13 +43,12 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
 	}
 	stream := req.Stream != nil && *req.Stream
 	native.Stream = &stream
-	h, err := s.acquire(r.Context(), req.Model, "request on "+r.URL.Path)
-	if err != nil {
-		s.openAIFail(w, r, err)
+	f := wire{writeError: writeOpenAIError}
+	h, ok := s.holdChat(w, r, f, req.Model, native)
+	if !ok {
 		return
 	}
 	defer h.release()
-	native.Model, native.KeepAlive, native.Options = h.model, &keepForever, pinOptions(native.Options, h)
 
 	// The answer names the model that answered, as chat completions do: an
 	// alias shows what it resolved to.
@@ -57,13 +56,10 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
 	itemID := fmt.Sprintf("msg_%d", rand.IntN(999999))
 	conv := openai.NewResponsesStreamConverter(responseID, itemID, h.model, req)
 	seq := 0 // the next event's sequence_number, for an error event
-	f := wire{
-		writeError: writeOpenAIError,
-		streamError: func(status int, msg string) any {
-			return sseEvent{"error", map[string]any{
-				"type": "error", "code": "server_error", "message": msg, "param": nil, "sequence_number": seq,
-			}}
-		},
+	f.streamError = func(status int, msg string) any {
+		return sseEvent{"error", map[string]any{
+			"type": "error", "code": "server_error", "message": msg, "param": nil, "sequence_number": seq,
+		}}
 	}
 	s.relay(w, r, f, "/api/chat", native, stream, func(raw []byte) ([]any, bool, error) {
 		cr, err := decodeChatResponse(raw)
@@ -87,6 +83,20 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
 		}
 		return out, cr.Done, nil
 	})
+}
+
+// holdChat loads and holds the model a translated chat request names
+// (within the budget, aliases resolved) and pins the request to it: its
+// real name, keep_alive -1 and the manager's runner options. On failure it
+// answers in f's shape and ok is false; otherwise the caller releases h.
+func (s *Server) holdChat(w http.ResponseWriter, r *http.Request, f wire, requested string, native *api.ChatRequest) (h held, ok bool) {
+	h, err := s.acquire(r.Context(), requested, "request on "+r.URL.Path)
+	if err != nil {
+		s.failAs(w, r, f.writeError, err)
+		return held{}, false
+	}
+	native.Model, native.KeepAlive, native.Options = h.model, &keepForever, pinOptions(native.Options, h)
+	return h, true
 }
 
 // decodeResponses reads a Responses request, zstd-compressed or not: Codex
