@@ -98,6 +98,8 @@ func TestOfficialSDKs(t *testing.T) {
 	if err := r.m.Apply(ctx, func(o *manager.Options) { o.Budget = config.Size{Bytes: budget} }); err != nil {
 		t.Fatal(err)
 	}
+	runnersBefore := loadsInLog(r)
+	// BestModelForTask loads the model it picks: count it among the loads.
 	chat, err := r.m.BestModelForTask(ctx, "chat", "")
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +108,6 @@ func TestOfficialSDKs(t *testing.T) {
 	if chat.Model == other {
 		other = "tiny-chat:latest"
 	}
-	runnersBefore := loadsInLog(r)
 
 	ps := samplePS(ctx, t, r, budget)
 	cmd := exec.CommandContext(ctx, node, "agents.mjs")
