@@ -18,7 +18,6 @@ import (
 	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
 	"github.com/vramkeeper/vramkeeper/manager"
 	keeper "github.com/vramkeeper/vramkeeper/manager/api"
-	"github.com/vramkeeper/vramkeeper/manager/config"
 )
 
 // sdkDir holds the pinned SDKs (package.json, package-lock.json) and the
@@ -82,7 +81,7 @@ func TestOfficialSDKs(t *testing.T) {
 	r := newRig(t, map[string]ggufgen.Spec{
 		"tiny-chat":  llama(2, 64),
 		"tiny-coder": llama(2, 128),
-	}, manager.Options{MaxLoaded: 2}, keeper.Options{})
+	}, manager.Options{}, keeper.Options{})
 	ctx := ctxFor(t, 4*time.Minute)
 
 	// A budget above the larger estimate and below both together.
@@ -95,8 +94,15 @@ func TestOfficialSDKs(t *testing.T) {
 		sizes = append(sizes, v.EstimateBytes)
 	}
 	budget := (max(sizes[0], sizes[1]) + sizes[0] + sizes[1]) / 2
-	if err := r.m.Apply(ctx, func(o *manager.Options) { o.Budget = config.Size{Bytes: budget} }); err != nil {
+	c, err := keeper.Dial(ctx, r.http.URL, "")
+	if err != nil {
 		t.Fatal(err)
+	}
+	if err := c.ApplySettings(ctx, keeper.SettingsRequest{Budget: fmt.Sprintf("%dB", budget)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.m.Snapshot().Budget; got != budget {
+		t.Fatalf("budget %d, want %d", got, budget)
 	}
 	runnersBefore := loadsInLog(r)
 	// BestModelForTask loads the model it picks: count it among the loads.
