@@ -8,6 +8,7 @@ require (
 	github.com/NVIDIA/go-nvml v0.13.4-1
 	github.com/godbus/dbus/v5 v5.1.0
 	github.com/gpustack/gguf-parser-go v0.28.1
+	github.com/klauspost/compress v1.18.3
 	github.com/ollama/ollama v0.17.4
 	github.com/pelletier/go-toml/v2 v2.2.2
 	github.com/x448/float16 v0.8.4

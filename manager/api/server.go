@@ -37,13 +37,17 @@
 // # Proxy
 //
 // Everything outside /keeper/ goes to Ollama. The inference endpoints
-// (/api/generate, /api/chat, /api/embed, /api/embeddings and the OpenAI
-// /v1/chat/completions, /v1/completions, /v1/embeddings) first resolve the
-// model (auto:TASK and auto:TASK/ROLE through BestModelForTask), wait until
-// the manager has loaded it within the budget, hold it against eviction
-// until the response is fully written, and force keep_alive -1 and the
+// (/api/generate, /api/chat, /api/embed, /api/embeddings, the OpenAI
+// /v1/chat/completions, /v1/completions, /v1/embeddings and /v1/responses,
+// and the Anthropic /v1/messages) first resolve the model (auto:TASK and
+// auto:TASK/ROLE through BestModelForTask), wait until the manager has
+// loaded it within the budget, hold it against eviction until the response
+// is fully written (or the client left), and force keep_alive -1 and the
 // manager's num_ctx so that Ollama neither unloads nor reloads the model on
-// its own. See proxy.go and openai.go for the details.
+// its own. Errors come in each API's own shape. GET /v1/models and
+// /v1/models/{id} list the models and the auto:TASK aliases, in Anthropic's
+// shape when the request carries anthropic-version or x-api-key. See
+// proxy.go, openai.go, responses.go and anthropic.go for the details.
 package api
 
 import (
@@ -240,17 +244,19 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/chat/completions", s.handleOpenAIChat)
 	mux.HandleFunc("POST /v1/completions", s.handleOpenAICompletion)
 	mux.HandleFunc("POST /v1/embeddings", s.handleOpenAIEmbed)
+	mux.HandleFunc("POST /v1/responses", s.handleResponses)
+	mux.HandleFunc("POST /v1/messages", s.handleMessages)
 	// Ollama also serves these, but passed through they would load models
 	// behind the manager's back and outside the budget: refuse them plainly.
-	for _, p := range []string{"/v1/responses", "/v1/messages", "/v1/images/generations", "/v1/images/edits"} {
+	for _, p := range []string{"/v1/images/generations", "/v1/images/edits"} {
 		mux.HandleFunc("POST "+p, func(w http.ResponseWriter, r *http.Request) {
 			writeOpenAIError(w, http.StatusNotImplemented, r.URL.Path+" is not served through VRAM Keeper (it would bypass the VRAM budget); use /v1/chat/completions or /api/chat")
 		})
 	}
 	// Lists with the auto: aliases beside the real models.
 	mux.HandleFunc("GET /api/tags", s.handleTags)
-	mux.HandleFunc("GET /v1/models", s.handleOpenAIModels)
-	mux.HandleFunc("GET /v1/models/{model...}", s.handleOpenAIModel)
+	mux.HandleFunc("GET /v1/models", s.handleModelList)
+	mux.HandleFunc("GET /v1/models/{model...}", s.handleModelInfo)
 	mux.HandleFunc("POST /api/show", s.handleShow)
 	// The rest as it is.
 	mux.HandleFunc("/", s.handlePassThrough)
@@ -298,6 +304,8 @@ func (s *Server) deny(w http.ResponseWriter, r *http.Request, status int, code, 
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/keeper/"):
 		writeKeeperError(w, status, code, msg)
+	case speaksAnthropic(r):
+		writeAnthropicError(w, status, msg)
 	case strings.HasPrefix(r.URL.Path, "/v1/"):
 		writeOpenAIError(w, status, msg)
 	default:
