@@ -128,7 +128,7 @@ func TestTimelineMissing(t *testing.T) {
 	if !errors.Is(err, keeper.ErrNoTimeline) || !errors.As(err, &ae) || ae.Status != 404 {
 		t.Errorf("%v, want ErrNoTimeline from a 404", err)
 	}
-	if _, err := c.Status(ctx); err != nil {
+	if _, err := c.Snapshot(ctx); err != nil {
 		t.Errorf("status after the 404: %v", err)
 	}
 }
