@@ -29,6 +29,7 @@ import (
 	"github.com/vramkeeper/vramkeeper/manager/config"
 	"github.com/vramkeeper/vramkeeper/manager/evict"
 	"github.com/vramkeeper/vramkeeper/manager/score"
+	"github.com/vramkeeper/vramkeeper/manager/timeline"
 )
 
 const mib = 1 << 20
@@ -109,6 +110,9 @@ type Manager struct {
 	snap     atomic.Pointer[Snapshot]
 	hub      *hub
 	store    *store
+	// timeline keeps the last hour of polls and decisions for the charts;
+	// it locks itself, so readers need not ask the owner.
+	timeline *timeline.Ring
 
 	// Touched only by the Run goroutine.
 	tune    tuning
@@ -148,6 +152,7 @@ func New(opt Options) (*Manager, error) {
 		tune:     tuning{Settings: set, policy: policy},
 		conn:     connection{vram: VRAM{Source: SourceEstimated}},
 		views:    map[string]cachedView{},
+		timeline: timeline.New(0, 0),
 	}
 	m.every.refresh, m.every.poll = opt.RefreshEvery, opt.PollEvery
 	m.hub = newHub(500, readHistory(m.store.historyPath, 500, m.log), m.log)
@@ -426,6 +431,7 @@ func (m *Manager) polled(e evPolled) {
 	if e.err == nil {
 		m.sched.OnPoll(e.ps)
 	}
+	m.sample()
 	for _, ch := range m.pollWaiters {
 		m.wake(ch, e.err)
 	}
@@ -546,7 +552,32 @@ func (m *Manager) emit(e Event) {
 	if e.historic() {
 		m.store.appendHistory(e)
 	}
+	if k, ok := markKinds[e.Kind]; ok {
+		_ = m.timeline.Mark(timeline.Mark{Time: e.Time, Kind: k, Model: e.Model})
+	}
 }
+
+// markKinds are the events the chart marks.
+var markKinds = map[EventKind]timeline.MarkKind{
+	EventLoaded: timeline.MarkLoad, EventEvicted: timeline.MarkEviction, EventUnloaded: timeline.MarkUnload,
+	EventUnloadedByOllama: timeline.MarkUnload, EventLoadFailed: timeline.MarkFailedLoad,
+}
+
+// sample records the card as the last poll left it, for the charts.
+func (m *Manager) sample() {
+	h := m.header()
+	s := timeline.Sample{Time: m.now(), Models: map[string]uint64{}, Others: h.others, Budget: h.budget,
+		Total: m.conn.vram.Total, Source: m.conn.vram.Source}
+	for _, md := range m.cat.models {
+		if md.onCard() && md.size > 0 {
+			s.Models[md.inst.Name] = md.size
+		}
+	}
+	_ = m.timeline.Add(s)
+}
+
+// Timeline returns the polls and decisions since t (at most the last hour).
+func (m *Manager) Timeline(since time.Time) timeline.Window { return m.timeline.Since(since) }
 
 // effects carry out what the scheduler decides.
 type effects struct{ m *Manager }
