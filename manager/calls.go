@@ -92,17 +92,31 @@ type LoadResult struct {
 	Evicted []string `json:"evicted"`
 	// Already: the model was loaded before the call; nothing was done.
 	Already bool `json:"already"`
+	// NumCtx is the context length the model is loaded at: requests on it
+	// must use it, or Ollama reloads the model.
+	NumCtx int `json:"context_length,omitempty"`
 }
 
 // Load makes sure the named model is loaded, evicting others as the policy
-// says. Concurrent calls for one model share one load.
+// says. Concurrent calls for one model share one load. A model already
+// loaded is used at the context length it has; a new load uses the
+// model's own (settings, or the largest that fits for "auto").
 func (m *Manager) Load(ctx context.Context, name, reason string) (LoadResult, error) {
+	return m.LoadAt(ctx, name, 0, reason)
+}
+
+// LoadAt is Load at a given context length (0: the model's own); a model
+// loaded at another is loaded again.
+func (m *Manager) LoadAt(ctx context.Context, name string, numCtx int, reason string) (LoadResult, error) {
+	if numCtx < 0 {
+		return LoadResult{Model: name}, fmt.Errorf("context length %d: must be positive", numCtx)
+	}
 	w := newWaiter(false)
-	if err := m.send(ctx, evLoad{w: w, name: name, reason: reason}); err != nil {
+	if err := m.send(ctx, evLoad{w: w, name: name, reason: reason, numCtx: numCtx}); err != nil {
 		return LoadResult{Model: name}, err
 	}
 	r, err := m.await(ctx, w)
-	return LoadResult{Model: m.canonical(name), Evicted: r.evicted, Already: r.already}, err
+	return LoadResult{Model: m.canonical(name), Evicted: r.evicted, Already: r.already, NumCtx: r.numCtx}, err
 }
 
 // Acquire loads the model like Load and holds it with a lease: it is not
@@ -116,7 +130,7 @@ func (m *Manager) Acquire(ctx context.Context, name, reason string) (release fun
 		return func() {}, res, err
 	}
 	r, err := m.await(ctx, w)
-	res = LoadResult{Model: m.canonical(name), Evicted: r.evicted, Already: r.already}
+	res = LoadResult{Model: m.canonical(name), Evicted: r.evicted, Already: r.already, NumCtx: r.numCtx}
 	if err != nil {
 		return func() {}, res, err
 	}
@@ -135,6 +149,29 @@ func (m *Manager) Unload(ctx context.Context, name string) error {
 	}
 	_, err := m.await(ctx, w)
 	return err
+}
+
+// Yield gives the GPU back: every model of ours is unloaded (pinned ones
+// too) and remembered; until Restore, loads fail with ErrYielded. It
+// returns the models unloaded.
+func (m *Manager) Yield(ctx context.Context) ([]string, error) {
+	w := newWaiter(false)
+	if err := m.send(ctx, evYield{w: w}); err != nil {
+		return nil, err
+	}
+	r, err := m.await(ctx, w)
+	return r.evicted, err
+}
+
+// Restore puts back what Yield unloaded, at the same context lengths, and
+// lets loads run again. It returns the models loaded.
+func (m *Manager) Restore(ctx context.Context) ([]string, error) {
+	w := newWaiter(false)
+	if err := m.send(ctx, evRestore{w: w}); err != nil {
+		return nil, err
+	}
+	r, err := m.await(ctx, w)
+	return r.evicted, err
 }
 
 // canonical resolves a name the way the catalogue does, for results.
@@ -235,6 +272,10 @@ func (m *Manager) rank(ctx context.Context, task, role string) ([]score.Ranked, 
 // When the best cannot fit, failed to load lately or fails now, the next
 // best is taken and the reason says why.
 func (m *Manager) BestModelForTask(ctx context.Context, task, role string) (Choice, error) {
+	return m.bestModel(ctx, task, role, "best for "+taskRole(task, role))
+}
+
+func (m *Manager) bestModel(ctx context.Context, task, role, why string) (Choice, error) {
 	if !m.Snapshot().Discovered {
 		if err := m.Refresh(ctx); err != nil {
 			return Choice{}, fmt.Errorf("discovering models: %w", err)
@@ -264,7 +305,7 @@ func (m *Manager) BestModelForTask(ctx context.Context, task, role string) (Choi
 			lastErr = ErrLoadFailed
 			continue
 		}
-		res, err := m.Load(ctx, r.Name, fmt.Sprintf("best for %s", taskRole(task, role)))
+		res, err := m.Load(ctx, r.Name, why)
 		switch {
 		case err == nil:
 			reason := r.Reason

@@ -65,7 +65,7 @@ func (c *catalogue) need(md *model, numCtx int, version string) (uint64, bool) {
 	if numCtx == md.numCtx || numCtx == 0 {
 		return md.est.Total, false
 	}
-	est, err := estimate.Estimate(md.det.Meta, estimate.Options{NumCtx: numCtx, NumParallel: 1, Device: c.dev})
+	est, err := c.estimate(md, numCtx)
 	if err != nil {
 		return md.est.Total, false
 	}
@@ -96,9 +96,58 @@ func (c *catalogue) evaluate(md *model, set Settings) {
 		md.paramsB = countParams(md.det.Meta)
 	}
 	md.priority = score.Priority(md.paramsB)
-	md.numCtx = contextFor(md.det, set.NumCtx)
-	est, err := estimate.Estimate(md.det.Meta, estimate.Options{NumCtx: md.numCtx, NumParallel: 1, Device: c.dev})
+	md.trained = trainedContext(md.det.Meta)
+	md.numCtx, md.ctxAuto = contextFor(md.det, set.NumCtx), false
+	switch n := set.Contexts[md.inst.Name]; {
+	case n == ContextAuto:
+		md.ctxAuto = true
+	case n > 0:
+		md.numCtx = n
+		if md.trained > 0 && n > md.trained {
+			md.numCtx = md.trained
+		}
+	}
+	est, err := c.estimate(md, md.numCtx)
 	md.est, md.estErr = est, errString(err)
+	md.perToken = 0
+	if err == nil {
+		if twice, err := c.estimate(md, 2*md.numCtx); err == nil && twice.Total > est.Total {
+			md.perToken = float64(twice.Total-est.Total) / float64(md.numCtx)
+		}
+	}
+}
+
+func (c *catalogue) estimate(md *model, numCtx int) (estimate.Breakdown, error) {
+	return estimate.Estimate(md.det.Meta, estimate.Options{NumCtx: numCtx, NumParallel: 1, Device: c.dev})
+}
+
+// maxContext is the largest power of two, from minAutoCtx up to what md was
+// trained for, whose need fits room; 0 when none does. Needs come from
+// md's estimate and its cost per token.
+func maxContext(md *model, room uint64) int {
+	best := 0
+	for n := minAutoCtx; n <= md.ctxCeiling(); n *= 2 {
+		need := float64(md.est.Total) + md.perToken*float64(n-md.numCtx)
+		if need > float64(room) {
+			break
+		}
+		best = n
+	}
+	return best
+}
+
+// Auto contexts are powers of two between these; a model trained for
+// less uses what it was trained for.
+const (
+	minAutoCtx = 2048
+	maxAutoCtx = 1 << 20
+)
+
+func (m *model) ctxCeiling() int {
+	if m.trained > 0 {
+		return min(m.trained, maxAutoCtx)
+	}
+	return max(m.numCtx, minAutoCtx)
 }
 
 // evaluateAll redoes every model, after the settings or the device change.

@@ -23,6 +23,12 @@ const (
 	// EventUnloadedByOllama: a model left the card without an unload of
 	// ours (ollama stop, another client, Ollama's own eviction, a restart).
 	EventUnloadedByOllama EventKind = "unloaded_by_ollama"
+	// EventYielded: a model unloaded to give the card back (other programs
+	// needed it, or the user asked); EventRestored: put back afterwards.
+	EventYielded  EventKind = "yielded"
+	EventRestored EventKind = "restored"
+	// EventSpilled: Ollama put part of a model on the CPU.
+	EventSpilled EventKind = "spilled"
 )
 
 // Event is one thing that happened, as subscribers and the history see it.

@@ -46,6 +46,10 @@ type Options struct {
 	Logger       *slog.Logger
 	Now          func() time.Time
 	Settings     Settings
+	// WarmStart names a task whose best model is loaded once at start,
+	// after discovery, when none is loaded; "" loads nothing. For the
+	// long-running tray and serve, not one-shot commands.
+	WarmStart string
 }
 
 func (o *Options) setDefaults() error {
@@ -82,6 +86,11 @@ var (
 	// ErrTimedOut: the server did not finish a load or unload within its
 	// deadline; the request was cancelled.
 	ErrTimedOut = errors.New("timed out")
+	// ErrYielded: the GPU was given back (Yield); nothing loads until
+	// Restore.
+	ErrYielded = errors.New("VRAM Keeper gave the GPU back: restore it first (vramkeeper restore, or Restore in the tray)")
+	// ErrSpilled: with gpu_only, the model does not fit on the GPU.
+	ErrSpilled = errors.New("does not fit on the GPU")
 )
 
 // Deadlines of the owner's own reads.
@@ -124,6 +133,7 @@ type Manager struct {
 	// Waiters for Refresh, and whether a listing or poll is on its way.
 	listWaiters, pollWaiters []chan error
 	polling                  bool
+	warm                     string // WarmStart, until it has been done
 	ranks                    map[[2]string]ranking
 	// What the last snapshot was built from (see publish).
 	lastHeader header
@@ -155,6 +165,7 @@ func New(opt Options) (*Manager, error) {
 		timeline: timeline.New(0, 0),
 	}
 	m.every.refresh, m.every.poll = opt.RefreshEvery, opt.PollEvery
+	m.warm = opt.WarmStart
 	m.hub = newHub(500, readHistory(m.store.historyPath, 500, m.log), m.log)
 	p, err := loadPersisted(m.store.statePath)
 	if err != nil {
@@ -237,6 +248,8 @@ type (
 		name, reason string
 	}
 	evCancel    struct{ w *waiter }
+	evYield     struct{ w *waiter }
+	evRestore   struct{ w *waiter }
 	evRelease   struct{ id uint64 }
 	evRefreshed struct {
 		op      uint64
@@ -303,6 +316,10 @@ func (m *Manager) handle(ev any) {
 		}
 	case evRelease:
 		s.OnRelease(e.id)
+	case evYield:
+		s.OnYield(e.w)
+	case evRestore:
+		s.OnRestore(e.w)
 	case evRefreshed:
 		m.readCard(e.vram, e.vramErr)
 		m.serverAnswered(e.err)
@@ -345,11 +362,29 @@ func (m *Manager) handle(ev any) {
 }
 
 // settle keeps what derives from the card in step: estimates assume the
-// device the models run on.
+// device the models run on. Once the models are listed and the card read,
+// it starts the warm start.
 func (m *Manager) settle() {
 	if d := m.conn.device(&m.cat); d != m.cat.dev {
 		m.cat.dev = d
 		m.cat.evaluateAll(m.tune.Settings)
+	}
+	if m.warm != "" && m.cat.listed && m.conn.known && m.conn.up && !m.polling {
+		task := m.warm
+		m.warm = ""
+		for _, md := range m.cat.models {
+			if md.onCard() || md.state == Loading {
+				return // something is loaded: the first request will not wait
+			}
+		}
+		m.spawn(func(ctx context.Context) {
+			c, err := m.bestModel(ctx, task, "", "warm start: the best model for "+task)
+			if err != nil {
+				m.log.Warn("warm start loaded nothing", "task", task, "err", err)
+				return
+			}
+			m.log.Info("warm start", "task", task, "model", c.Model)
+		})
 	}
 }
 
@@ -363,8 +398,12 @@ func (m *Manager) apply(e evApply) {
 		return
 	}
 	m.tune = tuning{Settings: next, policy: p}
+	was := map[string]int{}
+	for name, md := range m.cat.models {
+		was[name] = md.numCtx
+	}
 	m.cat.evaluateAll(next)
-	m.sched.OnSettings()
+	m.sched.OnSettings(was)
 	m.wake(e.reply, nil)
 }
 

@@ -46,9 +46,14 @@ type model struct {
 type derived struct {
 	paramsB  float64
 	priority int
-	numCtx   int // the context length it is loaded with unless asked otherwise
+	numCtx   int  // the context length it is loaded with unless asked otherwise
+	ctxAuto  bool // its context is picked at each load to fit the room
+	trained  int  // the longest context it was trained for (0: unknown)
 	est      estimate.Breakdown
 	estErr   string
+	// perToken is what each token of context adds to est, so the largest
+	// context that fits a room is found without estimating each.
+	perToken float64
 	pinned   bool
 }
 
@@ -62,7 +67,11 @@ type live struct {
 	size      uint64  // measured by the server while loaded
 	onGPU     bool    // the server reported VRAM for it
 	loadedCtx int
+	adopted   bool // loaded by another client, at a context of its choosing
 	lastErr   string
+	// cpuShare is the part of it Ollama put on the CPU (0-1) when a GPU
+	// is there; 0 when all of it is on the GPU or there is no GPU.
+	cpuShare float64
 }
 
 func (m *model) transition(to State) error {

@@ -97,6 +97,14 @@ type op struct {
 	restore, shed bool
 	// refreshed: the server was read again since the op reached the front.
 	refreshed bool
+	// requested: callers asked for it; once none waits any more it is not
+	// run. Ops the scheduler makes itself (put back, shed, reload) run anyway.
+	requested bool
+
+	// group: the op is part of a yield or a restore, answered together.
+	group *group
+	// yield: an unload that gives the card back to other programs.
+	yield bool
 
 	// Set when it runs.
 	began   time.Time
@@ -104,6 +112,28 @@ type op struct {
 	victims []evict.Entry
 	step    int // victims unloaded so far
 	evicted []string
+	// asked is the context length first tried; spilled why a smaller one
+	// is tried now (gpu_only); failAfter is the error to answer once the
+	// model that did not fit the GPU is unloaded again.
+	asked     int
+	spilled   string
+	failAfter error
+}
+
+// group answers one caller for several ops (yield, restore) once all ended.
+type group struct {
+	w       *waiter
+	pending int
+	done    []string
+	errs    []error
+}
+
+// yielded is a model unloaded to give the card back, to be put back later.
+type yielded struct {
+	name     string
+	numCtx   int
+	bytes    uint64
+	lastUsed time.Time
 }
 
 // waiter is one caller of an op; lease asks for a hold on the model when
@@ -118,6 +148,7 @@ func newWaiter(lease bool) *waiter { return &waiter{reply: make(chan result, 1),
 // result is what a caller gets.
 type result struct {
 	evicted []string
+	numCtx  int    // the context length the model is loaded at
 	already bool   // it was loaded; nothing was done
 	lease   uint64 // the hold taken, 0 for none
 	err     error
@@ -162,6 +193,13 @@ type scheduler struct {
 	failed map[string]failure
 	paused bool
 	clock  float64 // the eviction policy's aging value
+
+	// handedBack: the user gave the GPU back (Yield) and loads are refused
+	// until Restore. yielded: models to put back, by the user's Restore or,
+	// for those unloaded because other programs took the card, once they
+	// release it.
+	handedBack bool
+	yielded    []yielded
 }
 
 func newScheduler(cat *catalogue, conn *connection, tune *tuning, fx Effects, now func() time.Time, log *slog.Logger) *scheduler {
@@ -173,6 +211,10 @@ func (s *scheduler) id() uint64 { s.nextID++; return s.nextID }
 
 // OnLoad asks for name to be loaded (at numCtx, 0 for the model's own).
 func (s *scheduler) OnLoad(w *waiter, name, reason string, numCtx int) {
+	if s.handedBack {
+		s.fx.Reply(w, result{err: fmt.Errorf("not loading %s: %w", name, ErrYielded)})
+		return
+	}
 	md := s.cat.lookup(name)
 	if md == nil && s.cat.listed {
 		s.fx.Reply(w, result{err: s.cat.unknown(name)})
@@ -180,18 +222,17 @@ func (s *scheduler) OnLoad(w *waiter, name, reason string, numCtx int) {
 	}
 	if md != nil {
 		name = md.inst.Name
-		ctx := s.ctxFor(md, numCtx)
-		if md.state == Loaded && md.loadedCtx == ctx {
+		if s.hit(md, numCtx) {
 			s.touch(md)
-			s.fx.Reply(w, s.grant(w, md, result{already: true}))
+			s.fx.Reply(w, s.grant(w, md, result{already: true, numCtx: md.loadedCtx}))
 			return
 		}
-		if err := s.backingOff(md, ctx); err != nil {
+		if err := s.backingOff(md, s.ctxFor(md, numCtx)); err != nil {
 			s.fx.Reply(w, result{err: err})
 			return
 		}
 	}
-	s.enqueue(&op{kind: opLoad, name: name, numCtx: numCtx, reason: reason, waiters: []*waiter{w}})
+	s.enqueue(&op{kind: opLoad, name: name, numCtx: numCtx, reason: reason, waiters: []*waiter{w}, requested: true})
 }
 
 // OnUnload asks for name to be unloaded.
@@ -202,15 +243,16 @@ func (s *scheduler) OnUnload(w *waiter, name, reason string) {
 		s.fx.Reply(w, result{err: s.cat.unknown(name)})
 		return
 	}
-	s.enqueue(&op{kind: opUnload, name: name, reason: reason, waiters: []*waiter{w}})
+	s.enqueue(&op{kind: opUnload, name: name, reason: reason, waiters: []*waiter{w}, requested: true})
 }
 
 // enqueue joins o to an equal op pending, or queues it, and runs what can run.
 func (s *scheduler) enqueue(o *op) {
 	for _, q := range s.pending() {
-		if q.kind == o.kind && q.name == o.name && q.numCtx == o.numCtx && !q.shed {
+		if o.group == nil && q.kind == o.kind && q.name == o.name && q.numCtx == o.numCtx && !q.shed && !q.yield {
 			q.waiters = append(q.waiters, o.waiters...)
 			q.restore = q.restore && o.restore
+			q.requested = q.requested && o.requested
 			s.pump()
 			return
 		}
@@ -234,7 +276,7 @@ func (s *scheduler) OnCancel(w *waiter) {
 	for _, o := range s.pending() {
 		o.waiters = slices.DeleteFunc(o.waiters, func(x *waiter) bool { return x == w })
 	}
-	s.queue = slices.DeleteFunc(s.queue, func(o *op) bool { return len(o.waiters) == 0 && !o.restore && !o.shed })
+	s.queue = slices.DeleteFunc(s.queue, func(o *op) bool { return o.requested && len(o.waiters) == 0 })
 	s.pump()
 }
 
@@ -255,17 +297,166 @@ func (s *scheduler) OnTick() { s.pump() }
 func (s *scheduler) OnPaused(p bool) { s.paused = p; s.pump() }
 
 // OnSettings re-plans after the settings changed (the owner re-evaluated
-// the catalogue): a smaller budget sheds models at once.
-func (s *scheduler) OnSettings() { s.shed("over the new budget"); s.pump() }
+// the catalogue): a smaller budget sheds models at once, and a model whose
+// context length changed is loaded again at the new one. was holds each
+// model's context length before the change.
+func (s *scheduler) OnSettings(was map[string]int) {
+	for name, md := range s.cat.models {
+		if old, ok := was[name]; ok && old != md.numCtx && md.state == Loaded && !md.ctxAuto && md.loadedCtx != md.numCtx {
+			s.enqueue(&op{kind: opLoad, name: name, numCtx: md.numCtx,
+				reason: fmt.Sprintf("context length changed from %d to %d", md.loadedCtx, md.numCtx)})
+		}
+	}
+	s.shed("over the new budget")
+	s.pump()
+}
 
 // OnListed runs what waited for the catalogue.
 func (s *scheduler) OnListed() { s.pump() }
 
-// OnPoll reconciles the card with what the server reports.
+// OnPoll reconciles the card with what the server reports, gives the card
+// back when other programs need it and puts models back when they are done.
 func (s *scheduler) OnPoll(ps []Running) {
 	s.reconcile(ps)
 	s.shed("")
+	s.giveBack()
+	s.putBack()
 	s.pump()
+}
+
+// OnYield gives the whole card back at the user's request: every model of
+// ours is unloaded (pinned ones too) and remembered, loads are refused
+// until OnRestore, and w is answered once all are off.
+func (s *scheduler) OnYield(w *waiter) {
+	if s.handedBack {
+		s.fx.Reply(w, result{})
+		return
+	}
+	s.handedBack = true
+	s.yielded = nil
+	// Loads waiting in the queue will not run.
+	s.queue = slices.DeleteFunc(s.queue, func(o *op) bool {
+		if o.kind != opLoad {
+			return false
+		}
+		s.answerAll(o, result{err: fmt.Errorf("not loading %s: %w", o.name, ErrYielded)})
+		return true
+	})
+	g := &group{w: w}
+	for _, md := range s.cat.models {
+		if md.state != Loaded {
+			continue
+		}
+		g.pending++
+		s.queue = append(s.queue, &op{id: s.id(), kind: opUnload, name: md.inst.Name, yield: true, group: g,
+			reason: "gave the GPU back at the user's request"})
+	}
+	if g.pending == 0 {
+		s.fx.Reply(w, result{})
+	}
+	s.pump()
+}
+
+// OnRestore puts back what the last yield unloaded, at the same context
+// lengths, and lets loads run again; w is answered once all are back.
+func (s *scheduler) OnRestore(w *waiter) {
+	s.handedBack = false
+	g := &group{w: w}
+	for _, y := range s.yielded {
+		if s.cat.models[y.name] == nil {
+			continue // deleted since
+		}
+		g.pending++
+		s.enqueue(&op{kind: opLoad, name: y.name, numCtx: y.numCtx, group: g, restore: true,
+			reason: restoredReason + "put back after the GPU was given back"})
+	}
+	s.yielded = nil
+	if g.pending == 0 {
+		s.fx.Reply(w, result{})
+	}
+	s.pump()
+}
+
+// yieldedNames are the models waiting to be put back.
+func (s *scheduler) yieldedNames() []string {
+	var out []string
+	for _, y := range s.yielded {
+		out = append(out, y.name)
+	}
+	return out
+}
+
+// others is what other programs hold on the card (NVML only).
+func (s *scheduler) others() uint64 {
+	v := s.conn.vram
+	if v.Source != SourceNVML {
+		return 0
+	}
+	ollama := max(v.Ollama, s.cat.ours())
+	return max(v.Used, ollama) - ollama
+}
+
+// roomLeft is what our models may hold with other programs' use: the card
+// less theirs and the safety margin, never more than the budget.
+func (s *scheduler) roomLeft() uint64 {
+	v := s.conn.vram
+	budget := s.budget()
+	if v.Source != SourceNVML || v.Total == 0 {
+		return budget
+	}
+	taken := s.others() + s.tune.SafetyMargin
+	return min(budget, max(v.Total, taken)-taken)
+}
+
+// giveBack unloads the least useful unpinned models when other programs
+// took so much of the card that ours no longer fit beside them.
+func (s *scheduler) giveBack() {
+	if s.handedBack || s.paused || s.conn.vram.Source != SourceNVML {
+		return
+	}
+	for _, o := range s.pending() {
+		if o.yield {
+			return // one round at a time
+		}
+	}
+	room := s.roomLeft()
+	if s.cat.ours() <= room {
+		return
+	}
+	lim := evict.Limits{Budget: room}
+	for _, v := range evict.Shed(s.entries(), lim, s.tune.policy) {
+		s.queue = append(s.queue, &op{id: s.id(), kind: opUnload, name: v.Name, yield: true, shed: true,
+			reason: fmt.Sprintf("other programs need %s of the card", fmtBytes(s.others()))})
+	}
+}
+
+// putBack reloads models given back to other programs once those release
+// the memory, with a safety margin to spare so a program that wavers does
+// not make them bounce.
+func (s *scheduler) putBack() {
+	if s.handedBack || len(s.yielded) == 0 || s.conn.vram.Source != SourceNVML {
+		return
+	}
+	for _, o := range s.pending() {
+		if o.yield {
+			return // still giving back
+		}
+	}
+	free := max(s.roomLeft(), s.cat.ours()) - s.cat.ours()
+	keep := s.yielded[:0]
+	for _, y := range s.yielded {
+		md := s.cat.models[y.name]
+		switch {
+		case md == nil || md.onCard():
+		case y.bytes+s.tune.SafetyMargin <= free:
+			free -= y.bytes
+			s.enqueue(&op{kind: opLoad, name: y.name, numCtx: y.numCtx, restore: true,
+				reason: restoredReason + "other programs released the memory"})
+		default:
+			keep = append(keep, y)
+		}
+	}
+	s.yielded = keep
 }
 
 // OnRefreshed is the server read again before op: err means it did not
@@ -344,12 +535,12 @@ func (s *scheduler) prepare(o *op) action {
 	if o.kind == opUnload {
 		return s.prepareUnload(o, md)
 	}
-	ctx := s.ctxFor(md, o.numCtx)
-	if md.state == Loaded && md.loadedCtx == ctx {
+	if s.hit(md, o.numCtx) {
 		s.touch(md)
 		s.answer(o, md, result{already: true})
 		return actDone
 	}
+	ctx := s.ctxFor(md, o.numCtx)
 	if err := s.backingOff(md, ctx); err != nil {
 		s.answerAll(o, result{err: err}) // not news: the failure is in the history
 		return actDone
@@ -402,8 +593,14 @@ func (s *scheduler) prepareUnload(o *op, md *model) action {
 		s.answer(o, md, result{already: true})
 		return actDone
 	}
-	if o.shed && !slices.ContainsFunc(evict.Shed(s.entries(), s.shedLimits(), s.tune.policy), func(e evict.Entry) bool { return e.Name == md.inst.Name }) {
-		return actDone // the card fits again without this eviction
+	if o.shed {
+		lim := s.shedLimits()
+		if o.yield {
+			lim = evict.Limits{Budget: s.roomLeft()}
+		}
+		if !slices.ContainsFunc(evict.Shed(s.entries(), lim, s.tune.policy), func(e evict.Entry) bool { return e.Name == md.inst.Name }) {
+			return actDone // the card fits again without this eviction
+		}
 	}
 	if s.busy(md) {
 		o.refreshed = false
@@ -415,6 +612,7 @@ func (s *scheduler) prepareUnload(o *op, md *model) action {
 // drop forgets a restore op that cannot run without harm.
 func (s *scheduler) drop(o *op) action {
 	s.log.Info("not putting back a model: it no longer fits without evicting another", "model", o.name)
+	s.answerAll(o, result{err: fmt.Errorf("%s no longer fits without evicting another model", o.name)})
 	return actDone
 }
 
@@ -431,6 +629,7 @@ func (s *scheduler) start(o *op) {
 		s.transition(s.cat.models[v.Name], Unloading)
 	}
 	s.transition(md, Loading)
+	o.asked = o.numCtx
 	s.fx.Emit(Event{Kind: EventLoadStarted, Model: o.name, Reason: o.reason, Bytes: o.need})
 	s.next(o)
 }
@@ -457,6 +656,10 @@ func (s *scheduler) OnUnloaded(id uint64, name string, err error, took time.Dura
 		s.cur = nil
 		s.unloaded(o, md, err, took)
 		s.pump()
+		return
+	}
+	if name == o.name { // the model itself, off the GPU again (gpu_only)
+		s.respilled(o, md, err)
 		return
 	}
 	v := o.victims[o.step]
@@ -499,10 +702,16 @@ func (s *scheduler) unloaded(o *op, md *model, err error, took time.Duration) {
 		return
 	}
 	s.transition(md, Idle)
-	size := md.size
-	md.size, md.loadedCtx = 0, 0
+	size, ctx := md.size, md.loadedCtx
+	md.size, md.loadedCtx, md.cpuShare = 0, 0, 0
 	kind := EventUnloaded
-	if o.shed {
+	switch {
+	case o.yield:
+		kind = EventYielded
+		if s.handedBack || s.now().Sub(md.lastUsed) <= restoreWindow {
+			s.yielded = append(s.yielded, yielded{name: md.inst.Name, numCtx: ctx, bytes: size, lastUsed: md.lastUsed})
+		}
+	case o.shed:
 		kind = EventEvicted
 	}
 	s.fx.Emit(Event{Kind: kind, Model: md.inst.Name, Reason: o.reason, Bytes: size, Duration: took})
@@ -526,13 +735,8 @@ func (s *scheduler) OnLoaded(id uint64, ps []Running, err error, took time.Durat
 	}
 	key := failKey(md, o.numCtx)
 	if err != nil {
-		md.lastErr = err.Error()
 		s.transition(md, Failed)
-		f := s.failed[key]
-		f.count++
-		f.at, f.err = s.now(), err.Error()
-		f.until = f.at.Add(min(backoffBase<<(f.count-1), backoffMax))
-		s.failed[key] = f
+		s.remember(md, o.numCtx, err)
 		s.fx.Emit(Event{Kind: EventLoadFailed, Model: o.name, Reason: o.reason, Duration: took, Error: err.Error()})
 		switch {
 		case errors.Is(err, ErrModelUnknown):
@@ -548,20 +752,103 @@ func (s *scheduler) OnLoaded(id uint64, ps []Running, err error, took time.Durat
 		s.pump()
 		return
 	}
+	s.transition(md, Loaded)
+	md.loadedCtx, md.adopted = o.numCtx, false
+	s.reconcile(ps)
+	md.cpuShare = s.cpuShare(ps, md.inst.Name)
+	if md.cpuShare > 0 && s.tune.GPUOnly && md.state == Loaded {
+		s.spill(o, md)
+		return
+	}
 	delete(s.failed, key)
 	md.lastErr = ""
-	s.transition(md, Loaded)
-	md.loadedCtx = o.numCtx
 	s.touch(md)
-	s.reconcile(ps)
 	if md.state == Loaded && md.size > 0 && !loading(ps, md.inst.Name) {
 		s.cat.calib[calibKey(md.inst.Digest, o.numCtx, s.conn.version)] = md.size
 	}
-	s.fx.Emit(Event{Kind: EventLoaded, Model: o.name, Reason: o.reason, Bytes: md.size, Duration: took})
+	reason := o.reason
+	if o.spilled != "" {
+		reason = fmt.Sprintf("%s; loaded at %d tokens instead of %d: %s", reason, o.numCtx, o.asked, o.spilled)
+	}
+	kind := EventLoaded
+	if strings.HasPrefix(o.reason, restoredReason) {
+		kind = EventRestored
+	}
+	s.fx.Emit(Event{Kind: kind, Model: o.name, Reason: reason, Bytes: md.size, Duration: took})
+	if md.cpuShare > 0 {
+		s.fx.Emit(Event{Kind: EventSpilled, Model: o.name, Bytes: md.size,
+			Reason: fmt.Sprintf("%s is %.0f %% on the CPU: Ollama could not fit it on the GPU, so it answers several times slower (set gpu_only to refuse that)", o.name, 100*md.cpuShare)})
+	}
 	s.answer(o, md, result{evicted: o.evicted})
+	if s.handedBack { // the user gave the card back while this loaded
+		s.queue = append(s.queue, &op{id: s.id(), kind: opUnload, name: md.inst.Name, yield: true, reason: "gave the GPU back"})
+	}
 	s.fx.Persist()
 	s.shed("")
 	s.pump()
+}
+
+// restoredReason starts the reason of a model put back after a yield.
+const restoredReason = "restored: "
+
+// spill handles a load Ollama put partly on the CPU under gpu_only: the
+// model is unloaded again and loaded at half the context, down to
+// minAutoCtx; below that the load fails and the model stays off the card.
+func (s *scheduler) spill(o *op, md *model) {
+	why := fmt.Sprintf("at %d tokens %.0f %% of it was on the CPU", o.numCtx, 100*md.cpuShare)
+	if o.spilled == "" {
+		o.spilled = why
+	}
+	if next := o.numCtx / 2; next >= min(minAutoCtx, o.asked) && next < o.numCtx {
+		o.numCtx = next
+	} else {
+		o.failAfter = fmt.Errorf("%s does not fit on the GPU (%s) and gpu_only keeps it off the CPU: %w", o.name, why, ErrSpilled)
+	}
+	s.cur = o
+	s.transition(md, Unloading)
+	s.fx.Unload(o.id, md.inst.Name, unloadDeadline)
+}
+
+// respilled continues a gpu_only retry once the model is off the card.
+func (s *scheduler) respilled(o *op, md *model, err error) {
+	if err != nil {
+		s.transition(md, Loaded) // still there; the next poll tells more
+		s.cur = nil
+		s.answerAll(o, result{evicted: o.evicted, err: fmt.Errorf("unloading %s after it spilled to the CPU: %w", o.name, err)})
+		s.pump()
+		return
+	}
+	s.transition(md, Idle)
+	md.size, md.loadedCtx, md.cpuShare = 0, 0, 0
+	if o.failAfter != nil {
+		s.cur = nil
+		s.remember(md, o.asked, o.failAfter)
+		s.fx.Emit(Event{Kind: EventLoadFailed, Model: o.name, Reason: o.reason, Error: o.failAfter.Error()})
+		s.answerAll(o, result{evicted: o.evicted, err: errors.Join(o.failAfter, ErrLoadFailed)})
+		s.restore(o)
+		s.pump()
+		return
+	}
+	s.transition(md, Loading)
+	s.next(o)
+}
+
+// cpuShare is the part of name Ollama put on the CPU, when a GPU is there
+// (the driver answers, or Ollama reports VRAM for some model): with no GPU
+// Ollama runs on the CPU by design, and nothing is flagged.
+func (s *scheduler) cpuShare(ps []Running, name string) float64 {
+	gpu := s.conn.vram.Source == SourceNVML
+	var r Running
+	for _, x := range ps {
+		gpu = gpu || x.VRAMBytes > 0
+		if x.Name == name {
+			r = x
+		}
+	}
+	if !gpu || r.SizeBytes == 0 || r.VRAMBytes >= r.SizeBytes {
+		return 0
+	}
+	return float64(r.SizeBytes-r.VRAMBytes) / float64(r.SizeBytes)
 }
 
 // restore puts back the models a failed load evicted that were in use
@@ -625,7 +912,7 @@ func (s *scheduler) reconcile(ps []Running) {
 		}
 		if md.state == Idle || md.state == Failed {
 			s.transition(md, Loaded)
-			md.loadedCtx = r.ContextLength
+			md.loadedCtx, md.adopted = r.ContextLength, true
 			s.fx.Emit(Event{Kind: EventLoaded, Model: name, Bytes: md.size, Reason: "found loaded in Ollama (adopted)"})
 		}
 	}
@@ -683,10 +970,12 @@ func (s *scheduler) fail(o *op, err error) {
 
 // answer replies to o's callers after it succeeded, granting leases.
 func (s *scheduler) answer(o *op, md *model, r result) {
+	r.numCtx = md.loadedCtx
 	for _, w := range o.waiters {
 		s.fx.Reply(w, s.grant(w, md, r))
 	}
 	o.waiters = nil
+	s.settle(o, nil)
 }
 
 func (s *scheduler) answerAll(o *op, r result) {
@@ -694,6 +983,25 @@ func (s *scheduler) answerAll(o *op, r result) {
 		s.fx.Reply(w, r)
 	}
 	o.waiters = nil
+	s.settle(o, r.err)
+}
+
+// settle counts o as ended in its group, and answers the group's caller
+// when it was the last.
+func (s *scheduler) settle(o *op, err error) {
+	g := o.group
+	if g == nil {
+		return
+	}
+	o.group = nil
+	if err != nil {
+		g.errs = append(g.errs, err)
+	} else {
+		g.done = append(g.done, o.name)
+	}
+	if g.pending--; g.pending == 0 {
+		s.fx.Reply(g.w, result{evicted: g.done, err: errors.Join(g.errs...)})
+	}
 }
 
 // grant takes a lease for w when it asked for one and md is loaded.
@@ -733,6 +1041,17 @@ func (s *scheduler) holds(md *model) int {
 	return n
 }
 
+// remember records a failed load of md at numCtx, for the backoff.
+func (s *scheduler) remember(md *model, numCtx int, err error) {
+	md.lastErr = err.Error()
+	key := failKey(md, numCtx)
+	f := s.failed[key]
+	f.count++
+	f.at, f.err = s.now(), err.Error()
+	f.until = f.at.Add(min(backoffBase<<(f.count-1), backoffMax))
+	s.failed[key] = f
+}
+
 // backingOff refuses a load that failed lately, until its backoff ends.
 func (s *scheduler) backingOff(md *model, numCtx int) error {
 	f, ok := s.failed[failKey(md, numCtx)]
@@ -760,11 +1079,66 @@ func failKey(md *model, numCtx int) string {
 	return fmt.Sprintf("%s@%d", id, numCtx)
 }
 
+// hit reports whether a request for md at numCtx is served by what is
+// loaded now. Without a context asked for, one we loaded serves at
+// whatever context we chose (so clients never cause a reload); one another
+// client loaded serves only at the model's own context.
+func (s *scheduler) hit(md *model, numCtx int) bool {
+	switch {
+	case md.state != Loaded:
+		return false
+	case numCtx > 0:
+		return numCtx == md.loadedCtx
+	}
+	return !md.adopted || md.ctxAuto || md.loadedCtx == md.numCtx
+}
+
+// ctxFor is the context length a load of md is made at: the one asked
+// for, the model's own, or for "auto" the largest that fits the room.
 func (s *scheduler) ctxFor(md *model, numCtx int) int {
-	if numCtx > 0 {
+	switch {
+	case numCtx > 0:
 		return numCtx
+	case md.ctxAuto:
+		if n := maxContext(md, s.roomFor(md)); n > 0 {
+			return n
+		}
+		return min(minAutoCtx, md.ctxCeiling())
 	}
 	return md.numCtx
+}
+
+// roomFor is what md may take with the models that stay loaded: the
+// budget less every loaded model but md and those the model-count limit
+// forces out anyway, and never more than the card has free.
+func (s *scheduler) roomFor(md *model) uint64 {
+	loaded := slices.DeleteFunc(s.entries(), func(e evict.Entry) bool { return e.Name == md.inst.Name })
+	forced := 0
+	if s.tune.MaxLoaded > 0 {
+		forced = max(0, len(loaded)+1-s.tune.MaxLoaded)
+	}
+	var staying, leaving uint64
+	gone := map[string]bool{}
+	for _, e := range evict.Order(loaded, s.tune.policy)[:min(forced, len(evict.Order(loaded, s.tune.policy)))] {
+		gone[e.Name] = true
+	}
+	for _, e := range loaded {
+		if gone[e.Name] {
+			leaving += e.Bytes
+		} else {
+			staying += e.Bytes
+		}
+	}
+	room := s.limits().Budget
+	room = max(room, staying) - staying
+	if lim := s.limits(); lim.HasDevice {
+		dev := lim.DeviceRoom + leaving
+		if md.state == Loaded {
+			dev += md.size
+		}
+		room = min(room, dev)
+	}
+	return room
 }
 
 // touch records a use of md now.

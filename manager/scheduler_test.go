@@ -112,7 +112,11 @@ func newRig(t *testing.T, set Settings, sizes map[string]uint64) *rig {
 func (r *rig) ps() []Running {
 	var out []Running
 	for n, b := range r.onCard {
-		out = append(out, Running{Name: n, SizeBytes: b, ContextLength: 4096})
+		x := Running{Name: n, SizeBytes: b, ContextLength: 4096}
+		if r.conn.vram.Source == SourceNVML {
+			x.VRAMBytes = b // all of it on the GPU
+		}
+		out = append(out, x)
 	}
 	return out
 }
@@ -482,7 +486,7 @@ func TestShedsWhenOverTheLimits(t *testing.T) {
 	}
 	// One model alone over the budget stays: the last one is never shed.
 	r.tune.Budget = config.Size{Bytes: 1 * gib}
-	r.s.OnSettings()
+	r.s.OnSettings(nil)
 	if len(r.fx.reads) != 0 || len(r.fx.unloads) != 0 {
 		t.Fatal("the last model was shed")
 	}
@@ -549,5 +553,228 @@ func TestUnloadWaitsForLeases(t *testing.T) {
 	r.unloaded(nil)
 	if res := r.reply(u); res.err != nil || r.state("a") != Idle {
 		t.Fatalf("reply %+v, state %s", res, r.state("a"))
+	}
+}
+
+// onGPU makes the rig's card an NVIDIA one read through the driver, with
+// others bytes held by other programs.
+func (r *rig) onGPU(others uint64) {
+	var ours uint64
+	for _, b := range r.onCard {
+		ours += b
+	}
+	total := uint64(8 * gib)
+	used := min(total, ours+others)
+	r.conn.vram = VRAM{Source: SourceNVML, Total: total, Used: used, Free: total - used}
+}
+
+func TestYieldAndRestore(t *testing.T) {
+	r := newRig(t, Settings{Pinned: []string{"b"}}, map[string]uint64{"a": 2 * gib, "b": 1 * gib})
+	r.loadThrough("a")
+	wb := newWaiter(false)
+	r.s.OnLoad(wb, "b", "test", 8192) // b at a context of its own
+	r.refresh()
+	r.loaded(nil)
+	if res := r.reply(wb); res.err != nil || res.numCtx != 8192 {
+		t.Fatalf("b at 8192: %+v", res)
+	}
+	y := newWaiter(false)
+	r.s.OnYield(y)
+	for range 2 {
+		r.refresh()
+		r.unloaded(nil)
+	}
+	res := r.reply(y)
+	slices.Sort(res.evicted)
+	if res.err != nil || !slices.Equal(res.evicted, []string{"a", "b"}) || len(r.onCard) != 0 {
+		t.Fatalf("yield: %+v, on card %v", res, r.onCard)
+	}
+	if n := strings.Count(fmt.Sprint(r.fx.kinds()), string(EventYielded)); n != 2 {
+		t.Errorf("%d yielded events, want 2 (the pinned model goes too)", n)
+	}
+	// While the card is given back nothing loads behind the user's back.
+	if res := r.reply(r.load("a", false)); !errors.Is(res.err, ErrYielded) {
+		t.Fatalf("load while yielded: %+v", res)
+	}
+	w := newWaiter(false)
+	r.s.OnRestore(w)
+	ctxs := map[string]int{}
+	for range 2 {
+		r.refresh()
+		l := r.loaded(nil)
+		ctxs[l.req.Name] = l.req.NumCtx
+	}
+	if res := r.reply(w); res.err != nil || len(res.evicted) != 2 {
+		t.Fatalf("restore: %+v", res)
+	}
+	if ctxs["a"] != 4096 || ctxs["b"] != 8192 {
+		t.Errorf("restored at %v, want the same context lengths (a 4096, b 8192)", ctxs)
+	}
+	if !slices.Contains(r.fx.kinds(), EventRestored) {
+		t.Errorf("no restored event: %v", r.fx.kinds())
+	}
+}
+
+// When other programs take the card, the least useful unpinned model goes
+// and the user is told why; when they leave, it comes back.
+func TestGivesTheCardBackAndRestores(t *testing.T) {
+	r := newRig(t, Settings{Policy: "lru"}, map[string]uint64{"old": 3 * gib, "new": 2 * gib})
+	r.onGPU(0)
+	r.loadThrough("old")
+	r.advance(time.Minute)
+	r.loadThrough("new")
+	r.onGPU(3 * gib) // a game starts: 8 - 3 - margin leaves room for one
+	r.s.OnPoll(r.ps())
+	r.refresh()
+	if len(r.fx.unloads) != 1 || r.fx.unloads[0].name != "old" {
+		t.Fatalf("unloads %v, want old (least recently used)", r.fx.unloads)
+	}
+	r.unloaded(nil)
+	e := r.fx.events[len(r.fx.events)-1]
+	if e.Kind != EventYielded || !strings.Contains(e.Reason, "other programs need 3.0 GiB") {
+		t.Fatalf("event %+v", e)
+	}
+	r.onGPU(3 * gib)
+	r.s.OnPoll(r.ps())
+	if len(r.fx.reads) != 0 {
+		t.Fatal("put back while the other program still holds the card")
+	}
+	r.onGPU(0) // the game quits
+	r.s.OnPoll(r.ps())
+	r.refresh()
+	if l := r.loaded(nil); l.req.Name != "old" || l.req.NumCtx != 4096 {
+		t.Fatalf("put back %+v", l.req)
+	}
+	if k := r.fx.kinds(); k[len(k)-1] != EventRestored {
+		t.Errorf("events %v", k)
+	}
+}
+
+func TestSpillIsFlaggedOnlyWithAGPU(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		gpu    bool
+		vram   func(size uint64) uint64
+		flag   bool
+		cpuPct int
+	}{
+		{"all on the GPU", true, func(s uint64) uint64 { return s }, false, 0},
+		{"part on the CPU", true, func(s uint64) uint64 { return s * 62 / 100 }, true, 38},
+		{"no GPU at all", false, func(uint64) uint64 { return 0 }, false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, Settings{}, map[string]uint64{"a": 2 * gib})
+			if tc.gpu {
+				r.onGPU(0)
+			}
+			r.load("a", false)
+			r.refresh()
+			l := r.fx.loads[0]
+			r.fx.loads = nil
+			size := uint64(2 * gib)
+			r.s.OnLoaded(l.op, []Running{{Name: "a", SizeBytes: size, VRAMBytes: tc.vram(size), ContextLength: 4096}}, nil, time.Second)
+			if got := slices.Contains(r.fx.kinds(), EventSpilled); got != tc.flag {
+				t.Fatalf("spilled event %v, want %v", got, tc.flag)
+			}
+			if pct := int(100*r.cat.models["a"].cpuShare + 0.5); pct != tc.cpuPct {
+				t.Errorf("cpu %d %%, want %d", pct, tc.cpuPct)
+			}
+		})
+	}
+}
+
+// With gpu_only, a model that spills is loaded again at half the context
+// until it fits the GPU, and the history says what was done; one that
+// spills even at the smallest context fails, off the card.
+func TestGPUOnlyTriesSmallerContexts(t *testing.T) {
+	r := newRig(t, Settings{GPUOnly: true}, map[string]uint64{"a": 2 * gib})
+	r.cat.models["a"].numCtx = 16384
+	r.onGPU(0)
+	w := r.load("a", false)
+	r.refresh()
+	fits := 4096
+	for range 3 { // 16384 and 8192 spill, 4096 fits
+		l := r.fx.loads[0]
+		r.fx.loads = r.fx.loads[1:]
+		vram := uint64(2 * gib)
+		if l.req.NumCtx > fits {
+			vram = gib
+		}
+		r.onCard["a"] = 2 * gib
+		r.s.OnLoaded(l.op, []Running{{Name: "a", SizeBytes: 2 * gib, VRAMBytes: vram, ContextLength: l.req.NumCtx}}, nil, time.Second)
+		if l.req.NumCtx > fits {
+			r.unloaded(nil)
+		}
+	}
+	if res := r.reply(w); res.err != nil || res.numCtx != 4096 {
+		t.Fatalf("reply %+v", res)
+	}
+	e := r.fx.events[len(r.fx.events)-1]
+	if e.Kind != EventLoaded || !strings.Contains(e.Reason, "loaded at 4096 tokens instead of 16384") {
+		t.Fatalf("last event %+v", e)
+	}
+
+	r = newRig(t, Settings{GPUOnly: true, NumCtx: 4096}, map[string]uint64{"big": 2 * gib})
+	r.onGPU(0)
+	w = r.load("big", false)
+	r.refresh()
+	for len(r.fx.loads) > 0 {
+		l := r.fx.loads[0]
+		r.fx.loads = r.fx.loads[1:]
+		r.onCard["big"] = 2 * gib
+		r.s.OnLoaded(l.op, []Running{{Name: "big", SizeBytes: 2 * gib, VRAMBytes: gib, ContextLength: l.req.NumCtx}}, nil, time.Second)
+		r.unloaded(nil)
+	}
+	if res := r.reply(w); !errors.Is(res.err, ErrSpilled) || r.state("big") != Idle {
+		t.Fatalf("reply %+v, state %s", res, r.state("big"))
+	}
+}
+
+// "auto" takes the largest power of two up to the trained length that
+// fits beside the models that stay; a fixed per-model context is used as
+// it is.
+func TestPerModelContexts(t *testing.T) {
+	r := newRig(t, Settings{Contexts: map[string]int{"auto": ContextAuto, "fixed": 32768}},
+		map[string]uint64{"auto": 2 * gib, "fixed": 1 * gib, "other": 3 * gib})
+	for name, md := range r.cat.models {
+		md.trained = 131072
+		md.perToken = 64 << 10 // 64 KiB a token: 4096 more tokens cost 256 MiB
+		md.ctxAuto = name == "auto"
+		if name == "fixed" {
+			md.numCtx = 32768
+		}
+	}
+	r.loadThrough("other") // 3 GiB of the 7 GiB budget stays
+	r.load("auto", false)
+	r.refresh()
+	l := r.loaded(nil)
+	// 2 GiB at 4096 + 64 KiB per extra token: 32768 tokens need 3.75 GiB,
+	// 65536 need 5.75 GiB; 4 GiB are left.
+	if l.req.NumCtx != 32768 {
+		t.Fatalf("auto loaded at %d, want 32768", l.req.NumCtx)
+	}
+	r.load("fixed", false)
+	r.refresh()
+	for len(r.fx.unloads) > 0 {
+		r.unloaded(nil)
+	}
+	if l := r.loaded(nil); l.req.NumCtx != 32768 {
+		t.Fatalf("fixed loaded at %d", l.req.NumCtx)
+	}
+	// A request with another context for a model we loaded is no reload.
+	if res := r.reply(r.load("fixed", false)); !res.already || res.numCtx != 32768 {
+		t.Fatalf("hit: %+v", res)
+	}
+}
+
+// A model whose configured context changes is loaded again at the new one.
+func TestContextChangeReloads(t *testing.T) {
+	r := newRig(t, Settings{}, map[string]uint64{"a": 2 * gib})
+	r.loadThrough("a")
+	r.cat.models["a"].numCtx = 8192
+	r.s.OnSettings(map[string]int{"a": 4096})
+	r.refresh()
+	if l := r.loaded(nil); l.req.NumCtx != 8192 {
+		t.Fatalf("reloaded at %d", l.req.NumCtx)
 	}
 }

@@ -3,6 +3,7 @@ package manager
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -10,6 +11,10 @@ import (
 	"github.com/vramkeeper/vramkeeper/manager/evict"
 	"github.com/vramkeeper/vramkeeper/manager/score"
 )
+
+// ContextAuto as a model's context length picks the largest power of two
+// up to its trained length that fits the room when it is loaded.
+const ContextAuto = config.ContextAuto
 
 // Settings are what a user may change while the manager runs. They live in
 // the owner goroutine only; everyone else reads them from
@@ -31,6 +36,12 @@ type Settings struct {
 	// LoadTimeout is how long a load may take before it is given up; 0
 	// lets it grow with the model's bytes (see loadDeadline).
 	LoadTimeout time.Duration `json:"load_timeout_ns"`
+	// Contexts are per-model context lengths by model name; ContextAuto
+	// picks the largest that fits the room when the model is loaded.
+	Contexts map[string]int `json:"contexts,omitempty"`
+	// GPUOnly: a model that Ollama puts partly on the CPU is not kept; a
+	// smaller context is tried, then (BestModelForTask) the next model.
+	GPUOnly bool `json:"gpu_only"`
 	// Tables are the task and role tables (score.Defaults() when nil); the
 	// snapshot lists their names in Tasks and Roles.
 	Tables score.Tables `json:"-"`
@@ -72,6 +83,12 @@ func (s Settings) withDefaults() (Settings, evict.Policy, error) {
 	if s.Tables.Tasks == nil {
 		s.Tables = score.Defaults()
 	}
+	for name, n := range s.Contexts {
+		if n < 1 && n != ContextAuto {
+			return s, nil, fmt.Errorf("settings: context length of %s: %d is not a number of tokens or auto", name, n)
+		}
+	}
 	s.Pinned = slices.Clone(s.Pinned)
+	s.Contexts = maps.Clone(s.Contexts)
 	return s, p, nil
 }

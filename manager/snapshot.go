@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"fmt"
 	"maps"
 	"reflect"
 	"slices"
@@ -36,6 +37,11 @@ type Snapshot struct {
 	// Loading names the model being loaded now, since LoadingSince.
 	Loading      string    `json:"loading,omitempty"`
 	LoadingSince time.Time `json:"loading_since,omitzero"`
+	// Yielded: the GPU was given back (Yield); loads wait for Restore.
+	// YieldedModels are the models a Restore (or, when other programs took
+	// the card, their leaving) puts back.
+	Yielded       bool     `json:"yielded"`
+	YieldedModels []string `json:"yielded_models,omitempty"`
 
 	Models []ModelView `json:"models"`
 }
@@ -69,6 +75,16 @@ type ModelView struct {
 	// RetryAt: the model failed to load lately and is not tried again
 	// before then (zero when it may be).
 	RetryAt time.Time `json:"retry_at,omitzero"`
+	// LoadedCtx is the context length it is loaded at (0 when it is not).
+	LoadedCtx int `json:"loaded_context_length,omitempty"`
+	// ContextAuto: its context is picked at each load to fit the room.
+	ContextAuto bool `json:"context_auto,omitempty"`
+	// MaxFitCtx is the largest power-of-two context that fits the room
+	// left now (0: not even the smallest).
+	MaxFitCtx int `json:"max_fit_context_length"`
+	// CPUPercent is how much of it Ollama put on the CPU (0-100), when a
+	// GPU is there.
+	CPUPercent int `json:"cpu_percent,omitempty"`
 }
 
 // Model returns the view of the named model.
@@ -106,6 +122,10 @@ type header struct {
 	busyGrace, loadTimeout       time.Duration
 	budgetSet                    string
 	pinned                       string
+	yielded                      bool
+	yieldedModels                string
+	contexts                     string
+	gpuOnly                      bool
 	tasks, roles                 unsafe.Pointer // the tables' maps: Apply replaces them whole
 }
 
@@ -120,6 +140,7 @@ type viewKey struct {
 	calibrated, fits bool
 	holds            int
 	retryAt          time.Time
+	maxFit           int
 }
 
 type cachedView struct {
@@ -136,13 +157,18 @@ func (m *Manager) publish() {
 	h := m.header()
 	changed := prev == nil || m.lastHeader != h
 	seen := 0
+	free := max(m.sched.roomLeft(), h.used) - h.used
 	for name, md := range m.cat.models {
 		need, calibrated := m.cat.need(md, md.numCtx, m.conn.version)
+		room := free
+		if md.onCard() {
+			room += md.size
+		}
 		k := viewKey{
 			name: md.inst.Name, digest: md.inst.Digest, showErr: errString(md.showErr), disk: md.inst.SizeBytes,
 			hasDetails: md.hasDetails, derived: md.derived, live: md.live,
 			need: need, calibrated: calibrated, fits: need > 0 && need <= h.budget,
-			holds: m.sched.holds(md), retryAt: m.sched.retryAt(md),
+			holds: m.sched.holds(md), retryAt: m.sched.retryAt(md), maxFit: maxContext(md, room),
 		}
 		cv, ok := m.views[name]
 		if !ok {
@@ -174,6 +200,7 @@ func (m *Manager) publish() {
 		Settings: m.tune.Settings, Tasks: m.tune.Tables.TaskNames(), Roles: m.tune.Tables.RoleNames(),
 		OllamaUp: h.up, Version: h.version, RuntimeErr: h.runtimeErr, Paused: h.paused,
 		Discovered: h.discovered, Loading: h.loading, LoadingSince: h.loadingSince,
+		Yielded: h.yielded, YieldedModels: m.sched.yieldedNames(),
 		Models: make([]ModelView, len(m.order)),
 	}
 	snap.Settings.Pinned = slices.Clone(m.tune.Pinned)
@@ -190,8 +217,9 @@ func (m *Manager) header() header {
 		up: c.up, paused: m.sched.paused, discovered: m.cat.listed, version: c.version, runtimeErr: c.err,
 		maxLoaded: s.MaxLoaded, numCtx: s.NumCtx, policy: s.Policy, margin: s.SafetyMargin,
 		busyGrace: s.BusyGrace, loadTimeout: s.LoadTimeout, budgetSet: s.Budget.String(),
-		pinned: strings.Join(s.Pinned, "\x00"),
-		tasks:  reflect.ValueOf(s.Tables.Tasks).UnsafePointer(), roles: reflect.ValueOf(s.Tables.Roles).UnsafePointer(),
+		pinned: strings.Join(s.Pinned, "\x00"), yielded: m.sched.handedBack,
+		yieldedModels: strings.Join(m.sched.yieldedNames(), "\x00"), contexts: fmt.Sprint(s.Contexts), gpuOnly: s.GPUOnly,
+		tasks: reflect.ValueOf(s.Tables.Tasks).UnsafePointer(), roles: reflect.ValueOf(s.Tables.Roles).UnsafePointer(),
 	}
 	if o := m.sched.cur; o != nil && o.kind == opLoad && !o.began.IsZero() {
 		h.loading, h.loadingSince = o.name, o.began
@@ -220,9 +248,10 @@ func viewOf(md *model, k viewKey) ModelView {
 		EstimateErr: md.estErr, Priority: md.priority, Fits: k.fits,
 		State: md.state, Loaded: md.state == Loaded, Pinned: md.pinned,
 		LastUsed: md.lastUsed, Uses: md.uses, InFlight: k.holds, Error: md.lastErr, RetryAt: k.retryAt,
+		ContextAuto: md.ctxAuto, MaxFitCtx: k.maxFit, CPUPercent: int(100*md.cpuShare + 0.5),
 	}
 	if md.onCard() {
-		v.SizeBytes = md.size
+		v.SizeBytes, v.LoadedCtx = md.size, md.loadedCtx
 	}
 	if v.Error == "" {
 		v.Error = k.showErr

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
@@ -40,9 +41,60 @@ type Config struct {
 	RefreshSeconds int      `toml:"refresh_seconds"` // discovery timer, default 30
 	// BusyGraceSeconds bounds how long requests in flight on a model hold
 	// off its eviction or unload; 0 waits until they finish.
-	BusyGraceSeconds int                   `toml:"busy_grace_seconds"`
-	Tasks            map[string]score.Task `toml:"tasks"` // overrides/additions to score.Defaults()
-	Roles            map[string]score.Role `toml:"roles"`
+	BusyGraceSeconds int `toml:"busy_grace_seconds"`
+	// LoadTimeout is how long a load may take before it is given up
+	// ("90s", "5m"); "" lets it grow with the model's size.
+	LoadTimeout string `toml:"load_timeout"`
+	// GPUOnly: a model Ollama would put partly on the CPU is not kept; a
+	// smaller context is tried, then the next model.
+	GPUOnly bool `toml:"gpu_only"`
+	// WarmStart names the task whose best model is loaded at start when
+	// none of ours is loaded; "" turns it off. Default "chat".
+	WarmStart string                 `toml:"warm_start"`
+	Models    map[string]ModelConfig `toml:"models"` // per-model settings, by name
+	Tasks     map[string]score.Task  `toml:"tasks"`  // overrides/additions to score.Defaults()
+	Roles     map[string]score.Role  `toml:"roles"`
+}
+
+// ModelConfig is one model's own settings.
+type ModelConfig struct {
+	// ContextLength is a number of tokens, or "auto": the largest power of
+	// two up to the model's trained length that fits the room left.
+	ContextLength any `toml:"context_length"`
+}
+
+// ContextAuto is the context length that means "auto".
+const ContextAuto = -1
+
+// Context returns the configured context length: 0 when none is set,
+// ContextAuto for "auto".
+func (m ModelConfig) Context() (int, error) {
+	switch v := m.ContextLength.(type) {
+	case nil:
+		return 0, nil
+	case int64:
+		if v < 1 || v > 1<<24 {
+			return 0, fmt.Errorf("context_length must be between 1 and %d tokens, got %d", 1<<24, v)
+		}
+		return int(v), nil
+	case string:
+		if strings.EqualFold(v, "auto") {
+			return ContextAuto, nil
+		}
+	}
+	return 0, fmt.Errorf(`context_length must be a number of tokens or "auto", got %v`, m.ContextLength)
+}
+
+// LoadTimeoutDuration parses load_timeout (0 when unset).
+func (c Config) LoadTimeoutDuration() (time.Duration, error) {
+	if c.LoadTimeout == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(c.LoadTimeout)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%q: want a duration such as 90s or 5m", c.LoadTimeout)
+	}
+	return d, nil
 }
 
 // Policy names.
@@ -69,6 +121,7 @@ func Default() Config {
 		Notifications:  true,
 		Listen:         "127.0.0.1:11435",
 		RefreshSeconds: 30,
+		WarmStart:      "chat",
 	}
 }
 
@@ -310,6 +363,14 @@ func (c Config) problems() []problem {
 	add("listen", checkListen(c.Listen, c.Token), func(c *Config, d Config) { c.Listen = d.Listen })
 	if c.BusyGraceSeconds < 0 {
 		add("busy_grace_seconds", fmt.Errorf("must be 0 (wait for requests) or more, got %d", c.BusyGraceSeconds), func(c *Config, d Config) { c.BusyGraceSeconds = d.BusyGraceSeconds })
+	}
+	if _, err := c.LoadTimeoutDuration(); err != nil {
+		add("load_timeout", err, func(c *Config, d Config) { c.LoadTimeout = d.LoadTimeout })
+	}
+	for _, name := range sortedKeys(c.Models) {
+		if _, err := c.Models[name].Context(); err != nil {
+			add("models."+name+".context_length", err, func(c *Config, _ Config) { c.Models = without(c.Models, name) })
+		}
 	}
 	if c.RefreshSeconds < 1 {
 		add("refresh_seconds", fmt.Errorf("must be at least 1, got %d", c.RefreshSeconds), func(c *Config, d Config) { c.RefreshSeconds = d.RefreshSeconds })

@@ -194,7 +194,7 @@ func Plan(loaded []Entry, need uint64, lim Limits, p Policy) ([]Entry, error) {
 	if fits(0, 0) {
 		return nil, nil
 	}
-	cands := order(loaded, p)
+	cands := Order(loaded, p)
 	var freed uint64
 	for i, v := range cands {
 		freed += v.Bytes
@@ -247,7 +247,7 @@ func Shed(loaded []Entry, lim Limits, p Policy) []Entry {
 	if fits(0, 0) {
 		return nil
 	}
-	cands := order(loaded, p)
+	cands := Order(loaded, p)
 	var freed uint64
 	for i, v := range cands {
 		if i+1 == len(loaded) {
@@ -265,8 +265,9 @@ func Shed(loaded []Entry, lim Limits, p Policy) []Entry {
 	return nil
 }
 
-// order returns the entries that may be evicted, first victim first.
-func order(loaded []Entry, p Policy) []Entry {
+// Order returns the entries that may be evicted (not pinned, not busy),
+// first victim first.
+func Order(loaded []Entry, p Policy) []Entry {
 	cands := slices.DeleteFunc(slices.Clone(loaded), func(e Entry) bool { return e.Pinned || e.Busy })
 	slices.SortStableFunc(cands, func(a, b Entry) int {
 		switch {
