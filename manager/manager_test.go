@@ -178,20 +178,6 @@ func TestNextBestWhenBestCannotFit(t *testing.T) {
 	}
 }
 
-// The last loaded model is never unloaded by the manager on its own.
-func TestLastModelKept(t *testing.T) {
-	rt := newFakeRuntime()
-	rt.add("a:7b", 7.6, nil, 1)
-	m := start(t, rt, manager.Options{})
-	if _, err := m.Load(ctxT(t), "a:7b", "test"); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(300 * time.Millisecond) // several polls and refreshes
-	if got := rt.runningNames(); !slices.Equal(got, []string{"a:7b"}) {
-		t.Fatalf("running %v, want the last model kept", got)
-	}
-}
-
 // Many callers asking for one model at once cause exactly one load, and a
 // caller whose context ends stops waiting without stopping the load.
 func TestConcurrentRequestsShareOneLoad(t *testing.T) {
@@ -221,37 +207,6 @@ func TestConcurrentRequestsShareOneLoad(t *testing.T) {
 	}
 	if n := rt.loadCount("a:3b"); n != 1 {
 		t.Fatalf("%d loads, want 1", n)
-	}
-}
-
-// A model held by a running request is not evicted; the load that needs its
-// room waits for the release.
-func TestBusyModelNotEvicted(t *testing.T) {
-	rt := newFakeRuntime()
-	rt.add("a:7b", 7.6, nil, 1)
-	rt.add("b:7b", 7.6, nil, 1)
-	m := start(t, rt, manager.Options{})
-	ctx := ctxT(t)
-	release, _, err := m.Acquire(ctx, "a:7b", "request")
-	if err != nil {
-		t.Fatal(err)
-	}
-	loaded := make(chan error, 1)
-	go func() { _, err := m.Load(ctx, "b:7b", "test"); loaded <- err }()
-	select {
-	case err := <-loaded:
-		t.Fatalf("b loaded while a was busy (err %v); running %v", err, rt.runningNames())
-	case <-time.After(300 * time.Millisecond):
-	}
-	if got := rt.runningNames(); !slices.Equal(got, []string{"a:7b"}) {
-		t.Fatalf("running %v while a is busy", got)
-	}
-	release()
-	if err := <-loaded; err != nil {
-		t.Fatal(err)
-	}
-	if got := rt.runningNames(); !slices.Equal(got, []string{"b:7b"}) {
-		t.Fatalf("running %v after release", got)
 	}
 }
 
@@ -416,32 +371,6 @@ func TestDiscoveryNoticesChanges(t *testing.T) {
 	waitFor(t, "new model discovered", func() bool { _, ok := m.Snapshot().Model("new:7b"); return ok })
 	rt.remove("a:3b")
 	waitFor(t, "deleted model gone", func() bool { _, ok := m.Snapshot().Model("a:3b"); return !ok })
-}
-
-// An explicit unload waits for the requests running on the model.
-func TestUnloadWaitsForRequests(t *testing.T) {
-	rt := newFakeRuntime()
-	rt.add("a:3b", 3.2, nil, 1)
-	m := start(t, rt, manager.Options{})
-	ctx := ctxT(t)
-	release, _, err := m.Acquire(ctx, "a:3b", "request")
-	if err != nil {
-		t.Fatal(err)
-	}
-	unloaded := make(chan error, 1)
-	go func() { unloaded <- m.Unload(ctx, "a:3b") }()
-	select {
-	case err := <-unloaded:
-		t.Fatalf("unloaded under a running request (err %v)", err)
-	case <-time.After(200 * time.Millisecond):
-	}
-	release()
-	if err := <-unloaded; err != nil {
-		t.Fatal(err)
-	}
-	if got := rt.runningNames(); len(got) != 0 {
-		t.Fatalf("running %v after unload", got)
-	}
 }
 
 // What /api/show said of a model is kept by digest: a restarted manager

@@ -1,0 +1,216 @@
+package manager_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vramkeeper/vramkeeper/internal/mgrtest"
+	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/config"
+	"github.com/vramkeeper/vramkeeper/manager/timeline"
+)
+
+// The best model for a task fails to load: BestModelForTask answers with
+// the next one, says why, and within the backoff does not try the broken
+// one again.
+func TestBestFallsBackWhenTheBestFailsToLoad(t *testing.T) {
+	rt := newFakeRuntime()
+	rt.add("coder-small:1b", 1.2, nil, 1)
+	rt.add("coder-mid:3b", 3.2, nil, 1)
+	m := start(t, rt, manager.Options{})
+	ranked, err := m.Rank("code_generation", "")
+	if err != nil || len(ranked) != 2 {
+		t.Fatalf("rank: %v %v", ranked, err)
+	}
+	broken, next := ranked[0].Name, ranked[1].Name
+	rt.SetLoadHook(func(name string) error {
+		if name == broken {
+			return errors.New("llama runner process has terminated: error loading model")
+		}
+		return nil
+	})
+	for i := range 3 {
+		c, err := m.BestModelForTask(ctxT(t), "code_generation", "")
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if c.Model != next || !strings.Contains(c.Reason, broken) {
+			t.Fatalf("call %d: %+v, want %s with a reason naming %s", i, c, next, broken)
+		}
+	}
+	if n := rt.LoadCount(broken); n != 0 {
+		t.Fatalf("the broken model loaded %d times", n)
+	}
+	v, _ := m.Snapshot().Model(broken)
+	if v.RetryAt.IsZero() || v.Error == "" {
+		t.Fatalf("the broken model's view does not say it failed: %+v", v)
+	}
+}
+
+// Warm start loads the best model for the configured task once the models
+// are listed, and nothing when it is off.
+func TestWarmStart(t *testing.T) {
+	for _, task := range []string{"chat", ""} {
+		t.Run(fmt.Sprintf("%q", task), func(t *testing.T) {
+			rt := newFakeRuntime()
+			seedCatalogue(rt)
+			m := start(t, rt, manager.Options{WarmStart: task})
+			if task == "" {
+				if s := m.Snapshot(); len(s.LoadedModels()) != 0 || s.Loading != "" {
+					t.Fatalf("warm start off, yet %v loaded (loading %q)", s.LoadedModels(), s.Loading)
+				}
+				return
+			}
+			waitFor(t, "warm start", func() bool { return len(rt.runningNames()) == 1 && len(m.Snapshot().LoadedModels()) == 1 })
+			c, err := m.BestModelForTask(ctxT(t), task, "")
+			if err != nil || !c.Already || rt.runningNames()[0] != c.Model {
+				t.Fatalf("warm start loaded %v; best for %s is %+v (%v)", rt.runningNames(), task, c, err)
+			}
+			found := false
+			for _, e := range m.History() {
+				found = found || e.Kind == manager.EventLoaded && strings.Contains(e.Reason, "warm start")
+			}
+			if !found {
+				t.Errorf("history does not say why it was loaded: %v", m.History())
+			}
+		})
+	}
+}
+
+// The timeline keeps a sample per poll and a mark per load.
+func TestTimelineRecordsPollsAndLoads(t *testing.T) {
+	rt := newFakeRuntime()
+	rt.add("a:3b", 3.2, nil, 1)
+	m := start(t, rt, manager.Options{})
+	began := time.Now()
+	if _, err := m.Load(ctxT(t), "a:3b", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Refresh(ctxT(t)); err != nil { // one more poll, after the load
+		t.Fatal(err)
+	}
+	w := m.Timeline(began.Add(-time.Second))
+	var marked, sampled bool
+	for _, mk := range w.Marks {
+		marked = marked || mk.Kind == timeline.MarkLoad && mk.Model == "a:3b"
+	}
+	for _, s := range w.Samples {
+		sampled = sampled || s.Models["a:3b"] > 0 && s.Budget == 7<<30
+	}
+	if !marked || !sampled {
+		t.Fatalf("timeline %+v: load marked %v, sampled %v", w, marked, sampled)
+	}
+}
+
+// Everything a caller can do at once, under the race detector: settings
+// changes, subscriptions, loads, leases, snapshots, history and timeline
+// reads.
+func TestConcurrentCallsAreSafe(t *testing.T) {
+	rt := newFakeRuntime()
+	for i := range 4 {
+		rt.add(fmt.Sprintf("m%d:3b", i), 3.2, nil, 1)
+	}
+	m := start(t, rt, manager.Options{})
+	ctx := ctxT(t)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			name := fmt.Sprintf("m%d:3b", i%4)
+			for j := range 5 {
+				switch (i + j) % 5 {
+				case 0:
+					_ = m.Apply(ctx, func(s *manager.Settings) {
+						s.Budget = config.Size{Bytes: uint64(6+j%2) << 30}
+						s.Pinned = append(s.Pinned, name)
+					})
+				case 1:
+					ch, stop := m.Subscribe(4)
+					_ = m.Snapshot()
+					stop()
+					for range ch {
+					}
+				case 2:
+					if release, _, err := m.Acquire(ctx, name, "test"); err == nil {
+						_ = m.Snapshot().Models
+						release()
+						release()
+					}
+				case 3:
+					_, _ = m.Load(ctx, name, "test")
+				case 4:
+					_, _ = m.History(), m.Timeline(time.Time{})
+					_ = m.SetPinned(ctx, name, false)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if peak, _ := rt.Peak(); peak > 7<<30 {
+		t.Fatalf("peak %d over the budget", peak)
+	}
+}
+
+// After Run returns, every call fails with ErrStopped at once.
+func TestCallsAfterStopFailAtOnce(t *testing.T) {
+	rt := newFakeRuntime()
+	rt.add("a:3b", 3.2, nil, 1)
+	m, stop := mgrtest.Run(t, manager.Options{Runtime: rt, GPU: &fakeGPU{rt: rt, total: 8 * gib}})
+	stop()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for name, call := range map[string]func() error{
+		"load":    func() error { _, err := m.Load(ctx, "a:3b", "test"); return err },
+		"acquire": func() error { _, _, err := m.Acquire(ctx, "a:3b", "test"); return err },
+		"unload":  func() error { return m.Unload(ctx, "a:3b") },
+		"refresh": func() error { return m.Refresh(ctx) },
+		"apply":   func() error { return m.Apply(ctx, func(*manager.Settings) {}) },
+		"best":    func() error { _, err := m.BestModelForTask(ctx, "chat", ""); return err },
+		"yield":   func() error { _, err := m.Yield(ctx); return err },
+		"pin":     func() error { return m.SetPinned(ctx, "a:3b", true) },
+	} {
+		if err := call(); !errors.Is(err, manager.ErrStopped) {
+			t.Errorf("%s after stop: %v, want ErrStopped", name, err)
+		}
+	}
+	if ctx.Err() != nil {
+		t.Fatal("a call after stop waited for its deadline")
+	}
+}
+
+// Yield empties the card and Restore puts the same models back, both in
+// the history.
+func TestYieldRestoreThroughTheManager(t *testing.T) {
+	rt := newFakeRuntime()
+	rt.add("a:3b", 3.2, nil, 1)
+	rt.add("b:1b", 1.2, nil, 1)
+	m := start(t, rt, manager.Options{})
+	ctx := ctxT(t)
+	for _, n := range []string{"a:3b", "b:1b"} {
+		if _, err := m.Load(ctx, n, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone, err := m.Yield(ctx)
+	if err != nil || len(gone) != 2 || len(rt.runningNames()) != 0 || !m.Snapshot().Yielded {
+		t.Fatalf("yield: %v %v, running %v", gone, err, rt.runningNames())
+	}
+	if _, err := m.Load(ctx, "a:3b", "test"); !errors.Is(err, manager.ErrYielded) {
+		t.Fatalf("load while yielded: %v", err)
+	}
+	back, err := m.Restore(ctx)
+	if err != nil || len(back) != 2 || len(rt.runningNames()) != 2 || m.Snapshot().Yielded {
+		t.Fatalf("restore: %v %v, running %v", back, err, rt.runningNames())
+	}
+	kinds := map[manager.EventKind]int{}
+	for _, e := range m.History() {
+		kinds[e.Kind]++
+	}
+	if kinds[manager.EventYielded] != 2 || kinds[manager.EventRestored] != 2 {
+		t.Fatalf("history %v", kinds)
+	}
+}
