@@ -31,9 +31,10 @@ type catalogue struct {
 	// gen counts changes of what rankings depend on (the candidates and
 	// the tables), so they can be cached until it moves.
 	gen int
-	// dev is where estimates assume the models run (set by the owner from
-	// the connection).
-	dev estimate.Device
+	// dev is where estimates assume the models run, and version the
+	// server's (measured sizes are per version); both set by the owner.
+	dev     estimate.Device
+	version string
 }
 
 func newCatalogue(p persisted, details map[string]Details) catalogue {
@@ -54,12 +55,26 @@ func (c *catalogue) lookup(name string) *model {
 	return nil
 }
 
-// need is the bytes a model will take at numCtx on the server version
-// given: the measured size of an earlier load there when there is one, the
-// estimate otherwise (at other context lengths too: the estimate is what
-// the caller asked for only at md.numCtx).
-func (c *catalogue) need(md *model, numCtx int, version string) (uint64, bool) {
-	if b, ok := c.calib[calibKey(md.inst.Digest, numCtx, version)]; ok {
+// need is the bytes a model will take at numCtx on the server: the
+// measured size of an earlier load there when there is one, the estimate
+// otherwise.
+func (c *catalogue) need(md *model, numCtx int) (uint64, bool) {
+	if numCtx == md.numCtx || numCtx == 0 {
+		return md.need, md.calibrated
+	}
+	return c.lookupNeed(md, numCtx)
+}
+
+// calibrate records what a load of md at numCtx measured.
+func (c *catalogue) calibrate(md *model, numCtx int, bytes uint64) {
+	c.calib[calibKey(md.inst.Digest, numCtx, c.version)] = bytes
+	if numCtx == md.numCtx {
+		md.need, md.calibrated = bytes, true
+	}
+}
+
+func (c *catalogue) lookupNeed(md *model, numCtx int) (uint64, bool) {
+	if b, ok := c.calib[calibKey(md.inst.Digest, numCtx, c.version)]; ok {
 		return b, true
 	}
 	if numCtx == md.numCtx || numCtx == 0 {
@@ -89,6 +104,7 @@ func (c *catalogue) evaluate(md *model, set Settings) {
 	c.gen++
 	md.pinned = slices.Contains(set.Pinned, md.inst.Name)
 	if !md.hasDetails {
+		md.need, md.calibrated = 0, false
 		return
 	}
 	md.paramsB = score.ParseParams(md.det.ParameterSize)
@@ -109,6 +125,7 @@ func (c *catalogue) evaluate(md *model, set Settings) {
 	}
 	est, err := c.estimate(md, md.numCtx)
 	md.est, md.estErr = est, errString(err)
+	md.need, md.calibrated = c.lookupNeed(md, md.numCtx)
 	md.perToken = 0
 	if err == nil {
 		if twice, err := c.estimate(md, 2*md.numCtx); err == nil && twice.Total > est.Total {

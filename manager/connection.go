@@ -31,6 +31,18 @@ func (c *connection) setUp(up bool, err error) *Event {
 	return nil
 }
 
+// others is what other programs hold on the card, when the driver says:
+// what it counts beyond Ollama's processes (the CUDA context is Ollama's,
+// not theirs), or beyond our models' reported sizes when it cannot tell.
+func (c *connection) others(ours uint64) uint64 {
+	v := c.vram
+	if v.Source != SourceNVML {
+		return 0
+	}
+	ollama := max(v.Ollama, ours)
+	return max(v.Used, ollama) - ollama
+}
+
 // device is where the estimator should assume models live: on the GPU when
 // the driver answers or Ollama reports VRAM for a loaded model, on the CPU
 // otherwise (no driver and nothing on a GPU: Ollama runs on the CPU).

@@ -137,8 +137,7 @@ type Manager struct {
 	ranks                    map[[2]string]ranking
 	// What the last snapshot was built from (see publish).
 	lastHeader header
-	views      map[string]cachedView
-	order      []string
+	order      []*model // the models in the last snapshot, by name
 }
 
 // New builds a Manager; it does no I/O beyond reading its state files.
@@ -161,7 +160,6 @@ func New(opt Options) (*Manager, error) {
 		store:    newStore(opt.StateDir, opt.Logger),
 		tune:     tuning{Settings: set, policy: policy},
 		conn:     connection{vram: VRAM{Source: SourceEstimated}},
-		views:    map[string]cachedView{},
 		timeline: timeline.New(0, 0),
 	}
 	m.every.refresh, m.every.poll = opt.RefreshEvery, opt.PollEvery
@@ -178,7 +176,7 @@ func New(opt Options) (*Manager, error) {
 	m.cat = newCatalogue(p, details)
 	m.cat.dev = m.conn.device(&m.cat)
 	m.sched = newScheduler(&m.cat, &m.conn, &m.tune, effects{m}, m.now, m.log)
-	m.publish()
+	m.publish(true)
 	return m, nil
 }
 
@@ -205,7 +203,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		wg.Wait()
 		m.sched.OnStop(ErrStopped)
 		m.failRefresh(ErrStopped)
-		m.publish()
+		m.publish(true)
 		m.flushReplies()
 		m.hub.stop()
 		stopStore() // it writes what is pending first
@@ -219,11 +217,13 @@ func (m *Manager) Run(ctx context.Context) error {
 	poll := time.NewTicker(m.every.poll)
 	defer poll.Stop()
 	for {
+		withUse := false
 		select {
 		case <-ctx.Done():
 			return nil
 		case ev := <-m.events:
 			m.handle(ev)
+			_, withUse = ev.(evPolled)
 		case <-refresh.C:
 			m.discover()
 		case <-poll.C:
@@ -231,7 +231,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			m.sched.OnTick()
 		}
 		m.settle()
-		m.publish()
+		m.publish(withUse)
 		m.flushReplies()
 	}
 }
@@ -462,8 +462,9 @@ func (m *Manager) poll() {
 
 func (m *Manager) polled(e evPolled) {
 	m.polling = false
-	if e.version != "" {
-		m.conn.version = e.version
+	if e.version != "" && e.version != m.conn.version {
+		m.conn.version, m.cat.version = e.version, e.version
+		m.cat.evaluateAll(m.tune.Settings) // measured sizes are per version
 	}
 	m.readCard(e.vram, e.vramErr)
 	m.serverAnswered(e.err)
@@ -604,7 +605,7 @@ var markKinds = map[EventKind]timeline.MarkKind{
 
 // sample records the card as the last poll left it, for the charts.
 func (m *Manager) sample() {
-	h := m.header()
+	h := m.header(m.cat.ours())
 	s := timeline.Sample{Time: m.now(), Models: map[string]uint64{}, Others: h.others, Budget: h.budget,
 		Total: m.conn.vram.Total, Source: m.conn.vram.Source}
 	for _, md := range m.cat.models {

@@ -39,6 +39,9 @@ type model struct {
 
 	derived
 	live
+	use
+	// pub is the view the last snapshot showed, and what it was made of.
+	pub *cachedView
 }
 
 // derived is recomputed by catalogue.evaluate when the details or the
@@ -54,24 +57,33 @@ type derived struct {
 	// perToken is what each token of context adds to est, so the largest
 	// context that fits a room is found without estimating each.
 	perToken float64
-	pinned   bool
+	// need is what it takes at numCtx: measured at an earlier load
+	// (calibrated) or estimated.
+	need       uint64
+	calibrated bool
+	pinned     bool
 }
 
 // live is the model's place on the card and its use. Comparable, so the
 // snapshot can tell when it changed.
 type live struct {
 	state     State
-	lastUsed  time.Time
-	uses      int
-	credit    float64 // eviction policy's value
-	size      uint64  // measured by the server while loaded
-	onGPU     bool    // the server reported VRAM for it
+	size      uint64 // measured by the server while loaded
+	onGPU     bool   // the server reported VRAM for it
 	loadedCtx int
 	adopted   bool // loaded by another client, at a context of its choosing
 	lastErr   string
 	// cpuShare is the part of it Ollama put on the CPU (0-1) when a GPU
 	// is there; 0 when all of it is on the GPU or there is no GPU.
 	cpuShare float64
+}
+
+// use is how the model has been used: every request changes it, so a
+// snapshot shows it at the next poll rather than at each request.
+type use struct {
+	lastUsed time.Time
+	uses     int
+	credit   float64 // eviction policy's value
 }
 
 func (m *model) transition(to State) error {

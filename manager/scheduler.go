@@ -190,7 +190,7 @@ type scheduler struct {
 	cur    *op
 	nextID uint64
 	leases map[uint64]*lease
-	failed map[string]failure
+	failed map[loadKey]failure
 	paused bool
 	clock  float64 // the eviction policy's aging value
 
@@ -204,7 +204,7 @@ type scheduler struct {
 
 func newScheduler(cat *catalogue, conn *connection, tune *tuning, fx Effects, now func() time.Time, log *slog.Logger) *scheduler {
 	return &scheduler{cat: cat, conn: conn, tune: tune, fx: fx, now: now, log: log,
-		leases: map[uint64]*lease{}, failed: map[string]failure{}}
+		leases: map[uint64]*lease{}, failed: map[loadKey]failure{}}
 }
 
 func (s *scheduler) id() uint64 { s.nextID++; return s.nextID }
@@ -387,24 +387,19 @@ func (s *scheduler) yieldedNames() []string {
 }
 
 // others is what other programs hold on the card (NVML only).
-func (s *scheduler) others() uint64 {
-	v := s.conn.vram
-	if v.Source != SourceNVML {
-		return 0
-	}
-	ollama := max(v.Ollama, s.cat.ours())
-	return max(v.Used, ollama) - ollama
-}
+func (s *scheduler) others() uint64 { return s.conn.others(s.cat.ours()) }
 
 // roomLeft is what our models may hold with other programs' use: the card
 // less theirs and the safety margin, never more than the budget.
-func (s *scheduler) roomLeft() uint64 {
+func (s *scheduler) roomLeft() uint64 { return s.roomLeftWith(s.cat.ours()) }
+
+func (s *scheduler) roomLeftWith(ours uint64) uint64 {
 	v := s.conn.vram
 	budget := s.budget()
 	if v.Source != SourceNVML || v.Total == 0 {
 		return budget
 	}
-	taken := s.others() + s.tune.SafetyMargin
+	taken := s.conn.others(ours) + s.tune.SafetyMargin
 	return min(budget, max(v.Total, taken)-taken)
 }
 
@@ -549,7 +544,7 @@ func (s *scheduler) prepare(o *op) action {
 		s.fail(o, fmt.Errorf("%s: no details from the server: %w", o.name, errors.Join(md.showErr, ErrLoadFailed)))
 		return actDone
 	}
-	need, calibrated := s.cat.need(md, ctx, s.conn.version)
+	need, calibrated := s.cat.need(md, ctx)
 	if md.estErr != "" && !calibrated {
 		s.fail(o, fmt.Errorf("%s: cannot estimate its size (%s), so it cannot be placed safely: %w", o.name, md.estErr, ErrLoadFailed))
 		return actDone
@@ -733,7 +728,7 @@ func (s *scheduler) OnLoaded(id uint64, ps []Running, err error, took time.Durat
 		s.pump()
 		return
 	}
-	key := failKey(md, o.numCtx)
+	key := keyOf(md, o.numCtx)
 	if err != nil {
 		s.transition(md, Failed)
 		s.remember(md, o.numCtx, err)
@@ -764,7 +759,7 @@ func (s *scheduler) OnLoaded(id uint64, ps []Running, err error, took time.Durat
 	md.lastErr = ""
 	s.touch(md)
 	if md.state == Loaded && md.size > 0 && !loading(ps, md.inst.Name) {
-		s.cat.calib[calibKey(md.inst.Digest, o.numCtx, s.conn.version)] = md.size
+		s.cat.calibrate(md, o.numCtx, md.size)
 	}
 	reason := o.reason
 	if o.spilled != "" {
@@ -1044,7 +1039,7 @@ func (s *scheduler) holds(md *model) int {
 // remember records a failed load of md at numCtx, for the backoff.
 func (s *scheduler) remember(md *model, numCtx int, err error) {
 	md.lastErr = err.Error()
-	key := failKey(md, numCtx)
+	key := keyOf(md, numCtx)
 	f := s.failed[key]
 	f.count++
 	f.at, f.err = s.now(), err.Error()
@@ -1054,7 +1049,7 @@ func (s *scheduler) remember(md *model, numCtx int, err error) {
 
 // backingOff refuses a load that failed lately, until its backoff ends.
 func (s *scheduler) backingOff(md *model, numCtx int) error {
-	f, ok := s.failed[failKey(md, numCtx)]
+	f, ok := s.failed[keyOf(md, numCtx)]
 	if !ok || !s.now().Before(f.until) {
 		return nil
 	}
@@ -1065,18 +1060,27 @@ func (s *scheduler) backingOff(md *model, numCtx int) error {
 // retryAt is when md may be tried again at its own context length (zero
 // when it may now).
 func (s *scheduler) retryAt(md *model) time.Time {
-	if f, ok := s.failed[failKey(md, md.numCtx)]; ok && s.now().Before(f.until) {
+	if len(s.failed) == 0 {
+		return time.Time{}
+	}
+	if f, ok := s.failed[keyOf(md, md.numCtx)]; ok && s.now().Before(f.until) {
 		return f.until
 	}
 	return time.Time{}
 }
 
-func failKey(md *model, numCtx int) string {
+// loadKey names a model at a context length (the failure memory's key).
+type loadKey struct {
+	id     string // digest, or the name when there is none
+	numCtx int
+}
+
+func keyOf(md *model, numCtx int) loadKey {
 	id := md.inst.Digest
 	if id == "" {
 		id = md.inst.Name
 	}
-	return fmt.Sprintf("%s@%d", id, numCtx)
+	return loadKey{id, numCtx}
 }
 
 // hit reports whether a request for md at numCtx is served by what is

@@ -101,7 +101,7 @@ func newRig(t *testing.T, set Settings, sizes map[string]uint64) *rig {
 		md := &model{inst: Installed{Name: name, Digest: "sha256:" + name}, hasDetails: true,
 			det: Details{Name: name, Capabilities: []string{"completion"}}, live: live{state: Idle}}
 		md.numCtx = 4096
-		md.est = estimate.Breakdown{Total: size}
+		md.est, md.need = estimate.Breakdown{Total: size}, size
 		r.cat.models[name] = md
 	}
 	r.s = newScheduler(&r.cat, &r.conn, &r.tune, r.fx, func() time.Time { return r.clock }, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -362,7 +362,7 @@ func TestFailedLoadBacksOffAndRestoresVictims(t *testing.T) {
 	if res := r.reply(w); res.err == nil {
 		t.Fatal("second try succeeded")
 	}
-	if f := r.s.failed[failKey(r.cat.models["broken"], 4096)]; f.until.Sub(f.at) != 2*backoffBase {
+	if f := r.s.failed[keyOf(r.cat.models["broken"], 4096)]; f.until.Sub(f.at) != 2*backoffBase {
 		t.Errorf("second backoff %s, want %s", f.until.Sub(f.at), 2*backoffBase)
 	}
 }

@@ -1,7 +1,6 @@
 package manager
 
 import (
-	"fmt"
 	"maps"
 	"reflect"
 	"slices"
@@ -123,8 +122,8 @@ type header struct {
 	budgetSet                    string
 	pinned                       string
 	yielded                      bool
-	yieldedModels                string
-	contexts                     string
+	yieldedModels                int
+	contexts                     unsafe.Pointer // replaced whole by Apply
 	gpuOnly                      bool
 	tasks, roles                 unsafe.Pointer // the tables' maps: Apply replaces them whole
 }
@@ -136,11 +135,11 @@ type viewKey struct {
 	hasDetails            bool
 	derived
 	live
-	need             uint64
-	calibrated, fits bool
-	holds            int
-	retryAt          time.Time
-	maxFit           int
+	use
+	fits    bool
+	holds   int
+	retryAt time.Time
+	maxFit  int
 }
 
 type cachedView struct {
@@ -149,17 +148,17 @@ type cachedView struct {
 }
 
 // publish stores a new snapshot when anything visible changed since the
-// last one. Changes are found by comparing what the snapshot is built from,
+// last one; a model's use (last used, count) counts only when withUse, at
+// each poll, so that a request on a loaded model costs no snapshot. Changes are found by comparing what the snapshot is built from,
 // model by model, so nothing needs to flag them; a model's view is rebuilt
 // only when its own inputs changed.
-func (m *Manager) publish() {
-	prev := m.snap.Load()
-	h := m.header()
-	changed := prev == nil || m.lastHeader != h
-	seen := 0
-	free := max(m.sched.roomLeft(), h.used) - h.used
-	for name, md := range m.cat.models {
-		need, calibrated := m.cat.need(md, md.numCtx, m.conn.version)
+func (m *Manager) publish(withUse bool) {
+	ours := m.cat.ours()
+	h := m.header(ours)
+	changed := m.snap.Load() == nil || m.lastHeader != h
+	free := max(m.sched.roomLeftWith(ours), ours) - ours
+	fresh := len(m.order) != len(m.cat.models) // the set of models changed
+	for _, md := range m.cat.models {
 		room := free
 		if md.onCard() {
 			room += md.size
@@ -167,34 +166,30 @@ func (m *Manager) publish() {
 		k := viewKey{
 			name: md.inst.Name, digest: md.inst.Digest, showErr: errString(md.showErr), disk: md.inst.SizeBytes,
 			hasDetails: md.hasDetails, derived: md.derived, live: md.live,
-			need: need, calibrated: calibrated, fits: need > 0 && need <= h.budget,
+			fits:  md.need > 0 && md.need <= h.budget,
 			holds: m.sched.holds(md), retryAt: m.sched.retryAt(md), maxFit: maxContext(md, room),
 		}
-		cv, ok := m.views[name]
-		if !ok {
-			m.order = nil // the set of names changed
+		if withUse || md.pub == nil {
+			k.use = md.use
+		} else {
+			k.use = md.pub.key.use
 		}
-		if !ok || cv.key != k {
-			m.views[name] = cachedView{key: k, view: viewOf(md, k)}
+		if md.pub == nil {
+			fresh = true
+		}
+		if md.pub == nil || md.pub.key != k {
+			md.pub = &cachedView{key: k, view: viewOf(md, k)}
 			changed = true
 		}
-		seen++
 	}
-	if seen != len(m.views) {
-		for name := range m.views {
-			if _, ok := m.cat.models[name]; !ok {
-				delete(m.views, name)
-			}
-		}
-		m.order, changed = nil, true
+	if fresh {
+		m.order = slices.SortedFunc(maps.Values(m.cat.models), func(a, b *model) int { return strings.Compare(a.inst.Name, b.inst.Name) })
+		changed = true
 	}
 	if !changed {
 		return
 	}
 	m.lastHeader = h
-	if m.order == nil {
-		m.order = slices.Sorted(maps.Keys(m.views))
-	}
 	snap := &Snapshot{
 		Time: m.now(), VRAM: h.vram, Budget: h.budget, Used: h.used, Others: h.others, Free: h.free,
 		Settings: m.tune.Settings, Tasks: m.tune.Tables.TaskNames(), Roles: m.tune.Tables.RoleNames(),
@@ -204,35 +199,29 @@ func (m *Manager) publish() {
 		Models: make([]ModelView, len(m.order)),
 	}
 	snap.Settings.Pinned = slices.Clone(m.tune.Pinned)
-	for i, name := range m.order {
-		snap.Models[i] = m.views[name].view
+	for i, md := range m.order {
+		snap.Models[i] = md.pub.view
 	}
 	m.snap.Store(snap)
 }
 
-func (m *Manager) header() header {
+func (m *Manager) header(ours uint64) header {
 	s, c := m.tune, m.conn
 	h := header{
-		vram: c.vram, budget: m.sched.budget(), used: m.cat.ours(),
+		vram: c.vram, budget: m.sched.budget(), used: ours,
 		up: c.up, paused: m.sched.paused, discovered: m.cat.listed, version: c.version, runtimeErr: c.err,
 		maxLoaded: s.MaxLoaded, numCtx: s.NumCtx, policy: s.Policy, margin: s.SafetyMargin,
 		busyGrace: s.BusyGrace, loadTimeout: s.LoadTimeout, budgetSet: s.Budget.String(),
 		pinned: strings.Join(s.Pinned, "\x00"), yielded: m.sched.handedBack,
-		yieldedModels: strings.Join(m.sched.yieldedNames(), "\x00"), contexts: fmt.Sprint(s.Contexts), gpuOnly: s.GPUOnly,
+		yieldedModels: len(m.sched.yielded), contexts: reflect.ValueOf(s.Contexts).UnsafePointer(), gpuOnly: s.GPUOnly,
 		tasks: reflect.ValueOf(s.Tables.Tasks).UnsafePointer(), roles: reflect.ValueOf(s.Tables.Roles).UnsafePointer(),
 	}
 	if o := m.sched.cur; o != nil && o.kind == opLoad && !o.began.IsZero() {
 		h.loading, h.loadingSince = o.name, o.began
 	}
+	h.others = c.others(ours)
 	if c.vram.Source == SourceNVML {
 		h.free = c.vram.Free
-		// Other programs: what the driver counts beyond Ollama's processes
-		// when it lists them (the CUDA context is Ollama's, not theirs),
-		// beyond our models' reported sizes otherwise.
-		ollama := max(c.vram.Ollama, h.used)
-		if c.vram.Used > ollama {
-			h.others = c.vram.Used - ollama
-		}
 	} else if c.vram.Total > h.used {
 		h.free = c.vram.Total - h.used
 	}
@@ -244,7 +233,7 @@ func viewOf(md *model, k viewKey) ModelView {
 		Name: md.inst.Name, Digest: md.inst.Digest, Family: md.det.Family,
 		Parameters: md.det.ParameterSize, ParamsB: md.paramsB, Quantization: md.det.Quantization,
 		Capabilities: slices.Clone(md.det.Capabilities), DiskBytes: md.inst.SizeBytes,
-		NumCtx: md.numCtx, EstimateBytes: k.need, Calibrated: k.calibrated, Breakdown: md.est,
+		NumCtx: md.numCtx, EstimateBytes: md.need, Calibrated: md.calibrated, Breakdown: md.est,
 		EstimateErr: md.estErr, Priority: md.priority, Fits: k.fits,
 		State: md.state, Loaded: md.state == Loaded, Pinned: md.pinned,
 		LastUsed: md.lastUsed, Uses: md.uses, InFlight: k.holds, Error: md.lastErr, RetryAt: k.retryAt,
