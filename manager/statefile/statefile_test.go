@@ -43,9 +43,9 @@ func sampleState() state {
 	t0 := time.Date(2026, 11, 30, 9, 15, 0, 123456789, time.UTC)
 	return state{
 		Models: map[string]usage{
-			"qwen2.5-coder:7b":         {LastUsed: t0, Uses: 41},
-			"hf.co/user/model:Q4_K_M":  {LastUsed: t0.Add(time.Hour), Uses: 3},
-			"nomic-embed-text:latest":  {LastUsed: t0.Add(-time.Minute), Uses: 1200},
+			"qwen2.5-coder:7b":          {LastUsed: t0, Uses: 41},
+			"hf.co/user/model:Q4_K_M":   {LastUsed: t0.Add(time.Hour), Uses: 3},
+			"nomic-embed-text:latest":   {LastUsed: t0.Add(-time.Minute), Uses: 1200},
 			`odd "name" \ with escapes`: {LastUsed: t0, Uses: 7},
 		},
 		Calibrations: map[string]uint64{
