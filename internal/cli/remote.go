@@ -31,7 +31,7 @@ func (e *Env) remote(ctx context.Context) (Keeper, bool) {
 // ServeAPI serves the local API and the Ollama/OpenAI proxy on the
 // configured address until ctx ends. The manager must be running.
 func (e *Env) ServeAPI(ctx context.Context) error {
-	srv := api.New(e.Manager, e.OllamaURL, api.Options{Token: e.Config.Token, Log: e.Log, StartOllama: e.StartOllama})
+	srv := api.New(e.Manager, e.OllamaURL, api.Options{Token: e.Config.Token, AllowAdmin: e.Config.AllowAdmin, Log: e.Log, StartOllama: e.StartOllama})
 	err := srv.Serve(ctx, e.Config.Listen)
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "listen" {

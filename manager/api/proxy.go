@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/vramkeeper/vramkeeper/manager"
 )
 
@@ -210,15 +209,24 @@ func (s *Server) handleShow(w http.ResponseWriter, r *http.Request) {
 // MaxBody except blob uploads (model files).
 func (s *Server) handlePassThrough(w http.ResponseWriter, r *http.Request) {
 	if !strings.HasPrefix(r.URL.Path, "/api/blobs/") {
-		if r.ContentLength > s.opt.MaxBody {
-			s.ollamaFail(w, r, fmt.Errorf("request body of %d bytes: %w", r.ContentLength, &http.MaxBytesError{Limit: s.opt.MaxBody}))
+		if err := capBody(w, r, s.opt.MaxBody); err != nil {
+			s.ollamaFail(w, r, err)
 			return
-		}
-		if r.Body != nil {
-			r.Body = http.MaxBytesReader(w, r.Body, s.opt.MaxBody)
 		}
 	}
 	s.proxy.ServeHTTP(w, r)
+}
+
+// capBody refuses a body announced larger than limit and caps one that
+// turns out larger while it streams.
+func capBody(w http.ResponseWriter, r *http.Request, limit int64) error {
+	if r.ContentLength > limit {
+		return fmt.Errorf("request body of %d bytes: %w", r.ContentLength, &http.MaxBytesError{Limit: limit})
+	}
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+	}
+	return nil
 }
 
 // alias is one auto: name and the model it points to now.

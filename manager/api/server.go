@@ -111,6 +111,10 @@ type Options struct {
 	// AcquireTimeout bounds how long a request waits for its model to be
 	// loaded, swaps included (default 10 minutes).
 	AcquireTimeout time.Duration
+	// AllowAdmin lets Ollama's delete, pull, push, create, copy and blob
+	// uploads through when a token is set. Without a token the server is
+	// loopback only and they always pass.
+	AllowAdmin bool
 	// StartOllama, when set, serves POST /keeper/v1/ollama/start: the
 	// desktop tray starts `ollama serve` for its window's banner.
 	StartOllama func() error
@@ -149,8 +153,10 @@ type Server struct {
 	opt      Options
 	log      *slog.Logger
 	proxy    *httputil.ReverseProxy
-	client   *http.Client // to upstream, for requests we translate
-	handler  http.Handler
+	// adminProxy serves Ollama's admin endpoints (admin.go).
+	adminProxy *httputil.ReverseProxy
+	client     *http.Client // to upstream, for requests we translate
+	handler    http.Handler
 
 	stopOnce sync.Once
 	stopping chan struct{} // closed when Serve begins shutting down
@@ -206,6 +212,7 @@ func New(k Keeper, upstream *url.URL, opt Options) *Server {
 			writeOllamaError(w, http.StatusBadGateway, fmt.Sprintf("ollama at %s: %v", upstream.Redacted(), err))
 		},
 	}
+	s.adminProxy = adminProxyFor(s.proxy)
 	s.handler = s.routes()
 	return s
 }
@@ -251,6 +258,13 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/models", s.handleOpenAIModels)
 	mux.HandleFunc("GET /v1/models/{model...}", s.handleOpenAIModel)
 	mux.HandleFunc("POST /api/show", s.handleShow)
+	// Admin: by choice only (admin.go); any method, in case a newer
+	// Ollama accepts another.
+	mux.HandleFunc("/api/delete", s.handleDelete)
+	for _, p := range []string{"/api/pull", "/api/push", "/api/create", "/api/copy"} {
+		mux.HandleFunc(p, s.handleAdmin)
+	}
+	mux.HandleFunc("POST /api/blobs/{digest...}", s.handleAdmin)
 	// The rest as it is.
 	mux.HandleFunc("/", s.handlePassThrough)
 	return s.guard(mux)

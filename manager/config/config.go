@@ -43,6 +43,10 @@ type Config struct {
 	BusyGraceSeconds int                   `toml:"busy_grace_seconds"`
 	Tasks            map[string]score.Task `toml:"tasks"` // overrides/additions to score.Defaults()
 	Roles            map[string]score.Role `toml:"roles"`
+	// AllowAdmin lets Ollama's delete, pull, push, create and copy
+	// through the proxy when a token is set; without a token the API is
+	// loopback only and they always pass.
+	AllowAdmin bool `toml:"allow_admin"`
 }
 
 // Policy names.
