@@ -14,7 +14,7 @@
 //	POST /keeper/v1/models/{name}/pin      {"model": ..., "pinned": true}
 //	POST /keeper/v1/models/{name}/unpin    {"model": ..., "pinned": false}
 //	GET  /keeper/v1/history                {"events": [manager.Event...]}
-//	GET  /keeper/v1/events                 Server-Sent Events, one per manager.Event
+//	GET  /keeper/v1/events                 Server-Sent Events, one per manager.Event (503 past the cap)
 //	POST /keeper/v1/pause                  {"paused": true}: stop automatic management
 //	POST /keeper/v1/resume                 {"paused": false}
 //	POST /keeper/v1/settings               SettingsRequest → SettingsRequest as applied
@@ -111,6 +111,12 @@ type Options struct {
 	// AcquireTimeout bounds how long a request waits for its model to be
 	// loaded, swaps included (default 10 minutes).
 	AcquireTimeout time.Duration
+	// MaxEventStreams caps the open event streams (default 64); past it
+	// GET /keeper/v1/events answers 503.
+	MaxEventStreams int
+	// EventWriteTimeout is how long one event may take to reach a client
+	// before its stream is dropped (default 10 s).
+	EventWriteTimeout time.Duration
 	// AllowAdmin lets Ollama's delete, pull, push, create, copy and blob
 	// uploads through when a token is set. Without a token the server is
 	// loopback only and they always pass.
@@ -130,6 +136,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.AcquireTimeout <= 0 {
 		o.AcquireTimeout = 10 * time.Minute
+	}
+	if o.MaxEventStreams <= 0 {
+		o.MaxEventStreams = 64
+	}
+	if o.EventWriteTimeout <= 0 {
+		o.EventWriteTimeout = 10 * time.Second
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -158,6 +170,9 @@ type Server struct {
 	client     *http.Client // to upstream, for requests we translate
 	handler    http.Handler
 
+	// streams holds a token per open event stream.
+	streams chan struct{}
+
 	stopOnce sync.Once
 	stopping chan struct{} // closed when Serve begins shutting down
 }
@@ -171,6 +186,7 @@ func New(k Keeper, upstream *url.URL, opt Options) *Server {
 		opt:      opt,
 		log:      opt.Log,
 		stopping: make(chan struct{}),
+		streams:  make(chan struct{}, opt.MaxEventStreams),
 	}
 	tr := &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
