@@ -50,9 +50,14 @@ func desktop(ctx context.Context, env *cli.Env) error {
 	}
 	// The window's "Start Ollama" asks the tray: the server must outlive
 	// the window, and Quit stops it.
-	ollama := app.NewOllamaServer("", env.OllamaURL.String(), env.Log)
-	defer ollama.Stop(10 * time.Second)
-	env.StartOllama = ollama.Start
+	ollama := app.NewOllamaServer(app.OllamaServerOptions{URL: env.OllamaURL.String(), Log: env.Log})
+	defer ollama.Stop()
+	env.StartOllama = func(ctx context.Context) (api.StartOllamaResponse, error) {
+		st, err := ollama.Start(ctx)
+		return api.StartOllamaResponse{
+			Started: err == nil, Ours: st.Ours, PID: st.PID, Restarts: st.Restarts, LastExit: st.LastExit,
+		}, err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stopManager := env.Start(ctx)
@@ -80,6 +85,7 @@ func desktop(ctx context.Context, env *cli.Env) error {
 			return cmd
 		},
 		StartHidden: env.Flags.Hidden,
+		Ollama:      ollama,
 	})
 	cancel()
 	<-apiDone

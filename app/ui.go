@@ -58,7 +58,6 @@ type ui struct {
 	banner      *fyne.Container
 	bannerText  *widget.Label
 	startOllama *widget.Button
-	ollama      *ollamaProc
 	// ollamaAsked: the tray was asked to start Ollama (opt.StartOllama).
 	ollamaAsked bool
 
@@ -92,7 +91,6 @@ func newUI(ctx context.Context, a fyne.App, opt Options) *ui {
 		ctx: ctx, app: a, keeper: opt.Keeper, opt: opt, log: opt.Log, cfg: opt.Config,
 		now: time.Now, pending: map[string]bool{}, sort: Sort{By: ColName},
 		setTooltip: func(string) {},
-		ollama:     newOllamaProc(opt.OllamaBinary, opt.OllamaURL, opt.Log),
 	}
 	if u.log == nil {
 		u.log = slog.Default()
@@ -311,7 +309,7 @@ func (u *ui) apply(s manager.Snapshot) {
 		}
 		text += ". VRAM Keeper keeps retrying."
 		u.bannerText.SetText(text)
-		if u.ollama.available() && !u.ollama.started() && !u.ollamaAsked {
+		if u.opt.StartOllama != nil && !u.ollamaAsked {
 			u.startOllama.Show()
 		} else {
 			u.startOllama.Hide()
@@ -522,25 +520,19 @@ func (u *ui) handleEvent(e manager.Event) {
 }
 
 func (u *ui) onStartOllama() {
-	if u.opt.StartOllama != nil {
-		u.ollamaAsked = true
-		u.startOllama.Hide()
-		u.setStatus("Starting `ollama serve`; waiting for it to answer…")
-		u.call("Starting Ollama", func(ctx context.Context) error {
-			err := u.opt.StartOllama(ctx)
-			if err != nil {
-				fyne.Do(func() { u.ollamaAsked = false })
-			}
-			return err
-		})
+	if u.opt.StartOllama == nil {
 		return
 	}
-	if err := u.ollama.start(); err != nil {
-		u.setStatus(err.Error())
-		return
-	}
-	u.setStatus("Started `ollama serve`; waiting for it to answer…")
+	u.ollamaAsked = true
 	u.startOllama.Hide()
+	u.setStatus("Starting `ollama serve`; waiting for it to answer…")
+	u.call("Starting Ollama", func(ctx context.Context) error {
+		err := u.opt.StartOllama(ctx)
+		if err != nil {
+			fyne.Do(func() { u.ollamaAsked = false })
+		}
+		return err
+	})
 }
 
 // loop feeds manager events to the UI until ctx ends: notifications per

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/api"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 	"github.com/vramkeeper/vramkeeper/manager/evict"
 	"github.com/vramkeeper/vramkeeper/manager/gpu"
@@ -108,7 +109,7 @@ type Env struct {
 	Log        *slog.Logger
 	// StartOllama, when set before ServeAPI, serves POST
 	// /keeper/v1/ollama/start (the desktop tray sets it).
-	StartOllama func() error
+	StartOllama func(ctx context.Context) (api.StartOllamaResponse, error)
 	Stdout      io.Writer
 	Stderr      io.Writer
 }

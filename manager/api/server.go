@@ -123,7 +123,7 @@ type Options struct {
 	AllowAdmin bool
 	// StartOllama, when set, serves POST /keeper/v1/ollama/start: the
 	// desktop tray starts `ollama serve` for its window's banner.
-	StartOllama func() error
+	StartOllama func(ctx context.Context) (StartOllamaResponse, error)
 	Log         *slog.Logger
 }
 
