@@ -15,6 +15,7 @@ require (
 )
 
 require (
+	early.invalid/quietinit v0.0.0
 	github.com/BurntSushi/toml v1.5.0 // indirect
 	github.com/bahlo/generic-list-go v0.2.0 // indirect
 	github.com/buger/jsonparser v1.1.1 // indirect
@@ -66,3 +67,5 @@ require (
 	gopkg.in/natefinch/lumberjack.v2 v2.2.1 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
+
+replace early.invalid/quietinit => ./internal/earlyinit

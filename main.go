@@ -13,6 +13,9 @@ import (
 	"syscall"
 	"time"
 
+	// First among the imports in init order: see its doc.
+	"early.invalid/quietinit"
+
 	"github.com/vramkeeper/vramkeeper/app"
 	"github.com/vramkeeper/vramkeeper/internal/cli"
 	"github.com/vramkeeper/vramkeeper/manager/api"
@@ -22,6 +25,7 @@ import (
 var _ app.Keeper = (*api.Remote)(nil)
 
 func main() {
+	quietinit.Restore()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr, &cli.Desktop{Tray: desktop, Window: window})
 	stop()
@@ -82,6 +86,7 @@ func desktop(ctx context.Context, env *cli.Env) error {
 		Window: func() *exec.Cmd {
 			cmd := exec.Command(self, args...)
 			cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+			cmd.Env = app.WindowEnv(os.Environ())
 			return cmd
 		},
 		StartHidden: env.Flags.Hidden,
