@@ -81,7 +81,7 @@ func desktop(ctx context.Context, env *cli.Env) error {
 		Keeper:     env.Manager,
 		Config:     env.Config,
 		ConfigPath: env.ConfigPath,
-		Tasks:      env.Manager.Options().Tables.TaskNames(),
+		Tasks:      env.Manager.Snapshot().Tasks,
 		Log:        env.Log,
 		Window: func() *exec.Cmd {
 			cmd := exec.Command(self, args...)
@@ -118,7 +118,7 @@ func window(ctx context.Context, env *cli.Env) error {
 		Keeper:     k,
 		Config:     env.Config,
 		ConfigPath: env.ConfigPath,
-		Tasks:      env.Manager.Options().Tables.TaskNames(),
+		Tasks:      env.Manager.Snapshot().Tasks,
 		Log:        env.Log,
 		OllamaURL:  env.OllamaURL.String(),
 		StartOllama: func(ctx context.Context) error {

@@ -30,7 +30,7 @@ type Keeper interface {
 	SetPaused(ctx context.Context, paused bool) error
 	BestModelForTask(ctx context.Context, task, role string) (manager.Choice, error)
 	History() []manager.Event
-	Apply(ctx context.Context, f func(*manager.Options)) error
+	Apply(ctx context.Context, f func(*manager.Settings)) error
 }
 
 var _ Keeper = (*manager.Manager)(nil)

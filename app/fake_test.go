@@ -16,7 +16,7 @@ type fakeKeeper struct {
 	snap    manager.Snapshot
 	calls   []string
 	history []manager.Event
-	applied *manager.Options
+	applied *manager.Settings
 	events  chan manager.Event
 }
 
@@ -85,8 +85,8 @@ func (f *fakeKeeper) History() []manager.Event {
 	return append([]manager.Event(nil), f.history...)
 }
 
-func (f *fakeKeeper) Apply(_ context.Context, fn func(*manager.Options)) error {
-	var o manager.Options
+func (f *fakeKeeper) Apply(_ context.Context, fn func(*manager.Settings)) error {
+	var o manager.Settings
 	fn(&o)
 	f.mu.Lock()
 	f.applied = &o
@@ -105,7 +105,7 @@ func testSnapshot() manager.Snapshot {
 		Budget:   7 * gib,
 		Used:     used,
 		Free:     8*gib - used,
-		OllamaUp: true, Discovered: true, MaxLoaded: 2, NumCtx: 4096,
+		OllamaUp: true, Discovered: true, Settings: manager.Settings{MaxLoaded: 2, NumCtx: 4096},
 		Models: []manager.ModelView{
 			{Name: "gemma3:27b", Family: "gemma3", Parameters: "27.4B", Quantization: "Q4_K_M",
 				EstimateBytes: 17 * gib, Priority: 3, State: manager.Idle},

@@ -258,10 +258,10 @@ func (f *settingsForm) applyToManager(old, c config.Config) {
 		for _, n := range remove {
 			errs = append(errs, ignoreUnknown(k.SetPinned(ctx, n, false)))
 		}
-		errs = append(errs, k.Apply(ctx, func(o *manager.Options) {
-			o.Budget = size
-			o.MaxLoaded = c.MaxLoaded
-			o.NumCtx = c.ContextLength
+		errs = append(errs, k.Apply(ctx, func(s *manager.Settings) {
+			s.Budget = size
+			s.MaxLoaded = c.MaxLoaded
+			s.NumCtx = c.ContextLength
 		}))
 		return errors.Join(errs...)
 	})

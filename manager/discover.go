@@ -35,7 +35,7 @@ func (m *Manager) startDiscovery() {
 	}
 	cached := maps.Clone(s.catalog)
 	s.spawn(func(ctx context.Context) {
-		list, err := m.opt.Runtime.List(ctx)
+		list, err := m.rt.List(ctx)
 		var results []shown
 		if err == nil {
 			results = m.showAll(ctx, list, known, cached)
@@ -59,7 +59,7 @@ func (m *Manager) showAll(ctx context.Context, list []Installed, known map[strin
 			continue
 		}
 		g.Go(func() error {
-			det, err := m.opt.Runtime.Show(gctx, inst.Name)
+			det, err := m.rt.Show(gctx, inst.Name)
 			if err != nil {
 				err = fmt.Errorf("show %s: %w", inst.Name, err)
 			}
@@ -152,12 +152,12 @@ func (m *Manager) startPoll() {
 	// so it is asked once per (re)connection, not on every poll.
 	needVersion := s.version == "" || !s.up
 	s.spawn(func(ctx context.Context) {
-		ps, err := m.opt.Runtime.Running(ctx)
+		ps, err := m.rt.Running(ctx)
 		var version string
 		if err == nil && needVersion {
-			version, err = m.opt.Runtime.Version(ctx)
+			version, err = m.rt.Version(ctx)
 		}
-		v, gErr := m.opt.GPU.Read(ctx)
+		v, gErr := m.gpu.Read(ctx)
 		m.report(func() {
 			s.polling = false
 			if version != "" {

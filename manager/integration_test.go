@@ -66,8 +66,8 @@ func TestAgainstRealOllama(t *testing.T) {
 	rt := ollama.New(srv.URL, nil)
 	probe := gpu.New(8*gib, nil)
 	t.Cleanup(func() { probe.Close() }) // after the manager stops (cleanups run last-in first)
-	m := mgrtest.Start(t, manager.Options{Runtime: rt, GPU: probe, StateDir: t.TempDir(), MaxLoaded: 3, NumCtx: 2048,
-		PollEvery: 50 * time.Millisecond})
+	m := mgrtest.Start(t, manager.Options{Runtime: rt, GPU: probe, StateDir: t.TempDir(),
+		PollEvery: 50 * time.Millisecond, Settings: manager.Settings{MaxLoaded: 3, NumCtx: 2048}})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
@@ -97,7 +97,7 @@ func TestAgainstRealOllama(t *testing.T) {
 	if est[0]+est[1] <= budget {
 		t.Fatalf("test models too close in size: %v", est)
 	}
-	if err := m.Apply(ctx, func(o *manager.Options) { o.Budget = config.Size{Bytes: budget} }); err != nil {
+	if err := m.Apply(ctx, func(s *manager.Settings) { s.Budget = config.Size{Bytes: budget} }); err != nil {
 		t.Fatal(err)
 	}
 	var sampler psSampler

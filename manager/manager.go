@@ -24,30 +24,18 @@ import (
 
 const mib = 1 << 20
 
-// Options configure a Manager. Zero values take the documented defaults.
+// Options configure a Manager: what it talks to and how often, fixed at
+// New, and the initial Settings, which Apply changes later.
 type Options struct {
 	Runtime Runtime
 	GPU     GPU
-	// Budget is the bytes our models may use together, absolute or a
-	// percentage of the card; zero means total − 1 GiB.
-	Budget    config.Size
-	MaxLoaded int // default 2
-	NumCtx    int // default 4096 (Ollama's default on cards under 23 GiB)
-	Pinned    []string
-	Policy    evict.Policy // default evict.Default() (LRFU)
-	Tables    score.Tables // default score.Defaults()
 	// StateDir holds state.json and history.jsonl; "" keeps nothing.
 	StateDir     string
 	RefreshEvery time.Duration // discovery timer, default 30 s
 	PollEvery    time.Duration // /api/ps and driver poll, default 2 s
-	// SafetyMargin is kept free on the card beyond the budget's own slack,
-	// because the driver's free figure moves while a model loads.
-	SafetyMargin uint64 // default 256 MiB
-	// BusyGrace bounds how long a model with requests in flight holds off
-	// an eviction; 0 waits until the requests end.
-	BusyGrace time.Duration
-	Logger    *slog.Logger
-	Now       func() time.Time
+	Logger       *slog.Logger
+	Now          func() time.Time
+	Settings     Settings
 }
 
 func (o *Options) setDefaults() error {
@@ -57,26 +45,11 @@ func (o *Options) setDefaults() error {
 	if o.GPU == nil {
 		return errors.New("manager: no GPU probe")
 	}
-	if o.MaxLoaded <= 0 {
-		o.MaxLoaded = 2
-	}
-	if o.NumCtx <= 0 {
-		o.NumCtx = 4096
-	}
-	if o.Policy == nil {
-		o.Policy = evict.Default()
-	}
-	if o.Tables.Tasks == nil {
-		o.Tables = score.Defaults()
-	}
 	if o.RefreshEvery <= 0 {
 		o.RefreshEvery = 30 * time.Second
 	}
 	if o.PollEvery <= 0 {
 		o.PollEvery = 2 * time.Second
-	}
-	if o.SafetyMargin == 0 {
-		o.SafetyMargin = 256 * mib
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -101,7 +74,10 @@ var (
 // Manager is the owner of all model state. Create it with New, start Run in
 // a goroutine, and call its methods from anywhere.
 type Manager struct {
-	opt   Options
+	rt    Runtime
+	gpu   GPU
+	now   func() time.Time
+	every struct{ refresh, poll time.Duration }
 	log   *slog.Logger
 	calls chan func()
 	done  chan struct{} // closed when Run returns
@@ -121,8 +97,14 @@ func New(opt Options) (*Manager, error) {
 	if err := opt.setDefaults(); err != nil {
 		return nil, err
 	}
+	set, policy, err := opt.Settings.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	m := &Manager{
-		opt:   opt,
+		rt:    opt.Runtime,
+		gpu:   opt.GPU,
+		now:   opt.Now,
 		log:   opt.Logger,
 		calls: make(chan func()),
 		done:  make(chan struct{}),
@@ -138,7 +120,8 @@ func New(opt Options) (*Manager, error) {
 	if err != nil {
 		m.log.Warn("starting without saved state", "err", err)
 	}
-	m.st = newState(p, opt)
+	m.every.refresh, m.every.poll = opt.RefreshEvery, opt.PollEvery
+	m.st = newState(p, set, policy)
 	if m.st.catalog, err = loadCatalog(m.catalogPath); err != nil {
 		m.log.Warn("model details will be read again", "err", err)
 	}
@@ -176,9 +159,9 @@ func (m *Manager) Run(ctx context.Context) error {
 
 	m.startDiscovery()
 	m.startPoll()
-	refresh := time.NewTicker(m.opt.RefreshEvery)
+	refresh := time.NewTicker(m.every.refresh)
 	defer refresh.Stop()
-	poll := time.NewTicker(m.opt.PollEvery)
+	poll := time.NewTicker(m.every.poll)
 	defer poll.Stop()
 	for {
 		// Publishing copies every model; skip it when nothing visible
@@ -253,7 +236,7 @@ func (m *Manager) report(f func()) {
 // emit records an event and sends it to subscribers.
 func (m *Manager) emit(e Event) {
 	if e.Time.IsZero() {
-		e.Time = m.opt.Now()
+		e.Time = m.now()
 	}
 	m.log.Info("event", "kind", e.Kind, "model", e.Model, "for", e.For, "reason", e.Reason, "bytes", e.Bytes, "err", e.Error)
 	m.hub.publish(e)
@@ -274,9 +257,6 @@ func (m *Manager) History() []Event { return m.hub.recent() }
 
 // Snapshot returns the latest published state; it is a value, safe to keep.
 func (m *Manager) Snapshot() Snapshot { return *m.snap.Load() }
-
-// Options returns the options the manager runs with.
-func (m *Manager) Options() Options { return m.opt }
 
 func (m *Manager) savePersisted() {
 	if err := m.st.persisted().save(m.statePath); err != nil {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/config"
-	"github.com/vramkeeper/vramkeeper/manager/evict"
 )
 
 func start(t *testing.T, rt *fakeRuntime, opt manager.Options) *manager.Manager {
@@ -104,7 +103,7 @@ func TestLRUOrder(t *testing.T) {
 	for _, n := range []string{"a:3b", "b:3b", "c:3b"} {
 		rt.add(n, 3.2, nil, 1)
 	}
-	m := start(t, rt, manager.Options{Policy: evict.LRU{}, MaxLoaded: 2})
+	m := start(t, rt, manager.Options{Settings: manager.Settings{Policy: "lru", MaxLoaded: 2}})
 	ctx := ctxT(t)
 	for _, n := range []string{"a:3b", "b:3b", "a:3b"} { // a used last
 		if _, err := m.Load(ctx, n, "test"); err != nil {
@@ -139,7 +138,7 @@ func TestNextBestWhenBestCannotFit(t *testing.T) {
 	code := []string{"completion", "insert"}
 	rt.add("small:1b", 1.2, nil, 1)
 	rt.add("coder:7b", 7.6, code, 1)
-	m := start(t, rt, manager.Options{Budget: config.Size{Bytes: 3 * gib}})
+	m := start(t, rt, manager.Options{Settings: manager.Settings{Budget: config.Size{Bytes: 3 * gib}}})
 	ctx := ctxT(t)
 	if _, err := m.Load(ctx, "small:1b", "test"); err != nil {
 		t.Fatal(err)
@@ -470,7 +469,7 @@ func TestReloadAtOtherContextCountsOnce(t *testing.T) {
 	rt := newFakeRuntime()
 	rt.add("a:7b", 7.6, nil, 1)
 	rt.add("b:1b", 1.2, nil, 1)
-	m := start(t, rt, manager.Options{NumCtx: 2048})
+	m := start(t, rt, manager.Options{Settings: manager.Settings{NumCtx: 2048}})
 	ctx := ctxT(t)
 	if _, err := m.Load(ctx, "b:1b", "test"); err != nil {
 		t.Fatal(err)

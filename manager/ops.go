@@ -104,7 +104,7 @@ func (m *Manager) finish(o *op, r opResult) {
 		rr := r
 		if r.err == nil && w.acquire && md != nil && md.state == Loaded {
 			if md.inflight == 0 {
-				md.busySince = m.opt.Now()
+				md.busySince = m.now()
 			}
 			md.inflight++
 			rr.acquired = true
@@ -152,7 +152,7 @@ func (m *Manager) pump() (changed bool) {
 		}
 		changed = true
 		s.current = o
-		o.start = m.opt.Now()
+		o.start = m.now()
 		if o.refreshed {
 			m.execute(o)
 		} else {
@@ -206,14 +206,14 @@ func (m *Manager) prepare(o *op) action {
 			m.finish(o, opResult{already: true})
 			return actDone
 		}
-		if s.busy(md, m.opt.Now()) {
+		if s.busy(md, m.now()) {
 			o.refreshed = false
 			return actWait // never pull a model from under a running request
 		}
 		return actStart
 	}
 	if md.state == Loaded && md.loadedCtx == md.numCtx {
-		s.touch(md, m.opt.Now())
+		s.touch(md, m.now())
 		m.finish(o, opResult{already: true})
 		return actDone
 	}
@@ -231,12 +231,12 @@ func (m *Manager) prepare(o *op) action {
 	need, _ := s.need(md)
 	// A model loaded at another context length is replaced by this load
 	// (Ollama unloads the old instance), so its bytes do not count twice.
-	loaded := slices.DeleteFunc(s.entries(m.opt.Now()), func(e evict.Entry) bool { return e.Name == md.inst.Name })
+	loaded := slices.DeleteFunc(s.entries(m.now()), func(e evict.Entry) bool { return e.Name == md.inst.Name })
 	lim := s.limits()
 	if md.state == Loaded && lim.HasDevice {
 		lim.DeviceRoom += md.size
 	}
-	victims, err := evict.Plan(loaded, need, lim, s.opt.Policy)
+	victims, err := evict.Plan(loaded, need, lim, s.policy)
 	switch {
 	case errors.Is(err, evict.ErrBlocked):
 		o.refreshed = false // read the server again when it can go
@@ -264,8 +264,8 @@ func names(es []evict.Entry) []string {
 // snapshot is advice, and another client may have changed the server.
 func (m *Manager) refreshThen(o *op) {
 	m.st.spawn(func(ctx context.Context) {
-		ps, psErr := m.opt.Runtime.Running(ctx)
-		v, gErr := m.opt.GPU.Read(ctx)
+		ps, psErr := m.rt.Running(ctx)
+		v, gErr := m.gpu.Read(ctx)
 		m.report(func() {
 			m.applyPoll(ps, psErr, v, gErr)
 			if m.st.current != o {
@@ -286,7 +286,7 @@ func (m *Manager) refreshThen(o *op) {
 func (m *Manager) execute(o *op) {
 	s := &m.st
 	md := s.lookup(o.name)
-	rt := m.opt.Runtime
+	rt := m.rt
 	switch o.kind {
 	case opUnload:
 		m.mustTransition(md, Unloading)
@@ -358,7 +358,7 @@ func (m *Manager) evicted(victims []evict.Entry, res []unloadResult, forName str
 		}
 		m.mustTransition(vm, Idle)
 		vm.size, vm.loadedCtx = 0, 0
-		m.st.clock = m.opt.Policy.Evicted(v, m.st.clock)
+		m.st.clock = m.st.policy.Evicted(v, m.st.clock)
 		out = append(out, v.Name)
 		m.emit(Event{Kind: EventEvicted, Model: v.Name, For: forName, Bytes: v.Bytes, Duration: res[i].dur,
 			Reason: fmt.Sprintf("unloaded %s (%s) to make room for %s (%s)", v.Name, fmtBytes(v.Bytes), forName, fmtBytes(need))})
@@ -386,7 +386,7 @@ func (m *Manager) loaded(o *op, md *model, req LoadRequest, ps []Running, err er
 	md.lastErr = ""
 	m.mustTransition(md, Loaded)
 	md.loadedCtx = req.NumCtx
-	s.touch(md, m.opt.Now())
+	s.touch(md, m.now())
 	m.applyRunning(ps)
 	if md.state == Loaded && md.size > 0 {
 		s.calib[calibKey(md.inst.Digest, req.NumCtx)] = md.size
@@ -405,7 +405,7 @@ func (m *Manager) unloaded(o *op, md *model, err error) {
 	m.mustTransition(md, Idle)
 	size := md.size
 	md.size, md.loadedCtx = 0, 0
-	m.emit(Event{Kind: EventUnloaded, Model: md.inst.Name, Reason: o.reason, Bytes: size, Duration: m.opt.Now().Sub(o.start)})
+	m.emit(Event{Kind: EventUnloaded, Model: md.inst.Name, Reason: o.reason, Bytes: size, Duration: m.now().Sub(o.start)})
 	m.finish(o, opResult{})
 	m.savePersisted()
 }

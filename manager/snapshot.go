@@ -15,13 +15,15 @@ type Snapshot struct {
 	// Budget is what our models may use; Used is what they use now; Others
 	// is what other programs hold (NVML only); Free is the driver's free
 	// figure, or Total − Used when estimated.
-	Budget    uint64 `json:"budget_bytes"`
-	Used      uint64 `json:"used_bytes"`
-	Others    uint64 `json:"others_bytes"`
-	Free      uint64 `json:"free_bytes"`
-	MaxLoaded int    `json:"max_loaded"`
-	NumCtx    int    `json:"context_length"`
-	Policy    string `json:"policy"`
+	Budget uint64 `json:"budget_bytes"`
+	Used   uint64 `json:"used_bytes"`
+	Others uint64 `json:"others_bytes"`
+	Free   uint64 `json:"free_bytes"`
+	// Settings are the ones the manager runs with now.
+	Settings Settings `json:"settings"`
+	// Tasks and Roles name what BestModelForTask accepts.
+	Tasks []string `json:"tasks"`
+	Roles []string `json:"roles"`
 
 	OllamaUp   bool   `json:"ollama_up"`
 	Version    string `json:"ollama_version,omitempty"`
@@ -85,19 +87,20 @@ func (s Snapshot) LoadedModels() []ModelView {
 func (m *Manager) publish() {
 	s := &m.st
 	snap := &Snapshot{
-		Time:       m.opt.Now(),
+		Time:       m.now(),
 		VRAM:       s.vram,
 		Budget:     s.budget(),
 		Used:       s.ours(),
-		MaxLoaded:  s.opt.MaxLoaded,
-		NumCtx:     s.opt.NumCtx,
-		Policy:     s.opt.Policy.Name(),
+		Settings:   s.set,
+		Tasks:      s.set.Tables.TaskNames(),
+		Roles:      s.set.Tables.RoleNames(),
 		OllamaUp:   s.up,
 		Version:    s.version,
 		RuntimeErr: s.runtimeErr,
 		Paused:     s.paused,
 		Discovered: s.discovered,
 	}
+	snap.Settings.Pinned = slices.Clone(s.set.Pinned) // SetPinned edits s.set's in place
 	if s.vram.Source == SourceNVML {
 		snap.Free = s.vram.Free
 		// Other programs: what the driver counts beyond Ollama's processes

@@ -13,7 +13,8 @@ import (
 
 // state is everything the owner goroutine knows.
 type state struct {
-	opt    Options
+	set    Settings
+	policy evict.Policy
 	models map[string]*model
 	calib  map[string]uint64
 	// catalog caches /api/show answers by digest across restarts.
@@ -53,9 +54,10 @@ type state struct {
 	spawn func(func(context.Context)) // set by Run
 }
 
-func newState(p persisted, opt Options) state {
+func newState(p persisted, set Settings, policy evict.Policy) state {
 	return state{
-		opt:    opt,
+		set:    set,
+		policy: policy,
 		models: map[string]*model{},
 		calib:  p.Calibrations,
 		usage:  p.Models,
@@ -77,7 +79,7 @@ func (s *state) persisted() persisted {
 }
 
 // budget resolves the configured budget against the card's size.
-func (s *state) budget() uint64 { return s.opt.Budget.Budget(s.vram.Total) }
+func (s *state) budget() uint64 { return s.set.Budget.Budget(s.vram.Total) }
 
 // ours is what the models we know as loaded occupy.
 func (s *state) ours() uint64 {
@@ -101,11 +103,11 @@ func (s *state) need(md *model) (uint64, bool) {
 
 // limits are the bounds for the next load.
 func (s *state) limits() evict.Limits {
-	lim := evict.Limits{Budget: s.budget(), MaxLoaded: s.opt.MaxLoaded}
+	lim := evict.Limits{Budget: s.budget(), MaxLoaded: s.set.MaxLoaded}
 	if s.vram.Source == SourceNVML {
 		lim.HasDevice = true
-		if s.vram.Free > s.opt.SafetyMargin {
-			lim.DeviceRoom = s.vram.Free - s.opt.SafetyMargin
+		if s.vram.Free > s.set.SafetyMargin {
+			lim.DeviceRoom = s.vram.Free - s.set.SafetyMargin
 		}
 	}
 	return lim
@@ -135,7 +137,7 @@ type ranking struct {
 // busy reports whether requests in flight hold md in place: until they end,
 // or until the grace ends when one is set.
 func (s *state) busy(md *model, now time.Time) bool {
-	return md.inflight > 0 && (s.opt.BusyGrace == 0 || now.Sub(md.busySince) < s.opt.BusyGrace)
+	return md.inflight > 0 && (s.set.BusyGrace == 0 || now.Sub(md.busySince) < s.set.BusyGrace)
 }
 
 // touch records a use of md now.
@@ -146,7 +148,7 @@ func (s *state) touch(md *model, now time.Time) {
 	// The policy sees the previous credit and this use's time: LRFU decays
 	// the old count to now, GDSF adds to the clock.
 	e := evict.Entry{Name: md.inst.Name, Bytes: md.size, Uses: md.uses, LastUsed: now, Credit: md.credit}
-	s.opt.Policy.Touch(&e, s.clock)
+	s.policy.Touch(&e, s.clock)
 	md.credit = e.Credit
 }
 
@@ -154,7 +156,7 @@ func (s *state) touch(md *model, now time.Time) {
 // Modelfile num_ctx when set, the configured one otherwise, never above what
 // the model was trained for (Ollama caps it the same way).
 func (s *state) contextFor(d Details) int {
-	n := s.opt.NumCtx
+	n := s.set.NumCtx
 	if d.NumCtx > 0 {
 		n = d.NumCtx
 	}
@@ -212,7 +214,7 @@ func (s *state) evaluate(md *model) {
 	md.priority = score.Priority(md.paramsB)
 	md.numCtx = s.contextFor(md.det)
 	md.est, md.estErr = estimate.Estimate(md.det.Meta, estimate.Options{NumCtx: md.numCtx, NumParallel: 1, Device: s.device()})
-	md.pinned = slices.Contains(s.opt.Pinned, md.inst.Name)
+	md.pinned = slices.Contains(s.set.Pinned, md.inst.Name)
 }
 
 // countParams counts weights when the server gives no parameter size.

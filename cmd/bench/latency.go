@@ -84,7 +84,7 @@ func latencySections(ctx context.Context, log *slog.Logger, srv *server) ([]sect
 		var disc []time.Duration
 		for range 5 {
 			t0 := time.Now()
-			m, stop, err := startManager(manager.Options{Runtime: rt, GPU: staticGPU{8 << 30}, NumCtx: 2048, StateDir: stateDir})
+			m, stop, err := startManager(manager.Options{Runtime: rt, GPU: staticGPU{8 << 30}, StateDir: stateDir, Settings: manager.Settings{NumCtx: 2048}})
 			if err != nil {
 				return nil, err
 			}
@@ -140,7 +140,7 @@ func latencySections(ctx context.Context, log *slog.Logger, srv *server) ([]sect
 }
 
 func loadRatio(ctx context.Context, log *slog.Logger, srv *server, rt *ollama.Client) (float64, time.Duration, time.Duration, error) {
-	m, stop, err := startManager(manager.Options{Runtime: rt, GPU: staticGPU{8 << 30}, NumCtx: 2048})
+	m, stop, err := startManager(manager.Options{Runtime: rt, GPU: staticGPU{8 << 30}, Settings: manager.Settings{NumCtx: 2048}})
 	if err != nil {
 		return 0, 0, 0, err
 	}

@@ -139,27 +139,15 @@ func run(ctx context.Context, cmd string, pos []string, f Flags, stdout, stderr 
 }
 
 // Keeper is what the CLI needs: the in-process manager or a running
-// instance's API.
+// instance seen through its API (api.Remote), with the manager's own names.
 type Keeper interface {
-	Status(ctx context.Context) (manager.Snapshot, error)
-	Best(ctx context.Context, task, role string) (manager.Choice, error)
-	Load(ctx context.Context, name string) (manager.LoadResult, error)
+	Snapshot() manager.Snapshot
+	BestModelForTask(ctx context.Context, task, role string) (manager.Choice, error)
+	Load(ctx context.Context, name, reason string) (manager.LoadResult, error)
 	Unload(ctx context.Context, name string) error
 }
 
-// inProcess runs the manager inside the command for its duration.
-type inProcess struct{ m *manager.Manager }
-
-func (p inProcess) Status(ctx context.Context) (manager.Snapshot, error) {
-	return p.m.Snapshot(), nil
-}
-func (p inProcess) Best(ctx context.Context, task, role string) (manager.Choice, error) {
-	return p.m.BestModelForTask(ctx, task, role)
-}
-func (p inProcess) Load(ctx context.Context, name string) (manager.LoadResult, error) {
-	return p.m.Load(ctx, name, "loaded from the command line")
-}
-func (p inProcess) Unload(ctx context.Context, name string) error { return p.m.Unload(ctx, name) }
+var _ Keeper = (*manager.Manager)(nil)
 
 // keeper returns the running instance's API when one answers, else starts
 // the manager in this process and reads Ollama once.
@@ -172,7 +160,7 @@ func (e *Env) keeper(ctx context.Context) (Keeper, func(), error) {
 		stop()
 		return nil, nil, err
 	}
-	return inProcess{e.Manager}, stop, nil
+	return e.Manager, stop, nil
 }
 
 func (e *Env) printJSON(v any) error {
@@ -182,10 +170,7 @@ func (e *Env) printJSON(v any) error {
 }
 
 func cmdModels(ctx context.Context, env *Env, k Keeper) error {
-	s, err := k.Status(ctx)
-	if err != nil {
-		return err
-	}
+	s := k.Snapshot()
 	if env.Flags.JSON {
 		if s.Models == nil {
 			s.Models = []manager.ModelView{}
@@ -193,7 +178,7 @@ func cmdModels(ctx context.Context, env *Env, k Keeper) error {
 		return env.printJSON(s.Models)
 	}
 	w := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(w, "NAME\tPARAMS\tQUANT\tESTIMATE @%d\tPRIORITY\tFITS\tSTATE\n", s.NumCtx)
+	fmt.Fprintf(w, "NAME\tPARAMS\tQUANT\tESTIMATE @%d\tPRIORITY\tFITS\tSTATE\n", s.Settings.NumCtx)
 	for _, m := range s.Models {
 		est := config.FormatBytes(m.EstimateBytes)
 		if m.Calibrated {
@@ -239,10 +224,7 @@ type LoadedJSON struct {
 }
 
 func cmdStatus(ctx context.Context, env *Env, k Keeper) error {
-	s, err := k.Status(ctx)
-	if err != nil {
-		return err
-	}
+	s := k.Snapshot()
 	out := StatusJSON{
 		BudgetBytes: s.Budget, UsedBytes: s.Used, TotalBytes: s.VRAM.Total, OtherBytes: s.Others, FreeBytes: s.Free,
 		Source: s.VRAM.Source, SourceNote: s.VRAM.Note, Ollama: env.OllamaURL.String(), OllamaUp: s.OllamaUp,
@@ -286,7 +268,7 @@ func ago(t time.Time) string {
 
 func cmdBest(ctx context.Context, env *Env, k Keeper, task, role string) error {
 	stop := env.progress(ctx, "choosing and loading a model for "+task)
-	c, err := k.Best(ctx, task, role)
+	c, err := k.BestModelForTask(ctx, task, role)
 	stop()
 	if err != nil {
 		return err
@@ -307,7 +289,7 @@ func cmdBest(ctx context.Context, env *Env, k Keeper, task, role string) error {
 
 func cmdLoad(ctx context.Context, env *Env, k Keeper, name string) error {
 	stop := env.progress(ctx, "loading "+name)
-	r, err := k.Load(ctx, name)
+	r, err := k.Load(ctx, name, "loaded from the command line")
 	stop()
 	if err != nil {
 		return err

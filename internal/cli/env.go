@@ -190,25 +190,25 @@ func Setup(f Flags, quiet bool, stdout, stderr io.Writer) (*Env, error) {
 // running manager agree.
 func Options(cfg config.Config) (manager.Options, error) {
 	var opt manager.Options
+	set := &opt.Settings
 	if cfg.Budget != "" {
 		b, err := config.ParseSize(cfg.Budget)
 		if err != nil {
 			return opt, fmt.Errorf("budget: %w", err)
 		}
-		opt.Budget = b
+		set.Budget = b
 	}
-	p, err := evict.ByName(cfg.Policy)
-	if err != nil {
+	if _, err := evict.ByName(cfg.Policy); err != nil {
 		return opt, err
 	}
-	opt.Policy = p
-	opt.MaxLoaded, opt.NumCtx = cfg.MaxLoaded, cfg.ContextLength
-	opt.Pinned = cfg.Pinned
+	set.Policy = cfg.Policy
+	set.MaxLoaded, set.NumCtx = cfg.MaxLoaded, cfg.ContextLength
+	set.Pinned = cfg.Pinned
 	if cfg.RefreshSeconds > 0 {
 		opt.RefreshEvery = time.Duration(cfg.RefreshSeconds) * time.Second
 	}
-	opt.BusyGrace = time.Duration(cfg.BusyGraceSeconds) * time.Second
-	opt.Tables = score.Defaults().Merge(cfg.Tasks, cfg.Roles)
+	set.BusyGrace = time.Duration(cfg.BusyGraceSeconds) * time.Second
+	set.Tables = score.Defaults().Merge(cfg.Tasks, cfg.Roles)
 	return opt, nil
 }
 

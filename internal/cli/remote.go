@@ -18,14 +18,17 @@ func (e *Env) apiBase() string { return "http://" + e.Config.Listen }
 // the CLI and the tray share one state; false when none answers.
 func (e *Env) remote(ctx context.Context) (Keeper, bool) {
 	c, err := api.Dial(ctx, e.apiBase(), e.Config.Token)
-	if err != nil {
-		if !errors.Is(err, api.ErrNotRunning) {
-			e.Log.Warn("running instance not usable; working in-process", "addr", e.Config.Listen, "err", err)
+	if err == nil {
+		r := api.NewRemote(c, e.Log)
+		if err = r.Refresh(ctx); err == nil {
+			e.Log.Info("using the running instance", "addr", e.Config.Listen)
+			return r, true
 		}
-		return nil, false
 	}
-	e.Log.Info("using the running instance", "addr", e.Config.Listen)
-	return c, true
+	if !errors.Is(err, api.ErrNotRunning) {
+		e.Log.Warn("running instance not usable; working in-process", "addr", e.Config.Listen, "err", err)
+	}
+	return nil, false
 }
 
 // ServeAPI serves the local API and the Ollama/OpenAI proxy on the

@@ -96,7 +96,7 @@ func Dial(ctx context.Context, baseURL, token string) (*Client, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, DialTimeout)
 	defer cancel()
-	if _, err := c.Status(dctx); err != nil {
+	if _, err := c.Snapshot(dctx); err != nil {
 		var apiErr *Error
 		switch {
 		case errors.Is(err, ErrUnauthorized):
@@ -110,8 +110,8 @@ func Dial(ctx context.Context, baseURL, token string) (*Client, error) {
 	return c, nil
 }
 
-// Status returns the instance's snapshot.
-func (c *Client) Status(ctx context.Context) (manager.Snapshot, error) {
+// Snapshot returns the instance's snapshot (GET /keeper/v1/status).
+func (c *Client) Snapshot(ctx context.Context) (manager.Snapshot, error) {
 	var s manager.Snapshot
 	err := c.do(ctx, http.MethodGet, "status", nil, &s)
 	return s, err
@@ -124,17 +124,18 @@ func (c *Client) Models(ctx context.Context) ([]manager.ModelView, error) {
 	return r.Models, err
 }
 
-// Best chooses (and loads) the best model for a task and role.
-func (c *Client) Best(ctx context.Context, task, role string) (manager.Choice, error) {
+// BestModelForTask chooses (and loads) the best model for a task and role.
+func (c *Client) BestModelForTask(ctx context.Context, task, role string) (manager.Choice, error) {
 	var ch manager.Choice
 	err := c.do(ctx, http.MethodPost, "best", BestRequest{Task: task, Role: role}, &ch)
 	return ch, err
 }
 
-// Load loads a model, evicting others as the policy says.
-func (c *Client) Load(ctx context.Context, name string) (manager.LoadResult, error) {
+// Load loads a model, evicting others as the policy says; reason goes into
+// the instance's history.
+func (c *Client) Load(ctx context.Context, name, reason string) (manager.LoadResult, error) {
 	var r manager.LoadResult
-	err := c.do(ctx, http.MethodPost, modelPath(name, "load"), nil, &r)
+	err := c.do(ctx, http.MethodPost, modelPath(name, "load"), ModelActionRequest{Reason: reason}, &r)
 	return r, err
 }
 

@@ -67,8 +67,8 @@ func newRig(t *testing.T, models map[string]ggufgen.Spec, mopt manager.Options, 
 	mopt.StateDir = t.TempDir()
 	mopt.PollEvery = 200 * time.Millisecond
 	mopt.Logger = log
-	if mopt.Budget.Bytes == 0 {
-		mopt.Budget = config.Size{Bytes: 4 * gib}
+	if mopt.Settings.Budget.Bytes == 0 {
+		mopt.Settings.Budget = config.Size{Bytes: 4 * gib}
 	}
 	m := mgrtest.Start(t, mopt)
 	if err := m.Refresh(ctxFor(t, time.Minute)); err != nil {
@@ -102,7 +102,7 @@ func TestProxyAgainstRealOllama(t *testing.T) {
 		"tiny-chat":  llama(2, 64),
 		"tiny-coder": llama(2, 128),
 		"tiny-embed": tinyBert,
-	}, manager.Options{MaxLoaded: 3}, keeper.Options{})
+	}, manager.Options{Settings: manager.Settings{MaxLoaded: 3}}, keeper.Options{})
 	ctx := ctxFor(t, 3*time.Minute)
 	opts := map[string]any{"num_predict": 8, "temperature": 0}
 	step := func(name string, f func(t *testing.T)) {
@@ -298,7 +298,7 @@ func TestProxyAgainstRealOllama(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := c.Status(ctx)
+		st, err := c.Snapshot(ctx)
 		if err != nil || !st.OllamaUp || len(st.Models) != 3 {
 			t.Fatalf("status: %v %+v", err, st)
 		}
@@ -306,14 +306,14 @@ func TestProxyAgainstRealOllama(t *testing.T) {
 		if err != nil || len(ms) != 3 {
 			t.Fatalf("models: %v %d", err, len(ms))
 		}
-		ch, err := c.Best(ctx, "code_generation", "")
+		ch, err := c.BestModelForTask(ctx, "code_generation", "")
 		if err != nil || ch.Model != "tiny-coder:latest" || ch.Reason == "" {
 			t.Fatalf("best: %v %+v", err, ch)
 		}
 		if err := c.Unload(ctx, "tiny-chat"); err != nil {
 			t.Fatal(err)
 		}
-		if res, err := c.Load(ctx, "tiny-chat"); err != nil || res.Already {
+		if res, err := c.Load(ctx, "tiny-chat", "test"); err != nil || res.Already {
 			t.Fatalf("load: %v %+v", err, res)
 		}
 		if err := c.SetPinned(ctx, "tiny-chat:latest", true); err != nil {
@@ -336,9 +336,9 @@ func TestProxyAgainstRealOllama(t *testing.T) {
 			err  error
 			want error
 		}{
-			{"unknown task", func() error { _, err := c.Best(ctx, "juggling", ""); return err }(), manager.ErrUnknownTask},
-			{"unknown role", func() error { _, err := c.Best(ctx, "chat", "juggler"); return err }(), manager.ErrUnknownRole},
-			{"unknown model", func() error { _, err := c.Load(ctx, "nope:1b"); return err }(), manager.ErrModelUnknown},
+			{"unknown task", func() error { _, err := c.BestModelForTask(ctx, "juggling", ""); return err }(), manager.ErrUnknownTask},
+			{"unknown role", func() error { _, err := c.BestModelForTask(ctx, "chat", "juggler"); return err }(), manager.ErrUnknownRole},
+			{"unknown model", func() error { _, err := c.Load(ctx, "nope:1b", "test"); return err }(), manager.ErrModelUnknown},
 		} {
 			if !errors.Is(tc.err, tc.want) {
 				t.Errorf("%s: %v, want errors.Is %v", tc.name, tc.err, tc.want)

@@ -59,6 +59,12 @@ func (s *Server) lookup(name string) (manager.ModelView, bool) {
 // Actions on a model; the name is everything before the last segment.
 var modelActions = []string{"load", "unload", "pin", "unpin"}
 
+// ModelActionRequest is the optional body of POST .../{action}: the reason
+// the history records for a load ("loaded from the command line").
+type ModelActionRequest struct {
+	Reason string `json:"reason,omitempty"`
+}
+
 // UnloadResponse answers POST .../unload.
 type UnloadResponse struct {
 	Model    string `json:"model"`
@@ -80,15 +86,27 @@ func (s *Server) handleModelAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name, action := path[:i], path[i+1:]
-	// No body is needed; drain a small one so keep-alive works, refuse a big one.
-	if _, err := readBody(w, r, maxKeeperBody); err != nil {
+	// The body is optional; a small one is read so keep-alive works, a big
+	// one refused.
+	b, err := readBody(w, r, maxKeeperBody)
+	if err != nil {
 		s.keeperFail(w, r, err)
 		return
+	}
+	var req ModelActionRequest
+	if len(bytes.TrimSpace(b)) > 0 {
+		if err := json.Unmarshal(b, &req); err != nil {
+			s.keeperFail(w, r, badRequestf("malformed JSON body: %w", err))
+			return
+		}
+	}
+	if req.Reason == "" {
+		req.Reason = "loaded through the API"
 	}
 	ctx := r.Context()
 	switch action {
 	case "load":
-		res, err := s.k.Load(ctx, name, "loaded through the API")
+		res, err := s.k.Load(ctx, name, req.Reason)
 		if err != nil {
 			s.keeperFail(w, r, err)
 			return
@@ -133,7 +151,7 @@ func (s *Server) handleBest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Task == "" {
-		s.keeperFail(w, r, badRequestf(`"task" is required (one of %s)`, strings.Join(s.k.Options().Tables.TaskNames(), ", ")))
+		s.keeperFail(w, r, badRequestf(`"task" is required (one of %s)`, strings.Join(s.k.Snapshot().Tasks, ", ")))
 		return
 	}
 	c, err := s.k.BestModelForTask(r.Context(), req.Task, req.Role)

@@ -239,7 +239,7 @@ type alias struct {
 // drown the real models in pickers.
 func (s *Server) aliases() []alias {
 	var out []alias
-	for _, task := range s.k.Options().Tables.TaskNames() {
+	for _, task := range s.k.Snapshot().Tasks {
 		name := AliasPrefix + task
 		if s.isModel(name) {
 			continue

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"reflect"
-	"strconv"
 	"sync"
 	"time"
 
@@ -42,7 +41,7 @@ func NewRemote(c *Client, log *slog.Logger) *Remote {
 
 // Refresh reads the status and the history into the cache.
 func (r *Remote) Refresh(ctx context.Context) error {
-	s, err := r.c.Status(ctx)
+	s, err := r.c.Snapshot(ctx)
 	if err != nil {
 		return err
 	}
@@ -57,7 +56,7 @@ func (r *Remote) Refresh(ctx context.Context) error {
 }
 
 func (r *Remote) refreshStatus(ctx context.Context) {
-	s, err := r.c.Status(ctx)
+	s, err := r.c.Snapshot(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			r.log.Warn("reading the running instance's status", "err", err)
@@ -189,10 +188,9 @@ func (r *Remote) after(ctx context.Context, err error) error {
 	return err
 }
 
-// Load loads a model; the instance records its own reason ("loaded through
-// the API").
-func (r *Remote) Load(ctx context.Context, name, _ string) (manager.LoadResult, error) {
-	res, err := r.c.Load(ctx, name)
+// Load loads a model.
+func (r *Remote) Load(ctx context.Context, name, reason string) (manager.LoadResult, error) {
+	res, err := r.c.Load(ctx, name, reason)
 	return res, r.after(ctx, err)
 }
 
@@ -213,24 +211,17 @@ func (r *Remote) SetPaused(ctx context.Context, paused bool) error {
 
 // BestModelForTask chooses and loads the best model for a task.
 func (r *Remote) BestModelForTask(ctx context.Context, task, role string) (manager.Choice, error) {
-	c, err := r.c.Best(ctx, task, role)
+	c, err := r.c.BestModelForTask(ctx, task, role)
 	return c, r.after(ctx, err)
 }
 
 // Apply carries the settings the desktop's Settings tab changes (budget,
-// max loaded, context length) to POST /keeper/v1/settings: f runs on a
-// zero Options, and only those three fields cross the wire. A zero value
-// means the manager's default, as it does in the config file.
-func (r *Remote) Apply(ctx context.Context, f func(*manager.Options)) error {
-	var o manager.Options
-	f(&o)
-	req := SettingsRequest{MaxLoaded: o.MaxLoaded, ContextLength: o.NumCtx}
-	switch {
-	case o.Budget.Percent > 0:
-		req.Budget = o.Budget.String()
-	case o.Budget.Bytes > 0:
-		// Exact bytes: FormatBytes rounds.
-		req.Budget = strconv.FormatUint(o.Budget.Bytes, 10)
-	}
+// max loaded, context length) to POST /keeper/v1/settings: f runs on the
+// instance's current settings, and those three fields cross the wire.
+func (r *Remote) Apply(ctx context.Context, f func(*manager.Settings)) error {
+	set := r.Snapshot().Settings
+	f(&set)
+	budget, _ := set.Budget.MarshalText() // exact: String rounds
+	req := SettingsRequest{Budget: string(budget), MaxLoaded: set.MaxLoaded, ContextLength: set.NumCtx}
 	return r.after(ctx, r.c.ApplySettings(ctx, req))
 }

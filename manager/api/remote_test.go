@@ -77,11 +77,11 @@ func TestRemote(t *testing.T) {
 	if err := r.SetPaused(ctx, false); err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range []manager.Options{
+	for _, o := range []manager.Settings{
 		{Budget: config.Size{Bytes: 3<<30 + 5}, MaxLoaded: 3, NumCtx: 2048},
 		{Budget: config.Size{Percent: 80}},
 	} {
-		if err := r.Apply(ctx, func(p *manager.Options) { p.Budget, p.MaxLoaded, p.NumCtx = o.Budget, o.MaxLoaded, o.NumCtx }); err != nil {
+		if err := r.Apply(ctx, func(p *manager.Settings) { p.Budget, p.MaxLoaded, p.NumCtx = o.Budget, o.MaxLoaded, o.NumCtx }); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -81,9 +81,8 @@ type Keeper interface {
 	History() []manager.Event
 	Rank(task, role string) ([]score.Ranked, error)
 	Refresh(ctx context.Context) error
-	Options() manager.Options
 	SetPaused(ctx context.Context, paused bool) error
-	Apply(ctx context.Context, f func(*manager.Options)) error
+	Apply(ctx context.Context, f func(*manager.Settings)) error
 }
 
 var _ Keeper = (*manager.Manager)(nil)

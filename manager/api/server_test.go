@@ -63,7 +63,7 @@ func (f *fakeKeeper) SetPinned(ctx context.Context, name string, pinned bool) er
 }
 
 func (f *fakeKeeper) Snapshot() manager.Snapshot {
-	s := manager.Snapshot{OllamaUp: true}
+	s := manager.Snapshot{OllamaUp: true, Tasks: score.Defaults().TaskNames()}
 	for n, l := range f.models {
 		s.Models = append(s.Models, manager.ModelView{Name: n, Loaded: l, NumCtx: 2048, Fits: true})
 	}
@@ -79,13 +79,12 @@ func (f *fakeKeeper) Rank(task, role string) ([]score.Ranked, error) {
 	return nil, nil
 }
 func (f *fakeKeeper) Refresh(context.Context) error { return nil }
-func (f *fakeKeeper) Options() manager.Options      { return manager.Options{Tables: score.Defaults()} }
 func (f *fakeKeeper) SetPaused(_ context.Context, paused bool) error {
 	f.calls = append(f.calls, fmt.Sprintf("paused %v", paused))
 	return nil
 }
-func (f *fakeKeeper) Apply(_ context.Context, fn func(*manager.Options)) error {
-	var o manager.Options
+func (f *fakeKeeper) Apply(_ context.Context, fn func(*manager.Settings)) error {
+	var o manager.Settings
 	fn(&o)
 	f.calls = append(f.calls, fmt.Sprintf("apply %s %d %d", o.Budget, o.MaxLoaded, o.NumCtx))
 	return nil
@@ -140,7 +139,7 @@ func TestManagementAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Load(ctx, "hf.co/user/model:Q4"); err != nil {
+	if _, err := c.Load(ctx, "hf.co/user/model:Q4", "test"); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.SetPinned(ctx, "hf.co/user/model:Q4", true); err != nil {
@@ -160,8 +159,8 @@ func TestManagementAPI(t *testing.T) {
 		code int
 	}{
 		{"unknown model", c.Unload(ctx, "nope"), manager.ErrModelUnknown, 404},
-		{"unknown task", func() error { _, err := c.Best(ctx, "juggle", ""); return err }(), manager.ErrUnknownTask, 400},
-		{"never fits", func() error { _, err := c.Best(ctx, "huge", ""); return err }(), manager.ErrNeverFits, 507},
+		{"unknown task", func() error { _, err := c.BestModelForTask(ctx, "juggle", ""); return err }(), manager.ErrUnknownTask, 400},
+		{"never fits", func() error { _, err := c.BestModelForTask(ctx, "huge", ""); return err }(), manager.ErrNeverFits, 507},
 	} {
 		var ae *keeper.Error
 		if !errors.Is(tc.err, tc.want) || !errors.As(tc.err, &ae) || ae.Status != tc.code {

@@ -73,8 +73,8 @@ func (s *Server) handleSettings(w http.ResponseWriter, r *http.Request) {
 		s.keeperFail(w, r, badRequestf("settings: %w", err))
 		return
 	}
-	err = s.k.Apply(r.Context(), func(o *manager.Options) {
-		o.Budget, o.MaxLoaded, o.NumCtx = size, req.MaxLoaded, req.ContextLength
+	err = s.k.Apply(r.Context(), func(set *manager.Settings) {
+		set.Budget, set.MaxLoaded, set.NumCtx = size, req.MaxLoaded, req.ContextLength
 	})
 	if err != nil {
 		s.keeperFail(w, r, err)

@@ -154,3 +154,29 @@ func FormatBytes(b uint64) string {
 		return fmt.Sprintf("%d B", b)
 	}
 }
+
+// MarshalText writes s so that UnmarshalText reads back the same value:
+// exact bytes, "80%", or "" for the zero Size (the default budget).
+func (s Size) MarshalText() ([]byte, error) {
+	switch {
+	case s.Percent > 0:
+		return []byte(s.String()), nil
+	case s.Bytes > 0:
+		return strconv.AppendUint(nil, s.Bytes, 10), nil
+	}
+	return []byte{}, nil
+}
+
+// UnmarshalText reads what ParseSize reads; "" is the zero Size.
+func (s *Size) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*s = Size{}
+		return nil
+	}
+	v, err := ParseSize(string(b))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
+}

@@ -71,7 +71,7 @@ func (m *Manager) Acquire(ctx context.Context, name, reason string) (release fun
 			m.st.quiet, m.st.usageDirty = true, true
 			if md := m.st.lookup(name); md != nil && md.state == Loaded {
 				if md.inflight == 0 {
-					md.busySince = m.opt.Now()
+					md.busySince = m.now()
 				}
 				md.inflight++
 				r.acquired = true
@@ -163,9 +163,9 @@ func (m *Manager) SetPinned(ctx context.Context, name string, pinned bool) error
 			return
 		}
 		md.pinned = pinned
-		m.st.opt.Pinned = slices.DeleteFunc(m.st.opt.Pinned, func(n string) bool { return n == md.inst.Name })
+		m.st.set.Pinned = slices.DeleteFunc(m.st.set.Pinned, func(n string) bool { return n == md.inst.Name })
 		if pinned {
-			m.st.opt.Pinned = append(m.st.opt.Pinned, md.inst.Name)
+			m.st.set.Pinned = append(m.st.set.Pinned, md.inst.Name)
 		}
 	}); e != nil {
 		return e
@@ -179,21 +179,27 @@ func (m *Manager) SetPaused(ctx context.Context, paused bool) error {
 	return m.do(ctx, func() { m.st.paused = paused })
 }
 
-// Apply changes the running settings; estimates are redone for a new
-// context length. Already loaded models stay until the policy evicts them.
-func (m *Manager) Apply(ctx context.Context, f func(*Options)) error {
-	return m.do(ctx, func() {
-		o := m.st.opt
-		f(&o)
-		if err := o.setDefaults(); err != nil {
-			m.log.Error("settings rejected", "err", err)
+// Apply changes the running settings: f edits a copy of the current ones,
+// which replace them if they are valid. Estimates are redone for a new
+// context length; loaded models stay until the policy evicts them.
+func (m *Manager) Apply(ctx context.Context, f func(*Settings)) error {
+	var err error
+	if e := m.do(ctx, func() {
+		next := m.st.set
+		next.Pinned = slices.Clone(next.Pinned)
+		f(&next)
+		var p evict.Policy
+		if next, p, err = next.withDefaults(); err != nil {
 			return
 		}
-		m.st.opt, m.opt = o, o
+		m.st.set, m.st.policy = next, p
 		for _, md := range m.st.models {
 			m.st.evaluate(md)
 		}
-	})
+	}); e != nil {
+		return e
+	}
+	return err
 }
 
 // Choice is the answer to BestModelForTask.
@@ -229,7 +235,7 @@ func (m *Manager) rank(task, role string) ([]score.Ranked, error) {
 		m.st.quiet = true
 		hit, cached = m.st.ranks[key]
 		if cached = cached && hit.gen == m.st.gen; !cached {
-			cands, tables, gen = m.st.candidates(), m.st.opt.Tables, m.st.gen
+			cands, tables, gen = m.st.candidates(), m.st.set.Tables, m.st.gen
 		}
 	}); err != nil {
 		return nil, err

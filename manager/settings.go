@@ -1,0 +1,71 @@
+package manager
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/vramkeeper/vramkeeper/manager/config"
+	"github.com/vramkeeper/vramkeeper/manager/evict"
+	"github.com/vramkeeper/vramkeeper/manager/score"
+)
+
+// Settings are what a user may change while the manager runs. They live in
+// the owner goroutine only; everyone else reads them from
+// Snapshot().Settings and changes them through Apply.
+type Settings struct {
+	// Budget is the bytes our models may use together, absolute or a
+	// percentage of the card; zero means total − 1 GiB.
+	Budget    config.Size `json:"budget"`
+	MaxLoaded int         `json:"max_loaded"`     // default 2
+	NumCtx    int         `json:"context_length"` // default 4096 (Ollama's default on cards under 23 GiB)
+	Pinned    []string    `json:"pinned"`
+	Policy    string      `json:"policy"` // evict.ByName; "" is the default (LRFU)
+	// SafetyMargin is kept free on the card beyond the budget's own slack,
+	// because the driver's free figure moves while a model loads.
+	SafetyMargin uint64 `json:"safety_margin_bytes"` // default 256 MiB
+	// BusyGrace bounds how long a model with requests in flight holds off
+	// an eviction; 0 waits until the requests end.
+	BusyGrace time.Duration `json:"busy_grace_ns"`
+	// Tables are the task and role tables (score.Defaults() when nil); the
+	// snapshot lists their names in Tasks and Roles.
+	Tables score.Tables `json:"-"`
+}
+
+// withDefaults fills the zero values and checks the rest; the policy it
+// names is returned resolved.
+func (s Settings) withDefaults() (Settings, evict.Policy, error) {
+	var errs []error
+	if s.MaxLoaded < 0 {
+		errs = append(errs, fmt.Errorf("max loaded: %d is negative", s.MaxLoaded))
+	}
+	if s.NumCtx < 0 {
+		errs = append(errs, fmt.Errorf("context length: %d is negative", s.NumCtx))
+	}
+	if s.BusyGrace < 0 {
+		errs = append(errs, fmt.Errorf("busy grace: %s is negative", s.BusyGrace))
+	}
+	p, err := evict.ByName(s.Policy)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return s, nil, fmt.Errorf("settings: %w", err)
+	}
+	if s.MaxLoaded == 0 {
+		s.MaxLoaded = 2
+	}
+	if s.NumCtx == 0 {
+		s.NumCtx = 4096
+	}
+	s.Policy = p.Name()
+	if s.SafetyMargin == 0 {
+		s.SafetyMargin = 256 * mib
+	}
+	if s.Tables.Tasks == nil {
+		s.Tables = score.Defaults()
+	}
+	s.Pinned = slices.Clone(s.Pinned)
+	return s, p, nil
+}
