@@ -123,7 +123,7 @@ func TestEventStreamCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 20 {
-		if _, err := c.Load(context.Background(), "a/b:c"); err != nil {
+		if _, err := c.Load(context.Background(), "a/b:c", "test"); err != nil {
 			t.Fatalf("load while %d streams are open: %v", ok.Load(), err)
 		}
 	}
@@ -228,9 +228,9 @@ func TestEventStreamsRealManager(t *testing.T) {
 		rt.Add(n, 1, []string{"completion"}, 1)
 	}
 	m := mgrtest.Start(t, manager.Options{
-		Runtime: rt, GPU: &fakert.GPU{RT: rt, Total: 8 << 30},
-		Budget: config.Size{Bytes: 3 << 30}, MaxLoaded: 2, PollEvery: 50 * time.Millisecond,
-		Logger: slog.New(slog.DiscardHandler),
+		Runtime: rt, GPU: &fakert.GPU{RT: rt, Total: 8 << 30}, PollEvery: 50 * time.Millisecond,
+		Logger:   slog.New(slog.DiscardHandler),
+		Settings: manager.Settings{Budget: config.Size{Bytes: 3 << 30}, MaxLoaded: 2},
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -284,7 +284,7 @@ func TestEventStreamsRealManager(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 12 { // more models than fit: every load swaps
-		if _, err := c.Load(ctx, names[i%len(names)]); err != nil {
+		if _, err := c.Load(ctx, names[i%len(names)], "test"); err != nil {
 			t.Fatalf("load %d with %d streams open: %v", i, open.Load(), err)
 		}
 	}

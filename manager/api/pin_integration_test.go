@@ -20,7 +20,7 @@ import (
 func TestSmuggledLoadOptions(t *testing.T) {
 	long := llama(2, 64)
 	long.ContextLength = 65536 // so Ollama does not cap 32768 to the trained length
-	r := newRig(t, map[string]ggufgen.Spec{"long-chat": long}, manager.Options{NumCtx: 4096}, keeper.Options{})
+	r := newRig(t, map[string]ggufgen.Spec{"long-chat": long}, manager.Options{Settings: manager.Settings{NumCtx: 4096}}, keeper.Options{})
 	ctx := ctxFor(t, 3*time.Minute)
 	if _, err := r.m.Load(ctx, "long-chat", "test"); err != nil {
 		t.Fatal(err)
