@@ -18,6 +18,7 @@ import (
 
 	"github.com/vramkeeper/vramkeeper/app"
 	"github.com/vramkeeper/vramkeeper/internal/cli"
+	"github.com/vramkeeper/vramkeeper/internal/instance"
 	"github.com/vramkeeper/vramkeeper/manager/api"
 )
 
@@ -45,6 +46,19 @@ func noDisplay() error {
 // signal. The tray starts no GUI toolkit; the window is a `vramkeeper
 // window` child process that exists only while it is open.
 func desktop(ctx context.Context, env *cli.Env) error {
+	// One tray per state folder: a second one asks the first to open its
+	// window, and goes.
+	if err := env.Own("tray"); err != nil {
+		var held *instance.HeldError
+		if !errors.As(err, &held) {
+			return err
+		}
+		if herr := env.OpenRunningWindow(ctx, held); herr != nil {
+			return fmt.Errorf("%w; its window could not be opened: %w", err, herr)
+		}
+		fmt.Fprintf(env.Stderr, "vramkeeper: already running (%s); opened its window\n", held.Holder)
+		return nil
+	}
 	if err := noDisplay(); err != nil {
 		return err
 	}
@@ -61,6 +75,14 @@ func desktop(ctx context.Context, env *cli.Env) error {
 		return api.StartOllamaResponse{
 			Started: err == nil, Ours: st.Ours, PID: st.PID, Restarts: st.Restarts, LastExit: st.LastExit,
 		}, err
+	}
+	openReq := make(chan struct{}, 1)
+	env.OpenWindow = func() error {
+		select {
+		case openReq <- struct{}{}:
+		default: // one is pending already
+		}
+		return nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -89,8 +111,9 @@ func desktop(ctx context.Context, env *cli.Env) error {
 			cmd.Env = app.WindowEnv(os.Environ())
 			return cmd
 		},
-		StartHidden: env.Flags.Hidden,
-		Ollama:      ollama,
+		StartHidden:  env.Flags.Hidden,
+		Ollama:       ollama,
+		OpenRequests: openReq,
 	})
 	cancel()
 	<-apiDone
@@ -118,7 +141,7 @@ func window(ctx context.Context, env *cli.Env) error {
 		Keeper:     k,
 		Config:     env.Config,
 		ConfigPath: env.ConfigPath,
-		Tasks:      env.Manager.Snapshot().Tasks,
+		Tasks:      k.Snapshot().Tasks,
 		Log:        env.Log,
 		OllamaURL:  env.OllamaURL.String(),
 		StartOllama: func(ctx context.Context) error {

@@ -41,6 +41,9 @@ type TrayOptions struct {
 	Window func() *exec.Cmd
 	// StartHidden keeps the window closed at start, as on login.
 	StartHidden bool
+	// OpenRequests opens the window on each value: a second `vramkeeper`
+	// asks through the API. May be nil.
+	OpenRequests <-chan struct{}
 	// Ollama is the `ollama serve` the tray starts on request; its state
 	// shows in the menu and tooltip, and its exits are notified. May be nil.
 	Ollama *OllamaServer
@@ -109,6 +112,8 @@ func RunTray(ctx context.Context, opt TrayOptions) error {
 		case <-t.kick:
 		case <-ollamaChanged:
 			t.noteOllama(ctx)
+		case <-opt.OpenRequests:
+			t.openWindow()
 		case e, ok := <-events:
 			if !ok {
 				return nil

@@ -36,6 +36,7 @@ const (
 	CodeStopped        = "stopped"
 	CodeTimeout        = "timeout"
 	CodeTooManyStreams = "too_many_streams"
+	CodeVersion        = "version_mismatch"
 	CodeInternal       = "internal"
 	codeClientGone     = "canceled"
 	statusClientGone   = 499 // nginx's "client closed request"; nobody reads it

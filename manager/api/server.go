@@ -18,7 +18,8 @@
 //	POST /keeper/v1/pause                  {"paused": true}: stop automatic management
 //	POST /keeper/v1/resume                 {"paused": false}
 //	POST /keeper/v1/settings               SettingsRequest → SettingsRequest as applied
-//	POST /keeper/v1/ollama/start           {"started": true} (desktop tray only; 404 elsewhere)
+//	POST /keeper/v1/ollama/start           StartOllamaResponse (desktop tray only; 404 elsewhere)
+//	POST /keeper/v1/window                 {"opened": true}: the tray opens its window (tray only)
 //
 // Model names hold ':' and '/' (hf.co/user/model:Q4_K_M). The path takes the
 // name as it is, slashes included, and the action is always the last segment:
@@ -62,6 +63,15 @@ import (
 
 	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/score"
+)
+
+// APIVersion is the management API's version. Clients send it in
+// VersionHeader; an instance refuses (409, version_mismatch) a client that
+// speaks another, so a CLI from another release never misreads the
+// answers of a running instance.
+const (
+	APIVersion    = "1"
+	VersionHeader = "VRAM-Keeper-API"
 )
 
 // DefaultAddr is where the desktop app and `vramkeeper serve` listen: one
@@ -123,6 +133,9 @@ type Options struct {
 	// StartOllama, when set, serves POST /keeper/v1/ollama/start: the
 	// desktop tray starts `ollama serve` for its window's banner.
 	StartOllama func(ctx context.Context) (StartOllamaResponse, error)
+	// OpenWindow, when set, serves POST /keeper/v1/window: the desktop
+	// tray opens its window.
+	OpenWindow func() error
 	Log         *slog.Logger
 }
 
@@ -250,6 +263,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /keeper/v1/resume", s.handlePause)
 	mux.HandleFunc("POST /keeper/v1/settings", s.handleSettings)
 	mux.HandleFunc("POST /keeper/v1/ollama/start", s.handleStartOllama)
+	mux.HandleFunc("POST /keeper/v1/window", s.handleOpenWindow)
 	mux.HandleFunc("/keeper/", func(w http.ResponseWriter, r *http.Request) {
 		writeKeeperError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -304,6 +318,12 @@ func (s *Server) guard(next http.Handler) http.Handler {
 				w.WriteHeader(http.StatusNoContent)
 				return
 			}
+		}
+		w.Header().Set(VersionHeader, APIVersion)
+		if v := r.Header.Get(VersionHeader); v != "" && v != APIVersion && strings.HasPrefix(r.URL.Path, "/keeper/") {
+			s.deny(w, r, http.StatusConflict, CodeVersion,
+				fmt.Sprintf("this VRAM Keeper speaks API version %s, the client %s: use the same vramkeeper release for both", APIVersion, v))
+			return
 		}
 		if s.opt.Token == "" {
 			// Loopback only: refuse other Host names so that a web page on

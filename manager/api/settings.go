@@ -114,3 +114,22 @@ func (s *Server) handleStartOllama(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, res)
 }
+
+// handleOpenWindow asks the desktop tray to open its window: a second
+// `vramkeeper` started on the same state folder does this instead of
+// running a second manager.
+func (s *Server) handleOpenWindow(w http.ResponseWriter, r *http.Request) {
+	if _, err := readBody(w, r, maxKeeperBody); err != nil {
+		s.keeperFail(w, r, err)
+		return
+	}
+	if s.opt.OpenWindow == nil {
+		writeKeeperError(w, http.StatusNotFound, CodeNotFound, "this instance has no window (it runs headless: vramkeeper serve)")
+		return
+	}
+	if err := s.opt.OpenWindow(); err != nil {
+		writeKeeperError(w, http.StatusInternalServerError, CodeInternal, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"opened": true})
+}
