@@ -136,7 +136,7 @@ type Options struct {
 	// OpenWindow, when set, serves POST /keeper/v1/window: the desktop
 	// tray opens its window.
 	OpenWindow func() error
-	Log         *slog.Logger
+	Log        *slog.Logger
 }
 
 func (o *Options) setDefaults() {
