@@ -40,15 +40,13 @@ type Options struct {
 }
 
 // Journal appends records of type T to a file. Safe for concurrent use.
-// It starts no goroutine.
+// It starts no goroutine and holds no file open between calls, so it
+// needs no closing.
 type Journal[T any] struct {
 	path string
 	opt  Options
 
-	mu     sync.Mutex
-	f      *os.File
-	size   int64
-	freshN bool // the next append must first end a line cut short
+	mu sync.Mutex
 	// failing is set at the first failed append and cleared by the next
 	// good one: a full or read-only disk is reported once, not per event.
 	failing bool
@@ -111,62 +109,60 @@ func (j *Journal[T]) Append(v T) error {
 }
 
 func (j *Journal[T]) write(line []byte) error {
-	if j.f == nil {
-		if err := j.open(); err != nil {
-			return err
-		}
+	f, size, fresh, err := j.open()
+	if err != nil {
+		return err
 	}
-	if j.size > 0 && j.size+int64(len(line))+1 > j.opt.MaxBytes {
+	if size > 0 && size+int64(len(line))+1 > j.opt.MaxBytes {
+		f.Close()
 		if err := j.rotate(); err != nil {
 			return err
 		}
+		if f, _, fresh, err = j.open(); err != nil {
+			return err
+		}
 	}
-	if j.freshN {
+	if fresh {
+		// The file ends in a line cut short (a crash, a full disk): end
+		// it, so that half never swallows this whole record.
 		line = append([]byte{'\n'}, line...)
 	}
-	n, err := j.f.Write(line)
-	j.size += int64(n)
-	if err != nil {
-		// Part of the line may be on disk: the next append starts on a
-		// fresh line so that this half never swallows a whole record.
-		j.closeFile()
+	_, werr := f.Write(line)
+	cerr := f.Close() // appends are not synced: a crash costs a few events
+	if err := errors.Join(werr, cerr); err != nil {
 		return fmt.Errorf("journal %s: append: %w", j.path, err)
 	}
-	j.freshN = false
 	return nil
 }
 
-// open opens the current file for appending and notes whether it ends in
-// the middle of a line (a crash during a write).
-func (j *Journal[T]) open() error {
+// open opens the current file for appending, with its size and whether it
+// ends in the middle of a line.
+func (j *Journal[T]) open() (f *os.File, size int64, cut bool, err error) {
 	if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
-		return fmt.Errorf("journal %s: %w", j.path, err)
+		return nil, 0, false, fmt.Errorf("journal %s: %w", j.path, err)
 	}
-	f, err := os.OpenFile(j.path, os.O_CREATE|os.O_APPEND|os.O_RDWR, 0o600)
+	f, err = os.OpenFile(j.path, os.O_CREATE|os.O_APPEND|os.O_RDWR, 0o600)
 	if err != nil {
-		return fmt.Errorf("journal %s: %w", j.path, err)
+		return nil, 0, false, fmt.Errorf("journal %s: %w", j.path, err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return fmt.Errorf("journal %s: %w", j.path, err)
+		return nil, 0, false, fmt.Errorf("journal %s: %w", j.path, err)
 	}
-	j.f, j.size, j.freshN = f, fi.Size(), false
-	if j.size > 0 {
+	if size = fi.Size(); size > 0 {
 		last := make([]byte, 1)
-		if _, err := f.ReadAt(last, j.size-1); err != nil {
-			j.closeFile()
-			return fmt.Errorf("journal %s: %w", j.path, err)
+		if _, err := f.ReadAt(last, size-1); err != nil {
+			f.Close()
+			return nil, 0, false, fmt.Errorf("journal %s: %w", j.path, err)
 		}
-		j.freshN = last[0] != '\n'
+		cut = last[0] != '\n'
 	}
-	return nil
+	return f, size, cut, nil
 }
 
-// rotate shifts path.N-1 → path.N … path → path.1 (the oldest falls off)
-// and starts an empty file.
+// rotate shifts path.N-1 → path.N … path → path.1; the oldest falls off.
 func (j *Journal[T]) rotate() error {
-	j.closeFile()
 	fs := j.files()
 	if j.opt.Backups == 0 {
 		if err := os.Remove(j.path); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -178,21 +174,6 @@ func (j *Journal[T]) rotate() error {
 			return fmt.Errorf("journal %s: rotate: %w", j.path, err)
 		}
 	}
-	return j.open()
-}
-
-func (j *Journal[T]) closeFile() {
-	if j.f != nil {
-		_ = j.f.Close() // appends are not synced: a lost tail costs a few events
-		j.f = nil
-	}
-}
-
-// Close closes the file; a later Append opens it again.
-func (j *Journal[T]) Close() error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	j.closeFile()
 	return nil
 }
 

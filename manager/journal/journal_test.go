@@ -86,7 +86,6 @@ func TestStaysUnderCap(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "history.jsonl")
 			j := Open[event](path, tc.opt)
-			defer j.Close()
 			for i := range tc.appends {
 				if err := j.Append(failed(i)); err != nil {
 					t.Fatal(err)
@@ -135,7 +134,6 @@ func TestCutAtEveryByte(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	j.Close()
 	data, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
@@ -169,7 +167,6 @@ func TestCutAtEveryByte(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, _, err = j.Newest(100)
-		j.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,7 +229,6 @@ func TestFullDiskWarnsOnce(t *testing.T) {
 			path, heal := tc.setup(t)
 			log, msgs := newLog()
 			j := Open[event](path, Options{Log: log})
-			defer j.Close()
 			for i := range 50 {
 				if err := j.Append(failed(i)); err == nil {
 					t.Fatalf("append %d on a broken disk succeeded", i)
@@ -277,7 +273,6 @@ func TestOverlongForeignLineSkipped(t *testing.T) {
 	if err := j.Append(failed(1)); err != nil {
 		t.Fatal(err)
 	}
-	j.Close()
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -298,7 +293,6 @@ func TestOverlongForeignLineSkipped(t *testing.T) {
 func TestRecordOverCapRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "history.jsonl")
 	j := Open[event](path, Options{MaxBytes: 64})
-	defer j.Close()
 	if err := j.Append(failed(1)); err == nil || !strings.Contains(err.Error(), "exceeds") {
 		t.Fatalf("want a refusal, got %v", err)
 	}
