@@ -25,34 +25,38 @@ type ollamaView struct {
 	opts   map[string]any
 }
 
+// decodeView reads body into an R as Ollama does and takes out the
+// fields the manager sets.
+func decodeView[R any](body []byte, fields func(*R) (*string, **api.Duration, *map[string]any)) (ollamaView, error) {
+	var r R
+	err := decodeFirst(body, &r)
+	m, k, o := fields(&r)
+	v := ollamaView{model: *m, keep: *k, opts: *o}
+	*m, *k, *o = "", nil, nil
+	v.req = &r
+	return v, err
+}
+
 func readAsOllama(t testing.TB, path string, body []byte) (ollamaView, error) {
 	var v ollamaView
 	var err error
 	switch path {
 	case "/api/generate":
-		var r api.GenerateRequest
-		err = decodeFirst(body, &r)
-		v.model, v.keep, v.opts = r.Model, r.KeepAlive, r.Options
-		r.Model, r.KeepAlive, r.Options = "", nil, nil
-		v.req = &r
+		v, err = decodeView(body, func(r *api.GenerateRequest) (*string, **api.Duration, *map[string]any) {
+			return &r.Model, &r.KeepAlive, &r.Options
+		})
 	case "/api/chat":
-		var r api.ChatRequest
-		err = decodeFirst(body, &r)
-		v.model, v.keep, v.opts = r.Model, r.KeepAlive, r.Options
-		r.Model, r.KeepAlive, r.Options = "", nil, nil
-		v.req = &r
+		v, err = decodeView(body, func(r *api.ChatRequest) (*string, **api.Duration, *map[string]any) {
+			return &r.Model, &r.KeepAlive, &r.Options
+		})
 	case "/api/embed":
-		var r api.EmbedRequest
-		err = decodeFirst(body, &r)
-		v.model, v.keep, v.opts = r.Model, r.KeepAlive, r.Options
-		r.Model, r.KeepAlive, r.Options = "", nil, nil
-		v.req = &r
+		v, err = decodeView(body, func(r *api.EmbedRequest) (*string, **api.Duration, *map[string]any) {
+			return &r.Model, &r.KeepAlive, &r.Options
+		})
 	case "/api/embeddings":
-		var r api.EmbeddingRequest
-		err = decodeFirst(body, &r)
-		v.model, v.keep, v.opts = r.Model, r.KeepAlive, r.Options
-		r.Model, r.KeepAlive, r.Options = "", nil, nil
-		v.req = &r
+		v, err = decodeView(body, func(r *api.EmbeddingRequest) (*string, **api.Duration, *map[string]any) {
+			return &r.Model, &r.KeepAlive, &r.Options
+		})
 	default:
 		t.Fatalf("no such endpoint %s", path)
 	}
