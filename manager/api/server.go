@@ -27,12 +27,15 @@
 // (hf.co%2Fuser%2Fmodel%3AQ4_K_M) work as well.
 //
 // Status codes: 400 malformed request, unknown task or role; 401 missing or
-// wrong token; 403 a browser origin or host that is not allowed; 404 unknown
-// model, or no installed model suits the task; 409 the model fits the budget
-// but not now (paused, or other programs hold the card); 413 body too large;
-// 502 Ollama unreachable or a load failed inside Ollama; 503 the manager is
-// stopping; 504 the wait ran past its deadline; 507 the model is larger than
-// the whole budget and can never be loaded.
+// wrong token; 403 a browser origin or host that is not allowed, or an
+// admin endpoint (delete, pull, push, create, copy) with a token and
+// without allow_admin; 404 unknown model, or no installed model suits the
+// task; 409 the model fits the budget but not now (paused, or other
+// programs hold the card), or a client of another API version; 413 body too
+// large; 502 Ollama unreachable or a load failed inside Ollama; 503 the
+// manager is stopping, or too many event streams; 504 the wait ran past its
+// deadline; 507 the model is larger than the whole budget and can never be
+// loaded.
 //
 // # Proxy
 //
