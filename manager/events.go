@@ -1,13 +1,14 @@
 package manager
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"log/slog"
-	"slices"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
-
-	"github.com/vramkeeper/vramkeeper/manager/journal"
 )
 
 // EventKind names what happened.
@@ -63,7 +64,7 @@ func (e Event) String() string {
 }
 
 // hub fans events out to subscribers and keeps a bounded history, appended
-// to a journal (rotated at a size cap) when one is set. Sends never block the owner goroutine: a
+// to a JSONL file when one is set. Sends never block the owner goroutine: a
 // subscriber that falls behind by more than its buffer loses events and is
 // told through the dropped count of the next one it gets.
 type hub struct {
@@ -71,16 +72,13 @@ type hub struct {
 	subs    map[chan Event]struct{}
 	history []Event
 	limit   int
-	journal *journal.Journal[Event] // nil: nothing kept on disk
+	file    string
 	log     *slog.Logger
 }
 
 func newHub(limit int, file string, log *slog.Logger) *hub {
-	h := &hub{subs: map[chan Event]struct{}{}, limit: limit, log: log}
-	if file != "" {
-		h.journal = journal.Open[Event](file, journal.Options{Log: log})
-		h.history = readHistory(h.journal, limit, log)
-	}
+	h := &hub{subs: map[chan Event]struct{}{}, limit: limit, file: file, log: log}
+	h.history = readHistory(file, limit, log)
 	return h
 }
 
@@ -117,10 +115,10 @@ func (h *hub) publish(e Event) {
 	if over := len(h.history) - h.limit; over > 0 {
 		h.history = append(h.history[:0:0], h.history[over:]...)
 	}
-	if h.journal != nil {
-		// A full or read-only disk is logged once by the journal; the
-		// history stays in memory.
-		_ = h.journal.Append(e)
+	if h.file != "" {
+		if err := appendJSONL(h.file, e); err != nil {
+			h.log.Warn("history not saved", "err", err)
+		}
 	}
 }
 
@@ -130,17 +128,53 @@ func (h *hub) recent() []Event {
 	return append([]Event(nil), h.history...)
 }
 
-// readHistory loads the newest limit events, oldest first, reading the
-// journal from its end; damaged lines are skipped and counted, so one bad
-// write never loses the rest.
-func readHistory(j *journal.Journal[Event], limit int, log *slog.Logger) []Event {
-	recent, skipped, err := j.Newest(limit)
+func appendJSONL(path string, v any) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("create state dir: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
-		log.Warn("history not read whole", "file", j.Path(), "err", err)
+		return fmt.Errorf("open history: %w", err)
 	}
-	if skipped > 0 {
-		log.Warn("history lines skipped: damaged (a write cut short, or a bad disk block)", "file", j.Path(), "lines", skipped)
+	b, err := json.Marshal(v)
+	if err != nil {
+		f.Close()
+		return err
 	}
-	slices.Reverse(recent)
-	return recent
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("append history: %w", err)
+	}
+	return f.Close()
+}
+
+// readHistory loads the newest limit events; a damaged line is skipped, not
+// fatal, so one bad write never loses the rest.
+func readHistory(path string, limit int, log *slog.Logger) []Event {
+	if path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if !os.IsNotExist(err) {
+			log.Warn("history not read", "file", path, "err", err)
+		}
+		return nil
+	}
+	var out []Event
+	for i, line := range bytes.Split(b, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var e Event
+		if err := json.Unmarshal(line, &e); err != nil {
+			log.Warn("history line skipped", "file", path, "line", i+1, "err", err)
+			continue
+		}
+		out = append(out, e)
+	}
+	if len(out) > limit {
+		out = out[len(out)-limit:]
+	}
+	return out
 }

@@ -118,7 +118,7 @@ func New(opt Options) (*Manager, error) {
 	m.hub = newHub(500, histFile, m.log)
 	p, err := loadPersisted(m.statePath)
 	if err != nil {
-		m.log.Warn("saved state not read whole", "err", err)
+		m.log.Warn("starting without saved state", "err", err)
 	}
 	m.every.refresh, m.every.poll = opt.RefreshEvery, opt.PollEvery
 	m.st = newState(p, set, policy)
