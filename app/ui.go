@@ -13,6 +13,7 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/vramkeeper/vramkeeper/internal/plot"
 	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 )
@@ -36,8 +37,7 @@ type ui struct {
 	tabs    *container.AppTabs
 
 	// header
-	usage    *widget.ProgressBar
-	numbers  *widget.Label
+	bar      *StackBar
 	source   *widget.Label
 	status   *widget.Label
 	loading  *fyne.Container
@@ -61,6 +61,9 @@ type ui struct {
 	// history
 	history     []manager.Event
 	historyList *widget.List
+	chart       *Chart
+	// palette gives each model its colour in the bar and the chart.
+	palette *plot.Palette
 
 	settings *settingsForm
 
@@ -80,8 +83,8 @@ func newUI(ctx context.Context, a fyne.App, opt Options) *ui {
 }
 
 func (u *ui) build() {
-	u.usage = widget.NewProgressBar()
-	u.numbers = widget.NewLabel("")
+	u.palette = plot.NewPalette()
+	u.bar = NewStackBar(u.palette)
 	u.source = widget.NewLabel("")
 	u.status = widget.NewLabel("")
 	u.status.Wrapping = fyne.TextWrapWord
@@ -109,13 +112,18 @@ func (u *ui) build() {
 		},
 	)
 
+	u.chart = NewChart(u.palette)
+	if _, ok := u.keeper.(TimelineSource); !ok {
+		u.chart.SetEmpty("This VRAM Keeper keeps no timeline")
+	}
+
 	u.settings = newSettingsForm(u)
 
-	header := container.NewVBox(u.banner, u.usage, u.numbers, u.source, u.loading, u.status)
+	header := container.NewVBox(u.banner, u.bar, u.source, u.loading, u.status)
 	models := container.NewBorder(u.filter, nil, nil, nil, u.table)
 	u.tabs = container.NewAppTabs(
 		container.NewTabItem("Models", models),
-		container.NewTabItem("History", u.historyList),
+		container.NewTabItem("History", container.NewVSplit(u.chart, u.historyList)),
 		container.NewTabItem("Settings", container.NewVScroll(u.settings.form)),
 	)
 	u.content = container.NewBorder(header, nil, nil, nil, u.tabs)
@@ -249,16 +257,7 @@ func (u *ui) apply(s manager.Snapshot) {
 	u.snap = s
 	u.refreshRows()
 
-	if s.Budget > 0 {
-		u.usage.SetValue(min(float64(s.Used)/float64(s.Budget), 1))
-	} else {
-		u.usage.SetValue(0)
-	}
-	u.usage.TextFormatter = func() string { return usedOfBudget(s.Used, s.Budget) + " of the budget" }
-	u.usage.Refresh()
-	u.numbers.SetText(fmt.Sprintf("Our models %s · Other programs %s · Free %s · Budget %s · Card %s",
-		config.FormatBytes(s.Used), config.FormatBytes(s.Others), config.FormatBytes(s.Free),
-		config.FormatBytes(s.Budget), config.FormatBytes(s.VRAM.Total)))
+	u.bar.SetSnapshot(s)
 	u.source.SetText(sourceText(s))
 
 	loading := s.Loading
@@ -462,6 +461,13 @@ func (u *ui) loop(ctx context.Context, wg *sync.WaitGroup) {
 			}
 		}
 	}()
+	if src, ok := u.keeper.(TimelineSource); ok {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			u.followTimeline(ctx, src, timelinePoll)
+		}()
+	}
 	go func() {
 		defer wg.Done()
 		t := time.NewTicker(2 * time.Second)

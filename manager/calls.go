@@ -6,25 +6,71 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/vramkeeper/vramkeeper/manager/evict"
 	"github.com/vramkeeper/vramkeeper/manager/score"
 )
 
+// The manager's methods. Each sends one event to the owner goroutine and
+// waits for its answer, its context or the manager's stop, whichever comes
+// first; after Run has returned they fail with ErrStopped at once.
+
+// send hands ev to the owner.
+func (m *Manager) send(ctx context.Context, ev any) error {
+	select {
+	case <-m.done:
+		return ErrStopped
+	default:
+	}
+	select {
+	case m.events <- ev:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-m.done:
+		return ErrStopped
+	}
+}
+
+// await waits for the answer to a request sent with w; a caller that gives
+// up tells the owner, which gives back a lease it may have been granted.
+func (m *Manager) await(ctx context.Context, w *waiter) (result, error) {
+	select {
+	case r := <-w.reply:
+		return r, r.err
+	case <-ctx.Done():
+		_ = m.send(context.Background(), evCancel{w}) // bounded: ends with the manager
+		return result{}, ctx.Err()
+	case <-m.done:
+		return result{}, ErrStopped
+	}
+}
+
+// ask sends an event carrying reply and waits for it.
+func (m *Manager) ask(ctx context.Context, ev any, reply chan error) error {
+	if err := m.send(ctx, ev); err != nil {
+		return err
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-m.done:
+		return ErrStopped
+	}
+}
+
 // Refresh lists the installed models and reads the server and the card
 // now, and waits for both.
 func (m *Manager) Refresh(ctx context.Context) error {
-	disc, poll := make(chan error, 1), make(chan error, 1)
-	if err := m.do(ctx, func() {
-		m.st.discoverWaiters = append(m.st.discoverWaiters, disc)
-		m.st.pollWaiters = append(m.st.pollWaiters, poll)
-		m.startDiscovery()
-		m.startPoll()
-	}); err != nil {
+	ev := evRefresh{list: make(chan error, 1), poll: make(chan error, 1)}
+	if err := m.send(ctx, ev); err != nil {
 		return err
 	}
 	var first error
-	for _, ch := range []chan error{disc, poll} {
+	for _, ch := range []chan error{ev.list, ev.poll} {
 		select {
 		case err := <-ch:
 			// Both fail together when the server is down: one message is enough.
@@ -51,97 +97,47 @@ type LoadResult struct {
 // Load makes sure the named model is loaded, evicting others as the policy
 // says. Concurrent calls for one model share one load.
 func (m *Manager) Load(ctx context.Context, name, reason string) (LoadResult, error) {
-	r, err := m.run(ctx, opLoad, name, reason, false)
+	w := newWaiter(false)
+	if err := m.send(ctx, evLoad{w: w, name: name, reason: reason}); err != nil {
+		return LoadResult{Model: name}, err
+	}
+	r, err := m.await(ctx, w)
 	return LoadResult{Model: m.canonical(name), Evicted: r.evicted, Already: r.already}, err
 }
 
-// Acquire loads the model like Load and holds it: it is not evicted until
-// release is called (or the busy grace ends). The proxy wraps every
-// inference request in Acquire/release.
+// Acquire loads the model like Load and holds it with a lease: it is not
+// evicted until release is called (or the busy grace ends). release may be
+// called any number of times; only the first ends the lease. The proxy
+// wraps every inference request in Acquire and release.
 func (m *Manager) Acquire(ctx context.Context, name, reason string) (release func(), res LoadResult, err error) {
-	name = m.canonical(name)
-	r, err := m.run(ctx, opLoad, name, reason, true)
-	res = LoadResult{Model: name, Evicted: r.evicted, Already: r.already}
+	w := newWaiter(true)
+	res.Model = name
+	if err := m.send(ctx, evLoad{w: w, name: name, reason: reason}); err != nil {
+		return func() {}, res, err
+	}
+	r, err := m.await(ctx, w)
+	res = LoadResult{Model: m.canonical(name), Evicted: r.evicted, Already: r.already}
 	if err != nil {
 		return func() {}, res, err
 	}
-	if !r.acquired {
-		// Loaded already (no op ran): take the slot in the owner now.
-		err = m.do(ctx, func() {
-			m.st.quiet, m.st.usageDirty = true, true
-			if md := m.st.lookup(name); md != nil && md.state == Loaded {
-				if md.inflight == 0 {
-					md.busySince = m.now()
-				}
-				md.inflight++
-				r.acquired = true
-			}
-		})
-		if err != nil || !r.acquired {
-			if err == nil {
-				err = fmt.Errorf("%s was unloaded before it could be used: %w", name, ErrLoadFailed)
-			}
-			return func() {}, res, err
-		}
-	}
-	released := false
+	var once sync.Once
 	return func() {
-		if released {
-			return
-		}
-		released = true
-		m.report(func() { m.releaseLocked(name) })
+		once.Do(func() { _ = m.send(context.Background(), evRelease{r.lease}) })
 	}, res, nil
 }
 
-// Unload unloads the named model now (a user's explicit request).
+// Unload unloads the named model now (a user's explicit request); it waits
+// for requests using the model to end.
 func (m *Manager) Unload(ctx context.Context, name string) error {
-	_, err := m.run(ctx, opUnload, name, "unloaded by request", false)
+	w := newWaiter(false)
+	if err := m.send(ctx, evUnload{w: w, name: name, reason: "unloaded by request"}); err != nil {
+		return err
+	}
+	_, err := m.await(ctx, w)
 	return err
 }
 
-func (m *Manager) run(ctx context.Context, kind opKind, name, reason string, acquire bool) (opResult, error) {
-	w := &waiter{reply: make(chan opResult, 1), acquire: acquire}
-	var unknown bool
-	if err := m.do(ctx, func() {
-		m.st.quiet = true // queuing shows nothing; pump reports what it starts
-		if m.st.discovered && m.st.lookup(name) == nil {
-			unknown = true
-			return
-		}
-		m.enqueue(kind, name, reason, w)
-	}); err != nil {
-		return opResult{}, err
-	}
-	if unknown {
-		return opResult{}, m.unknownModel(name)
-	}
-	select {
-	case r := <-w.reply:
-		return r, r.err
-	case <-ctx.Done():
-		// Give up our place; the op itself goes on for any other waiter.
-		_ = m.do(context.Background(), func() { m.drop(w, name) })
-		return opResult{}, ctx.Err()
-	}
-}
-
-func (m *Manager) unknownModel(name string) error {
-	var known []string
-	for _, v := range m.Snapshot().Models {
-		known = append(known, v.Name)
-	}
-	hint := "none installed"
-	if len(known) > 0 {
-		if len(known) > 8 {
-			known = append(known[:8], "...")
-		}
-		hint = "installed: " + strings.Join(known, ", ")
-	}
-	return fmt.Errorf("%q (%s): %w", name, hint, ErrModelUnknown)
-}
-
-// canonical resolves a name the way lookup does, for results.
+// canonical resolves a name the way the catalogue does, for results.
 func (m *Manager) canonical(name string) string {
 	s := m.Snapshot()
 	if _, ok := s.Model(name); ok || strings.Contains(name, ":") {
@@ -155,51 +151,23 @@ func (m *Manager) canonical(name string) string {
 
 // SetPinned pins a model (never evicted automatically) or unpins it.
 func (m *Manager) SetPinned(ctx context.Context, name string, pinned bool) error {
-	var err error
-	if e := m.do(ctx, func() {
-		md := m.st.lookup(name)
-		if md == nil {
-			err = fmt.Errorf("%q: %w", name, ErrModelUnknown)
-			return
-		}
-		md.pinned = pinned
-		m.st.set.Pinned = slices.DeleteFunc(m.st.set.Pinned, func(n string) bool { return n == md.inst.Name })
-		if pinned {
-			m.st.set.Pinned = append(m.st.set.Pinned, md.inst.Name)
-		}
-	}); e != nil {
-		return e
-	}
-	return err
+	reply := make(chan error, 1)
+	return m.ask(ctx, evPin{name: name, pinned: pinned, reply: reply}, reply)
 }
 
 // SetPaused stops (or resumes) automatic evictions. While paused, a load
 // that needs room fails with ErrPaused instead of unloading anything.
 func (m *Manager) SetPaused(ctx context.Context, paused bool) error {
-	return m.do(ctx, func() { m.st.paused = paused })
+	done := make(chan error, 1)
+	return m.ask(ctx, evRead{func() { m.sched.OnPaused(paused); m.wake(done, nil) }}, done)
 }
 
 // Apply changes the running settings: f edits a copy of the current ones,
 // which replace them if they are valid. Estimates are redone for a new
-// context length; loaded models stay until the policy evicts them.
+// context length; models that no longer fit a smaller budget are evicted.
 func (m *Manager) Apply(ctx context.Context, f func(*Settings)) error {
-	var err error
-	if e := m.do(ctx, func() {
-		next := m.st.set
-		next.Pinned = slices.Clone(next.Pinned)
-		f(&next)
-		var p evict.Policy
-		if next, p, err = next.withDefaults(); err != nil {
-			return
-		}
-		m.st.set, m.st.policy = next, p
-		for _, md := range m.st.models {
-			m.st.evaluate(md)
-		}
-	}); e != nil {
-		return e
-	}
-	return err
+	reply := make(chan error, 1)
+	return m.ask(ctx, evApply{f: f, reply: reply}, reply)
 }
 
 // Choice is the answer to BestModelForTask.
@@ -213,16 +181,21 @@ type Choice struct {
 	Already  bool   `json:"already_loaded"`
 }
 
+type ranking struct {
+	gen    int
+	ranked []score.Ranked
+}
+
 // Rank returns the installed models that suit task and role, best first,
 // each with a one-line reason. It loads nothing.
 func (m *Manager) Rank(task, role string) ([]score.Ranked, error) {
-	r, err := m.rank(task, role)
+	r, err := m.rank(context.Background(), task, role)
 	return slices.Clone(r), err
 }
 
 // rank returns the cached ranking (shared: read only), computing it outside
 // the owner when the catalogue or the tables changed since.
-func (m *Manager) rank(task, role string) ([]score.Ranked, error) {
+func (m *Manager) rank(ctx context.Context, task, role string) ([]score.Ranked, error) {
 	key := [2]string{task, role}
 	var (
 		hit    ranking
@@ -231,13 +204,14 @@ func (m *Manager) rank(task, role string) ([]score.Ranked, error) {
 		tables score.Tables
 		gen    int
 	)
-	if err := m.do(context.Background(), func() {
-		m.st.quiet = true
-		hit, cached = m.st.ranks[key]
-		if cached = cached && hit.gen == m.st.gen; !cached {
-			cands, tables, gen = m.st.candidates(), m.st.set.Tables, m.st.gen
+	done := make(chan error, 1)
+	if err := m.ask(ctx, evRead{func() {
+		hit, cached = m.ranks[key]
+		if cached = cached && hit.gen == m.cat.gen; !cached {
+			cands, tables, gen = m.cat.candidates(), m.tune.Tables, m.cat.gen
 		}
-	}); err != nil {
+		done <- nil
+	}}, done); err != nil {
 		return nil, err
 	}
 	if cached {
@@ -247,26 +221,26 @@ func (m *Manager) rank(task, role string) ([]score.Ranked, error) {
 	if err != nil {
 		return nil, err // not cached: unknown names must not grow the cache
 	}
-	_ = m.do(context.Background(), func() {
-		m.st.quiet = true
-		if m.st.ranks == nil {
-			m.st.ranks = map[[2]string]ranking{}
+	_ = m.send(ctx, evRead{func() {
+		if m.ranks == nil {
+			m.ranks = map[[2]string]ranking{}
 		}
-		m.st.ranks[key] = ranking{gen: gen, ranked: ranked}
-	})
+		m.ranks[key] = ranking{gen: gen, ranked: ranked}
+	}})
 	return ranked, nil
 }
 
 // BestModelForTask returns the best installed model for task and role that
-// fits the budget, loading it (and evicting others) if needed. When the best
-// cannot fit, the next best is taken and the reason says why.
+// fits the budget and loads, loading it (and evicting others) if needed.
+// When the best cannot fit, failed to load lately or fails now, the next
+// best is taken and the reason says why.
 func (m *Manager) BestModelForTask(ctx context.Context, task, role string) (Choice, error) {
 	if !m.Snapshot().Discovered {
 		if err := m.Refresh(ctx); err != nil {
 			return Choice{}, fmt.Errorf("discovering models: %w", err)
 		}
 	}
-	ranked, err := m.rank(task, role)
+	ranked, err := m.rank(ctx, task, role)
 	if err != nil {
 		return Choice{}, err
 	}
@@ -285,6 +259,11 @@ func (m *Manager) BestModelForTask(ctx context.Context, task, role string) (Choi
 			skipped = append(skipped, fmt.Sprintf("%s needs %s, over the %s budget", r.Name, fmtBytes(v.EstimateBytes), fmtBytes(snap.Budget)))
 			continue
 		}
+		if !v.RetryAt.IsZero() && !v.Loaded {
+			skipped = append(skipped, fmt.Sprintf("%s failed to load lately (%s)", r.Name, v.Error))
+			lastErr = ErrLoadFailed
+			continue
+		}
 		res, err := m.Load(ctx, r.Name, fmt.Sprintf("best for %s", taskRole(task, role)))
 		switch {
 		case err == nil:
@@ -298,7 +277,9 @@ func (m *Manager) BestModelForTask(ctx context.Context, task, role string) (Choi
 				b = after.EstimateBytes
 			}
 			return Choice{Model: r.Name, Reason: reason, Evicted: res.Evicted, Bytes: b, Priority: r.Priority, Already: res.Already}, nil
-		case errors.Is(err, ErrNeverFits), errors.Is(err, evict.ErrNoRoom), errors.Is(err, ErrModelUnknown):
+		case ctx.Err() != nil:
+			return Choice{}, err
+		case errors.Is(err, ErrNeverFits), errors.Is(err, evict.ErrNoRoom), errors.Is(err, ErrModelUnknown), errors.Is(err, ErrLoadFailed):
 			skipped = append(skipped, err.Error())
 			lastErr = err
 		default:
@@ -308,7 +289,7 @@ func (m *Manager) BestModelForTask(ctx context.Context, task, role string) (Choi
 	if lastErr == nil {
 		lastErr = ErrNeverFits
 	}
-	return Choice{}, fmt.Errorf("no model for %s fits: %s: %w", taskRole(task, role), strings.Join(skipped, "; "), lastErr)
+	return Choice{}, fmt.Errorf("no model for %s fits and loads: %s: %w", taskRole(task, role), strings.Join(skipped, "; "), lastErr)
 }
 
 func taskRole(task, role string) string {

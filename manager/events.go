@@ -1,12 +1,8 @@
 package manager
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 )
@@ -24,6 +20,9 @@ const (
 	EventOllamaDown   EventKind = "ollama_down"
 	EventOllamaUp     EventKind = "ollama_up"
 	EventModelsChange EventKind = "models_changed"
+	// EventUnloadedByOllama: a model left the card without an unload of
+	// ours (ollama stop, another client, Ollama's own eviction, a restart).
+	EventUnloadedByOllama EventKind = "unloaded_by_ollama"
 )
 
 // Event is one thing that happened, as subscribers and the history see it.
@@ -63,49 +62,61 @@ func (e Event) String() string {
 	return s
 }
 
-// hub fans events out to subscribers and keeps a bounded history, appended
-// to a JSONL file when one is set. Sends never block the owner goroutine: a
-// subscriber that falls behind by more than its buffer loses events and is
-// told through the dropped count of the next one it gets.
+// hub fans events out to subscribers and keeps the newest ones in memory.
+// Publishing never blocks: a subscriber whose buffer is full has fallen
+// behind and is dropped (its channel closed, one log line), so one stuck
+// reader costs neither the owner goroutine nor the other subscribers.
 type hub struct {
 	mu      sync.Mutex
-	subs    map[chan Event]struct{}
+	subs    map[*subscriber]struct{}
 	history []Event
 	limit   int
-	file    string
 	log     *slog.Logger
 }
 
-func newHub(limit int, file string, log *slog.Logger) *hub {
-	h := &hub{subs: map[chan Event]struct{}{}, limit: limit, file: file, log: log}
-	h.history = readHistory(file, limit, log)
-	return h
+type subscriber struct {
+	ch     chan Event
+	closed bool // under hub.mu
+}
+
+func newHub(limit int, history []Event, log *slog.Logger) *hub {
+	if len(history) > limit {
+		history = history[len(history)-limit:]
+	}
+	return &hub{subs: map[*subscriber]struct{}{}, limit: limit, history: history, log: log}
 }
 
 func (h *hub) subscribe(buf int) (<-chan Event, func()) {
-	ch := make(chan Event, buf)
+	s := &subscriber{ch: make(chan Event, buf)}
 	h.mu.Lock()
-	h.subs[ch] = struct{}{}
+	h.subs[s] = struct{}{}
 	h.mu.Unlock()
-	var once sync.Once
-	return ch, func() {
-		once.Do(func() {
-			h.mu.Lock()
-			delete(h.subs, ch)
-			h.mu.Unlock()
-			close(ch)
-		})
+	return s.ch, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.drop(s)
 	}
+}
+
+// drop ends a subscription once; h.mu is held.
+func (h *hub) drop(s *subscriber) {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	delete(h.subs, s)
+	close(s.ch)
 }
 
 func (h *hub) publish(e Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for ch := range h.subs {
+	for s := range h.subs {
 		select {
-		case ch <- e:
+		case s.ch <- e:
 		default:
-			h.log.Warn("event subscriber is behind; event dropped", "event", e.Kind)
+			h.drop(s)
+			h.log.Warn("event subscriber fell behind; dropped it", "buffer", cap(s.ch))
 		}
 	}
 	if !e.historic() {
@@ -115,10 +126,14 @@ func (h *hub) publish(e Event) {
 	if over := len(h.history) - h.limit; over > 0 {
 		h.history = append(h.history[:0:0], h.history[over:]...)
 	}
-	if h.file != "" {
-		if err := appendJSONL(h.file, e); err != nil {
-			h.log.Warn("history not saved", "err", err)
-		}
+}
+
+// stop ends every subscription (the manager stopped).
+func (h *hub) stop() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs {
+		h.drop(s)
 	}
 }
 
@@ -126,55 +141,4 @@ func (h *hub) recent() []Event {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]Event(nil), h.history...)
-}
-
-func appendJSONL(path string, v any) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("create state dir: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("open history: %w", err)
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("append history: %w", err)
-	}
-	return f.Close()
-}
-
-// readHistory loads the newest limit events; a damaged line is skipped, not
-// fatal, so one bad write never loses the rest.
-func readHistory(path string, limit int, log *slog.Logger) []Event {
-	if path == "" {
-		return nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		if !os.IsNotExist(err) {
-			log.Warn("history not read", "file", path, "err", err)
-		}
-		return nil
-	}
-	var out []Event
-	for i, line := range bytes.Split(b, []byte("\n")) {
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		var e Event
-		if err := json.Unmarshal(line, &e); err != nil {
-			log.Warn("history line skipped", "file", path, "line", i+1, "err", err)
-			continue
-		}
-		out = append(out, e)
-	}
-	if len(out) > limit {
-		out = out[len(out)-limit:]
-	}
-	return out
 }

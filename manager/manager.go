@@ -2,24 +2,34 @@
 // installed models, estimates what each needs before loading it, picks the
 // best one for a task, and loads and evicts so the card never overflows.
 //
-// One goroutine (Run) owns all state. Every other goroutine talks to it by
-// sending a closure on calls and waiting for a reply on a channel of its
-// own; slow work (HTTP to the server) runs in goroutines the manager owns
-// and reports back the same way, so the owner never blocks on I/O.
+// One goroutine (Run) owns all state. Callers and workers send it typed
+// events (a request, a load done, a poll result, a release...) and wait on
+// reply channels of their own. Run hands each event to the scheduler
+// (scheduler.go: every load and unload is decided there, as a plain value
+// tested without goroutines), the catalogue (catalogue.go: what is
+// installed and what it needs) or the connection (connection.go: the
+// server and the card). Slow work (HTTP to the server, disk writes) runs in
+// goroutines Run owns and stops, each with a deadline, so the owner never
+// blocks on I/O.
 package manager
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
-	"path/filepath"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/vramkeeper/vramkeeper/manager/config"
 	"github.com/vramkeeper/vramkeeper/manager/evict"
 	"github.com/vramkeeper/vramkeeper/manager/score"
+	"github.com/vramkeeper/vramkeeper/manager/timeline"
 )
 
 const mib = 1 << 20
@@ -69,6 +79,19 @@ var (
 	ErrUnknownTask = score.ErrUnknownTask
 	ErrUnknownRole = score.ErrUnknownRole
 	ErrLoadFailed  = errors.New("load failed")
+	// ErrTimedOut: the server did not finish a load or unload within its
+	// deadline; the request was cancelled.
+	ErrTimedOut = errors.New("timed out")
+)
+
+// Deadlines of the owner's own reads.
+const (
+	readDeadline     = 15 * time.Second // /api/ps and the card
+	discoverDeadline = 2 * time.Minute  // the list and every /api/show
+	abandonDeadline  = 30 * time.Second
+	// showParallel bounds concurrent /api/show calls: enough to hide
+	// latency, few enough not to stall a server that is busy loading.
+	showParallel = 4
 )
 
 // Manager is the owner of all model state. Create it with New, start Run in
@@ -77,19 +100,35 @@ type Manager struct {
 	rt    Runtime
 	gpu   GPU
 	now   func() time.Time
-	every struct{ refresh, poll time.Duration }
 	log   *slog.Logger
-	calls chan func()
-	done  chan struct{} // closed when Run returns
-	snap  atomic.Pointer[Snapshot]
-	hub   *hub
+	every struct{ refresh, poll time.Duration }
 
-	// st is touched only by the Run goroutine.
-	st state
+	events   chan any      // to the owner
+	stopping chan struct{} // closed when Run begins to stop
+	done     chan struct{} // closed when Run has returned
+	started  atomic.Bool
+	snap     atomic.Pointer[Snapshot]
+	hub      *hub
+	store    *store
+	// timeline keeps the last hour of polls and decisions for the charts;
+	// it locks itself, so readers need not ask the owner.
+	timeline *timeline.Ring
 
-	statePath   string
-	catalogPath string
-	started     atomic.Bool
+	// Touched only by the Run goroutine.
+	tune    tuning
+	cat     catalogue
+	conn    connection
+	sched   *scheduler
+	replies []func() // sent after the next publish
+	spawn   func(func(context.Context))
+	// Waiters for Refresh, and whether a listing or poll is on its way.
+	listWaiters, pollWaiters []chan error
+	polling                  bool
+	ranks                    map[[2]string]ranking
+	// What the last snapshot was built from (see publish).
+	lastHeader header
+	views      map[string]cachedView
+	order      []string
 }
 
 // New builds a Manager; it does no I/O beyond reading its state files.
@@ -102,135 +141,405 @@ func New(opt Options) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{
-		rt:    opt.Runtime,
-		gpu:   opt.GPU,
-		now:   opt.Now,
-		log:   opt.Logger,
-		calls: make(chan func()),
-		done:  make(chan struct{}),
+		rt:       opt.Runtime,
+		gpu:      opt.GPU,
+		now:      opt.Now,
+		log:      opt.Logger,
+		events:   make(chan any),
+		stopping: make(chan struct{}),
+		done:     make(chan struct{}),
+		store:    newStore(opt.StateDir, opt.Logger),
+		tune:     tuning{Settings: set, policy: policy},
+		conn:     connection{vram: VRAM{Source: SourceEstimated}},
+		views:    map[string]cachedView{},
+		timeline: timeline.New(0, 0),
 	}
-	var histFile string
-	if opt.StateDir != "" {
-		m.statePath = filepath.Join(opt.StateDir, "state.json")
-		m.catalogPath = filepath.Join(opt.StateDir, "catalog.json")
-		histFile = filepath.Join(opt.StateDir, "history.jsonl")
-	}
-	m.hub = newHub(500, histFile, m.log)
-	p, err := loadPersisted(m.statePath)
+	m.every.refresh, m.every.poll = opt.RefreshEvery, opt.PollEvery
+	m.hub = newHub(500, readHistory(m.store.historyPath, 500, m.log), m.log)
+	p, err := loadPersisted(m.store.statePath)
 	if err != nil {
 		m.log.Warn("starting without saved state", "err", err)
 	}
-	m.every.refresh, m.every.poll = opt.RefreshEvery, opt.PollEvery
-	m.st = newState(p, set, policy)
-	if m.st.catalog, err = loadCatalog(m.catalogPath); err != nil {
+	details, err := loadCatalog(m.store.catalogPath)
+	if err != nil {
 		m.log.Warn("model details will be read again", "err", err)
 	}
+	m.cat = newCatalogue(p, details)
+	m.cat.dev = m.conn.device(&m.cat)
+	m.sched = newScheduler(&m.cat, &m.conn, &m.tune, effects{m}, m.now, m.log)
 	m.publish()
 	return m, nil
 }
 
 // Run owns the state until ctx is cancelled; it returns after every
-// goroutine it started has stopped.
+// goroutine it started has stopped, and every call made after it returns
+// fails with ErrStopped at once.
 func (m *Manager) Run(ctx context.Context) error {
 	if !m.started.CompareAndSwap(false, true) {
 		return errors.New("manager: Run called twice")
 	}
 	defer close(m.done)
-	ctx, cancel := context.WithCancel(ctx)
+	workCtx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	m.st.spawn = func(f func(context.Context)) {
+	m.spawn = func(f func(context.Context)) {
 		wg.Add(1)
-		go func() { defer wg.Done(); f(ctx) }()
+		go func() { defer wg.Done(); f(workCtx) }()
 	}
+	storeDone := make(chan struct{})
+	storeCtx, stopStore := context.WithCancel(context.Background())
+	go func() { defer close(storeDone); m.store.run(storeCtx) }()
 	defer func() {
+		close(m.stopping) // workers stop reporting
 		cancel()
-		m.failAll(ErrStopped)
-		// Drain reports from workers so none blocks on calls while we wait.
-		stopped := make(chan struct{})
-		go func() { wg.Wait(); close(stopped) }()
-		for {
-			select {
-			case <-m.calls:
-			case <-stopped:
-				return
-			}
-		}
+		wg.Wait()
+		m.sched.OnStop(ErrStopped)
+		m.failRefresh(ErrStopped)
+		m.publish()
+		m.flushReplies()
+		m.hub.stop()
+		stopStore() // it writes what is pending first
+		<-storeDone
 	}()
 
-	m.startDiscovery()
-	m.startPoll()
+	m.discover()
+	m.poll()
 	refresh := time.NewTicker(m.every.refresh)
 	defer refresh.Stop()
 	poll := time.NewTicker(m.every.poll)
 	defer poll.Stop()
 	for {
-		// Publishing copies every model; skip it when nothing visible
-		// changed, so hot calls (a request for a loaded model) stay cheap.
-		// Use counts and in-flight numbers alone wait for the next poll.
-		visible := true
 		select {
 		case <-ctx.Done():
 			return nil
-		case f := <-m.calls:
-			m.st.quiet = false
-			f()
-			visible = !m.st.quiet
+		case ev := <-m.events:
+			m.handle(ev)
 		case <-refresh.C:
-			m.startDiscovery()
-			visible = false
+			m.discover()
 		case <-poll.C:
-			m.startPoll()
-			visible = m.st.usageDirty
+			m.poll()
+			m.sched.OnTick()
 		}
-		if m.pump() || visible {
-			m.publish()
-			m.st.usageDirty = false
-		}
-		for _, f := range m.st.replies {
-			f()
-		}
-		m.st.replies = m.st.replies[:0]
+		m.settle()
+		m.publish()
+		m.flushReplies()
 	}
 }
 
-// reply answers a waiter after the next publish, so a caller that reads
-// Snapshot after its call returns sees the state the call produced.
-func (m *Manager) reply(w *waiter, r opResult) {
-	m.st.replies = append(m.st.replies, func() { w.reply <- r })
+// The owner's events. Callers send requests; workers report outcomes.
+type (
+	evLoad struct {
+		w            *waiter
+		name, reason string
+		numCtx       int
+	}
+	evUnload struct {
+		w            *waiter
+		name, reason string
+	}
+	evCancel    struct{ w *waiter }
+	evRelease   struct{ id uint64 }
+	evRefreshed struct {
+		op      uint64
+		ps      []Running
+		err     error
+		vram    VRAM
+		vramErr error
+	}
+	evLoaded struct {
+		op   uint64
+		ps   []Running
+		err  error
+		took time.Duration
+	}
+	evUnloaded struct {
+		op   uint64
+		name string
+		err  error
+		took time.Duration
+	}
+	evPolled struct {
+		ps      []Running
+		err     error
+		version string
+		vram    VRAM
+		vramErr error
+	}
+	evListed struct {
+		results []shown
+		err     error
+	}
+	evRefresh struct{ list, poll chan error }
+	evApply   struct {
+		f     func(*Settings)
+		reply chan error
+	}
+	evPause struct{ paused bool }
+	evPin   struct {
+		name   string
+		pinned bool
+		reply  chan error
+	}
+	// evRead runs f on the owner to read state (rankings' inputs).
+	evRead struct{ f func() }
+)
+
+// handle is the owner loop's switch: each event goes to what owns its part
+// of the state.
+func (m *Manager) handle(ev any) {
+	s := m.sched
+	switch e := ev.(type) {
+	case evLoad:
+		s.OnLoad(e.w, e.name, e.reason, e.numCtx)
+	case evUnload:
+		s.OnUnload(e.w, e.name, e.reason)
+	case evCancel:
+		select {
+		case r := <-e.w.reply: // answered already: give back what it got
+			if r.lease != 0 {
+				s.OnRelease(r.lease)
+			}
+		default:
+			s.OnCancel(e.w)
+		}
+	case evRelease:
+		s.OnRelease(e.id)
+	case evRefreshed:
+		m.readCard(e.vram, e.vramErr)
+		m.serverAnswered(e.err)
+		s.OnRefreshed(e.op, e.ps, e.err)
+	case evLoaded:
+		s.OnLoaded(e.op, e.ps, e.err, e.took)
+	case evUnloaded:
+		s.OnUnloaded(e.op, e.name, e.err, e.took)
+	case evPolled:
+		m.polled(e)
+	case evListed:
+		m.listed(e)
+	case evRefresh:
+		m.listWaiters = append(m.listWaiters, e.list)
+		m.pollWaiters = append(m.pollWaiters, e.poll)
+		m.discover()
+		m.poll()
+	case evApply:
+		m.apply(e)
+	case evPause:
+		s.OnPaused(e.paused)
+	case evPin:
+		md := m.cat.lookup(e.name)
+		if md == nil {
+			m.wake(e.reply, m.cat.unknown(e.name))
+			return
+		}
+		// A new slice: published snapshots hold the old one.
+		m.tune.Pinned = slices.DeleteFunc(slices.Clone(m.tune.Pinned), func(n string) bool { return n == md.inst.Name })
+		if e.pinned {
+			m.tune.Pinned = append(m.tune.Pinned, md.inst.Name)
+		}
+		md.pinned = e.pinned
+		m.wake(e.reply, nil)
+	case evRead:
+		e.f()
+	default:
+		m.log.Error("manager: unknown event", "type", fmt.Sprintf("%T", ev))
+	}
 }
 
-// wake is reply for plain error channels (Refresh).
-func (m *Manager) wake(chs []chan error, err error) {
-	m.st.replies = append(m.st.replies, func() {
-		for _, ch := range chs {
-			ch <- err
+// settle keeps what derives from the card in step: estimates assume the
+// device the models run on.
+func (m *Manager) settle() {
+	if d := m.conn.device(&m.cat); d != m.cat.dev {
+		m.cat.dev = d
+		m.cat.evaluateAll(m.tune.Settings)
+	}
+}
+
+func (m *Manager) apply(e evApply) {
+	next := m.tune.Settings
+	next.Pinned = slices.Clone(next.Pinned)
+	e.f(&next)
+	next, p, err := next.withDefaults()
+	if err != nil {
+		m.wake(e.reply, err)
+		return
+	}
+	m.tune = tuning{Settings: next, policy: p}
+	m.cat.evaluateAll(next)
+	m.sched.OnSettings()
+	m.wake(e.reply, nil)
+}
+
+// readCard records a reading of the card.
+func (m *Manager) readCard(v VRAM, err error) {
+	if err != nil {
+		if !errors.Is(err, context.Canceled) {
+			m.conn.vramErr = err.Error()
+			m.log.Warn("GPU read failed", "err", err)
 		}
+		return
+	}
+	m.conn.vramErr = ""
+	if m.conn.vram != v {
+		m.conn.vram = v
+		m.emit(Event{Kind: EventVRAM, Bytes: v.Used})
+	}
+}
+
+// serverAnswered records whether the server answered; when it comes back,
+// the models are listed again (it may have been restarted with others).
+func (m *Manager) serverAnswered(err error) {
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	wasDown := m.conn.known && !m.conn.up
+	if e := m.conn.setUp(err == nil, err); e != nil {
+		m.emit(*e)
+	}
+	if err == nil && wasDown {
+		m.discover()
+	}
+}
+
+// poll reads /api/ps, the server's version and the card.
+func (m *Manager) poll() {
+	if m.polling || m.spawn == nil {
+		return
+	}
+	m.polling = true
+	// /api/ps already proves the server is up; the version is asked once
+	// per (re)connection, not on every poll.
+	needVersion := m.conn.version == "" || !m.conn.up
+	m.spawn(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, readDeadline)
+		defer cancel()
+		var e evPolled
+		e.ps, e.err = m.rt.Running(ctx)
+		if e.err == nil && needVersion {
+			e.version, e.err = m.rt.Version(ctx)
+		}
+		e.vram, e.vramErr = m.gpu.Read(ctx)
+		m.report(e)
 	})
 }
 
-// do runs f on the owner goroutine and waits until it has run.
-func (m *Manager) do(ctx context.Context, f func()) error {
-	ran := make(chan struct{})
-	// Answer after the publish that follows f, so the caller's next
-	// Snapshot shows what f did.
-	select {
-	case m.calls <- func() { f(); m.st.replies = append(m.st.replies, func() { close(ran) }) }:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-m.done:
-		return ErrStopped
+func (m *Manager) polled(e evPolled) {
+	m.polling = false
+	if e.version != "" {
+		m.conn.version = e.version
 	}
-	<-ran
-	return nil
+	m.readCard(e.vram, e.vramErr)
+	m.serverAnswered(e.err)
+	if e.err == nil {
+		m.sched.OnPoll(e.ps)
+	}
+	m.sample()
+	for _, ch := range m.pollWaiters {
+		m.wake(ch, e.err)
+	}
+	m.pollWaiters = nil
 }
 
-// report is how worker goroutines hand results to the owner; it gives up
-// when the manager is stopping.
-func (m *Manager) report(f func()) {
-	select {
-	case m.calls <- f:
-	case <-m.done:
+// discover lists the installed models and shows the new or changed ones,
+// without loading anything.
+func (m *Manager) discover() {
+	if m.cat.listing || m.spawn == nil {
+		return
 	}
+	m.cat.listing = true
+	known := map[string]string{}
+	for n, md := range m.cat.models {
+		if md.hasDetails {
+			known[n] = md.inst.Digest
+		}
+	}
+	cached := maps.Clone(m.cat.details)
+	m.spawn(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, discoverDeadline)
+		defer cancel()
+		list, err := m.rt.List(ctx)
+		var results []shown
+		if err == nil {
+			results = m.showAll(ctx, list, known, cached)
+		}
+		m.report(evListed{results: results, err: err})
+	})
+}
+
+func (m *Manager) showAll(ctx context.Context, list []Installed, known map[string]string, cached map[string]Details) []shown {
+	out := make([]shown, len(list))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(showParallel)
+	for i, inst := range list {
+		out[i].inst = inst
+		if d, ok := known[inst.Name]; ok && d == inst.Digest {
+			continue // unchanged: keep what we have
+		}
+		if det, ok := cached[inst.Digest]; ok && inst.Digest != "" {
+			det.Name = inst.Name // the same manifest may be installed under several names
+			out[i].det = det
+			continue
+		}
+		g.Go(func() error {
+			det, err := m.rt.Show(gctx, inst.Name)
+			if err != nil {
+				err = fmt.Errorf("show %s: %w", inst.Name, err)
+			}
+			out[i].det, out[i].err = det, err
+			return nil // one broken model must not hide the others
+		})
+	}
+	_ = g.Wait()
+	return out
+}
+
+func (m *Manager) listed(e evListed) {
+	m.cat.listing = false
+	m.cat.listErr = e.err
+	for _, ch := range m.listWaiters {
+		m.wake(ch, e.err)
+	}
+	m.listWaiters = nil
+	m.serverAnswered(e.err)
+	if e.err == nil {
+		changed, cacheChanged := m.cat.merge(e.results, m.tune.Settings)
+		if cacheChanged {
+			m.store.saveCatalog(maps.Clone(m.cat.details))
+		}
+		if changed {
+			m.emit(Event{Kind: EventModelsChange, Reason: fmt.Sprintf("%d models installed", len(e.results))})
+		}
+	}
+	m.sched.OnListed()
+}
+
+// report is how workers hand results to the owner; it gives up when the
+// manager is stopping.
+func (m *Manager) report(ev any) {
+	select {
+	case m.events <- ev:
+	case <-m.stopping:
+	}
+}
+
+// wake answers a caller waiting on ch after the next publish.
+func (m *Manager) wake(ch chan error, err error) {
+	m.replies = append(m.replies, func() { ch <- err })
+}
+
+func (m *Manager) failRefresh(err error) {
+	for _, ch := range append(m.listWaiters, m.pollWaiters...) {
+		m.wake(ch, err)
+	}
+	m.listWaiters, m.pollWaiters = nil, nil
+}
+
+// flushReplies answers the callers whose calls the last event settled,
+// after the publish that shows it, so a caller that reads Snapshot after
+// its call returns sees the state the call produced.
+func (m *Manager) flushReplies() {
+	for _, f := range m.replies {
+		f()
+	}
+	m.replies = m.replies[:0]
 }
 
 // emit records an event and sends it to subscribers.
@@ -240,11 +549,110 @@ func (m *Manager) emit(e Event) {
 	}
 	m.log.Info("event", "kind", e.Kind, "model", e.Model, "for", e.For, "reason", e.Reason, "bytes", e.Bytes, "err", e.Error)
 	m.hub.publish(e)
+	if e.historic() {
+		m.store.appendHistory(e)
+	}
+	if k, ok := markKinds[e.Kind]; ok {
+		_ = m.timeline.Mark(timeline.Mark{Time: e.Time, Kind: k, Model: e.Model})
+	}
 }
 
+// markKinds are the events the chart marks.
+var markKinds = map[EventKind]timeline.MarkKind{
+	EventLoaded: timeline.MarkLoad, EventEvicted: timeline.MarkEviction, EventUnloaded: timeline.MarkUnload,
+	EventUnloadedByOllama: timeline.MarkUnload, EventLoadFailed: timeline.MarkFailedLoad,
+}
+
+// sample records the card as the last poll left it, for the charts.
+func (m *Manager) sample() {
+	h := m.header()
+	s := timeline.Sample{Time: m.now(), Models: map[string]uint64{}, Others: h.others, Budget: h.budget,
+		Total: m.conn.vram.Total, Source: m.conn.vram.Source}
+	for _, md := range m.cat.models {
+		if md.onCard() && md.size > 0 {
+			s.Models[md.inst.Name] = md.size
+		}
+	}
+	_ = m.timeline.Add(s)
+}
+
+// Timeline returns the polls and decisions since t (at most the last hour).
+func (m *Manager) Timeline(since time.Time) timeline.Window { return m.timeline.Since(since) }
+
+// effects carry out what the scheduler decides.
+type effects struct{ m *Manager }
+
+func (x effects) ReadServer(op uint64) {
+	m := x.m
+	m.spawn(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, readDeadline)
+		defer cancel()
+		e := evRefreshed{op: op}
+		e.ps, e.err = m.rt.Running(ctx)
+		e.vram, e.vramErr = m.gpu.Read(ctx)
+		m.report(e)
+	})
+}
+
+func (x effects) Load(op uint64, req LoadRequest, within time.Duration) {
+	m := x.m
+	m.spawn(func(ctx context.Context) {
+		lctx, cancel := context.WithTimeout(ctx, within)
+		defer cancel()
+		t := time.Now()
+		e := evLoaded{op: op}
+		e.err = m.rt.Load(lctx, req)
+		e.took = time.Since(t)
+		if e.err != nil && lctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+			e.err = fmt.Errorf("%s did not load within %s (load_timeout), so the request was cancelled: %w", req.Name, within, ErrTimedOut)
+		}
+		if e.err == nil {
+			rctx, cancel := context.WithTimeout(ctx, readDeadline)
+			defer cancel()
+			e.ps, e.err = m.rt.Running(rctx)
+		}
+		m.report(e)
+	})
+}
+
+func (x effects) Unload(op uint64, name string, within time.Duration) {
+	m := x.m
+	m.spawn(func(ctx context.Context) {
+		uctx, cancel := context.WithTimeout(ctx, within)
+		defer cancel()
+		t := time.Now()
+		err := m.rt.Unload(uctx, name)
+		if err != nil && uctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+			err = fmt.Errorf("%s was still loaded after %s: %w", name, within, ErrTimedOut)
+		}
+		m.report(evUnloaded{op: op, name: name, err: err, took: time.Since(t)})
+	})
+}
+
+func (x effects) Abandon(name string) {
+	m := x.m
+	m.spawn(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, abandonDeadline)
+		defer cancel()
+		if err := m.rt.Unload(ctx, name); err != nil {
+			m.log.Warn("could not make sure a timed-out load was dropped; the next poll will tell", "model", name, "err", err)
+		}
+	})
+}
+
+func (x effects) Discover() { x.m.discover() }
+
+func (x effects) Reply(w *waiter, r result) {
+	x.m.replies = append(x.m.replies, func() { w.reply <- r })
+}
+
+func (x effects) Emit(e Event) { x.m.emit(e) }
+
+func (x effects) Persist() { x.m.store.saveState(x.m.cat.persisted()) }
+
 // Subscribe returns a channel of events and a function that ends the
-// subscription. Events are never blocked on: a subscriber more than buf
-// events behind loses the excess.
+// subscription. A subscriber more than buf events behind is dropped: its
+// channel is closed.
 func (m *Manager) Subscribe(buf int) (<-chan Event, func()) {
 	if buf <= 0 {
 		buf = 64
@@ -257,12 +665,6 @@ func (m *Manager) History() []Event { return m.hub.recent() }
 
 // Snapshot returns the latest published state; it is a value, safe to keep.
 func (m *Manager) Snapshot() Snapshot { return *m.snap.Load() }
-
-func (m *Manager) savePersisted() {
-	if err := m.st.persisted().save(m.statePath); err != nil {
-		m.log.Warn("state not saved", "err", err)
-	}
-}
 
 func errString(err error) string {
 	if err == nil {

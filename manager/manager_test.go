@@ -19,6 +19,13 @@ import (
 
 func start(t *testing.T, rt *fakeRuntime, opt manager.Options) *manager.Manager {
 	t.Helper()
+	m, _ := startStop(t, rt, opt)
+	return m
+}
+
+// startStop is start with a stop function, for restarts.
+func startStop(t *testing.T, rt *fakeRuntime, opt manager.Options) (*manager.Manager, func()) {
+	t.Helper()
 	opt.Runtime = rt
 	if opt.GPU == nil {
 		opt.GPU = &fakeGPU{rt: rt, total: 8 * gib}
@@ -28,11 +35,11 @@ func start(t *testing.T, rt *fakeRuntime, opt manager.Options) *manager.Manager 
 	}
 	opt.PollEvery = 20 * time.Millisecond
 	opt.RefreshEvery = 100 * time.Millisecond
-	m := mgrtest.Start(t, opt)
+	m, stop := mgrtest.Run(t, opt)
 	if err := m.Refresh(context.Background()); err != nil && !errors.Is(err, manager.ErrUnreachable) {
 		t.Fatalf("refresh: %v", err)
 	}
-	return m
+	return m, stop
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -278,7 +285,7 @@ func TestReconcileAndRestart(t *testing.T) {
 	for len(sub) > 0 {
 		kinds[(<-sub).Kind]++
 	}
-	for _, k := range []manager.EventKind{manager.EventOllamaDown, manager.EventOllamaUp, manager.EventUnloaded, manager.EventLoaded} {
+	for _, k := range []manager.EventKind{manager.EventOllamaDown, manager.EventOllamaUp, manager.EventUnloadedByOllama, manager.EventLoaded} {
 		if kinds[k] == 0 {
 			t.Errorf("no %s event; got %v", k, kinds)
 		}
@@ -320,7 +327,7 @@ func TestCalibrationPersists(t *testing.T) {
 	rt := newFakeRuntime()
 	rt.add("a:3b", 3.2, nil, 1.3) // real size 30 % over the estimate
 	dir := t.TempDir()
-	m := start(t, rt, manager.Options{StateDir: dir})
+	m, stop := startStop(t, rt, manager.Options{StateDir: dir})
 	before, _ := m.Snapshot().Model("a:3b")
 	if _, err := m.Load(ctxT(t), "a:3b", "test"); err != nil {
 		t.Fatal(err)
@@ -328,6 +335,7 @@ func TestCalibrationPersists(t *testing.T) {
 	if err := m.Unload(ctxT(t), "a:3b"); err != nil {
 		t.Fatal(err)
 	}
+	stop()
 	m2 := start(t, rt, manager.Options{StateDir: dir})
 	after, _ := m2.Snapshot().Model("a:3b")
 	if !after.Calibrated || after.EstimateBytes <= before.EstimateBytes {
@@ -443,13 +451,14 @@ func TestCatalogueSkipsShowAfterRestart(t *testing.T) {
 	rt.add("a:3b", 3.2, nil, 1)
 	rt.add("b:7b", 7.6, nil, 1)
 	dir := t.TempDir()
-	first := start(t, rt, manager.Options{StateDir: dir})
+	first, stop := startStop(t, rt, manager.Options{StateDir: dir})
 	before, _ := first.Snapshot().Model("b:7b")
 	shows := rt.Shows()
 	if shows < 2 {
 		t.Fatalf("%d shows for 2 models", shows)
 	}
 	rt.add("c:1b", 1.2, nil, 1)
+	stop()
 	second := start(t, rt, manager.Options{StateDir: dir})
 	if got := rt.Shows() - shows; got != 1 {
 		t.Fatalf("restart asked Ollama about %d models, want 1 (only the new one)", got)

@@ -28,31 +28,40 @@ var allowed = map[State][]State{
 	Unloading: {Idle, Loaded},             // Loaded: the unload failed
 }
 
-// model is the owner goroutine's record of one model. Only the owner
-// touches it.
+// model is the owner goroutine's record of one model: what the server says
+// of it (catalogue data), what follows from that and the settings
+// (derived), and where it is now (live). Only the owner touches it.
 type model struct {
 	inst       Installed
 	det        Details
 	hasDetails bool
 	showErr    error
 
+	derived
+	live
+}
+
+// derived is recomputed by catalogue.evaluate when the details or the
+// settings change.
+type derived struct {
 	paramsB  float64
 	priority int
-	numCtx   int
+	numCtx   int // the context length it is loaded with unless asked otherwise
 	est      estimate.Breakdown
-	estErr   error
-
-	state    State
+	estErr   string
 	pinned   bool
-	lastUsed time.Time
-	uses     int
-	credit   float64 // eviction policy's value (GDSF)
+}
 
-	size      uint64 // measured by the server while loaded
-	onGPU     bool   // the server reported VRAM for it
+// live is the model's place on the card and its use. Comparable, so the
+// snapshot can tell when it changed.
+type live struct {
+	state     State
+	lastUsed  time.Time
+	uses      int
+	credit    float64 // eviction policy's value
+	size      uint64  // measured by the server while loaded
+	onGPU     bool    // the server reported VRAM for it
 	loadedCtx int
-	inflight  int
-	busySince time.Time
 	lastErr   string
 }
 
@@ -68,3 +77,6 @@ func (m *model) transition(to State) error {
 	}
 	return fmt.Errorf("model %s: invalid transition %s -> %s", m.inst.Name, m.state, to)
 }
+
+// onCard reports whether the model occupies memory now.
+func (m *model) onCard() bool { return m.state == Loaded || m.state == Unloading }

@@ -70,6 +70,9 @@ type Running struct {
 	VRAMBytes     uint64 // /api/ps size_vram (0 on CPU)
 	ContextLength int
 	ExpiresAt     time.Time
+	// Loading: the server lists the model while it is still loading it
+	// (v0.30 on), sized as its file until its buffers are known.
+	Loading bool
 }
 
 // GPU reads the card's memory. manager/gpu implements it with NVML and a

@@ -28,6 +28,9 @@ type Settings struct {
 	// BusyGrace bounds how long a model with requests in flight holds off
 	// an eviction; 0 waits until the requests end.
 	BusyGrace time.Duration `json:"busy_grace_ns"`
+	// LoadTimeout is how long a load may take before it is given up; 0
+	// lets it grow with the model's bytes (see loadDeadline).
+	LoadTimeout time.Duration `json:"load_timeout_ns"`
 	// Tables are the task and role tables (score.Defaults() when nil); the
 	// snapshot lists their names in Tasks and Roles.
 	Tables score.Tables `json:"-"`
@@ -45,6 +48,9 @@ func (s Settings) withDefaults() (Settings, evict.Policy, error) {
 	}
 	if s.BusyGrace < 0 {
 		errs = append(errs, fmt.Errorf("busy grace: %s is negative", s.BusyGrace))
+	}
+	if s.LoadTimeout < 0 {
+		errs = append(errs, fmt.Errorf("load timeout: %s is negative", s.LoadTimeout))
 	}
 	p, err := evict.ByName(s.Policy)
 	if err != nil {

@@ -1,9 +1,12 @@
 package manager
 
 import (
+	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/vramkeeper/vramkeeper/manager/estimate"
 )
@@ -30,7 +33,9 @@ type Snapshot struct {
 	RuntimeErr string `json:"ollama_error,omitempty"`
 	Paused     bool   `json:"paused"`
 	Discovered bool   `json:"discovered"`
-	Loading    string `json:"loading,omitempty"`
+	// Loading names the model being loaded now, since LoadingSince.
+	Loading      string    `json:"loading,omitempty"`
+	LoadingSince time.Time `json:"loading_since,omitzero"`
 
 	Models []ModelView `json:"models"`
 }
@@ -61,6 +66,9 @@ type ModelView struct {
 	SizeBytes   uint64             `json:"size_bytes,omitempty"`
 	InFlight    int                `json:"in_flight,omitempty"`
 	Error       string             `json:"error,omitempty"`
+	// RetryAt: the model failed to load lately and is not tried again
+	// before then (zero when it may be).
+	RetryAt time.Time `json:"retry_at,omitzero"`
 }
 
 // Model returns the view of the named model.
@@ -84,58 +92,140 @@ func (s Snapshot) LoadedModels() []ModelView {
 	return out
 }
 
+// header is the part of a snapshot outside the model list, comparable so
+// that publish can tell whether anything changed.
+type header struct {
+	vram                         VRAM
+	budget, used, others, free   uint64
+	up, paused, discovered       bool
+	version, runtimeErr, loading string
+	loadingSince                 time.Time
+	maxLoaded, numCtx            int
+	policy                       string
+	margin                       uint64
+	busyGrace, loadTimeout       time.Duration
+	budgetSet                    string
+	pinned                       string
+	tasks, roles                 unsafe.Pointer // the tables' maps: Apply replaces them whole
+}
+
+// viewKey is everything a model's view is made of, comparable.
+type viewKey struct {
+	name, digest, showErr string
+	disk                  uint64
+	hasDetails            bool
+	derived
+	live
+	need             uint64
+	calibrated, fits bool
+	holds            int
+	retryAt          time.Time
+}
+
+type cachedView struct {
+	key  viewKey
+	view ModelView
+}
+
+// publish stores a new snapshot when anything visible changed since the
+// last one. Changes are found by comparing what the snapshot is built from,
+// model by model, so nothing needs to flag them; a model's view is rebuilt
+// only when its own inputs changed.
 func (m *Manager) publish() {
-	s := &m.st
-	snap := &Snapshot{
-		Time:       m.now(),
-		VRAM:       s.vram,
-		Budget:     s.budget(),
-		Used:       s.ours(),
-		Settings:   s.set,
-		Tasks:      s.set.Tables.TaskNames(),
-		Roles:      s.set.Tables.RoleNames(),
-		OllamaUp:   s.up,
-		Version:    s.version,
-		RuntimeErr: s.runtimeErr,
-		Paused:     s.paused,
-		Discovered: s.discovered,
+	prev := m.snap.Load()
+	h := m.header()
+	changed := prev == nil || m.lastHeader != h
+	seen := 0
+	for name, md := range m.cat.models {
+		need, calibrated := m.cat.need(md, md.numCtx, m.conn.version)
+		k := viewKey{
+			name: md.inst.Name, digest: md.inst.Digest, showErr: errString(md.showErr), disk: md.inst.SizeBytes,
+			hasDetails: md.hasDetails, derived: md.derived, live: md.live,
+			need: need, calibrated: calibrated, fits: need > 0 && need <= h.budget,
+			holds: m.sched.holds(md), retryAt: m.sched.retryAt(md),
+		}
+		cv, ok := m.views[name]
+		if !ok {
+			m.order = nil // the set of names changed
+		}
+		if !ok || cv.key != k {
+			m.views[name] = cachedView{key: k, view: viewOf(md, k)}
+			changed = true
+		}
+		seen++
 	}
-	snap.Settings.Pinned = slices.Clone(s.set.Pinned) // SetPinned edits s.set's in place
-	if s.vram.Source == SourceNVML {
-		snap.Free = s.vram.Free
+	if seen != len(m.views) {
+		for name := range m.views {
+			if _, ok := m.cat.models[name]; !ok {
+				delete(m.views, name)
+			}
+		}
+		m.order, changed = nil, true
+	}
+	if !changed {
+		return
+	}
+	m.lastHeader = h
+	if m.order == nil {
+		m.order = slices.Sorted(maps.Keys(m.views))
+	}
+	snap := &Snapshot{
+		Time: m.now(), VRAM: h.vram, Budget: h.budget, Used: h.used, Others: h.others, Free: h.free,
+		Settings: m.tune.Settings, Tasks: m.tune.Tables.TaskNames(), Roles: m.tune.Tables.RoleNames(),
+		OllamaUp: h.up, Version: h.version, RuntimeErr: h.runtimeErr, Paused: h.paused,
+		Discovered: h.discovered, Loading: h.loading, LoadingSince: h.loadingSince,
+		Models: make([]ModelView, len(m.order)),
+	}
+	snap.Settings.Pinned = slices.Clone(m.tune.Pinned)
+	for i, name := range m.order {
+		snap.Models[i] = m.views[name].view
+	}
+	m.snap.Store(snap)
+}
+
+func (m *Manager) header() header {
+	s, c := m.tune, m.conn
+	h := header{
+		vram: c.vram, budget: m.sched.budget(), used: m.cat.ours(),
+		up: c.up, paused: m.sched.paused, discovered: m.cat.listed, version: c.version, runtimeErr: c.err,
+		maxLoaded: s.MaxLoaded, numCtx: s.NumCtx, policy: s.Policy, margin: s.SafetyMargin,
+		busyGrace: s.BusyGrace, loadTimeout: s.LoadTimeout, budgetSet: s.Budget.String(),
+		pinned: strings.Join(s.Pinned, "\x00"),
+		tasks:  reflect.ValueOf(s.Tables.Tasks).UnsafePointer(), roles: reflect.ValueOf(s.Tables.Roles).UnsafePointer(),
+	}
+	if o := m.sched.cur; o != nil && o.kind == opLoad && !o.began.IsZero() {
+		h.loading, h.loadingSince = o.name, o.began
+	}
+	if c.vram.Source == SourceNVML {
+		h.free = c.vram.Free
 		// Other programs: what the driver counts beyond Ollama's processes
 		// when it lists them (the CUDA context is Ollama's, not theirs),
 		// beyond our models' reported sizes otherwise.
-		ollama := max(s.vram.Ollama, snap.Used)
-		if s.vram.Used > ollama {
-			snap.Others = s.vram.Used - ollama
+		ollama := max(c.vram.Ollama, h.used)
+		if c.vram.Used > ollama {
+			h.others = c.vram.Used - ollama
 		}
-	} else if s.vram.Total > snap.Used {
-		snap.Free = s.vram.Total - snap.Used
+	} else if c.vram.Total > h.used {
+		h.free = c.vram.Total - h.used
 	}
-	if s.current != nil && s.current.kind == opLoad {
-		snap.Loading = s.current.name
+	return h
+}
+
+func viewOf(md *model, k viewKey) ModelView {
+	v := ModelView{
+		Name: md.inst.Name, Digest: md.inst.Digest, Family: md.det.Family,
+		Parameters: md.det.ParameterSize, ParamsB: md.paramsB, Quantization: md.det.Quantization,
+		Capabilities: slices.Clone(md.det.Capabilities), DiskBytes: md.inst.SizeBytes,
+		NumCtx: md.numCtx, EstimateBytes: k.need, Calibrated: k.calibrated, Breakdown: md.est,
+		EstimateErr: md.estErr, Priority: md.priority, Fits: k.fits,
+		State: md.state, Loaded: md.state == Loaded, Pinned: md.pinned,
+		LastUsed: md.lastUsed, Uses: md.uses, InFlight: k.holds, Error: md.lastErr, RetryAt: k.retryAt,
 	}
-	for _, md := range s.models {
-		need, calibrated := s.need(md)
-		v := ModelView{
-			Name: md.inst.Name, Digest: md.inst.Digest, Family: md.det.Family,
-			Parameters: md.det.ParameterSize, ParamsB: md.paramsB, Quantization: md.det.Quantization,
-			Capabilities: slices.Clone(md.det.Capabilities), DiskBytes: md.inst.SizeBytes,
-			NumCtx: md.numCtx, EstimateBytes: need, Calibrated: calibrated, Breakdown: md.est,
-			EstimateErr: errString(md.estErr), Priority: md.priority,
-			Fits:  need > 0 && need <= snap.Budget,
-			State: md.state, Loaded: md.state == Loaded, Pinned: md.pinned,
-			LastUsed: md.lastUsed, Uses: md.uses, InFlight: md.inflight, Error: md.lastErr,
-		}
-		if md.state == Loaded || md.state == Unloading {
-			v.SizeBytes = md.size
-		}
-		if md.showErr != nil && v.Error == "" {
-			v.Error = md.showErr.Error()
-		}
-		snap.Models = append(snap.Models, v)
+	if md.onCard() {
+		v.SizeBytes = md.size
 	}
-	slices.SortFunc(snap.Models, func(a, b ModelView) int { return strings.Compare(a.Name, b.Name) })
-	m.snap.Store(snap)
+	if v.Error == "" {
+		v.Error = k.showErr
+	}
+	return v
 }

@@ -3,6 +3,7 @@ package mgrtest
 
 import (
 	"context"
+	"sync"
 	"testing"
 
 	"github.com/vramkeeper/vramkeeper/manager"
@@ -12,6 +13,14 @@ import (
 // that returns an error fails the test. It does not wait for discovery:
 // callers Refresh when they need the catalogue.
 func Start(t testing.TB, opt manager.Options) *manager.Manager {
+	m, _ := Run(t, opt)
+	return m
+}
+
+// Run is Start with a stop function, for tests that restart the manager:
+// stop returns once Run has returned (so its state files are written); it
+// may be called again, and the test's end calls it too.
+func Run(t testing.TB, opt manager.Options) (*manager.Manager, func()) {
 	t.Helper()
 	m, err := manager.New(opt)
 	if err != nil {
@@ -20,11 +29,12 @@ func Start(t testing.TB, opt manager.Options) *manager.Manager {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("manager Run: %v", err)
 		}
 	})
-	return m
+	t.Cleanup(stop)
+	return m, stop
 }

@@ -412,7 +412,7 @@ func badInput(t *testing.T, r *rig) {
 		{"oversized v1", "POST", "/v1/completions", big, nil, 413, "larger than"},
 		{"oversized pass-through", "POST", "/api/show", big, nil, 413, "larger than"},
 		{"oversized keeper", "POST", "/keeper/v1/best", `{"task":"` + strings.Repeat("x", 2<<20) + `"}`, nil, 413, "too_large"},
-		{"unmanaged inference endpoint", "POST", "/v1/responses", `{"model":"tiny-chat"}`, nil, 501, "bypass the VRAM budget"},
+		{"unmanaged inference endpoint", "POST", "/v1/images/generations", `{"model":"tiny-chat","prompt":"x"}`, nil, 501, "bypass the VRAM budget"},
 		{"foreign origin", "GET", "/keeper/v1/status", ``, map[string]string{"Origin": "https://evil.example"}, 403, "origin"},
 		{"rebound host", "GET", "/api/tags", ``, map[string]string{"Host": "evil.example:11435"}, 403, "host"},
 	}

@@ -29,12 +29,7 @@ import (
 )
 
 func (s *Server) openAIFail(w http.ResponseWriter, r *http.Request, err error) {
-	status, _ := classify(err)
-	s.logFailure(r, status, err)
-	if status == statusClientGone {
-		return
-	}
-	writeOpenAIError(w, status, err.Error())
+	s.failAs(w, r, writeOpenAIError, err)
 }
 
 // decodeOpenAI reads an OpenAI request body.
@@ -80,7 +75,7 @@ func (s *Server) handleOpenAIChat(w http.ResponseWriter, r *http.Request) {
 
 	id := fmt.Sprintf("chatcmpl-%d", rand.IntN(999))
 	toolCallSent := false
-	s.relay(w, r, "/api/chat", native, req.Stream, func(raw []byte) ([]any, bool, error) {
+	s.relay(w, r, openAIWire, "/api/chat", native, req.Stream, func(raw []byte) ([]any, bool, error) {
 		var cr api.ChatResponse
 		if err := json.Unmarshal(raw, &cr); err != nil {
 			return nil, false, err
@@ -126,7 +121,7 @@ func (s *Server) handleOpenAICompletion(w http.ResponseWriter, r *http.Request) 
 	native.Model, native.KeepAlive, native.Options = h.model, &keepForever, pinOptions(native.Options, h)
 
 	id := fmt.Sprintf("cmpl-%d", rand.IntN(999))
-	s.relay(w, r, "/api/generate", native, req.Stream, func(raw []byte) ([]any, bool, error) {
+	s.relay(w, r, openAIWire, "/api/generate", native, req.Stream, func(raw []byte) ([]any, bool, error) {
 		var gr api.GenerateResponse
 		if err := json.Unmarshal(raw, &gr); err != nil {
 			return nil, false, err
@@ -184,7 +179,7 @@ func (s *Server) handleOpenAIEmbed(w http.ResponseWriter, r *http.Request) {
 		Model: h.model, Input: req.Input, Dimensions: req.Dimensions,
 		KeepAlive: &keepForever, Options: pinOptions(nil, h),
 	}
-	s.relay(w, r, "/api/embed", native, false, func(raw []byte) ([]any, bool, error) {
+	s.relay(w, r, openAIWire, "/api/embed", native, false, func(raw []byte) ([]any, bool, error) {
 		var er api.EmbedResponse
 		if err := json.Unmarshal(raw, &er); err != nil {
 			return nil, false, err
@@ -193,33 +188,33 @@ func (s *Server) handleOpenAIEmbed(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// relay sends a native request to Ollama and writes the translated answer:
-// each JSON object Ollama sends is converted by each; with stream, every
-// converted value is one Server-Sent Event, flushed at once, and the stream
-// ends with [DONE]; without, the one value is the body.
-func (s *Server) relay(w http.ResponseWriter, r *http.Request, path string, native any, stream bool,
+// relay sends a native request to Ollama and writes the translated answer
+// framed as f: each JSON object Ollama sends is converted by each; with
+// stream, every converted value is one Server-Sent Event, flushed at once,
+// and the stream ends with f.end; without, the one value is the body.
+func (s *Server) relay(w http.ResponseWriter, r *http.Request, f wire, path string, native any, stream bool,
 	each func(raw []byte) (out []any, done bool, err error)) {
 	body, err := json.Marshal(native)
 	if err != nil {
-		s.openAIFail(w, r, err)
+		s.failAs(w, r, f.writeError, err)
 		return
 	}
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, s.upstream.JoinPath(path).String(), bytes.NewReader(body))
 	if err != nil {
-		s.openAIFail(w, r, err)
+		s.failAs(w, r, f.writeError, err)
 		return
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := s.client.Do(req)
 	if err != nil {
-		s.openAIFail(w, r, fmt.Errorf("ollama at %s: %w: %w", s.upstream.Redacted(), manager.ErrUnreachable, err))
+		s.failAs(w, r, f.writeError, fmt.Errorf("ollama at %s: %w: %w", s.upstream.Redacted(), manager.ErrUnreachable, err))
 		return
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg := upstreamErrorMessage(resp)
 		s.logFailure(r, resp.StatusCode, errors.New(msg))
-		writeOpenAIError(w, resp.StatusCode, msg)
+		f.writeError(w, resp.StatusCode, msg)
 		return
 	}
 
@@ -232,7 +227,7 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, path string, nati
 			if !errors.Is(err, io.EOF) && r.Context().Err() == nil {
 				s.log.Warn("v1: reading ollama's answer", "path", r.URL.Path, "err", err)
 				if !started {
-					writeOpenAIError(w, http.StatusBadGateway, fmt.Sprintf("reading ollama's answer: %v", err))
+					f.writeError(w, http.StatusBadGateway, fmt.Sprintf("reading ollama's answer: %v", err))
 				}
 			}
 			return
@@ -240,10 +235,9 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, path string, nati
 		if msg := inBandError(raw); msg != "" {
 			// Ollama reports a failure after the 200 inside the stream.
 			if !started {
-				writeOpenAIError(w, http.StatusInternalServerError, msg)
+				f.writeError(w, http.StatusInternalServerError, msg)
 			} else if stream {
-				b, _ := json.Marshal(openai.NewError(http.StatusInternalServerError, msg))
-				fmt.Fprintf(w, "data: %s\n\n", b)
+				_ = writeSSE(w, f.streamError(http.StatusInternalServerError, msg))
 			}
 			return
 		}
@@ -251,7 +245,7 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, path string, nati
 		if err != nil {
 			s.log.Warn("v1: converting ollama's answer", "path", r.URL.Path, "err", err)
 			if !started {
-				writeOpenAIError(w, http.StatusBadGateway, fmt.Sprintf("converting ollama's answer: %v", err))
+				f.writeError(w, http.StatusBadGateway, fmt.Sprintf("converting ollama's answer: %v", err))
 			}
 			return
 		}
@@ -268,16 +262,12 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, path string, nati
 			w.WriteHeader(http.StatusOK)
 		}
 		for _, v := range out {
-			b, err := json.Marshal(v)
-			if err != nil {
-				return
-			}
-			if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
+			if err := writeSSE(w, v); err != nil {
 				return
 			}
 		}
 		if done {
-			fmt.Fprint(w, "data: [DONE]\n\n")
+			fmt.Fprint(w, f.end)
 		}
 		if err := rc.Flush(); err != nil || done {
 			return

@@ -14,6 +14,7 @@
 //	POST /keeper/v1/models/{name}/pin      {"model": ..., "pinned": true}
 //	POST /keeper/v1/models/{name}/unpin    {"model": ..., "pinned": false}
 //	GET  /keeper/v1/history                {"events": [manager.Event...]}
+//	GET  /keeper/v1/timeline[?since=T]     timeline.Window: samples and marks after T
 //	GET  /keeper/v1/events                 Server-Sent Events, one per manager.Event (503 past the cap)
 //	POST /keeper/v1/pause                  {"paused": true}: stop automatic management
 //	POST /keeper/v1/resume                 {"paused": false}
@@ -40,13 +41,17 @@
 // # Proxy
 //
 // Everything outside /keeper/ goes to Ollama. The inference endpoints
-// (/api/generate, /api/chat, /api/embed, /api/embeddings and the OpenAI
-// /v1/chat/completions, /v1/completions, /v1/embeddings) first resolve the
-// model (auto:TASK and auto:TASK/ROLE through BestModelForTask), wait until
-// the manager has loaded it within the budget, hold it against eviction
-// until the response is fully written, and force keep_alive -1 and the
+// (/api/generate, /api/chat, /api/embed, /api/embeddings, the OpenAI
+// /v1/chat/completions, /v1/completions, /v1/embeddings and /v1/responses,
+// and the Anthropic /v1/messages) first resolve the model (auto:TASK and
+// auto:TASK/ROLE through BestModelForTask), wait until the manager has
+// loaded it within the budget, hold it against eviction until the response
+// is fully written (or the client left), and force keep_alive -1 and the
 // manager's num_ctx so that Ollama neither unloads nor reloads the model on
-// its own. See proxy.go and openai.go for the details.
+// its own. Errors come in each API's own shape. GET /v1/models and
+// /v1/models/{id} list the models and the auto:TASK aliases, in Anthropic's
+// shape when the request carries anthropic-version or x-api-key. See
+// proxy.go, openai.go, responses.go and anthropic.go for the details.
 package api
 
 import (
@@ -261,6 +266,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /keeper/v1/models/{name...}", s.handleModelAction)
 	mux.HandleFunc("POST /keeper/v1/best", s.handleBest)
 	mux.HandleFunc("GET /keeper/v1/history", s.handleHistory)
+	mux.HandleFunc("GET /keeper/v1/timeline", s.handleTimeline)
 	mux.HandleFunc("GET /keeper/v1/events", s.handleEvents)
 	mux.HandleFunc("POST /keeper/v1/pause", s.handlePause)
 	mux.HandleFunc("POST /keeper/v1/resume", s.handlePause)
@@ -278,17 +284,19 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/chat/completions", s.handleOpenAIChat)
 	mux.HandleFunc("POST /v1/completions", s.handleOpenAICompletion)
 	mux.HandleFunc("POST /v1/embeddings", s.handleOpenAIEmbed)
+	mux.HandleFunc("POST /v1/responses", s.handleResponses)
+	mux.HandleFunc("POST /v1/messages", s.handleMessages)
 	// Ollama also serves these, but passed through they would load models
 	// behind the manager's back and outside the budget: refuse them plainly.
-	for _, p := range []string{"/v1/responses", "/v1/messages", "/v1/images/generations", "/v1/images/edits"} {
+	for _, p := range []string{"/v1/images/generations", "/v1/images/edits"} {
 		mux.HandleFunc("POST "+p, func(w http.ResponseWriter, r *http.Request) {
 			writeOpenAIError(w, http.StatusNotImplemented, r.URL.Path+" is not served through VRAM Keeper (it would bypass the VRAM budget); use /v1/chat/completions or /api/chat")
 		})
 	}
 	// Lists with the auto: aliases beside the real models.
 	mux.HandleFunc("GET /api/tags", s.handleTags)
-	mux.HandleFunc("GET /v1/models", s.handleOpenAIModels)
-	mux.HandleFunc("GET /v1/models/{model...}", s.handleOpenAIModel)
+	mux.HandleFunc("GET /v1/models", s.handleModelList)
+	mux.HandleFunc("GET /v1/models/{model...}", s.handleModelInfo)
 	mux.HandleFunc("POST /api/show", s.handleShow)
 	// Admin: by choice only (admin.go); any method, in case a newer
 	// Ollama accepts another.
@@ -349,6 +357,8 @@ func (s *Server) deny(w http.ResponseWriter, r *http.Request, status int, code, 
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/keeper/"):
 		writeKeeperError(w, status, code, msg)
+	case speaksAnthropic(r):
+		writeAnthropicError(w, status, msg)
 	case strings.HasPrefix(r.URL.Path, "/v1/"):
 		writeOpenAIError(w, status, msg)
 	default:

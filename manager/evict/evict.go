@@ -155,6 +155,9 @@ type Limits struct {
 	// so other programs' VRAM counts; 0 with HasDevice false = unknown.
 	DeviceRoom uint64
 	HasDevice  bool
+	// Short is what the card must give back now because other programs
+	// took it (Shed only).
+	Short uint64
 }
 
 var (
@@ -191,16 +194,7 @@ func Plan(loaded []Entry, need uint64, lim Limits, p Policy) ([]Entry, error) {
 	if fits(0, 0) {
 		return nil, nil
 	}
-	cands := slices.DeleteFunc(slices.Clone(loaded), func(e Entry) bool { return e.Pinned || e.Busy })
-	slices.SortStableFunc(cands, func(a, b Entry) int {
-		switch {
-		case p.Before(a, b):
-			return -1
-		case p.Before(b, a):
-			return 1
-		}
-		return cmp.Compare(a.Name, b.Name)
-	})
+	cands := order(loaded, p)
 	var freed uint64
 	for i, v := range cands {
 		freed += v.Bytes
@@ -232,4 +226,56 @@ func prune(victims []Entry, freed uint64, fits func(freed uint64, n int) bool) [
 		}
 	}
 	return out
+}
+
+// Shed returns the models to unload, in order, so that what stays loaded
+// fits the limits again: after the budget shrank, another client loaded a
+// model, or other programs took memory (lim.Short: bytes the card must give
+// back whatever the budget says). Victims come in policy order, never
+// pinned or busy ones and never the last model loaded; as in Plan, a
+// victim the others made unnecessary is kept. Nil when everything fits or
+// nothing may go.
+func Shed(loaded []Entry, lim Limits, p Policy) []Entry {
+	var used uint64
+	for _, e := range loaded {
+		used += e.Bytes
+	}
+	fits := func(freed uint64, n int) bool {
+		return used-freed <= lim.Budget && freed >= lim.Short &&
+			(lim.MaxLoaded <= 0 || len(loaded)-n <= lim.MaxLoaded)
+	}
+	if fits(0, 0) {
+		return nil
+	}
+	cands := order(loaded, p)
+	var freed uint64
+	for i, v := range cands {
+		if i+1 == len(loaded) {
+			break // the last model stays
+		}
+		freed += v.Bytes
+		if fits(freed, i+1) {
+			return prune(cands[:i+1], freed, fits)
+		}
+	}
+	// It cannot fit: unload what may go anyway, which brings it closest.
+	if n := min(len(cands), len(loaded)-1); n > 0 {
+		return cands[:n]
+	}
+	return nil
+}
+
+// order returns the entries that may be evicted, first victim first.
+func order(loaded []Entry, p Policy) []Entry {
+	cands := slices.DeleteFunc(slices.Clone(loaded), func(e Entry) bool { return e.Pinned || e.Busy })
+	slices.SortStableFunc(cands, func(a, b Entry) int {
+		switch {
+		case p.Before(a, b):
+			return -1
+		case p.Before(b, a):
+			return 1
+		}
+		return cmp.Compare(a.Name, b.Name)
+	})
+	return cands
 }

@@ -1,0 +1,271 @@
+package manager
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/vramkeeper/vramkeeper/manager/estimate"
+	"github.com/vramkeeper/vramkeeper/manager/score"
+)
+
+// catalogue is what the owner knows of the installed models: their
+// details, what each needs on the card, and the sizes measured at earlier
+// loads. Discovery fills it; the scheduler reads it and moves models
+// between states.
+type catalogue struct {
+	models map[string]*model
+	// calib maps calibKey to the bytes the server reported after a real
+	// load; it replaces the estimate from then on.
+	calib map[string]uint64
+	// details caches /api/show answers by digest across restarts.
+	details map[string]Details
+	// usage is the saved use of models not (yet) listed.
+	usage map[string]usage
+
+	// listed: one listing succeeded; listing: one is on its way; listErr:
+	// why the last one failed.
+	listed, listing bool
+	listErr         error
+
+	// gen counts changes of what rankings depend on (the candidates and
+	// the tables), so they can be cached until it moves.
+	gen int
+	// dev is where estimates assume the models run (set by the owner from
+	// the connection).
+	dev estimate.Device
+}
+
+func newCatalogue(p persisted, details map[string]Details) catalogue {
+	if details == nil {
+		details = map[string]Details{}
+	}
+	return catalogue{models: map[string]*model{}, calib: p.Calibrations, usage: p.Models, details: details}
+}
+
+// lookup finds a model by name, accepting the ":latest" tag being left off.
+func (c *catalogue) lookup(name string) *model {
+	if md, ok := c.models[name]; ok {
+		return md
+	}
+	if !strings.Contains(name, ":") {
+		return c.models[name+":latest"]
+	}
+	return nil
+}
+
+// need is the bytes a model will take at numCtx on the server version
+// given: the measured size of an earlier load there when there is one, the
+// estimate otherwise (at other context lengths too: the estimate is what
+// the caller asked for only at md.numCtx).
+func (c *catalogue) need(md *model, numCtx int, version string) (uint64, bool) {
+	if b, ok := c.calib[calibKey(md.inst.Digest, numCtx, version)]; ok {
+		return b, true
+	}
+	if numCtx == md.numCtx || numCtx == 0 {
+		return md.est.Total, false
+	}
+	est, err := estimate.Estimate(md.det.Meta, estimate.Options{NumCtx: numCtx, NumParallel: 1, Device: c.dev})
+	if err != nil {
+		return md.est.Total, false
+	}
+	return est.Total, false
+}
+
+// ours is what the models on the card occupy, as the server reports them.
+func (c *catalogue) ours() uint64 {
+	var n uint64
+	for _, md := range c.models {
+		if md.onCard() {
+			n += md.size
+		}
+	}
+	return n
+}
+
+// evaluate recomputes a model's derived fields after its details or the
+// settings change.
+func (c *catalogue) evaluate(md *model, set Settings) {
+	c.gen++
+	md.pinned = slices.Contains(set.Pinned, md.inst.Name)
+	if !md.hasDetails {
+		return
+	}
+	md.paramsB = score.ParseParams(md.det.ParameterSize)
+	if md.paramsB == 0 {
+		md.paramsB = countParams(md.det.Meta)
+	}
+	md.priority = score.Priority(md.paramsB)
+	md.numCtx = contextFor(md.det, set.NumCtx)
+	est, err := estimate.Estimate(md.det.Meta, estimate.Options{NumCtx: md.numCtx, NumParallel: 1, Device: c.dev})
+	md.est, md.estErr = est, errString(err)
+}
+
+// evaluateAll redoes every model, after the settings or the device change.
+func (c *catalogue) evaluateAll(set Settings) {
+	for _, md := range c.models {
+		c.evaluate(md, set)
+	}
+}
+
+// contextFor is the context length a model is loaded with: its own
+// Modelfile num_ctx when set, the configured one otherwise, never above what
+// the model was trained for (Ollama caps it the same way).
+func contextFor(d Details, configured int) int {
+	n := configured
+	if d.NumCtx > 0 {
+		n = d.NumCtx
+	}
+	if max := trainedContext(d.Meta); max > 0 && n > max {
+		n = max
+	}
+	return n
+}
+
+func trainedContext(m estimate.Model) int {
+	v, ok := m.KV[m.Arch+".context_length"]
+	if !ok {
+		return 0
+	}
+	switch x := v.(type) {
+	case float64:
+		return int(x)
+	case int:
+		return x
+	case uint32:
+		return int(x)
+	case uint64:
+		return int(x)
+	case int64:
+		return int(x)
+	}
+	return 0
+}
+
+// countParams counts weights when the server gives no parameter size.
+func countParams(m estimate.Model) float64 {
+	var n float64
+	for _, t := range m.Tensors {
+		e := 1.0
+		for _, d := range t.Shape {
+			e *= float64(d)
+		}
+		n += e
+	}
+	return n / 1e9
+}
+
+func (c *catalogue) candidates() []score.Candidate {
+	var out []score.Candidate
+	for _, md := range c.models {
+		if !md.hasDetails {
+			continue
+		}
+		out = append(out, score.Candidate{
+			Name: md.inst.Name, Family: md.det.Family, Families: md.det.Families,
+			ParamsB: md.paramsB, Capabilities: md.det.Capabilities,
+		})
+	}
+	return out
+}
+
+// shown is one model of a listing with its details (or why there are none).
+type shown struct {
+	inst Installed
+	det  Details
+	err  error
+}
+
+// merge takes a listing into the catalogue: new and changed models get
+// their details, models gone from the server are forgotten (unless they are
+// on the card). It reports whether anything users see changed and whether
+// the details cache did.
+func (c *catalogue) merge(results []shown, set Settings) (changed, cacheChanged bool) {
+	c.listed = true
+	seen := map[string]bool{}
+	digests := map[string]bool{}
+	for _, r := range results {
+		seen[r.inst.Name] = true
+		digests[r.inst.Digest] = true
+		md, ok := c.models[r.inst.Name]
+		if !ok {
+			md = &model{live: live{state: Idle}}
+			if u, ok := c.usage[r.inst.Name]; ok {
+				md.lastUsed, md.uses = u.LastUsed, u.Uses
+			}
+			c.models[r.inst.Name] = md
+			changed = true
+		}
+		unchanged := md.hasDetails && md.inst.Digest == r.inst.Digest
+		md.inst = r.inst
+		if unchanged {
+			continue
+		}
+		changed = true
+		if r.err != nil {
+			md.showErr, md.hasDetails = r.err, false
+			c.evaluate(md, set)
+			continue
+		}
+		md.det, md.hasDetails, md.showErr = r.det, true, nil
+		c.evaluate(md, set)
+		if _, ok := c.details[r.inst.Digest]; !ok && r.inst.Digest != "" {
+			c.details[r.inst.Digest] = r.det
+			cacheChanged = true
+		}
+	}
+	for n, md := range c.models {
+		if !seen[n] && (md.state == Idle || md.state == Failed) {
+			delete(c.models, n)
+			c.gen++
+			changed = true
+		}
+	}
+	for d := range c.details {
+		if !digests[d] {
+			delete(c.details, d) // deleted from Ollama: forget it
+			cacheChanged = true
+		}
+	}
+	return changed, cacheChanged
+}
+
+// forget drops a model the server no longer has (deleted mid-load).
+func (c *catalogue) forget(md *model) {
+	delete(c.models, md.inst.Name)
+	c.gen++
+}
+
+// persisted is what of the catalogue survives a restart.
+func (c *catalogue) persisted() persisted {
+	p := persisted{Models: map[string]usage{}, Calibrations: map[string]uint64{}}
+	for n, u := range c.usage {
+		p.Models[n] = u
+	}
+	for n, md := range c.models {
+		if md.uses > 0 || !md.lastUsed.IsZero() {
+			p.Models[n] = usage{LastUsed: md.lastUsed, Uses: md.uses}
+		}
+	}
+	for k, v := range c.calib {
+		p.Calibrations[k] = v
+	}
+	return p
+}
+
+// unknown explains a name the catalogue does not hold.
+func (c *catalogue) unknown(name string) error {
+	var known []string
+	for n := range c.models {
+		known = append(known, n)
+	}
+	slices.Sort(known)
+	hint := "none installed"
+	if len(known) > 0 {
+		if len(known) > 8 {
+			known = append(known[:8], "...")
+		}
+		hint = "installed: " + strings.Join(known, ", ")
+	}
+	return fmt.Errorf("%q (%s): %w", name, hint, ErrModelUnknown)
+}

@@ -1,0 +1,47 @@
+package manager
+
+import "github.com/vramkeeper/vramkeeper/manager/estimate"
+
+// connection is what the owner knows of the server and the card: whether
+// Ollama answers, its version, and the last reading of the card.
+type connection struct {
+	known, up, everUp bool
+	version           string
+	err               string // why the server is unreachable
+	vram              VRAM
+	vramErr           string
+}
+
+// setUp records whether the server answered; it returns the event to emit
+// when that changed (nil otherwise).
+func (c *connection) setUp(up bool, err error) *Event {
+	changed := !c.known || c.up != up
+	c.known, c.up, c.err = true, up, errString(err)
+	if !changed {
+		return nil
+	}
+	if !up {
+		return &Event{Kind: EventOllamaDown, Error: errString(err), Reason: "Ollama is unreachable"}
+	}
+	again := c.everUp
+	c.everUp = true
+	if again {
+		return &Event{Kind: EventOllamaUp, Reason: "Ollama is reachable again"}
+	}
+	return nil
+}
+
+// device is where the estimator should assume models live: on the GPU when
+// the driver answers or Ollama reports VRAM for a loaded model, on the CPU
+// otherwise (no driver and nothing on a GPU: Ollama runs on the CPU).
+func (c *connection) device(cat *catalogue) estimate.Device {
+	if c.vram.Source == SourceNVML {
+		return estimate.GPU
+	}
+	for _, md := range cat.models {
+		if md.state == Loaded && md.size > 0 && md.onGPU {
+			return estimate.GPU
+		}
+	}
+	return estimate.CPU
+}

@@ -1,0 +1,553 @@
+package manager
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vramkeeper/vramkeeper/manager/config"
+	"github.com/vramkeeper/vramkeeper/manager/estimate"
+	"github.com/vramkeeper/vramkeeper/manager/evict"
+)
+
+// These tests drive the scheduler one event at a time against a recorder of
+// its effects and a clock that moves only when told: no goroutines, no
+// sleeps. Each step plays the part of the server by answering the effect
+// the scheduler asked for.
+
+const gib = 1 << 30
+
+type loadCall struct {
+	op     uint64
+	req    LoadRequest
+	within time.Duration
+}
+
+type unloadCall struct {
+	op     uint64
+	name   string
+	within time.Duration
+}
+
+type replied struct {
+	w *waiter
+	r result
+}
+
+// recorder is the scheduler's Effects, written down.
+type recorder struct {
+	reads     []uint64
+	loads     []loadCall
+	unloads   []unloadCall
+	abandoned []string
+	discovers int
+	replies   []replied
+	events    []Event
+	persists  int
+}
+
+func (r *recorder) ReadServer(op uint64) { r.reads = append(r.reads, op) }
+func (r *recorder) Load(op uint64, req LoadRequest, within time.Duration) {
+	r.loads = append(r.loads, loadCall{op, req, within})
+}
+func (r *recorder) Unload(op uint64, name string, within time.Duration) {
+	r.unloads = append(r.unloads, unloadCall{op, name, within})
+}
+func (r *recorder) Abandon(name string)       { r.abandoned = append(r.abandoned, name) }
+func (r *recorder) Discover()                 { r.discovers++ }
+func (r *recorder) Reply(w *waiter, x result) { r.replies = append(r.replies, replied{w, x}) }
+func (r *recorder) Emit(e Event)              { r.events = append(r.events, e) }
+func (r *recorder) Persist()                  { r.persists++ }
+
+func (r *recorder) kinds() []EventKind {
+	var out []EventKind
+	for _, e := range r.events {
+		out = append(out, e.Kind)
+	}
+	return out
+}
+
+// rig is a scheduler over a catalogue of made-up models on an 8 GiB card
+// (budget 7 GiB, two models at most), with the server's loaded set kept
+// by the test.
+type rig struct {
+	t      *testing.T
+	s      *scheduler
+	fx     *recorder
+	cat    catalogue
+	conn   connection
+	tune   tuning
+	clock  time.Time
+	onCard map[string]uint64 // what the server holds
+}
+
+func newRig(t *testing.T, set Settings, sizes map[string]uint64) *rig {
+	t.Helper()
+	set, p, err := set.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{t: t, fx: &recorder{}, tune: tuning{Settings: set, policy: p},
+		clock: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC), onCard: map[string]uint64{}}
+	r.cat = newCatalogue(persisted{Models: map[string]usage{}, Calibrations: map[string]uint64{}}, nil)
+	r.cat.listed = true
+	r.conn = connection{vram: VRAM{Source: SourceEstimated, Total: 8 * gib}, up: true, known: true}
+	for name, size := range sizes {
+		md := &model{inst: Installed{Name: name, Digest: "sha256:" + name}, hasDetails: true,
+			det: Details{Name: name, Capabilities: []string{"completion"}}, live: live{state: Idle}}
+		md.numCtx = 4096
+		md.est = estimate.Breakdown{Total: size}
+		r.cat.models[name] = md
+	}
+	r.s = newScheduler(&r.cat, &r.conn, &r.tune, r.fx, func() time.Time { return r.clock }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return r
+}
+
+// ps is the server's /api/ps now.
+func (r *rig) ps() []Running {
+	var out []Running
+	for n, b := range r.onCard {
+		out = append(out, Running{Name: n, SizeBytes: b, ContextLength: 4096})
+	}
+	return out
+}
+
+func (r *rig) load(name string, lease bool) *waiter {
+	w := newWaiter(lease)
+	r.s.OnLoad(w, name, "test", 0)
+	return w
+}
+
+// refresh answers the last server read the scheduler asked for.
+func (r *rig) refresh() {
+	r.t.Helper()
+	if len(r.fx.reads) == 0 {
+		r.t.Fatal("the scheduler asked for no server read")
+	}
+	op := r.fx.reads[len(r.fx.reads)-1]
+	r.fx.reads = r.fx.reads[:0]
+	r.s.OnRefreshed(op, r.ps(), nil)
+}
+
+// unloaded answers the oldest unload the scheduler asked for.
+func (r *rig) unloaded(err error) {
+	r.t.Helper()
+	if len(r.fx.unloads) == 0 {
+		r.t.Fatal("the scheduler asked for no unload")
+	}
+	u := r.fx.unloads[0]
+	r.fx.unloads = r.fx.unloads[1:]
+	if err == nil {
+		delete(r.onCard, u.name)
+	}
+	r.s.OnUnloaded(u.op, u.name, err, time.Second)
+}
+
+// loaded answers the oldest load the scheduler asked for.
+func (r *rig) loaded(err error) loadCall {
+	r.t.Helper()
+	if len(r.fx.loads) == 0 {
+		r.t.Fatal("the scheduler asked for no load")
+	}
+	l := r.fx.loads[0]
+	r.fx.loads = r.fx.loads[1:]
+	if err == nil {
+		r.onCard[l.req.Name] = r.cat.models[l.req.Name].est.Total
+	}
+	r.s.OnLoaded(l.op, r.ps(), err, time.Second)
+	return l
+}
+
+// loadThrough runs a whole load of name that needs no eviction.
+func (r *rig) loadThrough(name string) result {
+	r.t.Helper()
+	w := r.load(name, false)
+	r.refresh()
+	r.loaded(nil)
+	return r.reply(w)
+}
+
+// reply returns w's answer; it fails the test when there is none.
+func (r *rig) reply(w *waiter) result {
+	r.t.Helper()
+	for _, x := range r.fx.replies {
+		if x.w == w {
+			return x.r
+		}
+	}
+	r.t.Fatalf("no reply yet")
+	return result{}
+}
+
+func (r *rig) answered(w *waiter) bool {
+	for _, x := range r.fx.replies {
+		if x.w == w {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *rig) state(name string) State { return r.cat.models[name].state }
+
+func (r *rig) advance(d time.Duration) { r.clock = r.clock.Add(d) }
+
+func TestLoadReadsServerFirstAndRepliesAfterLoad(t *testing.T) {
+	r := newRig(t, Settings{}, map[string]uint64{"a": 2 * gib})
+	w := r.load("a", false)
+	if len(r.fx.reads) != 1 || len(r.fx.loads) != 0 {
+		t.Fatalf("before loading, the server must be read: reads %v loads %v", r.fx.reads, r.fx.loads)
+	}
+	if r.answered(w) {
+		t.Fatal("answered before the load")
+	}
+	r.refresh()
+	if r.state("a") != Loading {
+		t.Fatalf("state %s, want loading", r.state("a"))
+	}
+	l := r.loaded(nil)
+	if l.within != loadDeadline(2*gib, 0) {
+		t.Errorf("load deadline %s, want %s", l.within, loadDeadline(2*gib, 0))
+	}
+	if res := r.reply(w); res.err != nil || res.already {
+		t.Fatalf("reply %+v", res)
+	}
+	if r.state("a") != Loaded || r.fx.persists == 0 {
+		t.Fatalf("state %s, persists %d", r.state("a"), r.fx.persists)
+	}
+	// A second request is a hit: no server read, no load.
+	w2 := r.load("a", false)
+	if res := r.reply(w2); !res.already || len(r.fx.reads) != 0 {
+		t.Fatalf("hit: %+v, reads %v", res, r.fx.reads)
+	}
+}
+
+func TestConcurrentRequestsJoinOneLoad(t *testing.T) {
+	r := newRig(t, Settings{}, map[string]uint64{"a": 2 * gib})
+	ws := []*waiter{r.load("a", false), r.load("a", true), r.load("a", false)}
+	r.refresh()
+	r.loaded(nil)
+	if len(r.fx.loads) != 0 {
+		t.Fatalf("%d extra loads", len(r.fx.loads))
+	}
+	for i, w := range ws {
+		if res := r.reply(w); res.err != nil || (res.lease != 0) != w.lease {
+			t.Errorf("waiter %d: %+v", i, res)
+		}
+	}
+}
+
+func TestEvictsLeastRecentlyUsedAtTheModelLimit(t *testing.T) {
+	r := newRig(t, Settings{Policy: "lru"}, map[string]uint64{"a": 2 * gib, "b": 2 * gib, "c": 2 * gib})
+	r.loadThrough("a")
+	r.advance(time.Minute)
+	r.loadThrough("b")
+	r.advance(time.Minute)
+	w := r.load("c", false)
+	r.refresh()
+	if len(r.fx.unloads) != 1 || r.fx.unloads[0].name != "a" {
+		t.Fatalf("unloads %v, want a (least recently used)", r.fx.unloads)
+	}
+	if r.fx.unloads[0].within != unloadDeadline {
+		t.Errorf("unload deadline %s", r.fx.unloads[0].within)
+	}
+	r.unloaded(nil)
+	r.loaded(nil)
+	if res := r.reply(w); res.err != nil || !slices.Equal(res.evicted, []string{"a"}) {
+		t.Fatalf("reply %+v", res)
+	}
+	if !slices.Contains(r.fx.kinds(), EventEvicted) {
+		t.Errorf("no eviction event: %v", r.fx.kinds())
+	}
+}
+
+// A load that does not finish within its deadline fails with an error that
+// names the model and the time, the scheduler asks the server to drop it,
+// and the queue moves on to the next request.
+func TestLoadDeadlineFailsAndQueueMovesOn(t *testing.T) {
+	r := newRig(t, Settings{LoadTimeout: 20 * time.Second}, map[string]uint64{"hung": 2 * gib, "b": 2 * gib})
+	w := r.load("hung", false)
+	r.refresh()
+	wb := r.load("b", false) // queued behind the hung load
+	if len(r.fx.reads) != 0 {
+		t.Fatal("a second op started while one runs")
+	}
+	l := r.fx.loads[0]
+	if l.within != 20*time.Second {
+		t.Fatalf("deadline %s, want the configured 20s", l.within)
+	}
+	timeout := fmt.Errorf("hung did not load within %s (load_timeout): %w", l.within, ErrTimedOut)
+	r.loaded(timeout)
+	res := r.reply(w)
+	if !errors.Is(res.err, ErrTimedOut) || !errors.Is(res.err, ErrLoadFailed) || !strings.Contains(res.err.Error(), "hung") {
+		t.Fatalf("error %v", res.err)
+	}
+	if !slices.Equal(r.fx.abandoned, []string{"hung"}) {
+		t.Errorf("abandoned %v, want the timed-out load dropped", r.fx.abandoned)
+	}
+	if r.state("hung") != Failed {
+		t.Errorf("state %s", r.state("hung"))
+	}
+	r.refresh() // b's turn
+	r.loaded(nil)
+	if res := r.reply(wb); res.err != nil {
+		t.Fatalf("next request after a timeout: %v", res.err)
+	}
+}
+
+func TestLoadDeadlineGrowsWithBytes(t *testing.T) {
+	for _, tc := range []struct {
+		need       uint64
+		configured time.Duration
+		want       time.Duration
+	}{
+		{1 * gib, 0, 2 * time.Minute},           // small: the floor
+		{8e9, 0, time.Minute + 320*time.Second}, // 8 GB at 25 MB/s
+		{8e9, 45 * time.Second, 45 * time.Second},
+	} {
+		if got := loadDeadline(tc.need, tc.configured); got != tc.want {
+			t.Errorf("loadDeadline(%d, %s) = %s, want %s", tc.need, tc.configured, got, tc.want)
+		}
+	}
+}
+
+// A model whose load keeps failing is asked for ten times in a row: the
+// first try evicts what it needs, the others fail at once without touching
+// the card, the evicted model is put back, and after the backoff the load is
+// tried again, with a longer backoff if it fails again.
+func TestFailedLoadBacksOffAndRestoresVictims(t *testing.T) {
+	r := newRig(t, Settings{MaxLoaded: 1}, map[string]uint64{"keep": 2 * gib, "broken": 2 * gib})
+	r.loadThrough("keep")
+	r.advance(time.Minute)
+	w := r.load("broken", false)
+	r.refresh()
+	r.unloaded(nil) // keep makes room
+	r.loaded(errors.New("llama runner process has terminated: out of memory"))
+	if res := r.reply(w); !errors.Is(res.err, ErrLoadFailed) || !slices.Equal(res.evicted, []string{"keep"}) {
+		t.Fatalf("first try: %+v", res)
+	}
+	// keep was used a minute ago: it is put back, without evicting anything.
+	r.refresh()
+	if len(r.fx.loads) != 1 || r.fx.loads[0].req.Name != "keep" {
+		t.Fatalf("loads %v, want keep put back", r.fx.loads)
+	}
+	r.loaded(nil)
+	if r.state("keep") != Loaded {
+		t.Fatalf("keep %s", r.state("keep"))
+	}
+	for i := range 9 {
+		w := r.load("broken", false)
+		res := r.reply(w)
+		if !errors.Is(res.err, ErrLoadFailed) || !strings.Contains(res.err.Error(), "out of memory") {
+			t.Fatalf("retry %d: %v", i, res.err)
+		}
+	}
+	if len(r.fx.unloads) != 0 || len(r.fx.reads) != 0 {
+		t.Fatalf("retries within the backoff touched the card: unloads %v reads %v", r.fx.unloads, r.fx.reads)
+	}
+	r.advance(backoffBase)
+	w = r.load("broken", false)
+	r.refresh()
+	r.unloaded(nil)
+	r.loaded(errors.New("still broken"))
+	if res := r.reply(w); res.err == nil {
+		t.Fatal("second try succeeded")
+	}
+	if f := r.s.failed[failKey(r.cat.models["broken"], 4096)]; f.until.Sub(f.at) != 2*backoffBase {
+		t.Errorf("second backoff %s, want %s", f.until.Sub(f.at), 2*backoffBase)
+	}
+}
+
+// A model evicted long ago is not put back after a failure: only what was
+// in use lately.
+func TestStaleVictimNotRestored(t *testing.T) {
+	r := newRig(t, Settings{MaxLoaded: 1}, map[string]uint64{"old": 2 * gib, "broken": 2 * gib})
+	r.loadThrough("old")
+	r.advance(time.Hour)
+	r.load("broken", false)
+	r.refresh()
+	r.unloaded(nil)
+	r.loaded(errors.New("boom"))
+	if len(r.fx.reads) != 0 || len(r.fx.loads) != 0 {
+		t.Fatalf("a model idle for an hour was put back: reads %v loads %v", r.fx.reads, r.fx.loads)
+	}
+}
+
+// A request's lease survives a poll that misses the model; a late release
+// of an old lease never cancels a newer request's hold; releasing twice
+// does nothing.
+func TestLeasesAreExactAcrossPolls(t *testing.T) {
+	r := newRig(t, Settings{MaxLoaded: 1}, map[string]uint64{"x": 2 * gib, "y": 2 * gib})
+	w1 := r.load("x", true)
+	r.refresh()
+	r.loaded(nil)
+	old := r.reply(w1).lease
+	// Ollama drops x on its own (ollama stop): the old request's lease now
+	// protects nothing, and the history says who unloaded it.
+	delete(r.onCard, "x")
+	r.s.OnPoll(r.ps())
+	if r.state("x") != Idle || !slices.Contains(r.fx.kinds(), EventUnloadedByOllama) {
+		t.Fatalf("state %s, events %v", r.state("x"), r.fx.kinds())
+	}
+	// A new request loads x again and holds it.
+	w2 := r.load("x", true)
+	r.refresh()
+	r.loaded(nil)
+	newer := r.reply(w2).lease
+	r.s.OnRelease(old)
+	r.s.OnRelease(old)
+	// y needs x's slot: x is held by the newer request, so y waits.
+	wy := r.load("y", false)
+	r.refresh()
+	if len(r.fx.unloads) != 0 || r.answered(wy) {
+		t.Fatalf("a held model was chosen as a victim: unloads %v", r.fx.unloads)
+	}
+	r.s.OnRelease(newer)
+	r.refresh()
+	if len(r.fx.unloads) != 1 || r.fx.unloads[0].name != "x" {
+		t.Fatalf("after the release: unloads %v", r.fx.unloads)
+	}
+}
+
+func TestBusyGraceEndsAHold(t *testing.T) {
+	r := newRig(t, Settings{MaxLoaded: 1, BusyGrace: time.Minute}, map[string]uint64{"x": 2 * gib, "y": 2 * gib})
+	w := r.load("x", true)
+	r.refresh()
+	r.loaded(nil)
+	_ = r.reply(w)
+	r.load("y", false)
+	r.refresh()
+	if len(r.fx.unloads) != 0 {
+		t.Fatal("evicted within the grace")
+	}
+	r.advance(time.Minute)
+	r.s.OnTick()
+	r.refresh()
+	if len(r.fx.unloads) != 1 {
+		t.Fatal("the grace ended but nothing was evicted")
+	}
+}
+
+// A caller that gives up leaves the queue; an op nobody waits for is not run.
+func TestCancelledRequestIsDropped(t *testing.T) {
+	r := newRig(t, Settings{}, map[string]uint64{"a": 2 * gib, "b": 2 * gib})
+	r.load("a", false)
+	wb := r.load("b", false)
+	r.s.OnCancel(wb)
+	r.refresh()
+	r.loaded(nil)
+	if len(r.fx.reads) != 0 {
+		t.Fatalf("the cancelled request's op still runs")
+	}
+}
+
+func TestStopAnswersEveryCaller(t *testing.T) {
+	r := newRig(t, Settings{}, map[string]uint64{"a": 2 * gib, "b": 2 * gib})
+	wa := r.load("a", false)
+	r.refresh()
+	wb := r.load("b", false)
+	r.s.OnStop(ErrStopped)
+	for _, w := range []*waiter{wa, wb} {
+		if res := r.reply(w); !errors.Is(res.err, ErrStopped) {
+			t.Fatalf("reply %+v", res)
+		}
+	}
+	// A late report of the running load changes nothing.
+	r.loaded(nil)
+}
+
+// Models another client loaded count; when they push the card over the
+// budget, the least useful unpinned ones are evicted, never the last one.
+func TestShedsWhenOverTheLimits(t *testing.T) {
+	r := newRig(t, Settings{Budget: config.Size{Bytes: 5 * gib}, MaxLoaded: 3}, map[string]uint64{"a": 3 * gib, "b": 3 * gib})
+	r.loadThrough("a")
+	r.advance(time.Minute)
+	r.onCard["b"] = 3 * gib // another client loads b
+	r.s.OnPoll(r.ps())
+	if r.state("b") != Loaded {
+		t.Fatalf("b not adopted: %s", r.state("b"))
+	}
+	r.refresh()
+	if len(r.fx.unloads) != 1 || r.fx.unloads[0].name != "b" {
+		t.Fatalf("unloads %v, want b (never used by us)", r.fx.unloads)
+	}
+	r.unloaded(nil)
+	if n := r.cat.ours(); n != 3*gib {
+		t.Fatalf("ours %d", n)
+	}
+	// One model alone over the budget stays: the last one is never shed.
+	r.tune.Budget = config.Size{Bytes: 1 * gib}
+	r.s.OnSettings()
+	if len(r.fx.reads) != 0 || len(r.fx.unloads) != 0 {
+		t.Fatal("the last model was shed")
+	}
+}
+
+func TestPausedLoadThatNeedsEvictionFails(t *testing.T) {
+	r := newRig(t, Settings{MaxLoaded: 1}, map[string]uint64{"a": 2 * gib, "b": 2 * gib})
+	r.loadThrough("a")
+	r.s.OnPaused(true)
+	w := r.load("b", false)
+	r.refresh()
+	if res := r.reply(w); !errors.Is(res.err, ErrPaused) {
+		t.Fatalf("reply %+v", res)
+	}
+}
+
+func TestNeverFitsFailsWithoutEvicting(t *testing.T) {
+	r := newRig(t, Settings{}, map[string]uint64{"a": 2 * gib, "huge": 40 * gib})
+	r.loadThrough("a")
+	w := r.load("huge", false)
+	r.refresh()
+	if res := r.reply(w); !errors.Is(res.err, evict.ErrNeverFits) || len(r.fx.unloads) != 0 {
+		t.Fatalf("reply %+v, unloads %v", res, r.fx.unloads)
+	}
+}
+
+func TestUnknownModelAnsweredAtOnce(t *testing.T) {
+	r := newRig(t, Settings{}, map[string]uint64{"a": 2 * gib})
+	w := r.load("nope", false)
+	if res := r.reply(w); !errors.Is(res.err, ErrModelUnknown) || !strings.Contains(res.err.Error(), "installed: a") {
+		t.Fatalf("reply %+v", res)
+	}
+}
+
+// A model deleted while it loads is forgotten and the list read again.
+func TestDeletedMidLoadIsForgotten(t *testing.T) {
+	r := newRig(t, Settings{}, map[string]uint64{"gone": 2 * gib})
+	w := r.load("gone", false)
+	r.refresh()
+	r.loaded(fmt.Errorf("load gone: %w", ErrModelUnknown))
+	if res := r.reply(w); !errors.Is(res.err, ErrModelUnknown) {
+		t.Fatalf("reply %+v", res)
+	}
+	if _, ok := r.cat.models["gone"]; ok || r.fx.discovers == 0 {
+		t.Fatalf("still known, discovers %d", r.fx.discovers)
+	}
+}
+
+// An unload waits for the requests using the model, then runs.
+func TestUnloadWaitsForLeases(t *testing.T) {
+	r := newRig(t, Settings{}, map[string]uint64{"a": 2 * gib})
+	w := r.load("a", true)
+	r.refresh()
+	r.loaded(nil)
+	id := r.reply(w).lease
+	u := newWaiter(false)
+	r.s.OnUnload(u, "a", "test")
+	r.refresh()
+	if len(r.fx.unloads) != 0 {
+		t.Fatal("unloaded under a running request")
+	}
+	r.s.OnRelease(id)
+	r.refresh()
+	r.unloaded(nil)
+	if res := r.reply(u); res.err != nil || r.state("a") != Idle {
+		t.Fatalf("reply %+v, state %s", res, r.state("a"))
+	}
+}
