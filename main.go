@@ -13,8 +13,12 @@ import (
 	"syscall"
 	"time"
 
+	// First among the imports in init order: see its doc.
+	"early.invalid/quietinit"
+
 	"github.com/vramkeeper/vramkeeper/app"
 	"github.com/vramkeeper/vramkeeper/internal/cli"
+	"github.com/vramkeeper/vramkeeper/internal/instance"
 	"github.com/vramkeeper/vramkeeper/manager/api"
 )
 
@@ -22,6 +26,7 @@ import (
 var _ app.Keeper = (*api.Remote)(nil)
 
 func main() {
+	quietinit.Restore()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr, &cli.Desktop{Tray: desktop, Window: window})
 	stop()
@@ -41,6 +46,19 @@ func noDisplay() error {
 // signal. The tray starts no GUI toolkit; the window is a `vramkeeper
 // window` child process that exists only while it is open.
 func desktop(ctx context.Context, env *cli.Env) error {
+	// One tray per state folder: a second one asks the first to open its
+	// window, and goes.
+	if err := env.Own("tray"); err != nil {
+		var held *instance.HeldError
+		if !errors.As(err, &held) {
+			return err
+		}
+		if herr := env.OpenRunningWindow(ctx, held); herr != nil {
+			return fmt.Errorf("%w; its window could not be opened: %w", err, herr)
+		}
+		fmt.Fprintf(env.Stderr, "vramkeeper: already running (%s); opened its window\n", held.Holder)
+		return nil
+	}
 	if err := noDisplay(); err != nil {
 		return err
 	}
@@ -50,9 +68,22 @@ func desktop(ctx context.Context, env *cli.Env) error {
 	}
 	// The window's "Start Ollama" asks the tray: the server must outlive
 	// the window, and Quit stops it.
-	ollama := app.NewOllamaServer("", env.OllamaURL.String(), env.Log)
-	defer ollama.Stop(10 * time.Second)
-	env.StartOllama = ollama.Start
+	ollama := app.NewOllamaServer(app.OllamaServerOptions{URL: env.OllamaURL.String(), Log: env.Log})
+	defer ollama.Stop()
+	env.StartOllama = func(ctx context.Context) (api.StartOllamaResponse, error) {
+		st, err := ollama.Start(ctx)
+		return api.StartOllamaResponse{
+			Started: err == nil, Ours: st.Ours, PID: st.PID, Restarts: st.Restarts, LastExit: st.LastExit,
+		}, err
+	}
+	openReq := make(chan struct{}, 1)
+	env.OpenWindow = func() error {
+		select {
+		case openReq <- struct{}{}:
+		default: // one is pending already
+		}
+		return nil
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stopManager := env.Start(ctx)
@@ -77,9 +108,12 @@ func desktop(ctx context.Context, env *cli.Env) error {
 		Window: func() *exec.Cmd {
 			cmd := exec.Command(self, args...)
 			cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+			cmd.Env = app.WindowEnv(os.Environ())
 			return cmd
 		},
-		StartHidden: env.Flags.Hidden,
+		StartHidden:  env.Flags.Hidden,
+		Ollama:       ollama,
+		OpenRequests: openReq,
 	})
 	cancel()
 	<-apiDone
@@ -107,7 +141,7 @@ func window(ctx context.Context, env *cli.Env) error {
 		Keeper:     k,
 		Config:     env.Config,
 		ConfigPath: env.ConfigPath,
-		Tasks:      env.Manager.Snapshot().Tasks,
+		Tasks:      k.Snapshot().Tasks,
 		Log:        env.Log,
 		OllamaURL:  env.OllamaURL.String(),
 		StartOllama: func(ctx context.Context) error {

@@ -46,14 +46,11 @@ type Options struct {
 	// Tasks are the task names for "Load best for" (score Tables.TaskNames()).
 	Tasks []string
 	Log   *slog.Logger
-	// OllamaURL is the server the manager talks to, shown in the banner and
-	// given to `ollama serve` as OLLAMA_HOST when the app starts one.
+	// OllamaURL is the server the manager talks to, shown in the banner.
 	OllamaURL string
 	// StartOllama, when set, is what the banner's "Start Ollama" button
-	// does instead of starting `ollama serve` itself: the window asks the
-	// tray, so that the server outlives the window.
+	// does: the window asks the tray, which starts and watches `ollama
+	// serve`, so that the server outlives the window. Without it the
+	// button is hidden.
 	StartOllama func(ctx context.Context) error
-	// OllamaBinary overrides the `ollama` found on PATH for the banner's
-	// "Start Ollama" button; "" looks it up.
-	OllamaBinary string
 }

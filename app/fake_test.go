@@ -18,6 +18,7 @@ type fakeKeeper struct {
 	history []manager.Event
 	applied *manager.Settings
 	events  chan manager.Event
+	reads   int // Snapshot calls
 }
 
 func newFake(s manager.Snapshot) *fakeKeeper {
@@ -39,7 +40,14 @@ func (f *fakeKeeper) Calls() []string {
 func (f *fakeKeeper) Snapshot() manager.Snapshot {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.reads++
 	return f.snap
+}
+
+func (f *fakeKeeper) snapshotReads() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reads
 }
 
 func (f *fakeKeeper) Subscribe(int) (<-chan manager.Event, func()) {

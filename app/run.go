@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
-	"time"
 
 	"fyne.io/fyne/v2"
 	fyneapp "fyne.io/fyne/v2/app"
@@ -57,6 +56,5 @@ func RunWindow(ctx context.Context, opt Options) error {
 	cancel()
 	wg.Wait()
 	u.wg.Wait()
-	u.ollama.stop(10 * time.Second)
 	return nil
 }

@@ -41,6 +41,12 @@ type TrayOptions struct {
 	Window func() *exec.Cmd
 	// StartHidden keeps the window closed at start, as on login.
 	StartHidden bool
+	// OpenRequests opens the window on each value: a second `vramkeeper`
+	// asks through the API. May be nil.
+	OpenRequests <-chan struct{}
+	// Ollama is the `ollama serve` the tray starts on request; its state
+	// shows in the menu and tooltip, and its exits are notified. May be nil.
+	Ollama *OllamaServer
 }
 
 // trayPoll refreshes the tray between events: other programs' VRAM use
@@ -94,12 +100,20 @@ func RunTray(ctx context.Context, opt TrayOptions) error {
 	defer unsubscribe()
 	tick := time.NewTicker(trayPoll)
 	defer tick.Stop()
+	var ollamaChanged <-chan struct{} // nil: no server to watch
+	if opt.Ollama != nil {
+		ollamaChanged = opt.Ollama.Changed()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
 		case <-t.kick:
+		case <-ollamaChanged:
+			t.noteOllama(ctx)
+		case <-opt.OpenRequests:
+			t.openWindow()
 		case e, ok := <-events:
 			if !ok {
 				return nil
@@ -138,8 +152,10 @@ type trayApp struct {
 	lastMenu []MenuEntry
 	lastIcon *layout
 	lastTip  string
-	notes    noteFilter
-	win      windowProc
+	// lastOllama is the server status last notified about.
+	lastOllama OllamaStatus
+	notes      noteFilter
+	win        windowProc
 }
 
 func (t *trayApp) refresh(s manager.Snapshot) {
@@ -152,11 +168,15 @@ func (t *trayApp) refresh(s manager.Snapshot) {
 			t.lastIcon = &l
 		}
 	}
-	if m := Menu(s, t.opt.Tasks); !reflect.DeepEqual(m, t.lastMenu) {
+	var st OllamaStatus
+	if t.opt.Ollama != nil {
+		st = t.opt.Ollama.Status()
+	}
+	if m := WithOllamaLine(Menu(s, t.opt.Tasks), st); !reflect.DeepEqual(m, t.lastMenu) {
 		t.buildMenu(m)
 		t.lastMenu = m
 	}
-	if tip := Tooltip(s); tip != t.lastTip {
+	if tip := Tooltip(s) + OllamaTip(st); tip != t.lastTip {
 		systray.SetTitle(tip)
 		systray.SetTooltip(tip)
 		t.lastTip = tip
@@ -257,11 +277,27 @@ func (t *trayApp) call(ctx context.Context, what string, f func(context.Context)
 	}()
 }
 
-// note sends the notification an event deserves, once, if the user wants
-// notifications (read from the config file, which the window may change).
+// note sends the notification an event deserves, once.
 func (t *trayApp) note(ctx context.Context, e manager.Event) {
-	n, ok := NoteFor(e)
-	if !ok || !t.notes.allow(e) || !t.notificationsOn() {
+	if n, ok := NoteFor(e); ok && t.notes.allow(e) {
+		t.send(ctx, n)
+	}
+}
+
+// noteOllama notifies an exit or a give-up of the server we started.
+func (t *trayApp) noteOllama(ctx context.Context) {
+	cur := t.opt.Ollama.Status()
+	n, ok := OllamaNote(t.lastOllama, cur)
+	t.lastOllama = cur
+	if ok {
+		t.send(ctx, n)
+	}
+}
+
+// send shows n if the user wants notifications (read from the config
+// file, which the window may change).
+func (t *trayApp) send(ctx context.Context, n Note) {
+	if !t.notificationsOn() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)

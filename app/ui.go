@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -19,13 +18,6 @@ import (
 	"github.com/vramkeeper/vramkeeper/manager/config"
 )
 
-// tray is the part of desktop.App the UI drives; nil when the driver has no
-// system tray (tests).
-type tray interface {
-	SetSystemTrayMenu(*fyne.Menu)
-	SetSystemTrayIcon(fyne.Resource)
-}
-
 // ui owns every widget. All its fields are touched on the Fyne main
 // goroutine only; background goroutines reach it through fyne.Do.
 type ui struct {
@@ -36,10 +28,6 @@ type ui struct {
 	log    *slog.Logger
 	cfg    config.Config
 	now    func() time.Time
-
-	tray       tray
-	setTooltip func(string)
-	quit       func()
 
 	// wg counts the goroutines that run manager calls for clicks.
 	wg sync.WaitGroup
@@ -58,7 +46,6 @@ type ui struct {
 	banner      *fyne.Container
 	bannerText  *widget.Label
 	startOllama *widget.Button
-	ollama      *ollamaProc
 	// ollamaAsked: the tray was asked to start Ollama (opt.StartOllama).
 	ollamaAsked bool
 
@@ -80,27 +67,17 @@ type ui struct {
 
 	settings *settingsForm
 
-	snap      manager.Snapshot
-	lastMenu  []MenuEntry
-	lastIcon  *layout
-	lastTip   string
-	forceTip  int
-	notes     noteFilter
-	menuBuilt int // how many times the tray menu was rebuilt (tests)
-	iconDrawn int // how many times the tray icon was set (tests)
+	snap manager.Snapshot
 }
 
 func newUI(ctx context.Context, a fyne.App, opt Options) *ui {
 	u := &ui{
 		ctx: ctx, app: a, keeper: opt.Keeper, opt: opt, log: opt.Log, cfg: opt.Config,
 		now: time.Now, pending: map[string]bool{}, sort: Sort{By: ColName},
-		setTooltip: func(string) {},
-		ollama:     newOllamaProc(opt.OllamaBinary, opt.OllamaURL, opt.Log),
 	}
 	if u.log == nil {
 		u.log = slog.Default()
 	}
-	u.quit = a.Quit
 	u.build()
 	return u
 }
@@ -275,7 +252,7 @@ func (u *ui) refreshRows() {
 	u.table.Refresh()
 }
 
-// apply shows a snapshot everywhere: window, tray icon, tray menu, tooltip.
+// apply shows a snapshot in the window.
 func (u *ui) apply(s manager.Snapshot) {
 	u.snap = s
 	u.refreshRows()
@@ -310,7 +287,7 @@ func (u *ui) apply(s manager.Snapshot) {
 		}
 		text += ". VRAM Keeper keeps retrying."
 		u.bannerText.SetText(text)
-		if u.ollama.available() && !u.ollama.started() && !u.ollamaAsked {
+		if u.opt.StartOllama != nil && !u.ollamaAsked {
 			u.startOllama.Show()
 		} else {
 			u.startOllama.Hide()
@@ -319,7 +296,6 @@ func (u *ui) apply(s manager.Snapshot) {
 	}
 
 	u.settings.update(s)
-	u.refreshTray(s)
 }
 
 func sourceText(s manager.Snapshot) string {
@@ -332,87 +308,6 @@ func sourceText(s manager.Snapshot) string {
 	}
 	t := "Source: estimated — no NVIDIA driver; assuming the configured " + config.FormatBytes(s.VRAM.Total) + " card"
 	return t
-}
-
-// refreshTray redraws the icon, rebuilds the menu and sets the tooltip,
-// each only when what it shows changed.
-func (u *ui) refreshTray(s manager.Snapshot) {
-	if u.tray == nil {
-		return
-	}
-	g := GaugeOf(s)
-	if l := g.layout(); u.lastIcon == nil || *u.lastIcon != l {
-		b, err := EncodePNG(drawLayout(l))
-		if err != nil {
-			u.log.Error("tray icon", "err", err)
-		} else {
-			u.tray.SetSystemTrayIcon(fyne.NewStaticResource("vramkeeper-gauge.png", b))
-			u.lastIcon = &l
-			u.iconDrawn++
-		}
-	}
-	if m := Menu(s, u.opt.Tasks); !reflect.DeepEqual(m, u.lastMenu) {
-		u.tray.SetSystemTrayMenu(u.fyneMenu(m))
-		u.lastMenu = m
-		u.menuBuilt++
-	}
-	// Fyne sets the tray title to the app name when the tray starts, after
-	// our first call; set ours again for the first few refreshes.
-	if tip := Tooltip(s); tip != u.lastTip || u.forceTip > 0 {
-		u.setTooltip(tip)
-		u.lastTip = tip
-		u.forceTip = max(u.forceTip-1, 0)
-	}
-}
-
-func (u *ui) fyneMenu(entries []MenuEntry) *fyne.Menu {
-	return fyne.NewMenu("VRAM Keeper", u.fyneItems(entries)...)
-}
-
-func (u *ui) fyneItems(entries []MenuEntry) []*fyne.MenuItem {
-	var items []*fyne.MenuItem
-	for _, e := range entries {
-		if e.Separator {
-			items = append(items, fyne.NewMenuItemSeparator())
-			continue
-		}
-		act := e.Action
-		it := fyne.NewMenuItem(e.Label, nil)
-		if act.Kind != ActNone {
-			it.Action = func() { u.do(act) }
-		}
-		it.Disabled = e.Disabled
-		it.IsQuit = act.Kind == ActQuit
-		if len(e.Children) > 0 {
-			it.ChildMenu = fyne.NewMenu("", u.fyneItems(e.Children)...)
-		}
-		items = append(items, it)
-	}
-	return items
-}
-
-// do performs a menu action.
-func (u *ui) do(a Action) {
-	switch a.Kind {
-	case ActUnload:
-		u.unloadModel(a.Model)
-	case ActLoadBest:
-		u.loadBest(a.Task)
-	case ActPause, ActResume:
-		paused := a.Kind == ActPause
-		u.call("pause", func(ctx context.Context) error { return u.keeper.SetPaused(ctx, paused) })
-	case ActOpen:
-		u.showWindow()
-	case ActQuit:
-		u.quit()
-	}
-}
-
-func (u *ui) showWindow() {
-	if u.win != nil {
-		u.win.Show()
-		u.win.RequestFocus()
-	}
 }
 
 // call runs a manager call off the main goroutine (calls wait on the
@@ -504,8 +399,9 @@ func (u *ui) saveConfig(c config.Config) error {
 	return nil
 }
 
-// handleEvent sends the notification an event deserves, once, and
-// refreshes the history when the event belongs to it.
+// handleEvent refreshes the history when the event belongs to it. The
+// window sends no notifications: the tray does, whether the window is
+// open or not, and two would say everything twice.
 func (u *ui) handleEvent(e manager.Event) {
 	switch e.Kind {
 	case manager.EventVRAM, manager.EventModelsChange, manager.EventLoadStarted:
@@ -513,36 +409,25 @@ func (u *ui) handleEvent(e manager.Event) {
 		u.history = u.keeper.History()
 		u.historyList.Refresh()
 	}
-	n, ok := NoteFor(e)
-	if !ok || !u.notes.allow(e) || !u.cfg.Notifications {
-		return
-	}
-	u.app.SendNotification(fyne.NewNotification(n.Title, n.Content))
 }
 
 func (u *ui) onStartOllama() {
-	if u.opt.StartOllama != nil {
-		u.ollamaAsked = true
-		u.startOllama.Hide()
-		u.setStatus("Starting `ollama serve`; waiting for it to answer…")
-		u.call("Starting Ollama", func(ctx context.Context) error {
-			err := u.opt.StartOllama(ctx)
-			if err != nil {
-				fyne.Do(func() { u.ollamaAsked = false })
-			}
-			return err
-		})
+	if u.opt.StartOllama == nil {
 		return
 	}
-	if err := u.ollama.start(); err != nil {
-		u.setStatus(err.Error())
-		return
-	}
-	u.setStatus("Started `ollama serve`; waiting for it to answer…")
+	u.ollamaAsked = true
 	u.startOllama.Hide()
+	u.setStatus("Starting `ollama serve`; waiting for it to answer…")
+	u.call("Starting Ollama", func(ctx context.Context) error {
+		err := u.opt.StartOllama(ctx)
+		if err != nil {
+			fyne.Do(func() { u.ollamaAsked = false })
+		}
+		return err
+	})
 }
 
-// loop feeds manager events to the UI until ctx ends: notifications per
+// loop feeds manager events to the UI until ctx ends: the history per
 // event, and one refresh per burst (kick has a buffer of one, so events
 // arriving while a refresh runs cause exactly one more). A 2 s ticker
 // refreshes too, for the driver poll and the "last used" column.

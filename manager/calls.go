@@ -16,10 +16,12 @@ import (
 // waits for its answer, its context or the manager's stop, whichever comes
 // first; after Run has returned they fail with ErrStopped at once.
 
-// send hands ev to the owner.
+// send hands ev to the owner. Once the owner is stopping it takes no more
+// events, so send fails at once (its own workers, stopping too, must not
+// wait for it).
 func (m *Manager) send(ctx context.Context, ev any) error {
 	select {
-	case <-m.done:
+	case <-m.stopping:
 		return ErrStopped
 	default:
 	}
@@ -28,7 +30,7 @@ func (m *Manager) send(ctx context.Context, ev any) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-m.done:
+	case <-m.stopping:
 		return ErrStopped
 	}
 }

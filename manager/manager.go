@@ -167,7 +167,7 @@ func New(opt Options) (*Manager, error) {
 	m.hub = newHub(500, readHistory(m.store.historyPath, 500, m.log), m.log)
 	p, err := loadPersisted(m.store.statePath)
 	if err != nil {
-		m.log.Warn("starting without saved state", "err", err)
+		m.log.Warn("saved state not read whole", "err", err)
 	}
 	details, err := loadCatalog(m.store.catalogPath)
 	if err != nil {

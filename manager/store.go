@@ -1,15 +1,16 @@
 package manager
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
+
+	"github.com/vramkeeper/vramkeeper/manager/journal"
+	"github.com/vramkeeper/vramkeeper/manager/statefile"
 )
 
 // persisted is what survives a restart: when each model was last used (so
@@ -37,22 +38,12 @@ func calibKey(digest string, numCtx int, version string) string {
 }
 
 func loadPersisted(path string) (persisted, error) {
-	p := persisted{Models: map[string]usage{}, Calibrations: map[string]uint64{}}
-	if path == "" {
-		return p, nil
-	}
-	b, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		return p, nil
-	}
-	if err != nil {
-		return p, fmt.Errorf("read state: %w", err)
-	}
-	if err := json.Unmarshal(b, &p); err != nil {
-		// Keep a copy of the damaged file so nothing is lost; start afresh.
-		_ = os.Rename(path, path+".broken")
-		return persisted{Models: map[string]usage{}, Calibrations: map[string]uint64{}},
-			fmt.Errorf("state file %s is damaged (kept as %s.broken): %w", path, path, err)
+	p := persisted{}
+	var err error
+	if path != "" {
+		// A damaged file gives back every entry written whole; the file
+		// is set aside and err says where.
+		p, err = statefile.Load[persisted](path)
 	}
 	if p.Models == nil {
 		p.Models = map[string]usage{}
@@ -60,7 +51,7 @@ func loadPersisted(path string) (persisted, error) {
 	if p.Calibrations == nil {
 		p.Calibrations = map[string]uint64{}
 	}
-	return p, nil
+	return p, err
 }
 
 // catalog maps a model's digest (from the list) to what /api/show said of
@@ -70,50 +61,22 @@ func loadPersisted(path string) (persisted, error) {
 type catalog map[string]Details
 
 func loadCatalog(path string) (catalog, error) {
-	c := catalog{}
 	if path == "" {
-		return c, nil
+		return catalog{}, nil
 	}
-	b, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		return c, nil
+	c, err := statefile.Load[catalog](path)
+	if c == nil {
+		c = catalog{}
 	}
-	if err != nil {
-		return c, fmt.Errorf("read model catalogue: %w", err)
-	}
-	if err := json.Unmarshal(b, &c); err != nil {
-		// Only a cache: drop it and ask Ollama again.
-		return catalog{}, fmt.Errorf("model catalogue %s is damaged, rebuilding it: %w", path, err)
-	}
-	return c, nil
+	return c, err
 }
 
-// saveJSON writes v atomically: a temp file renamed over the old one.
+// saveJSON writes v crash-safely: temp file, fsync, rename, folder fsync.
 func saveJSON(path string, v any) error {
 	if path == "" {
 		return nil
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("create state dir: %w", err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".state-*")
-	if err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	return os.Rename(tmp.Name(), path)
+	return statefile.Save(path, v)
 }
 
 // store writes the state files from a goroutine of its own, so a slow or
@@ -125,6 +88,7 @@ type store struct {
 	state                               chan persisted
 	catalog                             chan map[string]Details
 	history                             chan Event
+	journal                             *journal.Journal[Event] // nil without a state folder
 	log                                 *slog.Logger
 	failing                             map[string]bool // warned once per file until it works again
 }
@@ -141,6 +105,8 @@ func newStore(dir string, log *slog.Logger) *store {
 		s.statePath = filepath.Join(dir, "state.json")
 		s.catalogPath = filepath.Join(dir, "catalog.json")
 		s.historyPath = filepath.Join(dir, "history.jsonl")
+		// The store reports failures itself, once per file.
+		s.journal = journal.Open[Event](s.historyPath, journal.Options{Log: slog.New(slog.DiscardHandler)})
 	}
 	return s
 }
@@ -208,10 +174,10 @@ func (s *store) write(path string, v any) {
 }
 
 func (s *store) append(e Event) {
-	if s.historyPath == "" {
+	if s.journal == nil {
 		return
 	}
-	s.result(s.historyPath, appendJSONL(s.historyPath, e))
+	s.result(s.historyPath, s.journal.Append(e))
 }
 
 // result logs a failing file once, and once more when it works again.
@@ -234,53 +200,21 @@ func (s *store) warn(path string, err error) {
 	s.log.Warn("state not saved; VRAM Keeper keeps running and retries at the next change", "file", path, "err", err)
 }
 
-func appendJSONL(path string, v any) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("create state dir: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("open history: %w", err)
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("append history: %w", err)
-	}
-	return f.Close()
-}
-
-// readHistory loads the newest limit events; a damaged line is skipped, not
-// fatal, so one bad write never loses the rest.
+// readHistory loads the newest limit events of the journal at path,
+// oldest first, reading from its end; damaged lines are skipped and
+// counted, so one bad write never loses the rest.
 func readHistory(path string, limit int, log *slog.Logger) []Event {
 	if path == "" {
 		return nil
 	}
-	b, err := os.ReadFile(path)
+	j := journal.Open[Event](path, journal.Options{Log: log})
+	recent, skipped, err := j.Newest(limit)
 	if err != nil {
-		if !os.IsNotExist(err) {
-			log.Warn("history not read", "file", path, "err", err)
-		}
-		return nil
+		log.Warn("history not read whole", "file", path, "err", err)
 	}
-	var out []Event
-	for i, line := range bytes.Split(b, []byte("\n")) {
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		var e Event
-		if err := json.Unmarshal(line, &e); err != nil {
-			log.Warn("history line skipped", "file", path, "line", i+1, "err", err)
-			continue
-		}
-		out = append(out, e)
+	if skipped > 0 {
+		log.Warn("history lines skipped: damaged (a write cut short, or a bad disk block)", "file", path, "lines", skipped)
 	}
-	if len(out) > limit {
-		out = out[len(out)-limit:]
-	}
-	return out
+	slices.Reverse(recent)
+	return recent
 }

@@ -10,7 +10,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/vramkeeper/vramkeeper/internal/instance"
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/api"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 	"github.com/vramkeeper/vramkeeper/manager/evict"
 )
@@ -25,6 +27,12 @@ const (
 	ExitUnknownTask  = 5
 	ExitNeverFits    = 6
 	ExitLoadFailed   = 7
+	// ExitAnotherInstance: another VRAM Keeper manages this state folder
+	// (and its Ollama), and this command cannot hand over to it.
+	ExitAnotherInstance = 8
+	// ExitRefused: the running instance refused this command (wrong or
+	// missing token, another vramkeeper release).
+	ExitRefused = 9
 )
 
 // ExitCode maps an error to the documented exit code.
@@ -45,6 +53,10 @@ func ExitCode(err error) int {
 		return ExitNeverFits
 	case errors.Is(err, manager.ErrLoadFailed):
 		return ExitLoadFailed
+	case errors.Is(err, instance.ErrHeld):
+		return ExitAnotherInstance
+	case errors.Is(err, api.ErrUnauthorized), errors.Is(err, api.ErrVersionMismatch):
+		return ExitRefused
 	}
 	return ExitError
 }
@@ -150,10 +162,34 @@ type Keeper interface {
 var _ Keeper = (*manager.Manager)(nil)
 
 // keeper returns the running instance's API when one answers, else starts
-// the manager in this process and reads Ollama once.
+// the manager in this process and reads Ollama once. It never manages the
+// Ollama of a running instance beside it: an instance that refuses this
+// command (token, version) is an error, and so is one that holds the
+// state folder but does not answer.
 func (e *Env) keeper(ctx context.Context) (Keeper, func(), error) {
-	if k, ok := e.remote(ctx); ok {
+	k, err := e.remote(ctx, e.Config.Listen)
+	if err == nil {
 		return k, func() {}, nil
+	}
+	if !errors.Is(err, api.ErrNotRunning) {
+		return nil, nil, err
+	}
+	if err := e.Own("cli"); err != nil {
+		var held *instance.HeldError
+		if !errors.As(err, &held) {
+			return nil, nil, err
+		}
+		// It listens elsewhere than our config says: use it there.
+		if a := held.Holder.API; a != "" && a != e.Config.Listen {
+			k, rerr := e.remote(ctx, a)
+			if rerr == nil {
+				return k, func() {}, nil
+			}
+			if !errors.Is(rerr, api.ErrNotRunning) {
+				return nil, nil, rerr
+			}
+		}
+		return nil, nil, fmt.Errorf("%w; its API does not answer, and this command will not manage the same Ollama beside it", err)
 	}
 	stop := e.Start(ctx)
 	if err := e.Manager.Refresh(ctx); err != nil {

@@ -11,10 +11,13 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
+	"github.com/vramkeeper/vramkeeper/internal/instance"
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/api"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 	"github.com/vramkeeper/vramkeeper/manager/evict"
 	"github.com/vramkeeper/vramkeeper/manager/gpu"
@@ -103,25 +106,39 @@ type Env struct {
 	StateDir   string
 	OllamaURL  *url.URL
 	Runtime    *ollama.Client
-	GPU        *gpu.Probe
-	Manager    *manager.Manager
-	Log        *slog.Logger
+	// GPU and Manager are built by Own, only in the process that manages
+	// this state folder: the window and a CLI that uses a running
+	// instance open neither NVML nor the state files.
+	GPU     *gpu.Probe
+	Manager *manager.Manager
+	lock    *instance.Lock
+	Log     *slog.Logger
 	// StartOllama, when set before ServeAPI, serves POST
 	// /keeper/v1/ollama/start (the desktop tray sets it).
-	StartOllama func() error
-	Stdout      io.Writer
-	Stderr      io.Writer
+	StartOllama func(ctx context.Context) (api.StartOllamaResponse, error)
+	// OpenWindow, when set before ServeAPI, serves POST /keeper/v1/window
+	// (the desktop tray sets it).
+	OpenWindow func() error
+	Stdout     io.Writer
+	Stderr     io.Writer
 }
 
-// Close releases what Setup opened.
+// Close releases what Setup and Own opened.
 func (e *Env) Close() {
 	if e.GPU != nil {
 		e.GPU.Close()
 	}
+	if e.lock != nil {
+		if err := e.lock.Release(); err != nil {
+			e.Log.Warn("state folder not released", "dir", e.StateDir, "err", err)
+		}
+		e.lock = nil
+	}
 }
 
 // Setup reads the config file (a broken one is reported and its defaults
-// kept), applies the flags and builds the manager. It starts nothing.
+// kept) and applies the flags. It starts nothing and opens nothing: Own
+// builds the manager.
 func Setup(f Flags, quiet bool, stdout, stderr io.Writer) (*Env, error) {
 	// One-shot commands print their outcome; warnings such as the NVML
 	// fallback show in their output (status: source) instead of the log.
@@ -171,17 +188,33 @@ func Setup(f Flags, quiet bool, stdout, stderr io.Writer) (*Env, error) {
 		env.Runtime = ollama.FromEnv()
 	}
 	env.OllamaURL = env.Runtime.URL()
-
-	env.GPU = gpu.New(cfg.VRAMBytes(), log)
-	opt, err := Options(cfg)
-	if err != nil {
-		return nil, err
-	}
-	opt.Runtime, opt.GPU, opt.StateDir, opt.Logger = env.Runtime, env.GPU, env.StateDir, log
-	if env.Manager, err = manager.New(opt); err != nil {
-		return nil, err
-	}
 	return env, nil
+}
+
+// Own makes this process the manager of the state folder (and so of its
+// Ollama): it takes the folder's lock, then builds the GPU probe and the
+// manager. mode is "tray", "serve" or "cli". Another process holding the
+// folder gives an *instance.HeldError naming it. Close releases the lock.
+func (e *Env) Own(mode string) error {
+	me := instance.Info{PID: os.Getpid(), Mode: mode, Ollama: e.OllamaURL.Redacted(), Started: time.Now()}
+	if mode != "cli" {
+		me.API = e.Config.Listen
+	}
+	l, err := instance.Acquire(e.StateDir, me)
+	if err != nil {
+		return err
+	}
+	e.lock = l
+	opt, err := Options(e.Config)
+	if err != nil {
+		return err
+	}
+	e.GPU = gpu.New(e.Config.VRAMBytes(), e.Log)
+	opt.Runtime, opt.GPU, opt.StateDir, opt.Logger = e.Runtime, e.GPU, e.StateDir, e.Log
+	if e.Manager, err = manager.New(opt); err != nil {
+		return err
+	}
+	return nil
 }
 
 // Options turns a config into manager options (without runtime and GPU).

@@ -8,33 +8,46 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/vramkeeper/vramkeeper/internal/instance"
 	"github.com/vramkeeper/vramkeeper/manager/api"
 )
 
 // apiBase is the URL of the local API for the configured listen address.
 func (e *Env) apiBase() string { return "http://" + e.Config.Listen }
 
-// remote returns the API of a running instance (the tray app or serve), so
-// the CLI and the tray share one state; false when none answers.
-func (e *Env) remote(ctx context.Context) (Keeper, bool) {
-	c, err := api.Dial(ctx, e.apiBase(), e.Config.Token)
+// remote returns the API of the instance at addr (the tray app or serve),
+// so the CLI and the tray share one state. The error wraps
+// api.ErrNotRunning when none answers there; any other error is an
+// instance that answers but refuses this command.
+func (e *Env) remote(ctx context.Context, addr string) (Keeper, error) {
+	c, err := api.Dial(ctx, "http://"+addr, e.Config.Token)
 	if err == nil {
 		r := api.NewRemote(c, e.Log)
 		if err = r.Refresh(ctx); err == nil {
-			e.Log.Info("using the running instance", "addr", e.Config.Listen)
-			return r, true
+			e.Log.Info("using the running instance", "addr", addr)
+			return r, nil
 		}
 	}
-	if !errors.Is(err, api.ErrNotRunning) {
-		e.Log.Warn("running instance not usable; working in-process", "addr", e.Config.Listen, "err", err)
+	if errors.Is(err, api.ErrNotRunning) {
+		return nil, err
 	}
-	return nil, false
+	hint := ""
+	switch {
+	case errors.Is(err, api.ErrUnauthorized):
+		hint = ": its token was refused (set token in the config to the instance's)"
+	case errors.Is(err, api.ErrVersionMismatch):
+		hint = ": it is another vramkeeper release (use the same one, or stop it first)"
+	}
+	return nil, fmt.Errorf("the running VRAM Keeper at http://%s refused this command%s: %w", addr, hint, err)
 }
 
 // ServeAPI serves the local API and the Ollama/OpenAI proxy on the
 // configured address until ctx ends. The manager must be running.
 func (e *Env) ServeAPI(ctx context.Context) error {
-	srv := api.New(e.Manager, e.OllamaURL, api.Options{Token: e.Config.Token, Log: e.Log, StartOllama: e.StartOllama})
+	srv := api.New(e.Manager, e.OllamaURL, api.Options{
+		Token: e.Config.Token, AllowAdmin: e.Config.AllowAdmin, Log: e.Log,
+		StartOllama: e.StartOllama, OpenWindow: e.OpenWindow,
+	})
 	err := srv.Serve(ctx, e.Config.Listen)
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "listen" {
@@ -43,8 +56,17 @@ func (e *Env) ServeAPI(ctx context.Context) error {
 	return err
 }
 
-// Serve runs the manager and the API headless until ctx ends.
+// Serve runs the manager and the API headless until ctx ends. Another
+// instance on the same state folder makes it exit at once
+// (ExitAnotherInstance), naming that instance.
 func Serve(ctx context.Context, env *Env) error {
+	if err := env.Own("serve"); err != nil {
+		var held *instance.HeldError
+		if errors.As(err, &held) {
+			return fmt.Errorf("%w; stop it first, or give this one its own --state-dir (and --listen) to manage another Ollama", err)
+		}
+		return err
+	}
 	stop := env.Start(ctx)
 	defer stop()
 	fmt.Fprintf(env.Stderr, "vramkeeper: serving on http://%s (Ollama at %s); point clients at OLLAMA_HOST=%s\n",
@@ -98,4 +120,17 @@ func (e *Env) DialWindow(ctx context.Context, wait time.Duration) (*api.Client, 
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// OpenRunningWindow asks the instance that holds the state folder to open
+// its window (a second tray started on the same folder).
+func (e *Env) OpenRunningWindow(ctx context.Context, held *instance.HeldError) error {
+	if held.Holder.API == "" {
+		return fmt.Errorf("it has no API to ask (%s)", held.Holder.Mode)
+	}
+	c, err := api.Dial(ctx, "http://"+held.Holder.API, e.Config.Token)
+	if err != nil {
+		return err
+	}
+	return c.OpenWindow(ctx)
 }

@@ -30,6 +30,9 @@ var (
 	ErrUnauthorized = errors.New("unauthorized")
 	// ErrBadRequest: the instance refused the request as malformed.
 	ErrBadRequest = errors.New("bad request")
+	// ErrVersionMismatch: the instance speaks another version of the API
+	// (another vramkeeper release).
+	ErrVersionMismatch = errors.New("another version of VRAM Keeper")
 )
 
 // codeErrors maps the API's error codes back to sentinel errors, so that
@@ -49,6 +52,7 @@ var codeErrors = map[string]error{
 	CodeUnauthorized: ErrUnauthorized,
 	CodeBadRequest:   ErrBadRequest,
 	CodeTooLarge:     ErrBadRequest,
+	CodeVersion:      ErrVersionMismatch,
 }
 
 // Error is an error answer from the API. It unwraps to the sentinel its
@@ -99,7 +103,7 @@ func Dial(ctx context.Context, baseURL, token string) (*Client, error) {
 	if _, err := c.Snapshot(dctx); err != nil {
 		var apiErr *Error
 		switch {
-		case errors.Is(err, ErrUnauthorized):
+		case errors.Is(err, ErrUnauthorized), errors.Is(err, ErrVersionMismatch):
 			return nil, fmt.Errorf("vramkeeper at %s: %w", u.Redacted(), err)
 		case errors.As(err, &apiErr):
 			return nil, fmt.Errorf("%s answers but not as VRAM Keeper: %w: %w", u.Redacted(), ErrNotRunning, err)
@@ -170,6 +174,14 @@ func modelPath(name, action string) string {
 	return "models/" + strings.Join(segs, "/") + "/" + action
 }
 
+// sign adds the token and the API version every request carries.
+func (c *Client) sign(req *http.Request) {
+	req.Header.Set(VersionHeader, APIVersion)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+}
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
@@ -188,9 +200,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
+	c.sign(req)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("vramkeeper %s %s: %w", method, path, err)
@@ -244,9 +254,7 @@ func (c *Client) Events(ctx context.Context) (<-chan manager.Event, <-chan error
 	if err != nil {
 		return nil, nil, fmt.Errorf("vramkeeper events: %w", err)
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
+	c.sign(req)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, nil, fmt.Errorf("vramkeeper events: %w", err)
@@ -293,6 +301,11 @@ func readEvents(ctx context.Context, r io.Reader, out chan<- manager.Event) erro
 		return fmt.Errorf("vramkeeper events: %w", err)
 	}
 	return fmt.Errorf("vramkeeper events: %w", io.ErrUnexpectedEOF)
+}
+
+// OpenWindow asks the desktop tray to open its window.
+func (c *Client) OpenWindow(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "window", nil, nil)
 }
 
 // StartOllama asks the desktop tray to start `ollama serve`.

@@ -19,26 +19,28 @@ import (
 // Error codes in {"error": ..., "code": ...} answers of the management API.
 // The client maps them back to the manager's sentinel errors.
 const (
-	CodeBadRequest    = "bad_request"
-	CodeTooLarge      = "too_large"
-	CodeUnauthorized  = "unauthorized"
-	CodeForbidden     = "forbidden"
-	CodeNotFound      = "not_found"
-	CodeModelUnknown  = "model_not_found"
-	CodeUnknownTask   = "unknown_task"
-	CodeUnknownRole   = "unknown_role"
-	CodeNoCandidate   = "no_candidate"
-	CodeNeverFits     = "never_fits"
-	CodeNoRoom        = "no_room"
-	CodePaused        = "paused"
-	CodeUnreachable   = "ollama_unreachable"
-	CodeLoadFailed    = "load_failed"
-	CodeStopped       = "stopped"
-	CodeTimeout       = "timeout"
-	CodeInternal      = "internal"
-	codeClientGone    = "canceled"
-	statusClientGone  = 499 // nginx's "client closed request"; nobody reads it
-	maxUpstreamErrMsg = 64 << 10
+	CodeBadRequest     = "bad_request"
+	CodeTooLarge       = "too_large"
+	CodeUnauthorized   = "unauthorized"
+	CodeForbidden      = "forbidden"
+	CodeNotFound       = "not_found"
+	CodeModelUnknown   = "model_not_found"
+	CodeUnknownTask    = "unknown_task"
+	CodeUnknownRole    = "unknown_role"
+	CodeNoCandidate    = "no_candidate"
+	CodeNeverFits      = "never_fits"
+	CodeNoRoom         = "no_room"
+	CodePaused         = "paused"
+	CodeUnreachable    = "ollama_unreachable"
+	CodeLoadFailed     = "load_failed"
+	CodeStopped        = "stopped"
+	CodeTimeout        = "timeout"
+	CodeTooManyStreams = "too_many_streams"
+	CodeVersion        = "version_mismatch"
+	CodeInternal       = "internal"
+	codeClientGone     = "canceled"
+	statusClientGone   = 499 // nginx's "client closed request"; nobody reads it
+	maxUpstreamErrMsg  = 64 << 10
 )
 
 // errorKinds maps the manager's errors to a status and a code, most

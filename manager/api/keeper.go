@@ -3,8 +3,10 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -197,7 +199,23 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 // handleEvents streams events as Server-Sent Events: "event: <kind>" and
 // "data: <manager.Event JSON>". ?kinds=loaded,evicted filters. A comment
 // line every 15 s keeps idle connections (and proxies) from timing out.
+//
+// Streams are bounded: past MaxEventStreams a new one gets 503; a write
+// that the client does not take within EventWriteTimeout ends its stream
+// (one log line), and so does the manager dropping a subscriber that
+// fell behind (it closes the channel). Clients reconnect and reread the
+// status.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	select {
+	case s.streams <- struct{}{}:
+		defer func() { <-s.streams }()
+	default:
+		w.Header().Set("Retry-After", "5")
+		writeKeeperError(w, http.StatusServiceUnavailable, CodeTooManyStreams,
+			fmt.Sprintf("too many event streams open (%d); close one or retry later", cap(s.streams)))
+		s.log.Warn("event stream refused: at the cap", "remote", r.RemoteAddr, "cap", cap(s.streams))
+		return
+	}
 	rc := http.NewResponseController(w)
 	var kinds []manager.EventKind
 	if q := r.URL.Query().Get("kinds"); q != "" {
@@ -208,14 +226,34 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	ch, cancel := s.k.Subscribe(256)
 	defer cancel()
 
+	// send writes one message and flushes it within the write deadline;
+	// false ends the stream.
+	send := func(format string, a ...any) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(s.opt.EventWriteTimeout))
+		_, err := fmt.Fprintf(w, format, a...)
+		if err == nil {
+			err = rc.Flush()
+		}
+		if err != nil {
+			// A write that ran past its deadline is a slow client; any
+			// other failure is one that left.
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				s.log.Warn("event stream dropped: the client does not keep up", "remote", r.RemoteAddr,
+					"write_timeout", s.opt.EventWriteTimeout)
+			} else {
+				s.log.Debug("event stream ended", "remote", r.RemoteAddr, "err", err)
+			}
+			return false
+		}
+		return true
+	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	// Say hello at once so clients know the subscription is live.
-	fmt.Fprint(w, ": vramkeeper events\n\n")
-	if err := rc.Flush(); err != nil {
+	if !send(": vramkeeper events\n\n") {
 		return
 	}
 	tick := time.NewTicker(sseKeepAlive)
@@ -227,12 +265,12 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		case <-s.stopping:
 			return
 		case <-tick.C:
-			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
+			if !send(": keep-alive\n\n") {
 				return
 			}
 		case e, ok := <-ch:
 			if !ok {
-				return
+				return // the manager dropped this subscriber, or stopped
 			}
 			if len(kinds) > 0 && !slices.Contains(kinds, e.Kind) {
 				continue
@@ -242,12 +280,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 				s.log.Error("event not encoded", "err", err)
 				continue
 			}
-			if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", e.Kind, b); err != nil {
+			if !send("event: %s\ndata: %s\n\n", e.Kind, b) {
 				return
 			}
-		}
-		if err := rc.Flush(); err != nil {
-			return
 		}
 	}
 }

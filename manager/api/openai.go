@@ -44,20 +44,6 @@ func (s *Server) decodeOpenAI(w http.ResponseWriter, r *http.Request, v any) err
 	return nil
 }
 
-// pinOptions applies the manager's runner options to a translated request.
-func pinOptions(opts map[string]any, h held) map[string]any {
-	if opts == nil {
-		opts = map[string]any{}
-	}
-	for _, k := range runnerOptions {
-		delete(opts, k)
-	}
-	if h.numCtx > 0 {
-		opts["num_ctx"] = h.numCtx
-	}
-	return opts
-}
-
 var keepForever = api.Duration{Duration: -1}
 
 func (s *Server) handleOpenAIChat(w http.ResponseWriter, r *http.Request) {

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ollama/ollama/api"
-
 	"github.com/vramkeeper/vramkeeper/manager"
 )
 
@@ -31,13 +29,6 @@ func ParseAlias(name string) (task, role string, ok bool) {
 	task, role, _ = strings.Cut(rest, "/")
 	return task, role, true
 }
-
-// runnerOptions are the options Ollama compares to decide whether a loaded
-// model must be reloaded (api.Runner). A request that sets one differently
-// from the manager's load makes Ollama reload the model behind the manager's
-// back, possibly larger, so the proxy drops them; num_ctx is then set to the
-// manager's value.
-var runnerOptions = []string{"num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread"}
 
 // held is a model loaded and held for one request.
 type held struct {
@@ -104,79 +95,6 @@ func (s *Server) peek(alias string) (string, error) {
 	return "", fmt.Errorf("resolving %s: %w", alias, manager.ErrNoCandidate)
 }
 
-// nativeRequest is an Ollama request body kept as raw fields, so that
-// fields this proxy does not know (new ones included) pass unchanged.
-type nativeRequest map[string]json.RawMessage
-
-func parseNative(b []byte) (nativeRequest, string, error) {
-	var req nativeRequest
-	if err := json.Unmarshal(b, &req); err != nil {
-		return nil, "", badRequestf("malformed JSON body: %w", err)
-	}
-	if req == nil {
-		return nil, "", badRequestf("malformed JSON body: not an object")
-	}
-	var name string
-	if raw, ok := req["model"]; ok {
-		if err := json.Unmarshal(raw, &name); err != nil {
-			return nil, "", badRequestf(`"model" must be a string: %w`, err)
-		}
-	}
-	if name == "" {
-		return nil, "", badRequestf("model is required")
-	}
-	return req, name, nil
-}
-
-// unloadIntent reports whether a generate or chat request is Ollama's way of
-// unloading a model: keep_alive 0 and nothing to generate.
-func (req nativeRequest) unloadIntent() bool {
-	raw, ok := req["keep_alive"]
-	if !ok {
-		return false
-	}
-	var d api.Duration
-	if err := json.Unmarshal(raw, &d); err != nil || d.Duration != 0 {
-		return false
-	}
-	empty := func(key string) bool {
-		v := bytes.TrimSpace(req[key])
-		return len(v) == 0 || string(v) == "null" || string(v) == `""` || string(v) == "[]"
-	}
-	return empty("prompt") && empty("messages") && empty("input")
-}
-
-// pin rewrites the request for the held model: its real name, keep_alive
-// -1 so Ollama never unloads it on its own, and the manager's num_ctx.
-func (req nativeRequest) pin(h held) ([]byte, error) {
-	opts := map[string]any{}
-	if raw, ok := req["options"]; ok && string(bytes.TrimSpace(raw)) != "null" {
-		if err := json.Unmarshal(raw, &opts); err != nil {
-			return nil, badRequestf(`"options" must be an object: %w`, err)
-		}
-	}
-	for _, k := range runnerOptions {
-		delete(opts, k)
-	}
-	if h.numCtx > 0 {
-		opts["num_ctx"] = h.numCtx
-	}
-	out := maps.Clone(req)
-	var err error
-	set := func(k string, v any) {
-		if err == nil {
-			out[k], err = json.Marshal(v)
-		}
-	}
-	set("model", h.model)
-	set("keep_alive", -1)
-	set("options", opts)
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(out)
-}
-
 // handleNative serves /api/generate, /api/chat, /api/embed and
 // /api/embeddings: the model is loaded and held for the whole response,
 // which streams through the reverse proxy chunk by chunk.
@@ -186,16 +104,16 @@ func (s *Server) handleNative(w http.ResponseWriter, r *http.Request) {
 		s.ollamaFail(w, r, err)
 		return
 	}
-	req, name, err := parseNative(b)
+	req, err := parseNative(r.URL.Path, b)
 	if err != nil {
 		s.ollamaFail(w, r, err)
 		return
 	}
-	if (r.URL.Path == "/api/generate" || r.URL.Path == "/api/chat") && req.unloadIntent() {
-		s.unloadByRequest(w, r, name)
+	if req.unload {
+		s.unloadByRequest(w, r, req.model)
 		return
 	}
-	h, err := s.acquire(r.Context(), name, "request on "+r.URL.Path)
+	h, err := s.acquire(r.Context(), req.model, "request on "+r.URL.Path)
 	if err != nil {
 		s.ollamaFail(w, r, err)
 		return
@@ -264,7 +182,7 @@ func (s *Server) handleShow(w http.ResponseWriter, r *http.Request) {
 		s.ollamaFail(w, r, err)
 		return
 	}
-	var req nativeRequest
+	var req map[string]json.RawMessage
 	if json.Unmarshal(b, &req) == nil && req != nil {
 		for _, key := range []string{"model", "name"} {
 			var name string
@@ -291,15 +209,24 @@ func (s *Server) handleShow(w http.ResponseWriter, r *http.Request) {
 // MaxBody except blob uploads (model files).
 func (s *Server) handlePassThrough(w http.ResponseWriter, r *http.Request) {
 	if !strings.HasPrefix(r.URL.Path, "/api/blobs/") {
-		if r.ContentLength > s.opt.MaxBody {
-			s.ollamaFail(w, r, fmt.Errorf("request body of %d bytes: %w", r.ContentLength, &http.MaxBytesError{Limit: s.opt.MaxBody}))
+		if err := capBody(w, r, s.opt.MaxBody); err != nil {
+			s.ollamaFail(w, r, err)
 			return
-		}
-		if r.Body != nil {
-			r.Body = http.MaxBytesReader(w, r.Body, s.opt.MaxBody)
 		}
 	}
 	s.proxy.ServeHTTP(w, r)
+}
+
+// capBody refuses a body announced larger than limit and caps one that
+// turns out larger while it streams.
+func capBody(w http.ResponseWriter, r *http.Request, limit int64) error {
+	if r.ContentLength > limit {
+		return fmt.Errorf("request body of %d bytes: %w", r.ContentLength, &http.MaxBytesError{Limit: limit})
+	}
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+	}
+	return nil
 }
 
 // alias is one auto: name and the model it points to now.

@@ -119,12 +119,16 @@ func TestStartOllama(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name   string
-		hook   func() error
+		hook   func(context.Context) (keeper.StartOllamaResponse, error)
 		status int
 	}{
 		{"no hook", nil, 404},
-		{"hook", func() error { return nil }, 0},
-		{"hook fails", func() error { return errors.New("no ollama binary on PATH") }, 500},
+		{"hook", func(context.Context) (keeper.StartOllamaResponse, error) {
+			return keeper.StartOllamaResponse{Started: true, Ours: true, PID: 42}, nil
+		}, 0},
+		{"server exits at once", func(context.Context) (keeper.StartOllamaResponse, error) {
+			return keeper.StartOllamaResponse{Ours: true, LastExit: "exit status 1"}, errors.New("ollama serve does not answer (it exited: exit status 1)")
+		}, 502},
 	} {
 		hs := httptest.NewServer(keeper.New(&fakeKeeper{}, &url.URL{Scheme: "http", Host: "127.0.0.1:1"},
 			keeper.Options{StartOllama: tc.hook}).Handler())

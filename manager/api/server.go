@@ -15,11 +15,12 @@
 //	POST /keeper/v1/models/{name}/unpin    {"model": ..., "pinned": false}
 //	GET  /keeper/v1/history                {"events": [manager.Event...]}
 //	GET  /keeper/v1/timeline[?since=T]     timeline.Window: samples and marks after T
-//	GET  /keeper/v1/events                 Server-Sent Events, one per manager.Event
+//	GET  /keeper/v1/events                 Server-Sent Events, one per manager.Event (503 past the cap)
 //	POST /keeper/v1/pause                  {"paused": true}: stop automatic management
 //	POST /keeper/v1/resume                 {"paused": false}
 //	POST /keeper/v1/settings               SettingsRequest → SettingsRequest as applied
-//	POST /keeper/v1/ollama/start           {"started": true} (desktop tray only; 404 elsewhere)
+//	POST /keeper/v1/ollama/start           StartOllamaResponse (desktop tray only; 404 elsewhere)
+//	POST /keeper/v1/window                 {"opened": true}: the tray opens its window (tray only)
 //
 // Model names hold ':' and '/' (hf.co/user/model:Q4_K_M). The path takes the
 // name as it is, slashes included, and the action is always the last segment:
@@ -27,12 +28,15 @@
 // (hf.co%2Fuser%2Fmodel%3AQ4_K_M) work as well.
 //
 // Status codes: 400 malformed request, unknown task or role; 401 missing or
-// wrong token; 403 a browser origin or host that is not allowed; 404 unknown
-// model, or no installed model suits the task; 409 the model fits the budget
-// but not now (paused, or other programs hold the card); 413 body too large;
-// 502 Ollama unreachable or a load failed inside Ollama; 503 the manager is
-// stopping; 504 the wait ran past its deadline; 507 the model is larger than
-// the whole budget and can never be loaded.
+// wrong token; 403 a browser origin or host that is not allowed, or an
+// admin endpoint (delete, pull, push, create, copy) with a token and
+// without allow_admin; 404 unknown model, or no installed model suits the
+// task; 409 the model fits the budget but not now (paused, or other
+// programs hold the card), or a client of another API version; 413 body too
+// large; 502 Ollama unreachable or a load failed inside Ollama; 503 the
+// manager is stopping, or too many event streams; 504 the wait ran past its
+// deadline; 507 the model is larger than the whole budget and can never be
+// loaded.
 //
 // # Proxy
 //
@@ -67,6 +71,15 @@ import (
 
 	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/score"
+)
+
+// APIVersion is the management API's version. Clients send it in
+// VersionHeader; an instance refuses (409, version_mismatch) a client that
+// speaks another, so a CLI from another release never misreads the
+// answers of a running instance.
+const (
+	APIVersion    = "1"
+	VersionHeader = "VRAM-Keeper-API"
 )
 
 // DefaultAddr is where the desktop app and `vramkeeper serve` listen: one
@@ -115,10 +128,23 @@ type Options struct {
 	// AcquireTimeout bounds how long a request waits for its model to be
 	// loaded, swaps included (default 10 minutes).
 	AcquireTimeout time.Duration
+	// MaxEventStreams caps the open event streams (default 64); past it
+	// GET /keeper/v1/events answers 503.
+	MaxEventStreams int
+	// EventWriteTimeout is how long one event may take to reach a client
+	// before its stream is dropped (default 10 s).
+	EventWriteTimeout time.Duration
+	// AllowAdmin lets Ollama's delete, pull, push, create, copy and blob
+	// uploads through when a token is set. Without a token the server is
+	// loopback only and they always pass.
+	AllowAdmin bool
 	// StartOllama, when set, serves POST /keeper/v1/ollama/start: the
 	// desktop tray starts `ollama serve` for its window's banner.
-	StartOllama func() error
-	Log         *slog.Logger
+	StartOllama func(ctx context.Context) (StartOllamaResponse, error)
+	// OpenWindow, when set, serves POST /keeper/v1/window: the desktop
+	// tray opens its window.
+	OpenWindow func() error
+	Log        *slog.Logger
 }
 
 func (o *Options) setDefaults() {
@@ -130,6 +156,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.AcquireTimeout <= 0 {
 		o.AcquireTimeout = 10 * time.Minute
+	}
+	if o.MaxEventStreams <= 0 {
+		o.MaxEventStreams = 64
+	}
+	if o.EventWriteTimeout <= 0 {
+		o.EventWriteTimeout = 10 * time.Second
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -153,8 +185,13 @@ type Server struct {
 	opt      Options
 	log      *slog.Logger
 	proxy    *httputil.ReverseProxy
-	client   *http.Client // to upstream, for requests we translate
-	handler  http.Handler
+	// adminProxy serves Ollama's admin endpoints (admin.go).
+	adminProxy *httputil.ReverseProxy
+	client     *http.Client // to upstream, for requests we translate
+	handler    http.Handler
+
+	// streams holds a token per open event stream.
+	streams chan struct{}
 
 	stopOnce sync.Once
 	stopping chan struct{} // closed when Serve begins shutting down
@@ -169,6 +206,7 @@ func New(k Keeper, upstream *url.URL, opt Options) *Server {
 		opt:      opt,
 		log:      opt.Log,
 		stopping: make(chan struct{}),
+		streams:  make(chan struct{}, opt.MaxEventStreams),
 	}
 	tr := &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
@@ -210,6 +248,7 @@ func New(k Keeper, upstream *url.URL, opt Options) *Server {
 			writeOllamaError(w, http.StatusBadGateway, fmt.Sprintf("ollama at %s: %v", upstream.Redacted(), err))
 		},
 	}
+	s.adminProxy = adminProxyFor(s.proxy)
 	s.handler = s.routes()
 	return s
 }
@@ -233,6 +272,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /keeper/v1/resume", s.handlePause)
 	mux.HandleFunc("POST /keeper/v1/settings", s.handleSettings)
 	mux.HandleFunc("POST /keeper/v1/ollama/start", s.handleStartOllama)
+	mux.HandleFunc("POST /keeper/v1/window", s.handleOpenWindow)
 	mux.HandleFunc("/keeper/", func(w http.ResponseWriter, r *http.Request) {
 		writeKeeperError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -258,6 +298,13 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/models", s.handleModelList)
 	mux.HandleFunc("GET /v1/models/{model...}", s.handleModelInfo)
 	mux.HandleFunc("POST /api/show", s.handleShow)
+	// Admin: by choice only (admin.go); any method, in case a newer
+	// Ollama accepts another.
+	mux.HandleFunc("/api/delete", s.handleDelete)
+	for _, p := range []string{"/api/pull", "/api/push", "/api/create", "/api/copy"} {
+		mux.HandleFunc(p, s.handleAdmin)
+	}
+	mux.HandleFunc("POST /api/blobs/{digest...}", s.handleAdmin)
 	// The rest as it is.
 	mux.HandleFunc("/", s.handlePassThrough)
 	return s.guard(mux)
@@ -282,6 +329,12 @@ func (s *Server) guard(next http.Handler) http.Handler {
 				w.WriteHeader(http.StatusNoContent)
 				return
 			}
+		}
+		w.Header().Set(VersionHeader, APIVersion)
+		if v := r.Header.Get(VersionHeader); v != "" && v != APIVersion && strings.HasPrefix(r.URL.Path, "/keeper/") {
+			s.deny(w, r, http.StatusConflict, CodeVersion,
+				fmt.Sprintf("this VRAM Keeper speaks API version %s, the client %s: use the same vramkeeper release for both", APIVersion, v))
+			return
 		}
 		if s.opt.Token == "" {
 			// Loopback only: refuse other Host names so that a web page on

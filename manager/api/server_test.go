@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -67,6 +68,9 @@ func (f *fakeKeeper) Snapshot() manager.Snapshot {
 	for n, l := range f.models {
 		s.Models = append(s.Models, manager.ModelView{Name: n, Loaded: l, NumCtx: 2048, Fits: true})
 	}
+	// Sorted by name, as the manager publishes them (Snapshot.Model
+	// searches by halves).
+	slices.SortFunc(s.Models, func(a, b manager.ModelView) int { return strings.Compare(a.Name, b.Name) })
 	return s
 }
 

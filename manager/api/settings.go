@@ -83,9 +83,17 @@ func (s *Server) handleSettings(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, req)
 }
 
-// StartOllamaResponse answers POST /keeper/v1/ollama/start.
+// StartOllamaResponse answers POST /keeper/v1/ollama/start with the real
+// state of the server: Started is true only once an Ollama answers.
 type StartOllamaResponse struct {
+	// Started: an Ollama answers at the manager's URL now.
 	Started bool `json:"started"`
+	// Ours: the tray started it and restarts it when it exits; false for
+	// a server the user started, which the tray never touches.
+	Ours     bool   `json:"ours"`
+	PID      int    `json:"pid,omitempty"`
+	Restarts int    `json:"restarts"`
+	LastExit string `json:"last_exit,omitempty"`
 }
 
 func (s *Server) handleStartOllama(w http.ResponseWriter, r *http.Request) {
@@ -97,9 +105,31 @@ func (s *Server) handleStartOllama(w http.ResponseWriter, r *http.Request) {
 		writeKeeperError(w, http.StatusNotFound, CodeNotFound, "this instance does not start Ollama (only the desktop tray does)")
 		return
 	}
-	if err := s.opt.StartOllama(); err != nil {
+	res, err := s.opt.StartOllama(r.Context())
+	if err != nil {
+		// The server did not come up: say why (it exited, it is not
+		// installed, it does not answer).
+		writeKeeperError(w, http.StatusBadGateway, CodeUnreachable, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// handleOpenWindow asks the desktop tray to open its window: a second
+// `vramkeeper` started on the same state folder does this instead of
+// running a second manager.
+func (s *Server) handleOpenWindow(w http.ResponseWriter, r *http.Request) {
+	if _, err := readBody(w, r, maxKeeperBody); err != nil {
+		s.keeperFail(w, r, err)
+		return
+	}
+	if s.opt.OpenWindow == nil {
+		writeKeeperError(w, http.StatusNotFound, CodeNotFound, "this instance has no window (it runs headless: vramkeeper serve)")
+		return
+	}
+	if err := s.opt.OpenWindow(); err != nil {
 		writeKeeperError(w, http.StatusInternalServerError, CodeInternal, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, StartOllamaResponse{Started: true})
+	writeJSON(w, http.StatusOK, map[string]bool{"opened": true})
 }

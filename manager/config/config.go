@@ -54,6 +54,10 @@ type Config struct {
 	Models    map[string]ModelConfig `toml:"models"` // per-model settings, by name
 	Tasks     map[string]score.Task  `toml:"tasks"`  // overrides/additions to score.Defaults()
 	Roles     map[string]score.Role  `toml:"roles"`
+	// AllowAdmin lets Ollama's delete, pull, push, create and copy
+	// through the proxy when a token is set; without a token the API is
+	// loopback only and they always pass.
+	AllowAdmin bool `toml:"allow_admin"`
 }
 
 // ModelConfig is one model's own settings.

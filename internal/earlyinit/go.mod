@@ -1,0 +1,3 @@
+module early.invalid/quietinit
+
+go 1.26

@@ -1,0 +1,75 @@
+package api_test
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
+	"github.com/vramkeeper/vramkeeper/manager"
+	keeper "github.com/vramkeeper/vramkeeper/manager/api"
+)
+
+// TestSmuggledLoadOptions: a request that asks for another context length
+// (in any key case, duplicated, or behind a folded key) does not make
+// Ollama reload the model behind the manager: /api/ps keeps the manager's
+// num_ctx. The same body sent straight to Ollama does reload it, which
+// shows the check can fail.
+func TestSmuggledLoadOptions(t *testing.T) {
+	long := llama(2, 64)
+	long.ContextLength = 65536 // so Ollama does not cap 32768 to the trained length
+	r := newRig(t, map[string]ggufgen.Spec{"long-chat": long}, manager.Options{Settings: manager.Settings{NumCtx: 4096}}, keeper.Options{})
+	ctx := ctxFor(t, 3*time.Minute)
+	if _, err := r.m.Load(ctx, "long-chat", "test"); err != nil {
+		t.Fatal(err)
+	}
+	atCtx := func(t *testing.T) int {
+		t.Helper()
+		for _, p := range r.ollama.Running(t) {
+			if p.Name == "long-chat:latest" {
+				return p.ContextLength
+			}
+		}
+		t.Fatal("long-chat is not loaded")
+		return 0
+	}
+	if n := atCtx(t); n != 4096 {
+		t.Fatalf("manager loaded at %d, want 4096", n)
+	}
+	post := func(t *testing.T, base, path, body string) {
+		t.Helper()
+		resp, err := http.Post(base+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s %s: %d %s", path, body, resp.StatusCode, b)
+		}
+	}
+	bodies := []struct{ path, body string }{
+		{"/api/generate", `{"model":"long-chat","prompt":"hi","stream":false,"Options":{"num_ctx":32768,"num_predict":2}}`},
+		{"/api/generate", `{"model":"long-chat","prompt":"hi","stream":false,"OPTIONS":{"num_ctx":32768,"num_predict":2}}`},
+		{"/api/generate", `{"model":"long-chat","prompt":"hi","stream":false,"options":{"num_predict":2},"oPtIoNs":{"num_ctx":32768}}`},
+		{"/api/chat", `{"model":"long-chat","stream":false,"messages":[{"role":"user","content":"hi"}],"option` + "\u017F" + `":{"num_ctx":32768,"num_predict":2}}`},
+		{"/api/embed", `{"model":"long-chat","input":"hi","Options":{"num_ctx":32768}}`},
+	}
+	before := loadsInLog(r)
+	for _, b := range bodies {
+		post(t, r.http.URL, b.path, b.body)
+		if n := atCtx(t); n != 4096 {
+			t.Fatalf("after %s %s through the proxy: Ollama runs long-chat at num_ctx %d, the manager loaded it at 4096", b.path, b.body, n)
+		}
+	}
+	if after := loadsInLog(r); after != before {
+		t.Fatalf("Ollama started %d runners: it reloaded the model behind the manager", after-before)
+	}
+	// Control: straight to Ollama, the first body reloads the model.
+	post(t, r.ollama.URL.String(), bodies[0].path, bodies[0].body)
+	if n := atCtx(t); n != 32768 {
+		t.Fatalf("control: straight to Ollama the model runs at %d; the smuggled option should have reached it", n)
+	}
+}
