@@ -100,6 +100,11 @@ func cachedBinaryPath() (string, error) {
 	return filepath.Join(cache, "ollama-"+version, "ollama"), nil
 }
 
+// PinnedVersion is the Ollama version go.mod pins, which the cached
+// binary is built from (it reports 0.0.0 itself). It runs `go list`, so
+// it works inside the module only.
+func PinnedVersion() (string, error) { return pinnedVersion() }
+
 // pinnedVersion asks the go command which ollama version the module pins.
 // Test binaries carry no dependency list in their build info, so
 // runtime/debug cannot answer this; `go list -m` runs in the package's
