@@ -66,7 +66,7 @@ type Result struct {
 	// Samples of /api/ps taken in the background, and how many of them
 	// showed more loaded than the budget.
 	Samples, BudgetViolations int
-	Peak, Budget               uint64
+	Peak, Budget              uint64
 	// TimeToRecover: see Scenario.Recovery; 0 when nothing recovered.
 	TimeToRecover time.Duration
 	Took          time.Duration
@@ -210,7 +210,7 @@ func (r *run) request(what, model string, within time.Duration, f func(ctx conte
 	switch {
 	case took > within:
 		r.res.Stuck++
-		r.problems = append(r.problems, fmt.Errorf("%s: stuck for %s past its %s deadline (err: %v)", what, (took - within).Round(time.Millisecond), within, err))
+		r.problems = append(r.problems, fmt.Errorf("%s: stuck for %s past its %s deadline (err: %v)", what, (took-within).Round(time.Millisecond), within, err))
 	case err == nil:
 		r.res.Served++
 		if !r.recoverFrom.IsZero() && r.res.TimeToRecover == 0 {
