@@ -23,19 +23,17 @@ func TestFaultsAgainstRealOllama(t *testing.T) {
 	srv := ollamatest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cli, err := faults.BuildCLI(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
 	level := slog.LevelWarn
 	if testing.Verbose() {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	env, err := faults.Prepare(ctx, srv, t.TempDir(), cli, log)
+	began := time.Now()
+	env, err := faults.Prepare(ctx, srv, t.TempDir(), log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("models created and the command built in %s", time.Since(began).Round(time.Millisecond))
 	t.Cleanup(func() {
 		if err := env.Close(); err != nil {
 			t.Error(err)

@@ -62,10 +62,6 @@ func run(ctx context.Context, log *slog.Logger, out, only string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	cli, err := faults.BuildCLI(ctx, dir)
-	if err != nil {
-		return err
-	}
 	srv, err := ollamatest.Launch(bin, filepath.Join(dir, "ollama"))
 	if err != nil {
 		if srv != nil {
@@ -74,7 +70,7 @@ func run(ctx context.Context, log *slog.Logger, out, only string) error {
 		return err
 	}
 	defer srv.Stop()
-	env, err := faults.Prepare(ctx, srv, filepath.Join(dir, "scenarios"), cli, log)
+	env, err := faults.Prepare(ctx, srv, filepath.Join(dir, "scenarios"), log)
 	if err != nil {
 		return err
 	}

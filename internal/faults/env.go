@@ -29,6 +29,7 @@ import (
 	"github.com/vramkeeper/vramkeeper/internal/faultproxy"
 	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
 	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
+	"github.com/vramkeeper/vramkeeper/manager/gpu"
 )
 
 // Model is one generated model the scenarios use.
@@ -53,46 +54,64 @@ type Env struct {
 	Ollama *ollamatest.Server
 	// Proxy stands between every manager and Ollama.
 	Proxy *faultproxy.Server
-	// CLI is a built vramkeeper binary (BuildCLI); a scenario that runs
-	// the CLI fails without one.
+	// CLI is the vramkeeper command, built by Prepare.
 	CLI string
-	// Dir holds each scenario's state directory.
+	// GPU is the card probe every scenario's manager reads (NVML, or an
+	// 8 GiB card where there is no driver).
+	GPU *gpu.Probe
+	// Dir holds the command and each scenario's state directory.
 	Dir string
 	Log *slog.Logger
 }
 
-// Prepare creates the models on srv, which the caller owns, and starts the
-// proxy in front of it; Close stops the proxy.
-func Prepare(ctx context.Context, srv *ollamatest.Server, dir, cli string, log *slog.Logger) (*Env, error) {
-	for _, m := range Models {
-		var b bytes.Buffer
-		if err := ggufgen.Write(&b, m.Spec); err != nil {
-			return nil, fmt.Errorf("generating %s: %w", m.Name, err)
-		}
-		if err := srv.CreateModelContext(ctx, m.Name, b.Bytes()); err != nil {
-			return nil, err
-		}
+// Prepare builds the vramkeeper command into dir and creates the models on
+// srv (which the caller owns) meanwhile, then starts the proxy in front of
+// srv; Close stops the proxy.
+func Prepare(ctx context.Context, srv *ollamatest.Server, dir string, log *slog.Logger) (*Env, error) {
+	cli := filepath.Join(dir, "bin", "vramkeeper")
+	built := make(chan error, 1)
+	go func() { built <- buildCLI(ctx, cli) }()
+	err := createModels(ctx, srv)
+	if berr := <-built; err == nil {
+		err = berr
+	}
+	if err != nil {
+		return nil, err
 	}
 	p, err := faultproxy.Listen(srv.URL, faultproxy.Options{MaxHold: 2 * time.Minute, Log: log})
 	if err != nil {
 		return nil, err
 	}
-	return &Env{Ollama: srv, Proxy: p, CLI: cli, Dir: dir, Log: log}, nil
+	return &Env{Ollama: srv, Proxy: p, CLI: cli, GPU: gpu.New(8*gib, log), Dir: dir, Log: log}, nil
 }
 
-// Close stops the proxy.
-func (e *Env) Close() error { return e.Proxy.Close() }
+func createModels(ctx context.Context, srv *ollamatest.Server) error {
+	for _, m := range Models {
+		var b bytes.Buffer
+		if err := ggufgen.Write(&b, m.Spec); err != nil {
+			return fmt.Errorf("generating %s: %w", m.Name, err)
+		}
+		if err := srv.CreateModelContext(ctx, m.Name, b.Bytes()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
-// BuildCLI builds the vramkeeper command into dir and returns its path.
-// The first build compiles the GUI toolkit's C parts (minutes); later
-// ones come from the build cache.
-func BuildCLI(ctx context.Context, dir string) (string, error) {
-	out := filepath.Join(dir, "vramkeeper")
+// Close stops the proxy and the card probe.
+func (e *Env) Close() error {
+	e.GPU.Close()
+	return e.Proxy.Close()
+}
+
+// buildCLI builds the vramkeeper command to out. The first build compiles
+// the GUI toolkit's C parts (minutes); later ones only link (seconds).
+func buildCLI(ctx context.Context, out string) error {
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "github.com/vramkeeper/vramkeeper")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building the vramkeeper command: %w\n%s", err, b)
+		return fmt.Errorf("building the vramkeeper command: %w\n%s", err, b)
 	}
-	return out, nil
+	return nil
 }
 
 // reset brings Ollama back to a clean card between scenarios: it runs (a

@@ -16,7 +16,6 @@ import (
 	"github.com/vramkeeper/vramkeeper/internal/faultproxy"
 	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/config"
-	"github.com/vramkeeper/vramkeeper/manager/gpu"
 	"github.com/vramkeeper/vramkeeper/manager/ollama"
 )
 
@@ -108,10 +107,8 @@ func (s Scenario) Run(ctx context.Context, env *Env) Result {
 	if err != nil {
 		return done(err)
 	}
-	probe := gpu.New(8*gib, env.Log)
-	defer probe.Close()
 	m, err := manager.New(manager.Options{
-		Runtime: ollama.New(env.Proxy.URL, nil), GPU: probe, StateDir: dir, PollEvery: PollEvery, Logger: env.Log,
+		Runtime: ollama.New(env.Proxy.URL, nil), GPU: env.GPU, StateDir: dir, PollEvery: PollEvery, Logger: env.Log,
 		Settings: manager.Settings{MaxLoaded: MaxLoaded, NumCtx: NumCtx, LoadTimeout: LoadTimeout},
 	})
 	if err != nil {
