@@ -58,6 +58,16 @@ const (
 	backoffMax  = 10 * time.Minute
 )
 
+// unloadWithin is an unload's deadline: a minute, or the configured
+// load_timeout when that is shorter (one knob bounds every op; a longer
+// one is for slow disks, which unloads do not read).
+func (s *scheduler) unloadWithin() time.Duration {
+	if t := s.tune.LoadTimeout; t > 0 && t < unloadDeadline {
+		return t
+	}
+	return unloadDeadline
+}
+
 // loadDeadline is how long a load of need bytes may take before it is
 // given up: a minute for the runner to start plus the bytes read at
 // 25 MB/s (a USB 2 disk or a slow network share), at least two minutes. A
@@ -617,7 +627,7 @@ func (s *scheduler) start(o *op) {
 	o.began = s.now()
 	if o.kind == opUnload {
 		s.transition(md, Unloading)
-		s.fx.Unload(o.id, md.inst.Name, unloadDeadline)
+		s.fx.Unload(o.id, md.inst.Name, s.unloadWithin())
 		return
 	}
 	for _, v := range o.victims {
@@ -632,7 +642,7 @@ func (s *scheduler) start(o *op) {
 // next starts o's next step: the next victim's unload, or the load.
 func (s *scheduler) next(o *op) {
 	if o.step < len(o.victims) {
-		s.fx.Unload(o.id, o.victims[o.step].Name, unloadDeadline)
+		s.fx.Unload(o.id, o.victims[o.step].Name, s.unloadWithin())
 		return
 	}
 	md := s.cat.lookup(o.name)
@@ -731,7 +741,13 @@ func (s *scheduler) OnLoaded(id uint64, ps []Running, err error, took time.Durat
 	key := keyOf(md, o.numCtx)
 	if err != nil {
 		s.transition(md, Failed)
-		s.remember(md, o.numCtx, err)
+		// A server that went away (stopped, killed, restarting) is not the
+		// model's failure: once it is back, the model may be tried.
+		if errors.Is(err, ErrUnreachable) {
+			md.lastErr = err.Error()
+		} else {
+			s.remember(md, o.numCtx, err)
+		}
 		s.fx.Emit(Event{Kind: EventLoadFailed, Model: o.name, Reason: o.reason, Duration: took, Error: err.Error()})
 		switch {
 		case errors.Is(err, ErrModelUnknown):
@@ -801,7 +817,7 @@ func (s *scheduler) spill(o *op, md *model) {
 	}
 	s.cur = o
 	s.transition(md, Unloading)
-	s.fx.Unload(o.id, md.inst.Name, unloadDeadline)
+	s.fx.Unload(o.id, md.inst.Name, s.unloadWithin())
 }
 
 // respilled continues a gpu_only retry once the model is off the card.

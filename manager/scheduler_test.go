@@ -778,3 +778,75 @@ func TestContextChangeReloads(t *testing.T) {
 		t.Fatalf("reloaded at %d", l.req.NumCtx)
 	}
 }
+
+// An unload has the configured load_timeout as its deadline when that is
+// shorter than its own minute; past it, the unload fails naming the model,
+// which stays loaded, and the queue moves on.
+func TestUnloadDeadlineFollowsLoadTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		configured, want time.Duration
+	}{
+		{0, unloadDeadline},
+		{5 * time.Second, 5 * time.Second},
+		{10 * time.Minute, unloadDeadline}, // a long load_timeout is for slow disks
+	} {
+		r := newRig(t, Settings{LoadTimeout: tc.configured, MaxLoaded: 1}, map[string]uint64{"a": 2 * gib, "b": 2 * gib})
+		r.loadThrough("a")
+		wb := r.load("b", false) // evicts a
+		r.refresh()
+		if len(r.fx.unloads) != 1 || r.fx.unloads[0].within != tc.want {
+			t.Fatalf("load_timeout %s: eviction %+v, want a within %s", tc.configured, r.fx.unloads, tc.want)
+		}
+		r.unloaded(nil)
+		r.loaded(nil)
+		if res := r.reply(wb); res.err != nil {
+			t.Fatal(res.err)
+		}
+		u := newWaiter(false)
+		r.s.OnUnload(u, "b", "test")
+		r.refresh()
+		if len(r.fx.unloads) != 1 || r.fx.unloads[0].within != tc.want {
+			t.Fatalf("load_timeout %s: unload %+v, want within %s", tc.configured, r.fx.unloads, tc.want)
+		}
+	}
+
+	r := newRig(t, Settings{LoadTimeout: 5 * time.Second}, map[string]uint64{"a": 2 * gib, "b": 2 * gib})
+	r.loadThrough("a")
+	u := newWaiter(false)
+	r.s.OnUnload(u, "a", "test")
+	r.refresh()
+	wb := r.load("b", false) // queued behind the unload
+	r.unloaded(fmt.Errorf("a was still loaded after 5s: %w", ErrTimedOut))
+	if res := r.reply(u); !errors.Is(res.err, ErrTimedOut) || !strings.Contains(res.err.Error(), "a") {
+		t.Fatalf("hung unload: %+v", res)
+	}
+	if r.state("a") != Loaded {
+		t.Errorf("a after a failed unload: %s, want loaded (still on the card)", r.state("a"))
+	}
+	r.refresh() // b's turn
+	r.loaded(nil)
+	if res := r.reply(wb); res.err != nil {
+		t.Fatalf("the load queued behind a hung unload: %v", res.err)
+	}
+}
+
+// A load that failed because the server went away (killed, restarting) is
+// not held against the model: the next request tries it again at once.
+func TestUnreachableServerIsNotTheModelsFailure(t *testing.T) {
+	r := newRig(t, Settings{}, map[string]uint64{"a": 2 * gib})
+	w := r.load("a", false)
+	r.refresh()
+	r.loaded(fmt.Errorf("ollama unreachable: load: EOF: %w", ErrUnreachable))
+	if res := r.reply(w); !errors.Is(res.err, ErrLoadFailed) {
+		t.Fatalf("load with the server gone: %+v", res)
+	}
+	if !r.s.retryAt(r.cat.models["a"]).IsZero() {
+		t.Error("a server that went away put the model in backoff")
+	}
+	w = r.load("a", false)
+	r.refresh()
+	r.loaded(nil)
+	if res := r.reply(w); res.err != nil {
+		t.Fatalf("the next request after the server came back: %v", res.err)
+	}
+}

@@ -100,6 +100,11 @@ func cachedBinaryPath() (string, error) {
 	return filepath.Join(cache, "ollama-"+version, "ollama"), nil
 }
 
+// PinnedVersion is the Ollama version go.mod pins, which the cached
+// binary is built from (it reports 0.0.0 itself). It runs `go list`, so
+// it works inside the module only.
+func PinnedVersion() (string, error) { return pinnedVersion() }
+
 // pinnedVersion asks the go command which ollama version the module pins.
 // Test binaries carry no dependency list in their build info, so
 // runtime/debug cannot answer this; `go list -m` runs in the package's
@@ -333,10 +338,30 @@ func (s *Server) Stop() {
 // same model directory, as when a user restarts Ollama under the manager.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
+	if err := s.Relaunch(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Relaunch is Restart without a test: it stops the server if it runs and
+// starts it again on the same port, with the same models.
+func (s *Server) Relaunch() error {
 	s.Stop()
 	if err := s.start(); err != nil {
-		t.Fatalf("ollamatest: restarting on %s: %v", s.Host, err)
+		return fmt.Errorf("ollamatest: restarting on %s: %w", s.Host, err)
 	}
+	return nil
+}
+
+// Kill ends the server and its runners at once with SIGKILL, as a crash or
+// the OOM killer would: nothing is unloaded cleanly, connections drop. It
+// returns once the server process is gone; Relaunch starts it again.
+func (s *Server) Kill() {
+	if s.proc == nil {
+		return
+	}
+	s.proc.kill()
+	s.proc = nil
 }
 
 // PID is the server's process id, 0 while stopped.

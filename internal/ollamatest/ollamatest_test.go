@@ -128,6 +128,31 @@ func TestServer(t *testing.T) {
 		t.Errorf("list after restart = %+v, want tiny still there", list.Models)
 	}
 
+	// Kill: the server and its runner die at once; Relaunch brings the
+	// server back, empty, with its store.
+	err = s.Client.Generate(ctx, &api.GenerateRequest{Model: "tiny", KeepAlive: &api.Duration{Duration: -1}},
+		func(api.GenerateResponse) error { return nil })
+	if err != nil {
+		t.Fatalf("load before kill: %v", err)
+	}
+	pid = s.PID()
+	s.Kill()
+	if s.PID() != 0 {
+		t.Errorf("PID after Kill = %d", s.PID())
+	}
+	if _, err := s.Client.Version(ctx); err == nil {
+		t.Error("Version answered after Kill")
+	}
+	if alive := groupAlive(pid); alive {
+		t.Errorf("a process of the killed server's group (%d) still runs", pid)
+	}
+	if err := s.Relaunch(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Running(t); len(got) != 0 {
+		t.Errorf("running after kill and relaunch = %+v, want none", got)
+	}
+
 	s.Stop()
 	if s.PID() != 0 {
 		t.Errorf("PID after Stop = %d", s.PID())

@@ -44,3 +44,10 @@ func (p *process) stop(grace time.Duration) {
 	// model files; the group kill reaches it (no-op when none is left).
 	killGroup(p.cmd)
 }
+
+// kill sends SIGKILL to the process group (server and runners) at once and
+// waits for the server to be reaped.
+func (p *process) kill() {
+	killGroup(p.cmd)
+	<-p.exited
+}
