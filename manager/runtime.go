@@ -38,6 +38,11 @@ type Installed struct {
 	Digest     string
 	SizeBytes  uint64 // file size on disk
 	ModifiedAt time.Time
+	// Capabilities and ContextLength come with the list from Ollama v0.30 on
+	// (/api/tags capabilities, details.context_length), so discovery can
+	// skip /api/show for them; nil and 0 when the server does not send them.
+	Capabilities  []string
+	ContextLength int
 }
 
 // Details is what the server tells about one model without loading it.
@@ -70,6 +75,10 @@ type Running struct {
 	VRAMBytes     uint64 // /api/ps size_vram (0 on CPU)
 	ContextLength int
 	ExpiresAt     time.Time
+	// Loading: the server lists the model but has not finished loading it,
+	// so its sizes are not a measurement yet (Ollama v0.30+ reports the
+	// file size until llama-server logs its buffers).
+	Loading bool
 }
 
 // GPU reads the card's memory. manager/gpu implements it with NVML and a

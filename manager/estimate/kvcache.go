@@ -15,18 +15,20 @@ type kvSetup struct {
 }
 
 // cacheBytesPerElement: the llama.cpp-engine estimate uses whole ratios of
-// f16; the Ollama engine allocates real ggml blocks (q8_0: 34 bytes per 32).
+// f16; the Ollama engine and llama-server allocate real ggml blocks (q8_0:
+// 34 bytes per 32).
 func cacheBytesPerElement(eng, typ string) (float64, error) {
+	blocks := eng != EngineLlamaCpp
 	switch typ {
 	case "", "f16":
 		return 2, nil
 	case "q8_0":
-		if eng == EngineOllama {
+		if blocks {
 			return 34.0 / 32, nil
 		}
 		return 1, nil
 	case "q4_0":
-		if eng == EngineOllama {
+		if blocks {
 			return 18.0 / 32, nil
 		}
 		return 0.5, nil

@@ -5,13 +5,16 @@ package ollama
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -51,6 +54,8 @@ type Client struct {
 	// /api/embed only once the model is loaded, which can take minutes.
 	api  *api.Client
 	load *api.Client
+	// http makes the calls the pinned api client cannot decode (List).
+	http *http.Client
 	log  *slog.Logger
 	// Unload's pacing; fields only so tests can shorten them.
 	pollEvery, resendEvery time.Duration
@@ -71,9 +76,11 @@ func New(base *url.URL, httpClient *http.Client) *Client {
 	if httpClient != nil {
 		c.api = api.NewClient(base, httpClient)
 		c.load = c.api
+		c.http = httpClient
 		return c
 	}
-	c.api = api.NewClient(base, &http.Client{Transport: newTransport(headerTimeout)})
+	c.http = &http.Client{Transport: newTransport(headerTimeout)}
+	c.api = api.NewClient(base, c.http)
 	c.load = api.NewClient(base, &http.Client{Transport: newTransport(0)})
 	return c
 }
@@ -119,21 +126,50 @@ func (c *Client) Version(ctx context.Context) (string, error) {
 }
 
 // List returns the installed models (GET /api/tags); it loads nothing.
+// The answer is decoded here rather than through the pinned api client,
+// whose types predate capabilities and details.context_length (v0.30+).
 func (c *Client) List(ctx context.Context) ([]manager.Installed, error) {
-	resp, err := c.api.List(ctx)
+	body, err := c.get(ctx, "/api/tags")
 	if err != nil {
 		return nil, c.mapError(ctx, "list", "", err)
 	}
-	out := make([]manager.Installed, 0, len(resp.Models))
-	for _, m := range resp.Models {
-		out = append(out, manager.Installed{
-			Name:       m.Name,
-			Digest:     m.Digest,
-			SizeBytes:  nonNegative(m.Size),
-			ModifiedAt: m.ModifiedAt,
-		})
+	out, err := decodeTags(body)
+	if err != nil {
+		return nil, fmt.Errorf("ollama list at %s: %w", c.base, err)
 	}
 	return out, nil
+}
+
+// maxBody bounds what get reads: a /api/tags answer is about 1 KiB per
+// model, so this leaves room for tens of thousands.
+const maxBody = 64 << 20
+
+// get fetches path and returns the body of a 2xx answer; any other status
+// comes back as an api.StatusError, as the official client reports it, so
+// mapError treats both alike.
+func (c *Client) get(ctx context.Context, path string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base.JoinPath(path).String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= http.StatusBadRequest {
+		var e struct {
+			Error string `json:"error"`
+		}
+		_ = json.Unmarshal(body, &e) // a non-JSON error body leaves the status text
+		return nil, api.StatusError{StatusCode: resp.StatusCode, Status: resp.Status, ErrorMessage: e.Error}
+	}
+	return body, nil
 }
 
 // Show returns a model's metadata (POST /api/show, verbose so arrays such as
@@ -318,7 +354,8 @@ func sameModel(a, b string) bool {
 	return na.EqualFold(nb)
 }
 
-// Running returns the loaded models (GET /api/ps).
+// Running returns the loaded models (GET /api/ps). A model the server
+// lists before its load has finished is marked Loading (see markLoading).
 func (c *Client) Running(ctx context.Context) ([]manager.Running, error) {
 	resp, err := c.api.ListRunning(ctx)
 	if err != nil {
@@ -335,7 +372,47 @@ func (c *Client) Running(ctx context.Context) ([]manager.Running, error) {
 			ExpiresAt:     m.ExpiresAt,
 		})
 	}
+	if !slices.ContainsFunc(out, maybeLoading) {
+		return out, nil
+	}
+	// Only a candidate costs the extra /api/tags call, which says how large
+	// each model's file is.
+	inst, err := c.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("telling loaded from loading models: %w", err)
+	}
+	markLoading(out, inst)
 	return out, nil
+}
+
+// maybeLoading: size and size_vram equal and non-zero, which a finished
+// load shows only at full GPU offload.
+func maybeLoading(r manager.Running) bool {
+	return r.SizeBytes > 0 && r.SizeBytes == r.VRAMBytes
+}
+
+// markLoading sets Loading on the models whose sizes are their file's size.
+// From v0.30 Ollama lists a model as soon as it starts llama-server and,
+// until the server has logged its buffers, reports the file size as both
+// size and size_vram (llm/llama_server.go MemorySize). A finished load
+// reports buffers: weights plus KV cache and compute on a GPU (never the
+// file's size, which includes the GGUF header and metadata), or size_vram
+// 0 on a CPU. Older servers list a model with its final sizes, so nothing
+// is marked there. Buffers parsed halfway through a load cannot be told
+// from final ones; Ollama from v0.32.15 (#17376) answers /api/ps only once
+// the load has finished, so it never shows them.
+func markLoading(running []manager.Running, installed []manager.Installed) {
+	for i, r := range running {
+		if !maybeLoading(r) {
+			continue
+		}
+		for _, m := range installed {
+			if m.SizeBytes == r.SizeBytes && (m.Digest == r.Digest || sameModel(m.Name, r.Name)) {
+				running[i].Loading = true
+				break
+			}
+		}
+	}
 }
 
 func nonNegative(n int64) uint64 {
