@@ -28,6 +28,9 @@ type section struct {
 	Rows   [][]string
 	Notes  []string
 	Plots  map[string]string // file name (beside the markdown) -> SVG
+	// Stamp replaces the part's machine and Ollama line when the section
+	// was measured on another server than the part's.
+	Stamp string
 }
 
 func (s section) markdown(machine string) string {
@@ -191,7 +194,11 @@ func run(ctx context.Context, log *slog.Logger, out string, only []string, reque
 		log.Info("section done", "name", p.name, "took", time.Since(began).Round(time.Millisecond))
 		for _, s := range secs {
 			fmt.Println(s.text())
-			md.WriteString(s.markdown(stamp(p.ollama)))
+			st := stamp(p.ollama)
+			if s.Stamp != "" {
+				st = s.Stamp
+			}
+			md.WriteString(s.markdown(st))
 			if out != "" {
 				for name, svg := range s.Plots {
 					if err := os.WriteFile(filepath.Join(filepath.Dir(out), name), []byte(svg), 0o644); err != nil {

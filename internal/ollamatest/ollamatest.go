@@ -83,9 +83,24 @@ func Binary() (string, error) {
 	return p, nil
 }
 
-// cachedBinaryPath is the path scripts/ollama-build.sh writes, computed the
-// same way: $VRAMKEEPER_CACHE, else ${XDG_CACHE_HOME:-$HOME/.cache}/vramkeeper,
-// then ollama-<version>/ollama.
+// CachedBinary is the build scripts/ollama-build.sh caches for version
+// ("v0.24.0"), if there is one.
+func CachedBinary(version string) (string, error) {
+	if !strings.HasPrefix(version, "v") {
+		version = "v" + version
+	}
+	p, err := cachePath(version)
+	if err != nil {
+		return "", err
+	}
+	if err := checkExecutable(p); err != nil {
+		return "", fmt.Errorf("no cached ollama %s build: %w", version, err)
+	}
+	return p, nil
+}
+
+// cachedBinaryPath is the path scripts/ollama-build.sh writes for
+// $VRAMKEEPER_OLLAMA_VERSION, else the pinned version.
 func cachedBinaryPath() (string, error) {
 	version := os.Getenv(EnvVersion)
 	if version == "" {
@@ -97,6 +112,12 @@ func cachedBinaryPath() (string, error) {
 	} else if !strings.HasPrefix(version, "v") {
 		version = "v" + version
 	}
+	return cachePath(version)
+}
+
+// cachePath is computed as the build script does: $VRAMKEEPER_CACHE, else
+// ${XDG_CACHE_HOME:-$HOME/.cache}/vramkeeper, then ollama-<version>/ollama.
+func cachePath(version string) (string, error) {
 	cache := os.Getenv(EnvCache)
 	if cache == "" {
 		base := os.Getenv("XDG_CACHE_HOME")
