@@ -94,25 +94,13 @@ func llamaSlidingLayers(h hparams) []bool {
 	return out
 }
 
-// llamaKV is the KV cache per layer: K and V rows of the cache type for
-// every cell. Layers without KV heads (recurrent layers) have none; encoder
-// models (pooling_type) run without a cache.
+// llamaKV is the KV cache per layer; encoder models (pooling_type) run
+// without a cache.
 func llamaKV(h hparams, s kvSetup, cells, swa uint64, sliding []bool) []uint64 {
-	out := make([]uint64, h.layers)
 	if h.embedding {
-		return out
+		return make([]uint64, h.layers)
 	}
-	for i := range out {
-		if h.headsKV[i] == 0 {
-			continue
-		}
-		c := cells
-		if sliding[i] {
-			c = swa
-		}
-		out[i] = uint64(float64(c*h.headsKV[i]*(h.keyLen+h.valueLen)) * s.cacheBPE)
-	}
-	return out
+	return layerKV(h, s, cells, swa, sliding)
 }
 
 // llamaRecurrent is the recurrent-state (RS) buffer of state-space and

@@ -65,15 +65,7 @@ func TestListFixtures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(got) != len(tt.want) {
-				t.Fatalf("List gave %d models, want %d: %+v", len(got), len(tt.want), got)
-			}
-			for _, m := range got {
-				w, ok := tt.want[m.Name]
-				if !ok {
-					t.Errorf("unexpected model %q", m.Name)
-					continue
-				}
+			eachByName(t, got, func(m manager.Installed) string { return m.Name }, tt.want, func(m manager.Installed, w manager.Installed) {
 				if !reflect.DeepEqual(m.Capabilities, w.Capabilities) || m.ContextLength != w.ContextLength || m.SizeBytes != w.SizeBytes {
 					t.Errorf("%s: capabilities %v, context %d, size %d; want %v, %d, %d",
 						m.Name, m.Capabilities, m.ContextLength, m.SizeBytes, w.Capabilities, w.ContextLength, w.SizeBytes)
@@ -81,7 +73,7 @@ func TestListFixtures(t *testing.T) {
 				if m.Digest == "" || m.ModifiedAt.IsZero() {
 					t.Errorf("%s: digest %q, modified %v: want both", m.Name, m.Digest, m.ModifiedAt)
 				}
-			}
+			})
 		})
 	}
 }
@@ -128,15 +120,7 @@ func TestRunningFixtures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(got) != len(tt.want) {
-				t.Fatalf("Running gave %d models, want %d: %+v", len(got), len(tt.want), got)
-			}
-			for _, r := range got {
-				w, ok := tt.want[r.Name]
-				if !ok {
-					t.Errorf("unexpected running model %q", r.Name)
-					continue
-				}
+			eachByName(t, got, func(r manager.Running) string { return r.Name }, tt.want, func(r manager.Running, w want) {
 				if r.Loading != w.loading || r.SizeBytes != w.size {
 					t.Errorf("%s: loading %v, size %d; want %v, %d", r.Name, r.Loading, r.SizeBytes, w.loading, w.size)
 				}
@@ -147,7 +131,7 @@ func TestRunningFixtures(t *testing.T) {
 				if r.ContextLength == 0 {
 					t.Errorf("%s: no context length", r.Name)
 				}
-			}
+			})
 			for _, g := range tt.wantGone {
 				if containsModel(got, g) {
 					t.Errorf("%s listed as running", g)
@@ -175,5 +159,22 @@ func TestRunningLoadingNeedsTags(t *testing.T) {
 	})
 	if _, err := c.Running(context.Background()); err == nil {
 		t.Fatal("Running succeeded without /api/tags")
+	}
+}
+
+// eachByName checks that got holds exactly the names in want and runs
+// check on each with its expectation.
+func eachByName[T, W any](t *testing.T, got []T, name func(T) string, want map[string]W, check func(T, W)) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d entries, want %d: %+v", len(got), len(want), got)
+	}
+	for _, g := range got {
+		w, ok := want[name(g)]
+		if !ok {
+			t.Errorf("unexpected entry %q", name(g))
+			continue
+		}
+		check(g, w)
 	}
 }
