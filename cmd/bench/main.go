@@ -162,16 +162,19 @@ func run(ctx context.Context, log *slog.Logger, out string, only []string, reque
 		}
 		return s
 	}
-	type part struct {
-		name    string
-		ollama  bool
-		produce func() ([]section, error)
-	}
 	parts := []part{
-		{"estimator", true, func() ([]section, error) { return estimatorSection(ctx, log, srv) }},
-		{"policy", false, func() ([]section, error) { return policySections(requests) }},
-		{"latency", true, func() ([]section, error) { return latencySections(ctx, log, srv) }},
-		{"footprint", true, func() ([]section, error) { return footprintSection(ctx, log, srv, idle) }},
+		{"estimator", "Estimator", true, func() ([]section, error) { return estimatorSection(ctx, log, srv) }},
+		{"policy", "Eviction policy", false, func() ([]section, error) { return policySections(requests) }},
+		{"latency", "Latency", true, func() ([]section, error) { return latencySections(ctx, log, srv) }},
+		{"footprint", "Footprint", true, func() ([]section, error) { return footprintSection(ctx, log, srv, idle) }},
+	}
+	// Parts not run keep their tables from the existing file, so one part
+	// can be regenerated alone (-only estimator).
+	var kept map[string][]string
+	if out != "" {
+		if b, err := os.ReadFile(out); err == nil {
+			kept = keptSections(string(b), parts)
+		}
 	}
 	if out != "" {
 		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
@@ -184,6 +187,9 @@ func run(ctx context.Context, log *slog.Logger, out string, only []string, reque
 		"Every table names the machine and Ollama version that produced it.\n\n")
 	for _, p := range parts {
 		if !want(p.name) {
+			for _, old := range kept[p.name] {
+				md.WriteString(old)
+			}
 			continue
 		}
 		began := time.Now()
@@ -216,4 +222,29 @@ func run(ctx context.Context, log *slog.Logger, out string, only []string, reque
 	}
 	log.Info("wrote", "file", out)
 	return nil
+}
+
+// part is one group of tables, owning the sections whose titles start with
+// prefix.
+type part struct {
+	name, prefix string
+	ollama       bool
+	produce      func() ([]section, error)
+}
+
+// keptSections splits an existing report into its "## " sections and files
+// each under the part whose prefix its title starts with.
+func keptSections(md string, parts []part) map[string][]string {
+	out := map[string][]string{}
+	chunks := strings.Split("\n"+md, "\n## ")
+	for _, c := range chunks[1:] {
+		title, _, _ := strings.Cut(c, "\n")
+		for _, p := range parts {
+			if strings.HasPrefix(title, p.prefix) {
+				out[p.name] = append(out[p.name], "## "+strings.TrimRight(c, "\n")+"\n\n")
+				break
+			}
+		}
+	}
+	return out
 }
