@@ -14,9 +14,9 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ollama/ollama/api"
@@ -45,8 +45,9 @@ const (
 	unloadResend = 2 * time.Second
 )
 
-// Client talks to one Ollama server. It is safe for concurrent use and holds
-// no mutable state.
+// Client talks to one Ollama server. It is safe for concurrent use; its only
+// state is the file size of each model digest it has listed, which never
+// goes stale (a digest names one file).
 type Client struct {
 	base *url.URL
 	// api is for every call that should answer promptly; load has no header
@@ -57,6 +58,9 @@ type Client struct {
 	// http makes the calls the pinned api client cannot decode (List).
 	http *http.Client
 	log  *slog.Logger
+	// fileSizes maps a model digest to its file size (uint64), from List,
+	// so Running can tell a loading model by its sizes.
+	fileSizes sync.Map
 	// Unload's pacing; fields only so tests can shorten them.
 	pollEvery, resendEvery time.Duration
 }
@@ -136,6 +140,11 @@ func (c *Client) List(ctx context.Context) ([]manager.Installed, error) {
 	out, err := decodeTags(body)
 	if err != nil {
 		return nil, fmt.Errorf("ollama list at %s: %w", c.base, err)
+	}
+	for _, m := range out {
+		if m.Digest != "" {
+			c.fileSizes.Store(m.Digest, m.SizeBytes)
+		}
 	}
 	return out, nil
 }
@@ -372,23 +381,16 @@ func (c *Client) Running(ctx context.Context) ([]manager.Running, error) {
 			ExpiresAt:     m.ExpiresAt,
 		})
 	}
-	if !slices.ContainsFunc(out, maybeLoading) {
-		return out, nil
+	if err := c.markLoading(ctx, out); err != nil {
+		return nil, err
 	}
-	// Only a candidate costs the extra /api/tags call, which says how large
-	// each model's file is.
-	inst, err := c.List(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("telling loaded from loading models: %w", err)
-	}
-	markLoading(out, inst)
 	return out, nil
 }
 
 // maybeLoading: size and size_vram equal and non-zero, which a finished
 // load shows only at full GPU offload.
 func maybeLoading(r manager.Running) bool {
-	return r.SizeBytes > 0 && r.SizeBytes == r.VRAMBytes
+	return r.SizeBytes > 0 && r.SizeBytes == r.VRAMBytes && r.Digest != ""
 }
 
 // markLoading sets Loading on the models whose sizes are their file's size.
@@ -401,18 +403,26 @@ func maybeLoading(r manager.Running) bool {
 // is marked there. Buffers parsed halfway through a load cannot be told
 // from final ones; Ollama from v0.32.15 (#17376) answers /api/ps only once
 // the load has finished, so it never shows them.
-func markLoading(running []manager.Running, installed []manager.Installed) {
+//
+// File sizes come from /api/tags, remembered by digest; only a candidate
+// whose digest has not been listed yet costs a call.
+func (c *Client) markLoading(ctx context.Context, running []manager.Running) error {
+	listed := false
 	for i, r := range running {
 		if !maybeLoading(r) {
 			continue
 		}
-		for _, m := range installed {
-			if m.SizeBytes == r.SizeBytes && (m.Digest == r.Digest || sameModel(m.Name, r.Name)) {
-				running[i].Loading = true
-				break
+		size, ok := c.fileSizes.Load(r.Digest)
+		if !ok && !listed {
+			if _, err := c.List(ctx); err != nil {
+				return fmt.Errorf("telling loaded from loading models: %w", err)
 			}
+			listed = true
+			size, ok = c.fileSizes.Load(r.Digest)
 		}
+		running[i].Loading = ok && size.(uint64) == r.SizeBytes
 	}
+	return nil
 }
 
 func nonNegative(n int64) uint64 {

@@ -87,7 +87,7 @@ func TestRunningFixtures(t *testing.T) {
 		name     string
 		ps       string
 		want     map[string]want
-		askTags  bool // only a possible loading model costs a /api/tags call
+		askTags  bool // only a possible loading model with an unlisted digest costs a /api/tags call
 		wantGone []string
 	}{
 		{
@@ -139,6 +139,14 @@ func TestRunningFixtures(t *testing.T) {
 			}
 			if (*tagsCalls > 0) != tt.askTags {
 				t.Errorf("/api/tags called %d times; want a call: %v", *tagsCalls, tt.askTags)
+			}
+			// File sizes are remembered by digest: the next poll asks no more.
+			calls := *tagsCalls
+			if again, err := c.Running(context.Background()); err != nil || len(again) != len(got) {
+				t.Fatalf("second Running: %v, %d models", err, len(again))
+			}
+			if *tagsCalls != calls {
+				t.Errorf("second Running called /api/tags again (%d calls, had %d)", *tagsCalls, calls)
 			}
 		})
 	}
