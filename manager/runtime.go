@@ -75,9 +75,8 @@ type Running struct {
 	VRAMBytes     uint64 // /api/ps size_vram (0 on CPU)
 	ContextLength int
 	ExpiresAt     time.Time
-	// Loading: the server lists the model but has not finished loading it,
-	// so its sizes are not a measurement yet (Ollama v0.30+ reports the
-	// file size until llama-server logs its buffers).
+	// Loading: the server lists the model while it is still loading it
+	// (v0.30 on), sized as its file until its buffers are known.
 	Loading bool
 }
 
