@@ -38,6 +38,11 @@ type Installed struct {
 	Digest     string
 	SizeBytes  uint64 // file size on disk
 	ModifiedAt time.Time
+	// Capabilities and ContextLength come with the list from Ollama v0.30 on
+	// (/api/tags capabilities, details.context_length), so discovery can
+	// skip /api/show for them; nil and 0 when the server does not send them.
+	Capabilities  []string
+	ContextLength int
 }
 
 // Details is what the server tells about one model without loading it.

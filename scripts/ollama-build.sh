@@ -1,16 +1,34 @@
 #!/usr/bin/env bash
-# Builds the Ollama server from the exact module version go.mod pins for the
-# api package, so the client we ship and the server we test against match.
-# The binary is cached by version; prints its path on stdout, progress on stderr.
+# Builds the Ollama server from its Go module at one version, so the server we
+# test against is the real one. With no argument it builds the version go.mod
+# pins for the api package (client and server match); an argument (v0.24.0)
+# builds another server generation for the integration tests.
+# The binary is cached by version and reports that version (/api/version); a
+# cached binary that reports another one (built before the version was
+# stamped) is rebuilt. Prints the binary's path on stdout, progress on stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-version=$(go list -m -f '{{.Version}}' github.com/ollama/ollama)
+version=${1:-$(go list -m -f '{{.Version}}' github.com/ollama/ollama)}
+case "$version" in
+  v[0-9]*) ;;
+  *) echo "usage: $0 [vX.Y.Z] (got '$version')" >&2; exit 2 ;;
+esac
 cache="${VRAMKEEPER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vramkeeper}"
 bin="$cache/ollama-$version/ollama"
+
+# reported prints the version a built binary reports ("client version is
+# 0.17.4" when no server answers on the unroutable host).
+reported() {
+  OLLAMA_HOST=127.0.0.1:9 timeout 20 "$1" --version 2>&1 | sed -n 's/.*client version is \(.*\)$/v\1/p' | head -1
+}
 if [ -x "$bin" ]; then
-  echo "$bin"
-  exit 0
+  got=$(reported "$bin" || true)
+  if [ "$got" = "$version" ]; then
+    echo "$bin"
+    exit 0
+  fi
+  echo ">> cached $bin reports '${got:-nothing}', not $version: rebuilding" >&2
 fi
 
 for h in /usr/include/nlohmann/json.hpp /usr/include/stb/stb_image.h; do
@@ -21,8 +39,13 @@ work=$(mktemp -d)
 trap 'chmod -R u+w "$work"; rm -rf "$work"' EXIT
 
 echo ">> fetching ollama $version sources" >&2
-go mod download github.com/ollama/ollama
-src=$(go list -m -f '{{.Dir}}' github.com/ollama/ollama)
+src=$(go mod download -json "github.com/ollama/ollama@$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+[ -d "$src/llama/llama.cpp" ] || {
+  # From v0.30 the server builds llama-server from a llama.cpp checkout it
+  # downloads: nothing this recipe (module sources only) can build.
+  echo "ollama $version does not vendor llama.cpp ($src): it cannot be built here" >&2
+  exit 1
+}
 # miniaudio.h ships in malgo's module (not a dependency of ours or Ollama's).
 malgo=$(go mod download -json github.com/gen2brain/malgo@v0.11.24 | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
 [ -f "$malgo/miniaudio.h" ] || { echo "miniaudio.h not found in malgo ($malgo)" >&2; exit 1; }
@@ -36,16 +59,20 @@ echo ">> building ollama $version (cgo, llama.cpp CPU backend): about 9 minutes 
 start=$(date +%s)
 (
   cd "$work/ollama"
-  CGO_ENABLED=1 CGO_CPPFLAGS="-I$work/inc" GOFLAGS=-mod=mod go build -trimpath -o "$work/ollama-bin" . 2>&1 |
+  # version.Version is what /api/version and `ollama --version` report.
+  CGO_ENABLED=1 CGO_CPPFLAGS="-I$work/inc" GOFLAGS=-mod=mod go build -trimpath \
+    -ldflags "-X github.com/ollama/ollama/version.Version=${version#v}" -o "$work/ollama-bin" . 2>&1 |
     while IFS= read -r line; do echo "   $line" >&2; done
 ) &
 pid=$!
 while kill -0 "$pid" 2>/dev/null; do
   sleep 30
-  kill -0 "$pid" 2>/dev/null && echo "   ... still building ($(( $(date +%s) - start ))s)" >&2
+  kill -0 "$pid" 2>/dev/null && echo "   ... still building ollama $version ($(( $(date +%s) - start ))s)" >&2
 done
 wait "$pid"
-[ -x "$work/ollama-bin" ] || { echo "ollama build failed" >&2; exit 1; }
+[ -x "$work/ollama-bin" ] || { echo "ollama $version build failed" >&2; exit 1; }
+got=$(reported "$work/ollama-bin" || true)
+[ "$got" = "$version" ] || { echo "built ollama reports '${got:-nothing}', not $version" >&2; exit 1; }
 mkdir -p "$(dirname "$bin")"
 mv "$work/ollama-bin" "$bin"
 echo ">> built $bin in $(( $(date +%s) - start ))s" >&2

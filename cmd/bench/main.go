@@ -28,6 +28,9 @@ type section struct {
 	Rows   [][]string
 	Notes  []string
 	Plots  map[string]string // file name (beside the markdown) -> SVG
+	// Stamp replaces the part's machine and Ollama line when the section
+	// was measured on another server than the part's.
+	Stamp string
 }
 
 func (s section) markdown(machine string) string {
@@ -159,16 +162,19 @@ func run(ctx context.Context, log *slog.Logger, out string, only []string, reque
 		}
 		return s
 	}
-	type part struct {
-		name    string
-		ollama  bool
-		produce func() ([]section, error)
-	}
 	parts := []part{
-		{"estimator", true, func() ([]section, error) { return estimatorSection(ctx, log, srv) }},
-		{"policy", false, func() ([]section, error) { return policySections(requests) }},
-		{"latency", true, func() ([]section, error) { return latencySections(ctx, log, srv) }},
-		{"footprint", true, func() ([]section, error) { return footprintSection(ctx, log, srv, idle) }},
+		{"estimator", "Estimator", true, func() ([]section, error) { return estimatorSection(ctx, log, srv) }},
+		{"policy", "Eviction policy", false, func() ([]section, error) { return policySections(requests) }},
+		{"latency", "Latency", true, func() ([]section, error) { return latencySections(ctx, log, srv) }},
+		{"footprint", "Footprint", true, func() ([]section, error) { return footprintSection(ctx, log, srv, idle) }},
+	}
+	// Parts not run keep their tables from the existing file, so one part
+	// can be regenerated alone (-only estimator).
+	var kept map[string][]string
+	if out != "" {
+		if b, err := os.ReadFile(out); err == nil {
+			kept = keptSections(string(b), parts)
+		}
 	}
 	if out != "" {
 		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
@@ -181,6 +187,9 @@ func run(ctx context.Context, log *slog.Logger, out string, only []string, reque
 		"Every table names the machine and Ollama version that produced it.\n\n")
 	for _, p := range parts {
 		if !want(p.name) {
+			for _, old := range kept[p.name] {
+				md.WriteString(old)
+			}
 			continue
 		}
 		began := time.Now()
@@ -191,7 +200,11 @@ func run(ctx context.Context, log *slog.Logger, out string, only []string, reque
 		log.Info("section done", "name", p.name, "took", time.Since(began).Round(time.Millisecond))
 		for _, s := range secs {
 			fmt.Println(s.text())
-			md.WriteString(s.markdown(stamp(p.ollama)))
+			st := stamp(p.ollama)
+			if s.Stamp != "" {
+				st = s.Stamp
+			}
+			md.WriteString(s.markdown(st))
 			if out != "" {
 				for name, svg := range s.Plots {
 					if err := os.WriteFile(filepath.Join(filepath.Dir(out), name), []byte(svg), 0o644); err != nil {
@@ -209,4 +222,29 @@ func run(ctx context.Context, log *slog.Logger, out string, only []string, reque
 	}
 	log.Info("wrote", "file", out)
 	return nil
+}
+
+// part is one group of tables, owning the sections whose titles start with
+// prefix.
+type part struct {
+	name, prefix string
+	ollama       bool
+	produce      func() ([]section, error)
+}
+
+// keptSections splits an existing report into its "## " sections and files
+// each under the part whose prefix its title starts with.
+func keptSections(md string, parts []part) map[string][]string {
+	out := map[string][]string{}
+	chunks := strings.Split("\n"+md, "\n## ")
+	for _, c := range chunks[1:] {
+		title, _, _ := strings.Cut(c, "\n")
+		for _, p := range parts {
+			if strings.HasPrefix(title, p.prefix) {
+				out[p.name] = append(out[p.name], "## "+strings.TrimRight(c, "\n")+"\n\n")
+				break
+			}
+		}
+	}
+	return out
 }

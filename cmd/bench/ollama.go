@@ -21,6 +21,11 @@ func startOllama(ctx context.Context) (*server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("no ollama binary (scripts/ollama-build.sh builds it): %w", err)
 	}
+	return launchOllama(ctx, bin)
+}
+
+// launchOllama starts bin as a private server.
+func launchOllama(ctx context.Context, bin string) (*server, error) {
 	dir, err := os.MkdirTemp("", "vk-bench-ollama-")
 	if err != nil {
 		return nil, fmt.Errorf("temp dir: %w", err)

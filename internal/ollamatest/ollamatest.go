@@ -38,6 +38,11 @@ const (
 	EnvRequire = "VRAMKEEPER_REQUIRE_OLLAMA"
 	// EnvCache overrides the cache directory, as scripts/ollama-build.sh does.
 	EnvCache = "VRAMKEEPER_CACHE"
+	// EnvVersion picks another cached build than the pinned one
+	// (scripts/ollama-build.sh v0.24.0 writes it), for running the
+	// integration tests against a second server generation. Ignored when
+	// EnvBinary is set.
+	EnvVersion = "VRAMKEEPER_OLLAMA_VERSION"
 )
 
 const (
@@ -58,8 +63,9 @@ const buildHint = "build it with `scripts/ollama-build.sh` from the repository r
 	"or point " + EnvBinary + " at an ollama binary"
 
 // Binary finds the ollama binary: $VRAMKEEPER_OLLAMA_BIN if set, else the
-// build that scripts/ollama-build.sh caches for the version go.mod pins. It
-// never builds: a test must not start a 9-minute cgo build.
+// build that scripts/ollama-build.sh caches for $VRAMKEEPER_OLLAMA_VERSION
+// or, without it, the version go.mod pins. It never builds: a test must not
+// start a 9-minute cgo build.
 func Binary() (string, error) {
 	if p := os.Getenv(EnvBinary); p != "" {
 		if err := checkExecutable(p); err != nil {
@@ -77,14 +83,41 @@ func Binary() (string, error) {
 	return p, nil
 }
 
-// cachedBinaryPath is the path scripts/ollama-build.sh writes, computed the
-// same way: $VRAMKEEPER_CACHE, else ${XDG_CACHE_HOME:-$HOME/.cache}/vramkeeper,
-// then ollama-<version>/ollama.
-func cachedBinaryPath() (string, error) {
-	version, err := pinnedVersion()
+// CachedBinary is the build scripts/ollama-build.sh caches for version
+// ("v0.24.0"), if there is one.
+func CachedBinary(version string) (string, error) {
+	if !strings.HasPrefix(version, "v") {
+		version = "v" + version
+	}
+	p, err := cachePath(version)
 	if err != nil {
 		return "", err
 	}
+	if err := checkExecutable(p); err != nil {
+		return "", fmt.Errorf("no cached ollama %s build: %w", version, err)
+	}
+	return p, nil
+}
+
+// cachedBinaryPath is the path scripts/ollama-build.sh writes for
+// $VRAMKEEPER_OLLAMA_VERSION, else the pinned version.
+func cachedBinaryPath() (string, error) {
+	version := os.Getenv(EnvVersion)
+	if version == "" {
+		v, err := pinnedVersion()
+		if err != nil {
+			return "", err
+		}
+		version = v
+	} else if !strings.HasPrefix(version, "v") {
+		version = "v" + version
+	}
+	return cachePath(version)
+}
+
+// cachePath is computed as the build script does: $VRAMKEEPER_CACHE, else
+// ${XDG_CACHE_HOME:-$HOME/.cache}/vramkeeper, then ollama-<version>/ollama.
+func cachePath(version string) (string, error) {
 	cache := os.Getenv(EnvCache)
 	if cache == "" {
 		base := os.Getenv("XDG_CACHE_HOME")
@@ -152,6 +185,9 @@ type Server struct {
 	// LogPath is the file that collects the server's stdout and stderr,
 	// across restarts.
 	LogPath string
+	// Version is what the server's /api/version answered ("0.24.0"), so a
+	// test can choose the accounting of that server generation.
+	Version string
 
 	bin  string
 	proc *process // nil while stopped
@@ -307,9 +343,10 @@ func (s *Server) waitReady(timeout time.Duration) error {
 	var lastErr error
 	for {
 		reqCtx, reqCancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err := s.Client.Version(reqCtx)
+		v, err := s.Client.Version(reqCtx)
 		reqCancel()
 		if err == nil {
+			s.Version = v
 			return nil
 		}
 		lastErr = err

@@ -68,12 +68,41 @@ func TestBinaryFromCache(t *testing.T) {
 	}
 }
 
+// A second server generation is picked by version from the same cache.
+func TestBinaryByVersion(t *testing.T) {
+	cache := t.TempDir()
+	t.Setenv(ollamatest.EnvBinary, "")
+	t.Setenv(ollamatest.EnvCache, cache)
+	exe := filepath.Join(cache, "ollama-v0.24.0", "ollama")
+	if err := os.MkdirAll(filepath.Dir(exe), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"v0.24.0", "0.24.0"} {
+		t.Setenv(ollamatest.EnvVersion, v)
+		if got, err := ollamatest.Binary(); err != nil || got != exe {
+			t.Errorf("%s=%s: Binary() = %q, %v; want %q", ollamatest.EnvVersion, v, got, err, exe)
+		}
+	}
+	t.Setenv(ollamatest.EnvVersion, "v0.99.0")
+	if got, err := ollamatest.Binary(); err == nil {
+		t.Errorf("Binary() = %q for a version never built", got)
+	}
+}
+
 // TestServer walks the whole lifecycle against the real binary: start,
 // create through the API, load, stop, restart on the same port and store.
 func TestServer(t *testing.T) {
 	began := time.Now()
 	s := ollamatest.Start(t)
-	t.Logf("server started in %s at %s (log %s)", time.Since(began).Round(time.Millisecond), s.URL, s.LogPath)
+	t.Logf("server %s started in %s at %s (log %s)", s.Version, time.Since(began).Round(time.Millisecond), s.URL, s.LogPath)
+	// The build stamps its version (scripts/ollama-build.sh): a server
+	// reporting 0.0.0 would be accounted as the newest generation.
+	if s.Version == "" || s.Version == "0.0.0" {
+		t.Errorf("server reports version %q, want the version it was built from", s.Version)
+	}
 	if s.Host != s.URL.Host || s.URL.Hostname() != "127.0.0.1" {
 		t.Errorf("Host %q, URL %s: want 127.0.0.1:<port> in both", s.Host, s.URL)
 	}

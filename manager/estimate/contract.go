@@ -23,6 +23,9 @@ type Options struct {
 	// GPUOverhead replaces DefaultGPUOverhead (the CUDA context and pools the
 	// driver holds beyond size_vram), e.g. with a value measured via NVML.
 	GPUOverhead uint64
+	// Generation is the server's accounting: ParseGeneration of its
+	// /api/version. The zero value is v0.17's.
+	Generation Generation
 }
 
 // FlashAttention is the OLLAMA_FLASH_ATTENTION setting.
@@ -40,11 +43,15 @@ type Breakdown struct {
 	Projector uint64 `json:"projector"`
 	KVCache   uint64 `json:"kv_cache"`
 	Graph     uint64 `json:"graph"`
+	// Output and Recurrent are llama-server's output (logits) and
+	// recurrent-state buffers (v0.30+; zero for the older engines).
+	Output    uint64 `json:"output,omitempty"`
+	Recurrent uint64 `json:"recurrent,omitempty"`
 	Overhead  uint64 `json:"overhead"`
 	// Total is what the manager budgets for: the sum of the parts.
 	Total uint64 `json:"total"`
-	// Engine is which Ollama engine will run it ("ollama" or "llama.cpp"),
-	// since the two account memory differently.
+	// Engine is which Ollama engine will run it ("ollama", "llama.cpp" or,
+	// from v0.30, "llama-server"), since each accounts memory differently.
 	Engine string `json:"engine"`
 	NumCtx int    `json:"num_ctx"`
 }

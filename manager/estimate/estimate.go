@@ -12,11 +12,6 @@ import (
 // #23604; ollama #6160 measured 309 MiB). Calibrate with Options.GPUOverhead.
 const DefaultGPUOverhead = 320 << 20
 
-// singleSequenceArchs run with one sequence whatever OLLAMA_NUM_PARALLEL
-// says (server/sched.go).
-var singleSequenceArchs = []string{"mllama", "qwen3vl", "qwen3vlmoe", "qwen35", "qwen35moe",
-	"qwen3next", "lfm2", "lfm2moe", "nemotron_h", "nemotron_h_moe"}
-
 // Estimate predicts the memory of model m loaded with o. On Device CPU the
 // Total is what Ollama's /api/ps reports as size on a machine without a GPU;
 // on Device GPU it is size_vram at full offload plus the driver overhead and
@@ -29,10 +24,14 @@ func Estimate(m Model, o Options) (Breakdown, error) {
 	if err != nil {
 		return Breakdown{}, fmt.Errorf("estimate %s: %w", m.Arch, err)
 	}
-	eng := engine(m, h.arch)
-	s, err := setup(h, eng, o)
+	g := o.Generation
+	eng := engine(m, h.arch, g)
+	s, err := setup(h, eng, g, o)
 	if err != nil {
 		return Breakdown{}, fmt.Errorf("estimate %s: %w", h.arch, err)
+	}
+	if eng == EngineLlamaServer {
+		return llamaServer(m, h, s, o), nil
 	}
 
 	kv := kvCache(h, eng, s)
@@ -58,18 +57,25 @@ func Estimate(m Model, o Options) (Breakdown, error) {
 	}
 
 	b.Total = b.Weights + b.KVCache + b.Graph
-	if o.Device == GPU {
-		b.Overhead = o.GPUOverhead
-		if b.Overhead == 0 {
-			b.Overhead = DefaultGPUOverhead
-		}
-		b.Total += b.Overhead + b.Projector
-	}
+	b.addGPUOverhead(o)
 	return b, nil
 }
 
+// addGPUOverhead adds, on a GPU, the driver's share and the vision
+// projector, which no server counts in size_vram.
+func (b *Breakdown) addGPUOverhead(o Options) {
+	if o.Device != GPU {
+		return
+	}
+	b.Overhead = o.GPUOverhead
+	if b.Overhead == 0 {
+		b.Overhead = DefaultGPUOverhead
+	}
+	b.Total += b.Overhead + b.Projector
+}
+
 // setup applies Ollama's defaults and caps to the options.
-func setup(h hparams, eng string, o Options) (kvSetup, error) {
+func setup(h hparams, eng string, g Generation, o Options) (kvSetup, error) {
 	s := kvSetup{numCtx: 4096, parallel: 1, batch: 512}
 	if o.NumCtx > 0 {
 		s.numCtx = uint64(o.NumCtx)
@@ -80,18 +86,23 @@ func setup(h hparams, eng string, o Options) (kvSetup, error) {
 	if o.NumParallel > 0 {
 		s.parallel = uint64(o.NumParallel)
 	}
-	if h.embedding || slices.Contains(singleSequenceArchs, h.arch) {
+	if h.embedding || slices.Contains(g.singleSequenceArchs(), h.arch) {
 		s.parallel = 1
 	}
 	if o.NumBatch > 0 {
 		s.batch = uint64(o.NumBatch)
 	}
 	s.batch = min(s.batch, s.numCtx)
-	if h.embedding {
+	switch {
+	case eng == EngineLlamaServer && h.embedding && o.NumBatch == 0:
+		// Ollama passes -b/-ub min(2048, num_ctx) for embedding models
+		// (llm/llama_server.go DefaultEmbeddingNumBatch, v0.34.2).
+		s.batch = min(2048, s.numCtx*s.parallel)
+	case h.embedding && eng != EngineLlamaServer:
 		s.batch = s.numCtx // embeddings process the whole input in one batch
 	}
 
-	s.fa = h.flashAttention(eng, o.FlashAttention)
+	s.fa = h.flashAttention(eng, g, o.FlashAttention)
 	typ := strings.ToLower(o.KVCacheType)
 	if _, err := cacheBytesPerElement(eng, typ); err != nil {
 		return s, err

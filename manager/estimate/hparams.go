@@ -110,43 +110,31 @@ func findTensor(ts []Tensor, name string) (Tensor, bool) {
 const (
 	EngineOllama   = "ollama"
 	EngineLlamaCpp = "llama.cpp"
+	// EngineLlamaServer is upstream llama-server (Ollama v0.30+).
+	EngineLlamaServer = "llama-server"
 )
 
-// ollamaEngineArchs are the architectures Ollama v0.17 runs on its own
-// engine (fs/ggml/ggml.go OllamaEngineRequired); everything else goes to
-// llama.cpp, whose memory Ollama only estimates.
-var ollamaEngineArchs = []string{
-	"bert", "deepseek2", "deepseekocr", "gemma3", "gemma3n", "gptoss", "gpt-oss",
-	"llama4", "mistral3", "mllama", "nemotron_h", "nemotron_h_moe", "nomic-bert",
-	"olmo3", "qwen25vl", "qwen3", "qwen3moe", "qwen35", "qwen35moe", "qwen3next",
-	"qwen3vl", "qwen3vlmoe", "glm4moelite", "glmocr", "lfm2", "lfm2moe",
-}
-
 // engine picks the engine; a split projector forces llama.cpp ("split
-// vision models aren't supported" by the Ollama engine).
-func engine(m Model, arch string) string {
-	if len(m.ProjectorKV) == 0 && len(m.ProjectorTensors) == 0 && slices.Contains(ollamaEngineArchs, arch) {
+// vision models aren't supported" by the Ollama engine). From v0.30
+// llama-server runs everything.
+func engine(m Model, arch string, g Generation) string {
+	if g >= LlamaServer {
+		return EngineLlamaServer
+	}
+	if len(m.ProjectorKV) == 0 && len(m.ProjectorTensors) == 0 && slices.Contains(g.ollamaEngineArchs(), arch) {
 		return EngineOllama
 	}
 	return EngineLlamaCpp
 }
 
-// flashAttentionByDefault lists the architectures the Ollama engine runs
-// with flash attention unless OLLAMA_FLASH_ATTENTION says otherwise.
-var flashAttentionByDefault = []string{
-	"bert", "gemma3", "glm4moelite", "glmocr", "gptoss", "gpt-oss", "lfm2", "lfm2moe",
-	"mistral3", "nemotron_h", "nemotron_h_moe", "olmo3", "qwen3", "qwen3moe",
-	"qwen35", "qwen35moe", "qwen3next", "qwen3vl", "qwen3vlmoe",
-}
-
 // supportsFlashAttention mirrors GGML.SupportsFlashAttention.
-func (h hparams) supportsFlashAttention() bool {
+func (h hparams) supportsFlashAttention(g Generation) bool {
 	switch {
 	case h.embedding:
 		return false
 	case slices.Contains([]string{"qwen35", "qwen35moe", "qwen3next"}, h.arch):
 		return true
-	case h.arch == "gemma2":
+	case slices.Contains(g.noFlashAttention(), h.arch):
 		return false
 	}
 	return h.keyLen != 0 && h.keyLen == h.valueLen
@@ -155,8 +143,11 @@ func (h hparams) supportsFlashAttention() bool {
 // flashAttention says whether attention runs fused, per engine. The
 // llama.cpp engine gets "auto" unless the user set it, and Ollama's
 // estimate then treats only an explicit "on" as on.
-func (h hparams) flashAttention(eng string, fa FlashAttention) bool {
-	if !h.supportsFlashAttention() {
+func (h hparams) flashAttention(eng string, g Generation, fa FlashAttention) bool {
+	if eng == EngineLlamaServer {
+		return h.llamaServerFlashAttention(fa)
+	}
+	if !h.supportsFlashAttention(g) {
 		return false
 	}
 	switch fa {
@@ -165,5 +156,5 @@ func (h hparams) flashAttention(eng string, fa FlashAttention) bool {
 	case FlashAttentionOff:
 		return false
 	}
-	return eng == EngineOllama && slices.Contains(flashAttentionByDefault, h.arch)
+	return eng == EngineOllama && slices.Contains(g.flashAttentionByDefault(), h.arch)
 }

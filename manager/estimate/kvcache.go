@@ -15,18 +15,20 @@ type kvSetup struct {
 }
 
 // cacheBytesPerElement: the llama.cpp-engine estimate uses whole ratios of
-// f16; the Ollama engine allocates real ggml blocks (q8_0: 34 bytes per 32).
+// f16; the Ollama engine and llama-server allocate real ggml blocks (q8_0:
+// 34 bytes per 32).
 func cacheBytesPerElement(eng, typ string) (float64, error) {
+	blocks := eng != EngineLlamaCpp
 	switch typ {
 	case "", "f16":
 		return 2, nil
 	case "q8_0":
-		if eng == EngineOllama {
+		if blocks {
 			return 34.0 / 32, nil
 		}
 		return 1, nil
 	case "q4_0":
-		if eng == EngineOllama {
+		if blocks {
 			return 18.0 / 32, nil
 		}
 		return 0.5, nil
@@ -87,15 +89,23 @@ func kvCache(h hparams, eng string, s kvSetup) []uint64 {
 	}
 
 	full, swaCells, sliding := cacheCells(h, s)
+	return layerKV(h, s, full, swaCells, sliding)
+}
+
+// layerKV is the cache per layer when full layers hold full cells and
+// sliding ones swa cells: K and V rows of every KV head for every cell.
+// Layers without KV heads (recurrent layers) hold none.
+func layerKV(h hparams, s kvSetup, full, swa uint64, sliding []bool) []uint64 {
+	out := make([]uint64, h.layers)
 	for i := range out {
 		if h.headsKV[i] == 0 {
 			continue
 		}
 		cells := full
 		if sliding[i] {
-			cells = swaCells
+			cells = swa
 		}
-		out[i] = uint64(float64(cells) * perToken(i))
+		out[i] = uint64(float64(cells*h.headsKV[i]*(h.keyLen+h.valueLen)) * s.cacheBPE)
 	}
 	return out
 }

@@ -5,7 +5,9 @@ package ollama
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -14,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ollama/ollama/api"
@@ -42,8 +45,9 @@ const (
 	unloadResend = 2 * time.Second
 )
 
-// Client talks to one Ollama server. It is safe for concurrent use and holds
-// no mutable state.
+// Client talks to one Ollama server. It is safe for concurrent use; its only
+// state is the file size of each model digest it has listed, which never
+// goes stale (a digest names one file).
 type Client struct {
 	base *url.URL
 	// api is for every call that should answer promptly; load has no header
@@ -51,7 +55,12 @@ type Client struct {
 	// /api/embed only once the model is loaded, which can take minutes.
 	api  *api.Client
 	load *api.Client
+	// http makes the calls the pinned api client cannot decode (List).
+	http *http.Client
 	log  *slog.Logger
+	// fileSizes maps a model digest to its file size (uint64), from List,
+	// so Running can tell a loading model by its sizes.
+	fileSizes sync.Map
 	// Unload's pacing; fields only so tests can shorten them.
 	pollEvery, resendEvery time.Duration
 }
@@ -71,9 +80,11 @@ func New(base *url.URL, httpClient *http.Client) *Client {
 	if httpClient != nil {
 		c.api = api.NewClient(base, httpClient)
 		c.load = c.api
+		c.http = httpClient
 		return c
 	}
-	c.api = api.NewClient(base, &http.Client{Transport: newTransport(headerTimeout)})
+	c.http = &http.Client{Transport: newTransport(headerTimeout)}
+	c.api = api.NewClient(base, c.http)
 	c.load = api.NewClient(base, &http.Client{Transport: newTransport(0)})
 	return c
 }
@@ -119,21 +130,55 @@ func (c *Client) Version(ctx context.Context) (string, error) {
 }
 
 // List returns the installed models (GET /api/tags); it loads nothing.
+// The answer is decoded here rather than through the pinned api client,
+// whose types predate capabilities and details.context_length (v0.30+).
 func (c *Client) List(ctx context.Context) ([]manager.Installed, error) {
-	resp, err := c.api.List(ctx)
+	body, err := c.get(ctx, "/api/tags")
 	if err != nil {
 		return nil, c.mapError(ctx, "list", "", err)
 	}
-	out := make([]manager.Installed, 0, len(resp.Models))
-	for _, m := range resp.Models {
-		out = append(out, manager.Installed{
-			Name:       m.Name,
-			Digest:     m.Digest,
-			SizeBytes:  nonNegative(m.Size),
-			ModifiedAt: m.ModifiedAt,
-		})
+	out, err := decodeTags(body)
+	if err != nil {
+		return nil, fmt.Errorf("ollama list at %s: %w", c.base, err)
+	}
+	for _, m := range out {
+		if m.Digest != "" {
+			c.fileSizes.Store(m.Digest, m.SizeBytes)
+		}
 	}
 	return out, nil
+}
+
+// maxBody bounds what get reads: a /api/tags answer is about 1 KiB per
+// model, so this leaves room for tens of thousands.
+const maxBody = 64 << 20
+
+// get fetches path and returns the body of a 2xx answer; any other status
+// comes back as an api.StatusError, as the official client reports it, so
+// mapError treats both alike.
+func (c *Client) get(ctx context.Context, path string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base.JoinPath(path).String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= http.StatusBadRequest {
+		var e struct {
+			Error string `json:"error"`
+		}
+		_ = json.Unmarshal(body, &e) // a non-JSON error body leaves the status text
+		return nil, api.StatusError{StatusCode: resp.StatusCode, Status: resp.Status, ErrorMessage: e.Error}
+	}
+	return body, nil
 }
 
 // Show returns a model's metadata (POST /api/show, verbose so arrays such as
@@ -318,7 +363,8 @@ func sameModel(a, b string) bool {
 	return na.EqualFold(nb)
 }
 
-// Running returns the loaded models (GET /api/ps).
+// Running returns the loaded models (GET /api/ps). A model the server
+// lists before its load has finished is marked Loading (see markLoading).
 func (c *Client) Running(ctx context.Context) ([]manager.Running, error) {
 	resp, err := c.api.ListRunning(ctx)
 	if err != nil {
@@ -335,7 +381,48 @@ func (c *Client) Running(ctx context.Context) ([]manager.Running, error) {
 			ExpiresAt:     m.ExpiresAt,
 		})
 	}
+	if err := c.markLoading(ctx, out); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// maybeLoading: size and size_vram equal and non-zero, which a finished
+// load shows only at full GPU offload.
+func maybeLoading(r manager.Running) bool {
+	return r.SizeBytes > 0 && r.SizeBytes == r.VRAMBytes && r.Digest != ""
+}
+
+// markLoading sets Loading on the models whose sizes are their file's size.
+// From v0.30 Ollama lists a model as soon as it starts llama-server and,
+// until the server has logged its buffers, reports the file size as both
+// size and size_vram (llm/llama_server.go MemorySize). A finished load
+// reports buffers: weights plus KV cache and compute on a GPU (never the
+// file's size, which includes the GGUF header and metadata), or size_vram
+// 0 on a CPU. Older servers list a model with its final sizes, so nothing
+// is marked there. Buffers parsed halfway through a load cannot be told
+// from final ones; Ollama from v0.32.15 (#17376) answers /api/ps only once
+// the load has finished, so it never shows them.
+//
+// File sizes come from /api/tags, remembered by digest; only a candidate
+// whose digest has not been listed yet costs a call.
+func (c *Client) markLoading(ctx context.Context, running []manager.Running) error {
+	listed := false
+	for i, r := range running {
+		if !maybeLoading(r) {
+			continue
+		}
+		size, ok := c.fileSizes.Load(r.Digest)
+		if !ok && !listed {
+			if _, err := c.List(ctx); err != nil {
+				return fmt.Errorf("telling loaded from loading models: %w", err)
+			}
+			listed = true
+			size, ok = c.fileSizes.Load(r.Digest)
+		}
+		running[i].Loading = ok && size.(uint64) == r.SizeBytes
+	}
+	return nil
 }
 
 func nonNegative(n int64) uint64 {
