@@ -214,3 +214,37 @@ func TestYieldRestoreThroughTheManager(t *testing.T) {
 		t.Fatalf("history %v", kinds)
 	}
 }
+
+// A server whose list says each model's capabilities (Ollama v0.30 on) is
+// discovered from the list alone: models are ranked before any /api/show
+// answers, and their estimates follow.
+func TestDiscoveryFromTheListAlone(t *testing.T) {
+	rt := newFakeRuntime()
+	seedCatalogue(rt)
+	gate := make(chan struct{})
+	rt.ListLikeV030(gate)
+	m := start(t, rt, manager.Options{}) // start refreshes: discovery is done here
+	snap := m.Snapshot()
+	if len(snap.Models) != 27 || rt.Shows() != 0 {
+		t.Fatalf("discovered %d models with %d shows answered", len(snap.Models), rt.Shows())
+	}
+	ranked, err := m.Rank("code_generation", "coder")
+	if err != nil || len(ranked) == 0 {
+		t.Fatalf("no ranking from the list: %v %v", ranked, err)
+	}
+	if v, _ := snap.Model(ranked[0].Name); v.EstimateBytes != 0 || v.Fits {
+		t.Fatalf("estimated before /api/show: %+v", v)
+	}
+	close(gate)
+	waitFor(t, "estimates after discovery", func() bool {
+		for _, v := range m.Snapshot().Models {
+			if v.EstimateBytes == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if n := rt.Shows(); n != 27 {
+		t.Errorf("%d shows for 27 models", n)
+	}
+}

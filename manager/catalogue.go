@@ -113,6 +113,9 @@ func (c *catalogue) evaluate(md *model, set Settings) {
 	}
 	md.priority = score.Priority(md.paramsB)
 	md.trained = trainedContext(md.det.Meta)
+	if md.trained == 0 {
+		md.trained = md.inst.ContextLength
+	}
 	md.numCtx, md.ctxAuto = contextFor(md.det, set.NumCtx), false
 	switch n := set.Contexts[md.inst.Name]; {
 	case n == ContextAuto:
@@ -122,6 +125,16 @@ func (c *catalogue) evaluate(md *model, set Settings) {
 		if md.trained > 0 && n > md.trained {
 			md.numCtx = md.trained
 		}
+	}
+	if !md.detailed {
+		// Listed only: ranked already, estimated once /api/show is read;
+		// a size measured at an earlier load still places it.
+		md.est, md.estErr, md.perToken = estimate.Breakdown{}, "not read from the server yet", 0
+		md.need, md.calibrated = c.lookupNeed(md, md.numCtx)
+		if !md.calibrated {
+			md.need = 0
+		}
+		return
 	}
 	est, err := c.estimate(md, md.numCtx)
 	md.est, md.estErr = est, errString(err)
@@ -135,7 +148,8 @@ func (c *catalogue) evaluate(md *model, set Settings) {
 }
 
 func (c *catalogue) estimate(md *model, numCtx int) (estimate.Breakdown, error) {
-	return estimate.Estimate(md.det.Meta, estimate.Options{NumCtx: numCtx, NumParallel: 1, Device: c.dev})
+	return estimate.Estimate(md.det.Meta, estimate.Options{NumCtx: numCtx, NumParallel: 1, Device: c.dev,
+		Generation: estimate.ParseGeneration(c.version)})
 }
 
 // maxContext is the largest power of two, from minAutoCtx up to what md was
@@ -235,11 +249,13 @@ func (c *catalogue) candidates() []score.Candidate {
 	return out
 }
 
-// shown is one model of a listing with its details (or why there are none).
+// shown is one model of a listing with its details (or why there are
+// none); listed: the details come from the list alone.
 type shown struct {
-	inst Installed
-	det  Details
-	err  error
+	inst   Installed
+	det    Details
+	listed bool
+	err    error
 }
 
 // merge takes a listing into the catalogue: new and changed models get
@@ -262,23 +278,13 @@ func (c *catalogue) merge(results []shown, set Settings) (changed, cacheChanged 
 			c.models[r.inst.Name] = md
 			changed = true
 		}
-		unchanged := md.hasDetails && md.inst.Digest == r.inst.Digest
+		unchanged := md.hasDetails && md.inst.Digest == r.inst.Digest && (md.detailed || r.listed)
 		md.inst = r.inst
 		if unchanged {
 			continue
 		}
 		changed = true
-		if r.err != nil {
-			md.showErr, md.hasDetails = r.err, false
-			c.evaluate(md, set)
-			continue
-		}
-		md.det, md.hasDetails, md.showErr = r.det, true, nil
-		c.evaluate(md, set)
-		if _, ok := c.details[r.inst.Digest]; !ok && r.inst.Digest != "" {
-			c.details[r.inst.Digest] = r.det
-			cacheChanged = true
-		}
+		cacheChanged = c.show(md, r.det, r.err, !r.listed, set) || cacheChanged
 	}
 	for n, md := range c.models {
 		if !seen[n] && (md.state == Idle || md.state == Failed) {
@@ -294,6 +300,36 @@ func (c *catalogue) merge(results []shown, set Settings) (changed, cacheChanged 
 		}
 	}
 	return changed, cacheChanged
+}
+
+// show takes a model's details: /api/show's answer (detailed) or what the
+// list said. It reports whether the details cache changed.
+func (c *catalogue) show(md *model, det Details, err error, detailed bool, set Settings) bool {
+	md.showing = false
+	if err != nil {
+		md.showErr, md.hasDetails, md.detailed = err, false, false
+		c.evaluate(md, set)
+		return false
+	}
+	md.det, md.hasDetails, md.detailed, md.showErr = det, true, detailed, nil
+	c.evaluate(md, set)
+	if _, ok := c.details[md.inst.Digest]; !ok && detailed && md.inst.Digest != "" {
+		c.details[md.inst.Digest] = det
+		return true
+	}
+	return false
+}
+
+// undetailed are the models whose /api/show is still to be read.
+func (c *catalogue) undetailed() []string {
+	var out []string
+	for n, md := range c.models {
+		if md.hasDetails && !md.detailed && !md.showing {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // forget drops a model the server no longer has (deleted mid-load).

@@ -282,6 +282,7 @@ type (
 		err     error
 	}
 	evRefresh struct{ list, poll chan error }
+	evShown   struct{ shown }
 	evApply   struct {
 		f     func(*Settings)
 		reply chan error
@@ -332,6 +333,8 @@ func (m *Manager) handle(ev any) {
 		m.polled(e)
 	case evListed:
 		m.listed(e)
+	case evShown:
+		m.shown(e)
 	case evRefresh:
 		m.listWaiters = append(m.listWaiters, e.list)
 		m.pollWaiters = append(m.pollWaiters, e.poll)
@@ -487,7 +490,7 @@ func (m *Manager) discover() {
 	m.cat.listing = true
 	known := map[string]string{}
 	for n, md := range m.cat.models {
-		if md.hasDetails {
+		if md.detailed {
 			known[n] = md.inst.Digest
 		}
 	}
@@ -516,6 +519,12 @@ func (m *Manager) showAll(ctx context.Context, list []Installed, known map[strin
 		if det, ok := cached[inst.Digest]; ok && inst.Digest != "" {
 			det.Name = inst.Name // the same manifest may be installed under several names
 			out[i].det = det
+			continue
+		}
+		if det, ok := inst.listed(); ok {
+			// The list says enough to rank it: /api/show waits until its
+			// estimate is needed or discovery is done (fill).
+			out[i].det, out[i].listed = det, true
 			continue
 		}
 		g.Go(func() error {
@@ -547,6 +556,51 @@ func (m *Manager) listed(e evListed) {
 		if changed {
 			m.emit(Event{Kind: EventModelsChange, Reason: fmt.Sprintf("%d models installed", len(e.results))})
 		}
+		m.fill(m.cat.undetailed()...)
+	}
+	m.sched.OnListed()
+}
+
+// fill reads /api/show for models the list alone described, a few at a
+// time, so their estimates follow discovery without holding it up.
+func (m *Manager) fill(names ...string) {
+	var todo []Installed
+	for _, n := range names {
+		if md := m.cat.models[n]; md != nil && !md.detailed && !md.showing {
+			md.showing = true
+			todo = append(todo, md.inst)
+		}
+	}
+	if len(todo) == 0 || m.spawn == nil {
+		return
+	}
+	m.spawn(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, discoverDeadline)
+		defer cancel()
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(showParallel)
+		for _, inst := range todo {
+			g.Go(func() error {
+				det, err := m.rt.Show(gctx, inst.Name)
+				if err != nil {
+					err = fmt.Errorf("show %s: %w", inst.Name, err)
+				}
+				m.report(evShown{shown{inst: inst, det: det, err: err}})
+				return nil
+			})
+		}
+		_ = g.Wait()
+	})
+}
+
+// shown takes one model's /api/show answer read after discovery.
+func (m *Manager) shown(e evShown) {
+	md := m.cat.models[e.inst.Name]
+	if md == nil || md.inst.Digest != e.inst.Digest {
+		return // deleted or changed since: the next listing tells
+	}
+	if m.cat.show(md, e.det, e.err, true, m.tune.Settings) {
+		m.store.saveCatalog(maps.Clone(m.cat.details))
 	}
 	m.sched.OnListed()
 }
@@ -681,6 +735,8 @@ func (x effects) Abandon(name string) {
 }
 
 func (x effects) Discover() { x.m.discover() }
+
+func (x effects) Show(name string) { x.m.fill(name) }
 
 func (x effects) Reply(w *waiter, r result) {
 	x.m.replies = append(x.m.replies, func() { w.reply <- r })

@@ -34,8 +34,12 @@ var allowed = map[State][]State{
 type model struct {
 	inst       Installed
 	det        Details
-	hasDetails bool
-	showErr    error
+	hasDetails bool // det holds enough to rank the model
+	// detailed: det is /api/show's answer, enough to estimate it; without
+	// it det comes from the list alone, and showing marks a read of
+	// /api/show on its way.
+	detailed, showing bool
+	showErr           error
 
 	derived
 	live

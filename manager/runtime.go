@@ -43,6 +43,22 @@ type Installed struct {
 	// skip /api/show for them; nil and 0 when the server does not send them.
 	Capabilities  []string
 	ContextLength int
+	// What every version lists of the model (details): enough to rank it
+	// before /api/show is read.
+	Family        string
+	Families      []string
+	ParameterSize string
+	Quantization  string
+}
+
+// listed is what the list alone says of a model, when it says its
+// capabilities: enough to rank it; the estimate waits for /api/show.
+func (in Installed) listed() (Details, bool) {
+	if in.Capabilities == nil {
+		return Details{}, false
+	}
+	return Details{Name: in.Name, Digest: in.Digest, Family: in.Family, Families: in.Families,
+		ParameterSize: in.ParameterSize, Quantization: in.Quantization, Capabilities: in.Capabilities}, true
 }
 
 // Details is what the server tells about one model without loading it.

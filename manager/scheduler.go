@@ -39,6 +39,9 @@ type Effects interface {
 	Abandon(name string)
 	// Discover lists the models again (one vanished mid-load).
 	Discover()
+	// Show reads a model's details (/api/show) when the list alone
+	// described it; the catalogue takes them and OnListed follows.
+	Show(name string)
 	// Reply answers a caller.
 	Reply(w *waiter, r result)
 	// Emit records an event for the history and subscribers.
@@ -550,11 +553,17 @@ func (s *scheduler) prepare(o *op) action {
 		s.answerAll(o, result{err: err}) // not news: the failure is in the history
 		return actDone
 	}
-	if !md.hasDetails {
+	need, calibrated := s.cat.need(md, ctx)
+	switch {
+	case !md.hasDetails:
 		s.fail(o, fmt.Errorf("%s: no details from the server: %w", o.name, errors.Join(md.showErr, ErrLoadFailed)))
 		return actDone
+	case !md.detailed && !calibrated:
+		if !md.showing {
+			s.fx.Show(md.inst.Name) // its estimate needs /api/show
+		}
+		return actWait
 	}
-	need, calibrated := s.cat.need(md, ctx)
 	if md.estErr != "" && !calibrated {
 		s.fail(o, fmt.Errorf("%s: cannot estimate its size (%s), so it cannot be placed safely: %w", o.name, md.estErr, ErrLoadFailed))
 		return actDone

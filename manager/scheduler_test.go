@@ -46,6 +46,7 @@ type recorder struct {
 	unloads   []unloadCall
 	abandoned []string
 	discovers int
+	shows     []string
 	replies   []replied
 	events    []Event
 	persists  int
@@ -60,6 +61,7 @@ func (r *recorder) Unload(op uint64, name string, within time.Duration) {
 }
 func (r *recorder) Abandon(name string)       { r.abandoned = append(r.abandoned, name) }
 func (r *recorder) Discover()                 { r.discovers++ }
+func (r *recorder) Show(name string)          { r.shows = append(r.shows, name) }
 func (r *recorder) Reply(w *waiter, x result) { r.replies = append(r.replies, replied{w, x}) }
 func (r *recorder) Emit(e Event)              { r.events = append(r.events, e) }
 func (r *recorder) Persist()                  { r.persists++ }
@@ -98,7 +100,7 @@ func newRig(t *testing.T, set Settings, sizes map[string]uint64) *rig {
 	r.cat.listed = true
 	r.conn = connection{vram: VRAM{Source: SourceEstimated, Total: 8 * gib}, up: true, known: true}
 	for name, size := range sizes {
-		md := &model{inst: Installed{Name: name, Digest: "sha256:" + name}, hasDetails: true,
+		md := &model{inst: Installed{Name: name, Digest: "sha256:" + name}, hasDetails: true, detailed: true,
 			det: Details{Name: name, Capabilities: []string{"completion"}}, live: live{state: Idle}}
 		md.numCtx = 4096
 		md.est, md.need = estimate.Breakdown{Total: size}, size
@@ -848,5 +850,28 @@ func TestUnreachableServerIsNotTheModelsFailure(t *testing.T) {
 	r.loaded(nil)
 	if res := r.reply(w); res.err != nil {
 		t.Fatalf("the next request after the server came back: %v", res.err)
+	}
+}
+
+// A load of a model the list alone described reads its details first.
+func TestLoadOfAListedModelReadsItsDetails(t *testing.T) {
+	r := newRig(t, Settings{}, map[string]uint64{"a": 2 * gib})
+	md := r.cat.models["a"]
+	md.detailed, md.need, md.est = false, 0, estimate.Breakdown{}
+	w := r.load("a", false)
+	if !slices.Equal(r.fx.shows, []string{"a"}) || len(r.fx.reads) != 0 {
+		t.Fatalf("shows %v reads %v: the details must come first", r.fx.shows, r.fx.reads)
+	}
+	md.showing = true
+	r.s.OnTick() // still waiting: no second read
+	if len(r.fx.shows) != 1 {
+		t.Fatalf("shows %v", r.fx.shows)
+	}
+	md.detailed, md.showing, md.need, md.est = true, false, 2*gib, estimate.Breakdown{Total: 2 * gib}
+	r.s.OnListed()
+	r.refresh()
+	r.loaded(nil)
+	if res := r.reply(w); res.err != nil {
+		t.Fatal(res.err)
 	}
 }

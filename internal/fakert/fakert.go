@@ -23,11 +23,16 @@ const gib = 1 << 30
 // knobs for failures. It records the peak bytes ever loaded at once so tests
 // can assert the budget was never exceeded, even between polls.
 type Runtime struct {
-	mu        sync.Mutex
-	models    map[string]model
-	running   map[string]manager.Running
-	loads     map[string]int
-	shows     int
+	mu      sync.Mutex
+	models  map[string]model
+	running map[string]manager.Running
+	loads   map[string]int
+	shows   int
+	// listCaps: the list carries capabilities and details, as Ollama's
+	// /api/tags does from v0.30; showGate, when set, holds every Show
+	// until it is closed.
+	listCaps  bool
+	showGate  chan struct{}
 	peak      uint64
 	peakCount int
 	down      bool
@@ -136,13 +141,36 @@ func (f *Runtime) List(ctx context.Context) ([]manager.Installed, error) {
 	}
 	out := make([]manager.Installed, 0, len(f.models))
 	for n, m := range f.models {
-		out = append(out, manager.Installed{Name: n, Digest: m.det.Digest, SizeBytes: m.size})
+		in := manager.Installed{Name: n, Digest: m.det.Digest, SizeBytes: m.size}
+		if f.listCaps {
+			d := m.det
+			in.Capabilities, in.Family, in.Families, in.ParameterSize, in.Quantization = d.Capabilities, d.Family, d.Families, d.ParameterSize, d.Quantization
+		}
+		out = append(out, in)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 
+// ListLikeV030 makes the list carry capabilities and details (Ollama
+// v0.30's /api/tags); gate, when not nil, holds every Show until closed.
+func (f *Runtime) ListLikeV030(gate chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.listCaps, f.showGate = true, gate
+}
+
 func (f *Runtime) Show(ctx context.Context, name string) (manager.Details, error) {
+	f.mu.Lock()
+	gate := f.showGate
+	f.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return manager.Details{}, ctx.Err()
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.check(); err != nil {
@@ -233,7 +261,7 @@ func (f *Runtime) Running(ctx context.Context) ([]manager.Running, error) {
 func (f *Runtime) Version(ctx context.Context) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return "0.0.0-fake", f.check()
+	return "0.17.4", f.check() // the accounting its sizes follow (estimate.TwoEngines)
 }
 
 // RunningNames returns the loaded models' names, sorted.

@@ -21,7 +21,11 @@ type tagsResponse struct {
 		Digest       string    `json:"digest"`
 		Capabilities []string  `json:"capabilities"`
 		Details      struct {
-			ContextLength int `json:"context_length"`
+			Family            string   `json:"family"`
+			Families          []string `json:"families"`
+			ParameterSize     string   `json:"parameter_size"`
+			QuantizationLevel string   `json:"quantization_level"`
+			ContextLength     int      `json:"context_length"`
 		} `json:"details"`
 	} `json:"models"`
 }
@@ -49,6 +53,10 @@ func decodeTags(body []byte) ([]manager.Installed, error) {
 			SizeBytes:     nonNegative(m.Size),
 			ModifiedAt:    m.ModifiedAt,
 			ContextLength: max(m.Details.ContextLength, 0),
+			Family:        m.Details.Family,
+			Families:      m.Details.Families,
+			ParameterSize: m.Details.ParameterSize,
+			Quantization:  m.Details.QuantizationLevel,
 		}
 		for _, c := range m.Capabilities {
 			if c != "" {
