@@ -432,6 +432,11 @@ func (m *Manager) serverAnswered(err error) {
 	if errors.Is(err, context.Canceled) {
 		return
 	}
+	if errors.Is(err, context.DeadlineExceeded) && m.sched.cur != nil && m.sched.cur.kind == opLoad {
+		// From v0.32 /api/ps waits for a load in progress: slow, not down.
+		m.log.Debug("Ollama slow to answer while it loads", "err", err)
+		return
+	}
 	wasDown := m.conn.known && !m.conn.up
 	if e := m.conn.setUp(err == nil, err); e != nil {
 		m.emit(*e)
