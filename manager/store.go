@@ -139,34 +139,32 @@ func (s *store) appendHistory(e Event) {
 
 // run writes until ctx ends, then writes what is still pending.
 func (s *store) run(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			s.flush()
-			return
-		case p := <-s.state:
-			s.write(s.statePath, p)
-		case c := <-s.catalog:
-			s.write(s.catalogPath, c)
-		case e := <-s.history:
-			s.append(e)
-		}
+	for s.next(ctx.Done()) {
+	}
+	for s.next(nil) {
 	}
 }
 
-func (s *store) flush() {
-	for {
-		select {
-		case p := <-s.state:
-			s.write(s.statePath, p)
-		case c := <-s.catalog:
-			s.write(s.catalogPath, c)
-		case e := <-s.history:
-			s.append(e)
-		default:
-			return
+// next writes one pending thing, waiting for one until stop is closed, or
+// not at all when stop is nil. It reports whether it wrote.
+func (s *store) next(stop <-chan struct{}) bool {
+	if stop == nil {
+		if len(s.state)+len(s.catalog)+len(s.history) == 0 {
+			return false
 		}
+		stop = make(chan struct{}) // something is pending: take it
 	}
+	select {
+	case p := <-s.state:
+		s.write(s.statePath, p)
+	case c := <-s.catalog:
+		s.write(s.catalogPath, c)
+	case e := <-s.history:
+		s.append(e)
+	case <-stop:
+		return false
+	}
+	return true
 }
 
 func (s *store) write(path string, v any) {
