@@ -10,6 +10,9 @@ pkgs=(
   nlohmann-json3-dev libstb-dev
   xvfb dbus dbus-x11 x11-utils xdotool imagemagick
 )
+# Node.js and npm run the official OpenAI and Anthropic SDKs against the
+# proxy; a machine that has them from elsewhere keeps its own.
+command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

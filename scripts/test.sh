@@ -27,6 +27,11 @@ setsid scripts/ollama-build.sh "$SECOND_OLLAMA" >"$second_out" 2>"$second_log" &
 second_pid=$!
 trap 'kill -- -"$second_pid" 2>/dev/null || true; rm -f "$second_log" "$second_out"' EXIT
 
+if [ ! -d manager/api/testdata/sdk/node_modules ] || [ manager/api/testdata/sdk/package-lock.json -nt manager/api/testdata/sdk/node_modules ]; then
+  echo ">> the official OpenAI and Anthropic SDKs for the proxy's tests (npm ci)" >&2
+  npm ci --prefix manager/api/testdata/sdk --no-audit --no-fund --loglevel=error >&2
+fi
+
 echo ">> go vet" >&2
 go vet ./...
 echo ">> manager must not import the UI" >&2
