@@ -67,9 +67,9 @@ func TestNext(t *testing.T) {
 		"empty":              {nil, Query{}, 2, nil, 0},
 		"k zero":             {cycle(4, "a"), Query{}, 0, nil, 0},
 		"one model":          {cycle(5, "a"), Query{}, 3, []string{"a"}, 0.9},
-		"cycle of three":     {cycle(30, "a", "b", "c"), Query{}, 1, []string{"a"}, 0.6}, // after ...c comes a
+		"cycle of three":     {cycle(30, "a", "b", "c"), Query{}, 1, []string{"a"}, 0.6},          // after ...c comes a
 		"excluding a":        {follow, Query{Exclude: []string{"a"}}, 2, []string{"b", "c"}, 0.2}, // x is followed by a 60 %, b 30 %, c 10 %
-		"client x next":      {bursts, Query{Client: "x"}, 1, []string{"a"}, 0.5}, // x last asked b
+		"client x next":      {bursts, Query{Client: "x"}, 1, []string{"a"}, 0.5},                 // x last asked b
 		"client y next":      {bursts, Query{Client: "y"}, 1, []string{"c"}, 0.8},
 		"burst continues":    {bursts, Query{}, 1, []string{"c"}, 0.5},
 		"task named":         {tasks, Query{Task: "code"}, 1, []string{"coder"}, 0.8},
