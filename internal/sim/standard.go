@@ -229,7 +229,7 @@ func (s Setup) Alternatives() []Alternative {
 		ollama(3, "Ollama, default (3 per GPU)"),
 		{Config: Config{Label: "llama-swap, one group (its default)", Policy: evict.LRU{},
 			Plan: SwapGroups{Group: func(string) string { return "" }, Exclusive: true}.Plan}},
-		{Config: Config{Label: "llama-swap, two groups (chat | embedding)", Policy: evict.LRU{},
+		{Config: Config{Label: "llama-swap, two groups (chat models, embedding models)", Policy: evict.LRU{},
 			Plan: SwapGroups{Group: embed}.Plan}},
 	}
 }
