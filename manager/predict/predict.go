@@ -163,7 +163,7 @@ func (p *Predictor) Observe(o Obs) {
 		p.evictions[m]++
 		return
 	case Load:
-		delete(p.evicted, m)
+		p.back(m)
 		return
 	}
 	// Score the experts on this request before learning from it.
@@ -181,14 +181,20 @@ func (p *Predictor) Observe(o Obs) {
 	p.learn(m, o)
 }
 
-func (p *Predictor) learn(m int, o Obs) {
-	s := p.step
+// back records that m is wanted again: a comeback if it was evicted
+// lately, whether its request or its load is observed first.
+func (p *Predictor) back(m int) {
 	if at, ok := p.evicted[m]; ok {
-		if s-at <= comebackWindow {
+		if p.step-at <= comebackWindow {
 			p.comebacks[m]++
 		}
 		delete(p.evicted, m)
 	}
+}
+
+func (p *Predictor) learn(m int, o Obs) {
+	s := p.step
+	p.back(m)
 	for m2, at := range p.evicted {
 		if s-at > comebackWindow {
 			delete(p.evicted, m2) // it did not come back in time

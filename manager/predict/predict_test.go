@@ -155,6 +155,23 @@ func TestPhaseChange(t *testing.T) {
 	}
 }
 
+// A load right after an eviction is a comeback too, whether the request
+// that caused it is observed before or after it.
+func TestComebackByLoad(t *testing.T) {
+	for _, loadFirst := range []bool{false, true} {
+		p := New()
+		feed(p, req("m", "", ""), Obs{Kind: Evict, Model: "m"}, req("other", "", ""))
+		if loadFirst {
+			feed(p, Obs{Kind: Load, Model: "m"}, req("m", "", ""))
+		} else {
+			feed(p, req("m", "", ""), Obs{Kind: Load, Model: "m"})
+		}
+		if got := p.comebacks[p.ids["m"]]; got != 1 {
+			t.Errorf("load first %v: %v comebacks, want 1", loadFirst, got)
+		}
+	}
+}
+
 // Loads and evictions never count as requests; an empty name is ignored.
 func TestObserveOnlyRequestsPredict(t *testing.T) {
 	p := New()
