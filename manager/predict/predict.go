@@ -15,6 +15,7 @@ package predict
 
 import (
 	"cmp"
+	"maps"
 	"math"
 	"slices"
 )
@@ -286,43 +287,48 @@ func (p *Predictor) experts(q Query) [][]float64 {
 // clientExpert: the next client is q.Client if known, else drawn from who
 // followed the last client before; each client continues its own chain.
 func (p *Predictor) clientExpert(q Query, n, s int, base []float64) []float64 {
-	who := map[string]float64{q.Client: 1}
-	if q.Client == "" {
-		who = rowOf(p.clientNext, p.lastClient).keyDist()
-		if len(who) == 0 {
-			who = map[string]float64{p.lastClient: 1}
+	return mixKeys(nextKey(q.Client, p.clientNext, p.lastClient), n, base, func(c string) []float64 {
+		if ch := p.clients[c]; ch != nil {
+			return ch.dist(n, s, ch.freq.dist(n, s, base))
 		}
-	}
-	out := make([]float64, n)
-	for c, pc := range who {
-		ch := p.clients[c]
-		if ch == nil {
-			addScaled(out, base, pc)
-			continue
-		}
-		addScaled(out, ch.dist(n, s, ch.freq.dist(n, s, base)), pc)
-	}
-	return out
+		return nil
+	})
 }
 
 // taskExpert: the next task follows the last one (or is q.Task), and each
 // task has its models.
 func (p *Predictor) taskExpert(q Query, n, s int, base []float64) []float64 {
-	which := map[string]float64{q.Task: 1}
-	if q.Task == "" {
-		which = rowOf(p.taskNext, p.lastTask).keyDist()
-		if len(which) == 0 {
-			which = map[string]float64{p.lastTask: 1}
+	return mixKeys(nextKey(q.Task, p.taskNext, p.lastTask), n, base, func(t string) []float64 {
+		if r := p.tasks[t]; r != nil {
+			return r.dist(n, s, base)
 		}
+		return nil
+	})
+}
+
+// nextKey is the distribution of the next client (or task): known, else
+// the ones that followed last before, else last again.
+func nextKey(known string, follows map[string]*row, last string) map[string]float64 {
+	if known != "" {
+		return map[string]float64{known: 1}
 	}
+	if r := follows[last]; r != nil && len(r.keys) > 0 {
+		return r.keyDist()
+	}
+	return map[string]float64{last: 1}
+}
+
+// mixKeys sums each key's distribution over the models, weighted by the
+// key's probability; a key without data (dist returns nil) gives base.
+// Keys go in sorted order so that sums, and so rankings, are reproducible.
+func mixKeys(keys map[string]float64, n int, base []float64, dist func(string) []float64) []float64 {
 	out := make([]float64, n)
-	for t, pt := range which {
-		r := p.tasks[t]
-		if r == nil {
-			addScaled(out, base, pt)
-			continue
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		d := dist(k)
+		if d == nil {
+			d = base
 		}
-		addScaled(out, r.dist(n, s, base), pt)
+		addScaled(out, d, keys[k])
 	}
 	return out
 }
@@ -469,14 +475,9 @@ func (r *row) dist(n, step int, base []float64) []float64 {
 
 // keyDist is the row's keys as a distribution (decay scales them alike).
 func (r *row) keyDist() map[string]float64 {
-	out := map[string]float64{}
-	var total float64
+	out := make(map[string]float64, len(r.keys))
 	for k, c := range r.keys {
-		total += c
-		out[k] = c
-	}
-	for k := range out {
-		out[k] /= total
+		out[k] = c / r.sum
 	}
 	return out
 }
