@@ -105,6 +105,7 @@ func swapSections(ctx context.Context, log *slog.Logger, srv *server, reps int, 
 
 	warmer := prefetch.New(prefetch.Options{Margin: 1 << 30})
 	var warmRates []float64
+	warmTook := map[string][]time.Duration{} // by blob path
 	drop := func(_ context.Context, path string) error { return prefetch.Drop(path) }
 	// Warm the plain way (a read), so "warm" does not lean on the prefetcher.
 	read := func(_ context.Context, path string) error {
@@ -131,6 +132,7 @@ func swapSections(ctx context.Context, log *slog.Logger, srv *server, reps int, 
 			return fmt.Errorf("prefetch of %s stopped (%s) at %.0f %%", path, res.Stopped, 100*res.Resident)
 		}
 		warmRates = append(warmRates, float64(res.Read)/res.Took.Seconds())
+		warmTook[path] = append(warmTook[path], res.Took)
 		return nil
 	}
 	cases := []swapCase{
@@ -206,7 +208,11 @@ func swapSections(ctx context.Context, log *slog.Logger, srv *server, reps int, 
 			return nil, nil, fmt.Errorf("saving the swap fit: %w", err)
 		}
 	}
-	return []section{swapTable(pts, cases, sf, reps)}, &sf, nil
+	took := map[string]time.Duration{}
+	for _, sm := range swapModels {
+		took[sm.Name] = median(warmTook[paths[sm.Name]])
+	}
+	return []section{swapTable(pts, cases, sf, reps, took)}, &sf, nil
 }
 
 // firstToken times a generate request from sending to its first streamed
@@ -344,7 +350,7 @@ func medianF(xs []float64) float64 {
 	return s[len(s)/2]
 }
 
-func swapTable(pts []swapPoint, cases []swapCase, fit swapFit, reps int) section {
+func swapTable(pts []swapPoint, cases []swapCase, fit swapFit, reps int, prefetchTook map[string]time.Duration) section {
 	s := section{
 		Title: "Swap latency",
 		Intro: fmt.Sprintf("Time from a request for a model that is not loaded to its first token (`/api/generate`, prompt \"Hello\", "+
@@ -355,7 +361,7 @@ func swapTable(pts []swapPoint, cases []swapCase, fit swapFit, reps int) section
 			"(read beforehand), prefetched after a drop and then manager/prefetch's `Warm` on the blob, as the manager does when idle. "+
 			"**raw** sends the same request straight to Ollama. Medians of %d runs per cell, cases rotated in each round; every run "+
 			"starts with nothing loaded.", reps),
-		Header: []string{"model (file)", "cold", "warm", "prefetched", "raw cold", "raw warm", "prefetched ÷ cold"},
+		Header: []string{"model (file)", "cold", "warm", "prefetched", "raw cold", "raw warm", "prefetched ÷ cold", "the prefetch took (idle time)"},
 	}
 	var bars []bar
 	for _, sm := range swapModels {
@@ -372,7 +378,7 @@ func swapTable(pts []swapPoint, cases []swapCase, fit swapFit, reps int) section
 			row = append(row, fmtDur(median(by[c.Name])))
 		}
 		ratio := float64(median(by["prefetched"])) / float64(median(by["cold"]))
-		row = append(row, fmt.Sprintf("%.2f", ratio))
+		row = append(row, fmt.Sprintf("**%.2f**", ratio), fmtDur(prefetchTook[sm.Name]))
 		s.Rows = append(s.Rows, row)
 		for _, c := range []string{"cold", "prefetched", "raw cold"} {
 			bars = append(bars, bar{Label: fmt.Sprintf("%s %s: %s", sm.Preset, sm.Type, c), Value: median(by[c]).Seconds()})
