@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ollama/ollama/api"
@@ -51,6 +52,9 @@ type swapPoint struct {
 	FileBytes   int64
 	Resident    float64 // fraction of the file cached when the request left
 	TTFT        time.Duration
+	// Load is the load's share of TTFT: the manager's own timing of it
+	// through the proxy, Ollama's load_duration straight.
+	Load time.Duration
 }
 
 // swapFit is the swap-time model the policy comparison uses, fitted to the
@@ -102,6 +106,24 @@ func swapSections(ctx context.Context, log *slog.Logger, srv *server, reps int, 
 	defer proxy.Close()
 	pu, _ := url.Parse(proxy.URL)
 	viaProxy := api.NewClient(pu, proxy.Client())
+	events, unsubscribe := m.Subscribe(64)
+	defer unsubscribe()
+	// loaded waits for the manager's report of model's load.
+	loaded := func(model string) (time.Duration, error) {
+		deadline := time.After(time.Minute)
+		for {
+			select {
+			case ev := <-events:
+				if ev.Kind == manager.EventLoaded && strings.TrimSuffix(ev.Model, ":latest") == model {
+					return ev.Duration, nil
+				}
+			case <-deadline:
+				return 0, fmt.Errorf("no load event for %s within a minute", model)
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		}
+	}
 
 	warmer := prefetch.New(prefetch.Options{Margin: 1 << 30})
 	var warmRates []float64
@@ -166,14 +188,19 @@ func swapSections(ctx context.Context, log *slog.Logger, srv *server, reps int, 
 		if c.Direct {
 			cl = srv.Client
 		}
-		d, err := firstToken(ctx, cl, sm.Name)
+		d, load, err := firstToken(ctx, cl, sm.Name)
 		if err != nil {
 			return swapPoint{}, fmt.Errorf("%s, %s: %w", sm.Name, c.Name, err)
+		}
+		if !c.Direct {
+			if load, err = loaded(sm.Name); err != nil {
+				return swapPoint{}, err
+			}
 		}
 		if err := unload(sm.Name, c.Direct); err != nil {
 			return swapPoint{}, err
 		}
-		return swapPoint{Model: sm.Name, Case: c.Name, FileBytes: sizes[sm.Name], Resident: res, TTFT: d}, nil
+		return swapPoint{Model: sm.Name, Case: c.Name, FileBytes: sizes[sm.Name], Resident: res, TTFT: d, Load: load}, nil
 	}
 	// One untimed swap per model: Ollama's first look at a new model.
 	for _, sm := range swapModels {
@@ -182,7 +209,9 @@ func swapSections(ctx context.Context, log *slog.Logger, srv *server, reps int, 
 		}
 	}
 	var pts []swapPoint
+	var loads []string
 	for rep := range reps {
+		loads = append(loads, loadAvg())
 		for mi, sm := range swapModels {
 			// Rotate the case order each round so no case always follows
 			// another (a cold run after a warm one of a different model...).
@@ -193,7 +222,8 @@ func swapSections(ctx context.Context, log *slog.Logger, srv *server, reps int, 
 					return nil, nil, err
 				}
 				pts = append(pts, p)
-				log.Info("swap", "model", sm.Name, "case", c.Name, "ttft", p.TTFT.Round(time.Millisecond), "resident", fmt.Sprintf("%.2f", p.Resident))
+				log.Info("swap", "model", sm.Name, "case", c.Name, "ttft", p.TTFT.Round(time.Millisecond),
+					"load", p.Load.Round(time.Millisecond), "resident", fmt.Sprintf("%.2f", p.Resident))
 			}
 		}
 	}
@@ -212,27 +242,34 @@ func swapSections(ctx context.Context, log *slog.Logger, srv *server, reps int, 
 	for _, sm := range swapModels {
 		took[sm.Name] = median(warmTook[paths[sm.Name]])
 	}
-	return []section{swapTable(pts, cases, sf, reps, took)}, &sf, nil
+	sec := swapTable(pts, cases, sf, reps, took)
+	sec.Notes = append(sec.Notes, fmt.Sprintf("The machine is shared: its 1-minute load average at the start of each round was %s "+
+		"(2 cores), so single runs vary a lot; the medians and the alternation are what make the columns comparable.", strings.Join(loads, ", ")))
+	return []section{sec}, &sf, nil
 }
 
 // firstToken times a generate request from sending to its first streamed
-// chunk: the load, the prompt, one token.
-func firstToken(ctx context.Context, c *api.Client, model string) (time.Duration, error) {
+// chunk: the load, the prompt, one token. It also returns the load time
+// Ollama reports (zero when the model was loaded already).
+func firstToken(ctx context.Context, c *api.Client, model string) (time.Duration, time.Duration, error) {
 	forever := api.Duration{Duration: -1}
 	t0 := time.Now()
-	var first time.Duration
-	err := c.Generate(ctx, &api.GenerateRequest{Model: model, Prompt: "Hello", KeepAlive: &forever,
+	var first, load time.Duration
+	err := c.Generate(ctx, &api.GenerateRequest{Model: model, Prompt: "Hi", KeepAlive: &forever,
 		Options: map[string]any{"num_ctx": 2048, "num_predict": 1, "temperature": 0}},
-		func(api.GenerateResponse) error {
+		func(r api.GenerateResponse) error {
 			if first == 0 {
 				first = time.Since(t0)
+			}
+			if r.Done {
+				load = r.LoadDuration
 			}
 			return nil
 		})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return first, nil
+	return first, load, nil
 }
 
 // pushLarge writes sm to a file under dir, uploads it as a blob, creates
@@ -360,28 +397,34 @@ func swapTable(pts []swapPoint, cases []swapCase, fit swapFit, reps int, prefetc
 			"after `posix_fadvise(DONTNEED)` dropped the blob from the page cache (after a sync), warm with the blob in the page cache "+
 			"(read beforehand), prefetched after a drop and then manager/prefetch's `Warm` on the blob, as the manager does when idle. "+
 			"**raw** sends the same request straight to Ollama. Medians of %d runs per cell, cases rotated in each round; every run "+
-			"starts with nothing loaded.", reps),
-		Header: []string{"model (file)", "cold", "warm", "prefetched", "raw cold", "raw warm", "prefetched ÷ cold", "the prefetch took (idle time)"},
+			"starts with nothing loaded. Each cell: time to the first token (the load's share: the manager's own timing through "+
+			"the proxy, Ollama's `load_duration` straight).", reps),
+		Header: []string{"model (file)", "cold", "warm", "prefetched", "raw cold", "raw warm", "prefetched ÷ cold: first token",
+			"load", "the prefetch took (idle time)"},
 	}
 	var bars []bar
 	for _, sm := range swapModels {
-		by := map[string][]time.Duration{}
+		ttft := map[string][]time.Duration{}
+		load := map[string][]time.Duration{}
 		var size int64
 		for _, p := range pts {
 			if p.Model == sm.Name {
-				by[p.Case] = append(by[p.Case], p.TTFT)
+				ttft[p.Case] = append(ttft[p.Case], p.TTFT)
+				load[p.Case] = append(load[p.Case], p.Load)
 				size = p.FileBytes
 			}
 		}
 		row := []string{fmt.Sprintf("%s %s (%.2f GB)", sm.Preset, sm.Type, float64(size)/1e9)}
 		for _, c := range cases {
-			row = append(row, fmtDur(median(by[c.Name])))
+			row = append(row, fmt.Sprintf("%s (load %s)", fmtDur(median(ttft[c.Name])), fmtDur(median(load[c.Name]))))
 		}
-		ratio := float64(median(by["prefetched"])) / float64(median(by["cold"]))
-		row = append(row, fmt.Sprintf("**%.2f**", ratio), fmtDur(prefetchTook[sm.Name]))
+		ratio := func(m map[string][]time.Duration) string {
+			return fmt.Sprintf("%.2f", float64(median(m["prefetched"]))/float64(median(m["cold"])))
+		}
+		row = append(row, "**"+ratio(ttft)+"**", ratio(load), fmtDur(prefetchTook[sm.Name]))
 		s.Rows = append(s.Rows, row)
 		for _, c := range []string{"cold", "prefetched", "raw cold"} {
-			bars = append(bars, bar{Label: fmt.Sprintf("%s %s: %s", sm.Preset, sm.Type, c), Value: median(by[c]).Seconds()})
+			bars = append(bars, bar{Label: fmt.Sprintf("%s %s: %s", sm.Preset, sm.Type, c), Value: median(ttft[c]).Seconds()})
 		}
 	}
 	s.Notes = append(s.Notes,
