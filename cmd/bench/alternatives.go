@@ -127,13 +127,15 @@ func alternativesSections(requests int, fit swapFit) ([]section, error) {
 	}
 	alts := setup.Alternatives()
 	var out []section
-	var verdict []string
+	var verdict, names []string
 	var bars []bar
+	var all [][]sim.Result
 	for i, tr := range setup.Traces {
 		rs, err := setup.Compare(tr, storage(cacheBytes))
 		if err != nil {
 			return nil, err
 		}
+		all, names = append(all, rs), append(names, tr.Name)
 		s := section{
 			Title:  "Policy against the alternatives: " + tr.Name + " trace",
 			Header: []string{"configuration", "loads", "GB read from disk", "GB from the page cache", "GB prefetched", "total swap time", "budget violations", "peak GiB"},
@@ -164,11 +166,11 @@ func alternativesSections(requests int, fit swapFit) ([]section, error) {
 		out = append(out, s)
 	}
 	// How much the page cache's size changes prefetch's worth.
-	var sens []string
+	var sens, disk []string
 	for _, cache := range []uint64{4 << 30, 8 << 30, 16 << 30} {
 		var parts []string
 		for _, tr := range setup.Traces {
-			var with, without time.Duration
+			var with, without sim.Result
 			for _, a := range alts[:2] {
 				st := storage(cache)
 				r, err := sim.Replay(setup.Catalogue, tr, a.Config, sim.Env{Budget: setup.Limits.Budget, Storage: &st})
@@ -176,41 +178,54 @@ func alternativesSections(requests int, fit swapFit) ([]section, error) {
 					return nil, err
 				}
 				if a.Prefetch != nil {
-					with = r.SwapTime
+					with = r
 				} else {
-					without = r.SwapTime
+					without = r
 				}
 			}
-			parts = append(parts, fmt.Sprintf("%s %+.1f %%", tr.Name, 100*(with.Seconds()/without.Seconds()-1)))
+			parts = append(parts, fmt.Sprintf("%s %+.1f %%", tr.Name, 100*(with.SwapTime.Seconds()/without.SwapTime.Seconds()-1)))
+			if cache == cacheBytes {
+				disk = append(disk, fmt.Sprintf("%s %+.0f %%", tr.Name, 100*(float64(with.DiskBytes)/float64(max(without.DiskBytes, 1))-1)))
+			}
 		}
 		sens = append(sens, fmt.Sprintf("%d GiB: %s", cache>>30, strings.Join(parts, ", ")))
 	}
+	verdict = append(verdict, proposal(names, alts, all))
 	summary := section{Title: "Policy against the alternatives: verdict", Notes: append(verdict,
 		"Swap time with prefetch against without (ours, max_loaded 2), by page-cache size: "+strings.Join(sens, "; ")+
-			". A small cache holds few files, so the prefetched guess often replaces a file a later load wanted; a large one "+
-			"keeps most files anyway, and prefetch only saves the first read of each.")}
+			". A small cache holds few files, so a swap more often finds its file on disk, which is what prefetch "+
+			"saves; a large one keeps most files anyway, and prefetch only saves the first read of each.",
+		fmt.Sprintf("Prefetch changes the bytes that swaps read from disk by: %s (ours, max_loaded 2, %d GiB cache). Swap time falls "+
+			"much less, because on this CPU-only machine a swap's time grows with the model even when the file comes from the "+
+			"page cache (%.1f s per GB: the runner's loading and the first forward pass on 2 shared cores, against %.1f s per GB "+
+			"more from disk); where a GPU takes that work, the disk is a larger share of a swap and prefetch saves more.",
+			strings.Join(disk, ", "), cacheBytes>>30, fit.Cost.WarmPerGB, fit.Cost.ColdPerGB-fit.Cost.WarmPerGB))}
 	summary.Plots = map[string]string{"bench-alternatives.svg": barChart("Total swap time on each trace (hours)", " h", bars)}
 	return append(out, summary), nil
 }
 
 // judge checks the acceptance rule on one trace: ours at its default has
 // fewer loads and less swap time than every alternative that kept the
-// budget there, and no violations; it says which alternative wins where.
+// budget there, and no violations; it says which alternative does better
+// where one does, and at what price.
 func judge(trace string, alts []sim.Alternative, rs []sim.Result) []string {
 	def := rs[0]
 	var out []string
-	var beaten, lost []string
+	var beaten, lost, cheats []string
 	for i, r := range rs {
 		if alts[i].Ours {
 			continue
 		}
-		if r.Violations > 0 {
-			continue
-		}
-		if r.Loads > def.Loads && r.SwapTime > def.SwapTime {
-			beaten = append(beaten, r.Label)
-		} else {
+		better := r.Loads <= def.Loads || r.SwapTime <= def.SwapTime
+		switch {
+		case r.Violations > 0 && better:
+			cheats = append(cheats, fmt.Sprintf("%s (%d loads, %s) by breaking the budget %d times, up to %s GiB loaded",
+				r.Label, r.Loads, fmtHours(r.SwapTime), r.Violations, peak(r)))
+		case r.Violations > 0:
+		case better:
 			lost = append(lost, fmt.Sprintf("%s (%d loads, %s)", r.Label, r.Loads, fmtHours(r.SwapTime)))
+		default:
+			beaten = append(beaten, r.Label)
 		}
 	}
 	line := fmt.Sprintf("%s: %s: %d loads, %s swapping, %d violations; fewer loads and less swap time than every alternative "+
@@ -220,17 +235,42 @@ func judge(trace string, alts []sim.Alternative, rs []sim.Result) []string {
 		line += "; not against " + strings.Join(lost, ", ")
 	}
 	out = append(out, line)
-	best := def
-	for i, r := range rs {
-		if alts[i].Ours && r.Violations == 0 && r.SwapTime < best.SwapTime {
-			best = r
-		}
-	}
-	if best.Label != def.Label {
-		out = append(out, fmt.Sprintf("%s: the best of ours is %s: %d loads, %s (%+.0f %% swap time against the default)",
-			trace, best.Label, best.Loads, fmtHours(best.SwapTime), 100*(best.SwapTime.Seconds()/def.SwapTime.Seconds()-1)))
+	if len(cheats) > 0 {
+		out = append(out, fmt.Sprintf("%s: doing as well or better than the default only by ignoring the budget: %s.", trace, strings.Join(cheats, "; ")))
 	}
 	return out
+}
+
+// proposal names the configuration of ours with the least swap time among
+// the rows that kept the budget on every trace, if one is best everywhere.
+func proposal(names []string, alts []sim.Alternative, all [][]sim.Result) string {
+	bestEverywhere := func(i int) bool {
+		for _, rs := range all {
+			if rs[i].Violations > 0 {
+				return false
+			}
+			for _, r := range rs {
+				if r.Violations == 0 && (r.SwapTime < rs[i].SwapTime || r.Loads < rs[i].Loads) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	for i, a := range alts {
+		if !a.Ours || !bestEverywhere(i) {
+			continue
+		}
+		var parts []string
+		for t, rs := range all {
+			parts = append(parts, fmt.Sprintf("%s %d loads and %s against %d and %s", names[t], rs[i].Loads, fmtHours(rs[i].SwapTime),
+				rs[0].Loads, fmtHours(rs[0].SwapTime)))
+		}
+		return fmt.Sprintf("Proposed default: **%s**, the fewest loads and least swap time of every configuration that kept the budget, "+
+			"on every trace (%s for today's default). The budget already bounds what is loaded; the count limit of 2 only forces "+
+			"swaps between small models that fit together.", a.Label, strings.Join(parts, "; "))
+	}
+	return "No configuration has the fewest loads and least swap time among the budget-keeping rows on every trace."
 }
 
 func gb(b uint64) string { return fmt.Sprintf("%.0f", float64(b)/1e9) }

@@ -390,7 +390,7 @@ func medianF(xs []float64) float64 {
 func swapTable(pts []swapPoint, cases []swapCase, fit swapFit, reps int, prefetchTook map[string]time.Duration) section {
 	s := section{
 		Title: "Swap latency",
-		Intro: fmt.Sprintf("Time from a request for a model that is not loaded to its first token (`/api/generate`, prompt \"Hello\", "+
+		Intro: fmt.Sprintf("Time from a request for a model that is not loaded to its first token (`/api/generate`, prompt \"Hi\", "+
 			"`num_predict` 1, `num_ctx` 2048), for generated models with released models' shapes (internal/ggufgen presets; synthetic "+
 			"weights, real sizes) pushed to a real Ollama through `/api/blobs` + `/api/create`. **cold**, **warm**, **prefetched** go "+
 			"through VRAM Keeper's proxy (manager and manager/api in-process, max_loaded 1, so the request loads the model): cold "+
