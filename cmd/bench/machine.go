@@ -55,3 +55,16 @@ func procField(path, key string) string {
 	}
 	return ""
 }
+
+// loadAvg is the 1-minute load average, or "unknown": on a shared machine
+// it says how much other work the timings competed with.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return "unknown"
+}

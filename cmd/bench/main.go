@@ -1,9 +1,13 @@
 // Command bench measures VRAM Keeper: estimator accuracy against a real
-// Ollama, eviction policies on simulated agent traces, latency, and the
-// desktop app's idle footprint. It prints each table and writes them all to
-// a markdown file, each stamped with the machine and Ollama version.
+// Ollama, eviction policies on simulated agent traces, swap latency with
+// realistic-size models, next-model prediction, the policy against what
+// users run instead, latency, and the desktop app's idle footprint. It
+// prints each table and writes them to a markdown file, each stamped with
+// the machine and Ollama version; sections not run this time keep their
+// text from the file.
 //
-//	go run ./cmd/bench [-out docs/BENCHMARKS.md] [-only estimator,policy,latency,footprint]
+//	go run ./cmd/bench [-out docs/BENCHMARKS.md] [-only estimator,policy,predict,alternatives,latency,footprint]
+//	go run ./cmd/bench -only swap,alternatives   # the long one: ~8 GB of models, 20+ minutes
 package main
 
 import (
@@ -17,6 +21,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -121,24 +126,34 @@ func sortedKeys(m map[string]string) []string {
 
 func main() {
 	out := flag.String("out", "docs/BENCHMARKS.md", "markdown file to write (\"\" writes none)")
-	only := flag.String("only", "policy,latency,estimator,footprint", "comma-separated sections to run")
-	requests := flag.Int("requests", 5000, "requests per simulated trace")
-	idle := flag.Duration("idle", 60*time.Second, "footprint: how long the app idles")
+	only := flag.String("only", "policy,predict,alternatives,latency,estimator,footprint",
+		"comma-separated sections to run (swap is long and only runs when named)")
+	var o opts
+	flag.IntVar(&o.requests, "requests", 5000, "requests per simulated trace")
+	flag.DurationVar(&o.idle, "idle", 60*time.Second, "footprint: how long the app idles")
+	flag.IntVar(&o.swapReps, "swap-reps", 5, "swap: timed runs per model and case")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, log, *out, strings.Split(*only, ","), *requests, *idle); err != nil {
+	if err := run(ctx, log, *out, strings.Split(*only, ","), o); err != nil {
 		log.Error("bench failed", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, log *slog.Logger, out string, only []string, requests int, idle time.Duration) error {
+// opts are the knobs of the sections.
+type opts struct {
+	requests int
+	idle     time.Duration
+	swapReps int
+}
+
+func run(ctx context.Context, log *slog.Logger, out string, only []string, o opts) error {
 	mach := machineInfo()
 	want := func(s string) bool { return slices.Contains(only, s) }
 	var srv *server
-	needOllama := want("estimator") || want("latency") || want("footprint")
+	needOllama := want("estimator") || want("latency") || want("footprint") || want("swap")
 	ollamaVersion := "not used"
 	if needOllama {
 		var err error
@@ -162,35 +177,65 @@ func run(ctx context.Context, log *slog.Logger, out string, only []string, reque
 		}
 		return s
 	}
-	parts := []part{
-		{"estimator", "Estimator", true, func() ([]section, error) { return estimatorSection(ctx, log, srv) }},
-		{"policy", "Eviction policy", false, func() ([]section, error) { return policySections(requests) }},
-		{"latency", "Latency", true, func() ([]section, error) { return latencySections(ctx, log, srv) }},
-		{"footprint", "Footprint", true, func() ([]section, error) { return footprintSection(ctx, log, srv, idle) }},
-	}
-	// Parts not run keep their tables from the existing file, so one part
-	// can be regenerated alone (-only estimator).
-	var kept map[string][]string
+	docDir := ""
 	if out != "" {
-		if b, err := os.ReadFile(out); err == nil {
-			kept = keptSections(string(b), parts)
-		}
-	}
-	if out != "" {
-		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		docDir = filepath.Dir(out)
+		if err := os.MkdirAll(docDir, 0o755); err != nil {
 			return fmt.Errorf("output dir: %w", err)
 		}
 	}
+	var fit *swapFit
+	type part struct {
+		name    string
+		ollama  bool
+		titles  string // the titles of its sections start with this
+		produce func() ([]section, error)
+	}
+	parts := []part{
+		{"estimator", true, "Estimator", func() ([]section, error) { return estimatorSection(ctx, log, srv) }},
+		{"policy", false, "Eviction policy", func() ([]section, error) { return policySections(o.requests) }},
+		{"swap", true, "Swap latency", func() ([]section, error) {
+			secs, f, err := swapSections(ctx, log, srv, o.swapReps, docDir, mach.String())
+			fit = f
+			return secs, err
+		}},
+		{"predict", false, "Next-model prediction", func() ([]section, error) {
+			s, err := predictSection(o.requests)
+			return []section{s}, err
+		}},
+		{"alternatives", false, "Policy against the alternatives", func() ([]section, error) {
+			f, err := loadFit(fit, docDir)
+			if err != nil {
+				return nil, err
+			}
+			return alternativesSections(o.requests, f)
+		}},
+		{"latency", true, "Latency", func() ([]section, error) { return latencySections(ctx, log, srv) }},
+		{"footprint", true, "Footprint", func() ([]section, error) { return footprintSection(ctx, log, srv, o.idle) }},
+	}
+	var old []docSection
+	if b, err := os.ReadFile(out); err == nil {
+		old = splitSections(string(b))
+	}
 	var md strings.Builder
 	md.WriteString("# Benchmarks\n\n")
-	md.WriteString("Generated by `go run ./cmd/bench` (" + time.Now().UTC().Format("2006-01-02") + "); rerun it to refresh. " +
-		"Every table names the machine and Ollama version that produced it.\n\n")
+	md.WriteString("Generated by `go run ./cmd/bench`; each section names the machine and Ollama version that produced it, " +
+		"and sections not run again keep their last text. Last run " + time.Now().UTC().Format("2006-01-02") + " (" + strings.Join(only, ", ") + ").\n\n")
+	used := make([]bool, len(old))
 	for _, p := range parts {
 		if !want(p.name) {
-			for _, old := range kept[p.name] {
-				md.WriteString(old)
+			for i, d := range old {
+				if strings.HasPrefix(d.title, p.titles) {
+					md.WriteString(d.text)
+					used[i] = true
+				}
 			}
 			continue
+		}
+		for i, d := range old {
+			if strings.HasPrefix(d.title, p.titles) {
+				used[i] = true // replaced
+			}
 		}
 		began := time.Now()
 		secs, err := p.produce()
@@ -207,11 +252,16 @@ func run(ctx context.Context, log *slog.Logger, out string, only []string, reque
 			md.WriteString(s.markdown(st))
 			if out != "" {
 				for name, svg := range s.Plots {
-					if err := os.WriteFile(filepath.Join(filepath.Dir(out), name), []byte(svg), 0o644); err != nil {
+					if err := os.WriteFile(filepath.Join(docDir, name), []byte(svg), 0o644); err != nil {
 						return fmt.Errorf("plot %s: %w", name, err)
 					}
 				}
 			}
+		}
+	}
+	for i, d := range old {
+		if !used[i] { // a section no part claims: keep it
+			md.WriteString(d.text)
 		}
 	}
 	if out == "" {
@@ -224,26 +274,19 @@ func run(ctx context.Context, log *slog.Logger, out string, only []string, reque
 	return nil
 }
 
-// part is one group of tables, owning the sections whose titles start with
-// prefix.
-type part struct {
-	name, prefix string
-	ollama       bool
-	produce      func() ([]section, error)
-}
+// docSection is one "## " section of an existing markdown file.
+type docSection struct{ title, text string }
 
-// keptSections splits an existing report into its "## " sections and files
-// each under the part whose prefix its title starts with.
-func keptSections(md string, parts []part) map[string][]string {
-	out := map[string][]string{}
-	chunks := strings.Split("\n"+md, "\n## ")
-	for _, c := range chunks[1:] {
-		title, _, _ := strings.Cut(c, "\n")
-		for _, p := range parts {
-			if strings.HasPrefix(title, p.prefix) {
-				out[p.name] = append(out[p.name], "## "+strings.TrimRight(c, "\n")+"\n\n")
-				break
-			}
+// splitSections cuts markdown at its "## " headings; what precedes the
+// first heading (the file's own title) is dropped.
+func splitSections(md string) []docSection {
+	var out []docSection
+	for _, chunk := range strings.SplitAfter(md, "\n") {
+		if t, ok := strings.CutPrefix(chunk, "## "); ok {
+			out = append(out, docSection{title: strings.TrimSpace(t)})
+		}
+		if len(out) > 0 {
+			out[len(out)-1].text += chunk
 		}
 	}
 	return out

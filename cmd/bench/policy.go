@@ -35,8 +35,9 @@ func policySections(requests int) ([]section, error) {
 		"`evict.Plan` and `evict.Policy` with the manager's bookkeeping (uses, last use, the policy's credit kept across unloads, GDSF clock). "+
 		"**lrfu** ranks by a use count decayed with a 10-minute time constant (Lee et al. 2001); `evict.Plan` takes victims in policy "+
 		"order and then keeps any victim the others made unnecessary (a small model evicted before a large one that alone made room). "+
-		"**Ollama's rule** is its scheduler: room = card − 457 MiB, at most 3 loaded, evict the shortest keep_alive "+
-		"(all default, so by name), and unload after 5 min idle; it does not know our budget, so loads that leave more "+
+		"**Ollama's rule** is its scheduler loop (sim.OllamaPlan): room = card − 457 MiB, at most 3 loaded, unload the "+
+		"shortest keep_alive first (all default, so by blob path: a digest, a hash of the name here) one at a time until the "+
+		"model fits, and unload after 5 min idle; it does not know our budget, so loads that leave more "+
 		"than 7 GiB resident count as violations. **Belady** evicts the model needed furthest in the future. "+
 		"**Optimum** is an exact shortest-path search over every feasible loaded set (≤ 2 models, ≤ 7 GiB): the true "+
 		"bound for the manager's limits, computed on the whole trace.", len(setup.Eligible), requests)
@@ -44,13 +45,26 @@ func policySections(requests int) ([]section, error) {
 	var bars []bar
 	var verdict []string
 	var defTotal, lruTotal, defBytes, lruBytes uint64
+	var burstyDef, burstyZero int
 	for _, tr := range setup.Traces {
+		if strings.HasPrefix(tr.Name, "bursty") {
+			c := setup.Configs(tr)[0]
+			c.Limits.MaxLoaded = 0
+			r, err := sim.Replay(setup.Catalogue, tr, c, sim.Env{Budget: setup.Limits.Budget})
+			if err != nil {
+				return nil, err
+			}
+			burstyZero = r.Loads
+		}
 		rs, err := setup.Run(tr)
 		if err != nil {
 			return nil, err
 		}
 		bound := rs[len(rs)-1]
 		def, lru := rs[0], findLabel(rs, "lru")
+		if strings.HasPrefix(tr.Name, "bursty") {
+			burstyDef = def.Loads
+		}
 		defTotal, lruTotal = defTotal+uint64(def.Loads), lruTotal+uint64(lru.Loads)
 		defBytes, lruBytes = defBytes+def.BytesLoaded, lruBytes+lru.BytesLoaded
 		verdict = append(verdict, fmt.Sprintf("%s: %s %d loads vs LRU %d (%+.1f %%), %.2f× the optimum (goal ≤ 1.15: %s)",
@@ -79,7 +93,9 @@ func policySections(requests int) ([]section, error) {
 			100*(float64(defTotal)/float64(lruTotal)-1), 100*(float64(defBytes)/float64(lruBytes)-1)),
 		"Bursty multi-agent: five agents interleave bursts over 5 small models with room for 2, so the next model depends on which agent speaks next, "+
 			"which no per-model statistic predicts: LRU, GDSF and LRFU with any decay from 30 s to 6 h all land at 1.27–1.32× the optimum, and Belady (the future's order) is the optimum. "+
-			"The 1.15 bound is offline; reaching it online here needs knowledge the request stream does not carry (e.g. agents declaring their next model), or a third slot.",
+			fmt.Sprintf("The 1.15 bound is offline and holds for at most 2 loaded; lifting the count limit (max_loaded 0, the budget alone) "+
+				"takes the default policy from %d to %d loads there, as the five models nearly fit the budget together (see the policy against the alternatives).",
+				burstyDef, burstyZero),
 		"Ollama's rule loads less only because it ignores the budget (up to 3 models, card − 457 MiB): every violation is a moment the card held more than the 7 GiB budget, which is what VRAM Keeper exists to prevent.")}
 	out = append(out, summary)
 	out[len(out)-1].Plots = map[string]string{"bench-policy.svg": barChart("Loads relative to the offline optimum (1.0 = optimal; goal ≤ 1.15)", "×", bars)}

@@ -2,6 +2,8 @@ package ggufgen
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -133,5 +135,83 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("error %v, want it to mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// Presets have their released models' parameter counts (model cards), so
+// a generated file is as large as the real one at the same weight type.
+func TestPresetSizes(t *testing.T) {
+	params := map[string]float64{
+		"qwen2-0.5b": 0.494e9, "llama-1b": 1.236e9, "llama-3b": 3.213e9, "mistral-7b": 7.248e9, "qwen2-7b": 7.616e9,
+	}
+	if got := PresetNames(); len(got) != len(params) {
+		t.Fatalf("presets %v, want the %d checked here", got, len(params))
+	}
+	for name, want := range params {
+		t.Run(name, func(t *testing.T) {
+			f32, err := Preset(name, "F32")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := f32.TensorBytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := float64(b) / 4; got < want*0.99 || got > want*1.01 {
+				t.Errorf("%.3fB parameters, want %.3fB ±1 %%", got/1e9, want/1e9)
+			}
+			// Q4_0 stores 32 weights in 18 bytes; norms stay F32.
+			q4, err := Preset(name, "Q4_0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			qb, _ := q4.TensorBytes()
+			if r := float64(qb) / float64(b); r < 18.0/128 || r > 18.0/128*1.01 {
+				t.Errorf("Q4_0 is %.4f of F32, want about %.4f", r, 18.0/128)
+			}
+		})
+	}
+	if _, err := Preset("gpt-9", "Q4_0"); err == nil || !strings.Contains(err.Error(), "llama-1b") {
+		t.Errorf("unknown preset: err %v, want the known names", err)
+	}
+	if _, err := Preset("llama-1b", "Q4_K"); err == nil {
+		t.Error("unsupported weight type accepted")
+	}
+}
+
+// WriteFile streams to the destination: the file decodes, holds every
+// tensor, and a failed write leaves nothing behind or clobbers nothing.
+func TestWriteFile(t *testing.T) {
+	dir := t.TempDir()
+	s := small("llama")
+	path := filepath.Join(dir, "m.gguf")
+	n, err := WriteFile(path, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	g, err := ggml.Decode(f, -1)
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	tb, _ := s.TensorBytes()
+	if g.Length != n || uint64(n) < tb {
+		t.Errorf("WriteFile said %d bytes, decoded length %d, tensors %d", n, g.Length, tb)
+	}
+	if _, err := WriteFile(path, s); err == nil {
+		t.Error("overwrote an existing file")
+	}
+	bad := s
+	bad.Heads = 3
+	badPath := filepath.Join(dir, "bad.gguf")
+	if _, err := WriteFile(badPath, bad); err == nil {
+		t.Error("invalid spec written")
+	}
+	if _, err := os.Stat(badPath); !os.IsNotExist(err) {
+		t.Errorf("failed write left %s behind (%v)", badPath, err)
 	}
 }

@@ -16,6 +16,10 @@ type tensorSpec struct {
 	ones bool
 }
 
+func (ts tensorSpec) tensor() *ggml.Tensor {
+	return &ggml.Tensor{Name: ts.name, Kind: uint32(ts.typ), Shape: ts.shape}
+}
+
 // layout lists every tensor the architecture's loader expects, and no
 // other: llama.cpp refuses files with tensors it did not create.
 func layout(s Spec) ([]tensorSpec, error) {

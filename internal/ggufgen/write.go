@@ -9,8 +9,55 @@ import (
 	"github.com/ollama/ollama/fs/ggml"
 )
 
-// Write validates s and writes the model as GGUF to w.
+// Write validates s and writes the model as GGUF to w. It goes through a
+// temporary file (ggml.WriteGGUF writes tensors at offsets); for large
+// models write straight to the destination with WriteFile.
 func Write(w io.Writer, s Spec) error {
+	f, err := os.CreateTemp("", "ggufgen-*.gguf")
+	if err != nil {
+		return fmt.Errorf("ggufgen: temp file: %w", err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if err := writeTo(f, s); err != nil {
+		return err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("ggufgen: rewind %s: %w", f.Name(), err)
+	}
+	if _, err := io.Copy(w, f); err != nil {
+		return fmt.Errorf("ggufgen: copy %s: %w", f.Name(), err)
+	}
+	return nil
+}
+
+// WriteFile validates s and writes the model to a new file at path,
+// streaming tensor data so that a model of gigabytes never sits in memory.
+// It returns the file's size; on error no file is left behind.
+func WriteFile(path string, s Spec) (int64, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return 0, fmt.Errorf("ggufgen: %w", err)
+	}
+	err = writeTo(f, s)
+	var size int64
+	if err == nil {
+		var fi os.FileInfo
+		if fi, err = f.Stat(); err == nil {
+			size = fi.Size()
+		}
+	}
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("ggufgen: close %s: %w", path, cerr)
+	}
+	if err != nil {
+		os.Remove(path)
+		return 0, err
+	}
+	return size, nil
+}
+
+func writeTo(f *os.File, s Spec) error {
 	if err := s.Validate(); err != nil {
 		return fmt.Errorf("ggufgen: invalid spec: %w", err)
 	}
@@ -29,28 +76,12 @@ func Write(w io.Writer, s Spec) error {
 		if _, ok := patterns[key]; !ok {
 			patterns[key] = pattern(ts.typ, ts.ones, rng)
 		}
-		t := &ggml.Tensor{Name: ts.name, Kind: uint32(ts.typ), Shape: ts.shape}
+		t := ts.tensor()
 		t.WriterTo = repeatWriter{pat: patterns[key], size: t.Size()}
 		tensors = append(tensors, t)
 	}
-
-	// ggml.WriteGGUF seeks and writes tensors concurrently at offsets, so it
-	// needs a real file; stream that to w afterwards.
-	f, err := os.CreateTemp("", "ggufgen-*.gguf")
-	if err != nil {
-		return fmt.Errorf("ggufgen: temp file: %w", err)
-	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-
 	if err := ggml.WriteGGUF(f, metadata(s), tensors); err != nil {
-		return fmt.Errorf("ggufgen: write %s: %w", s.Arch, err)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("ggufgen: rewind: %w", err)
-	}
-	if _, err := io.Copy(w, f); err != nil {
-		return fmt.Errorf("ggufgen: copy: %w", err)
+		return fmt.Errorf("ggufgen: write %s to %s: %w", s.Arch, f.Name(), err)
 	}
 	return nil
 }

@@ -15,23 +15,34 @@ import (
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/manager/evict"
+	"github.com/vramkeeper/vramkeeper/manager/predict"
 )
 
-// Model is one catalogue entry: what a load of it occupies.
+// Model is one catalogue entry: what a load of it occupies, and the size
+// of its weight file (0: the same as Bytes).
 type Model struct {
-	Name  string
-	Bytes uint64
+	Name      string
+	Bytes     uint64
+	FileBytes uint64
+}
+
+func (m Model) file() uint64 {
+	if m.FileBytes == 0 {
+		return m.Bytes
+	}
+	return m.FileBytes
 }
 
 // Catalogue maps model names to models.
 type Catalogue map[string]Model
 
 // Request is one request of a trace: at offset At from the trace's start,
-// an agent needs Model.
+// an agent needs Model for Task ("" when the trace has no tasks).
 type Request struct {
 	At    time.Duration
 	Model string
-	Agent string // who asked; informative only
+	Agent string // who asked (the client)
+	Task  string
 }
 
 // Trace is a named sequence of requests in time order.
@@ -52,13 +63,30 @@ func (t Trace) Distinct() []string {
 	return out
 }
 
+// Planner chooses the loaded models to unload so that target can load.
+type Planner func(loaded []evict.Entry, target Model, lim evict.Limits, p evict.Policy) ([]evict.Entry, error)
+
+// ManagerPlan is the manager's planner, evict.Plan.
+func ManagerPlan(loaded []evict.Entry, target Model, lim evict.Limits, p evict.Policy) ([]evict.Entry, error) {
+	return evict.Plan(loaded, target.Bytes, lim, p)
+}
+
+// Predictor guesses the next requests: manager/predict's Predictor, or a
+// baseline.
+type Predictor interface {
+	Observe(predict.Obs)
+	Next(k int, q predict.Query) []predict.Guess
+}
+
 // Config is one policy under test.
 type Config struct {
 	// Label names the row in a table ("gdsf (ours)", "lru", ...).
 	Label  string
 	Policy evict.Policy
+	// Plan chooses victims; nil means ManagerPlan.
+	Plan Planner
 	// Limits bound what the policy may keep loaded (the manager's: budget
-	// and max loaded; Ollama's: the card's room and 3 models).
+	// and max loaded; Ollama's: the card's room and its model count).
 	Limits evict.Limits
 	// KeepAlive > 0 unloads a model idle that long (Ollama's keep_alive);
 	// the manager keeps models until it needs the room, so 0.
@@ -66,6 +94,23 @@ type Config struct {
 	// Prepare, if set, runs before each request's plan with the request's
 	// index: Belady uses it to look ahead.
 	Prepare func(i int)
+	// Prefetch, when set (and the replay has Storage), makes a predictor
+	// that sees every request, load and eviction; whenever the manager is
+	// idle, the files of its best guesses among the models not loaded are
+	// read into the page cache.
+	Prefetch func() Predictor
+	// PrefetchK is how many guesses are warmed, best first (default 1:
+	// with a page cache of a few files, a second guess pushes out the
+	// first).
+	PrefetchK int
+}
+
+// Env is the machine a replay runs on.
+type Env struct {
+	// Budget is what violations are counted against.
+	Budget uint64
+	// Storage, if set, times swaps and tracks the page cache.
+	Storage *Storage
 }
 
 // Result is what a replay measured.
@@ -75,12 +120,19 @@ type Result struct {
 	Loads       int
 	BytesLoaded uint64
 	// Violations counts loads after which the resident set was over the
-	// Budget given to Replay (not the policy's own limit, which may be
-	// looser, as Ollama's is).
+	// Env's Budget (not the policy's own limit, which may be looser, as
+	// Ollama's is).
 	Violations int
 	// Failed counts requests no plan could serve.
 	Failed int
 	Peak   uint64
+	// With Storage: file bytes the loads read from disk and from the page
+	// cache, the total swap time, and what prefetching read from disk.
+	DiskBytes, CacheBytes, PrefetchBytes uint64
+	SwapTime                             time.Duration
+	// Foreseen counts loads of a model the prefetcher had among its
+	// guesses when the request came.
+	Foreseen int
 }
 
 // Ratio returns r's loads over the bound's, 0 when the bound has none.
@@ -96,9 +148,23 @@ var errUnknownModel = errors.New("model not in the catalogue")
 // epoch anchors trace offsets to wall-clock times for Entry.LastUsed.
 var epoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// Replay runs tr through c, counting budget violations against budget.
-func Replay(cat Catalogue, tr Trace, c Config, budget uint64) (Result, error) {
+// Replay runs tr through c on env.
+func Replay(cat Catalogue, tr Trace, c Config, env Env) (Result, error) {
 	res := Result{Label: c.Label, Requests: len(tr.Requests)}
+	plan := c.Plan
+	if plan == nil {
+		plan = ManagerPlan
+	}
+	var cache *pageCache
+	if env.Storage != nil {
+		cache = newPageCache(env.Storage.CacheBytes)
+	}
+	var pred Predictor
+	k := cmp.Or(c.PrefetchK, 1)
+	if c.Prefetch != nil {
+		pred = c.Prefetch()
+	}
+	var guesses []string // the prefetcher's guesses while idle before this request
 	loaded := map[string]*evict.Entry{}
 	// Like the manager's md.uses and md.credit: kept across evictions, so a
 	// model's history survives its unloads.
@@ -115,6 +181,11 @@ func Replay(cat Catalogue, tr Trace, c Config, budget uint64) (Result, error) {
 		e.Credit = t.Credit
 		credit[e.Name] = t.Credit
 	}
+	observe := func(kind predict.Kind, r Request, model string) {
+		if pred != nil {
+			pred.Observe(predict.Obs{Kind: kind, Model: model, Client: r.Agent, Task: r.Task})
+		}
+	}
 	for i, r := range tr.Requests {
 		m, ok := cat[r.Model]
 		if !ok {
@@ -128,56 +199,85 @@ func Replay(cat Catalogue, tr Trace, c Config, budget uint64) (Result, error) {
 				}
 			}
 		}
+		observe(predict.Request, r, r.Model)
+		var swap time.Duration
 		if e, ok := loaded[r.Model]; ok {
 			touch(e, now)
-			continue
-		}
-		if c.Prepare != nil {
-			c.Prepare(i)
-		}
-		entries := make([]evict.Entry, 0, len(loaded))
-		for _, e := range loaded {
-			entries = append(entries, *e)
-		}
-		// Map order must not leak into ties.
-		slices.SortFunc(entries, func(a, b evict.Entry) int { return cmp.Compare(a.Name, b.Name) })
-		victims, err := evict.Plan(entries, m.Bytes, c.Limits, c.Policy)
-		if err != nil {
+		} else if err := func() error {
+			if c.Prepare != nil {
+				c.Prepare(i)
+			}
+			entries := make([]evict.Entry, 0, len(loaded))
+			for _, e := range loaded {
+				entries = append(entries, *e)
+			}
+			// Map order must not leak into ties.
+			slices.SortFunc(entries, func(a, b evict.Entry) int { return cmp.Compare(a.Name, b.Name) })
+			victims, err := plan(entries, m, c.Limits, c.Policy)
+			if err != nil {
+				return err
+			}
+			for _, v := range victims {
+				delete(loaded, v.Name)
+				clock = c.Policy.Evicted(v, clock)
+				observe(predict.Evict, r, v.Name)
+			}
+			e := &evict.Entry{Name: m.Name, Bytes: m.Bytes}
+			loaded[m.Name] = e
+			touch(e, now)
+			observe(predict.Load, r, m.Name)
+			res.Loads++
+			res.BytesLoaded += m.Bytes
+			if slices.Contains(guesses, m.Name) {
+				res.Foreseen++
+			}
+			if cache != nil {
+				warm := cache.has(m.Name)
+				cold := m.file() - warm
+				cache.fill(m.Name, m.file(), cold)
+				res.DiskBytes += cold
+				res.CacheBytes += warm
+				swap = env.Storage.Cost.Time(cold, warm)
+				res.SwapTime += swap
+			}
+			var used uint64
+			for _, e := range loaded {
+				used += e.Bytes
+			}
+			res.Peak = max(res.Peak, used)
+			if used > env.Budget {
+				res.Violations++
+			}
+			return nil
+		}(); err != nil {
 			res.Failed++
+		}
+		guesses = guesses[:0]
+		if pred == nil || cache == nil || i+1 == len(tr.Requests) {
 			continue
 		}
-		for _, v := range victims {
-			delete(loaded, v.Name)
-			clock = c.Policy.Evicted(v, clock)
+		// Idle until the next request: prefetch the best guesses.
+		idle := tr.Requests[i+1].At - r.At - swap - env.Storage.IdleAfter
+		var exclude []string
+		for n := range loaded {
+			exclude = append(exclude, n)
 		}
-		e := &evict.Entry{Name: m.Name, Bytes: m.Bytes}
-		loaded[m.Name] = e
-		touch(e, now)
-		res.Loads++
-		res.BytesLoaded += m.Bytes
-		var used uint64
-		for _, e := range loaded {
-			used += e.Bytes
+		for _, g := range pred.Next(k, predict.Query{Exclude: exclude}) {
+			guesses = append(guesses, g.Model)
 		}
-		res.Peak = max(res.Peak, used)
-		if used > budget {
-			res.Violations++
+		if idle <= 0 {
+			continue
+		}
+		allowance := uint64(idle.Seconds() * env.Storage.PrefetchRate)
+		for _, g := range guesses {
+			gm := cat[g]
+			got := cache.fill(g, gm.file(), allowance)
+			res.PrefetchBytes += got
+			allowance -= got
 		}
 	}
 	return res, nil
 }
-
-// OllamaRule is Ollama's scheduler as a policy (server/sched.go
-// findRunnerToUnload): evict the runner with the shortest keep_alive, ties
-// by model path. Every model here has the default keep_alive, so it comes
-// down to the name order; the digest path Ollama compares is as arbitrary
-// as a name with respect to use.
-type OllamaRule struct{}
-
-func (OllamaRule) Name() string                                 { return "ollama" }
-func (OllamaRule) Touch(*evict.Entry, float64)                  {}
-func (OllamaRule) Before(a, b evict.Entry) bool                 { return a.Name < b.Name }
-func (OllamaRule) Evicted(_ evict.Entry, clock float64) float64 { return clock }
 
 // Belady evicts the model whose next request is furthest away (Belady
 // 1966). Optimal for equal sizes and one slot constraint; with sizes and a

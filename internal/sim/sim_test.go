@@ -21,8 +21,8 @@ func trace(models ...string) Trace {
 // sizes, so it and the exact search must agree, and the online policies'
 // counts are worked out by hand.
 func TestTinyTraces(t *testing.T) {
-	eq := Catalogue{"a": {"a", 1}, "b": {"b", 1}, "c": {"c", 1}}
-	sized := Catalogue{"big": {"big", 6}, "s1": {"s1", 2}, "s2": {"s2", 2}}
+	eq := Catalogue{"a": {Name: "a", Bytes: 1}, "b": {Name: "b", Bytes: 1}, "c": {Name: "c", Bytes: 1}}
+	sized := Catalogue{"big": {Name: "big", Bytes: 6}, "s1": {Name: "s1", Bytes: 2}, "s2": {Name: "s2", Bytes: 2}}
 	two := evict.Limits{Budget: 10, MaxLoaded: 2}
 	tests := []struct {
 		name          string
@@ -49,7 +49,7 @@ func TestTinyTraces(t *testing.T) {
 				pol  evict.Policy
 				want int
 			}{{evict.LRU{}, tc.lru}, {evict.GDSF{}, tc.gdsf}} {
-				r, err := Replay(tc.cat, tc.tr, Config{Label: p.pol.Name(), Policy: p.pol, Limits: tc.lim}, tc.lim.Budget)
+				r, err := Replay(tc.cat, tc.tr, Config{Label: p.pol.Name(), Policy: p.pol, Limits: tc.lim}, Env{Budget: tc.lim.Budget})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -72,7 +72,7 @@ func TestTinyTraces(t *testing.T) {
 				t.Errorf("optimum bytes %d, want %d", ob.BytesLoaded, tc.optBytes)
 			}
 			b, prep := NewBelady(tc.tr)
-			br, err := Replay(tc.cat, tc.tr, Config{Policy: b, Limits: tc.lim, Prepare: prep}, tc.lim.Budget)
+			br, err := Replay(tc.cat, tc.tr, Config{Policy: b, Limits: tc.lim, Prepare: prep}, Env{Budget: tc.lim.Budget})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -89,9 +89,9 @@ func TestTinyTraces(t *testing.T) {
 // Ollama's rule uses the card's room, not our budget: the simulator must
 // count the loads that leave more than the budget resident.
 func TestViolationsCounted(t *testing.T) {
-	cat := Catalogue{"a": {"a", 5}, "b": {"b", 3}}
+	cat := Catalogue{"a": {Name: "a", Bytes: 5}, "b": {Name: "b", Bytes: 3}}
 	c := Config{Policy: OllamaRule{}, Limits: evict.Limits{Budget: 9, MaxLoaded: 3}}
-	r, err := Replay(cat, trace("a", "b", "a"), c, 7)
+	r, err := Replay(cat, trace("a", "b", "a"), c, Env{Budget: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,9 +102,9 @@ func TestViolationsCounted(t *testing.T) {
 
 // keep_alive unloads idle models, costing a reload.
 func TestKeepAliveExpires(t *testing.T) {
-	cat := Catalogue{"a": {"a", 1}}
+	cat := Catalogue{"a": {Name: "a", Bytes: 1}}
 	tr := Trace{Requests: []Request{{At: 0, Model: "a"}, {At: time.Minute, Model: "a"}, {At: 10 * time.Minute, Model: "a"}}}
-	r, err := Replay(cat, tr, Config{Policy: OllamaRule{}, Limits: evict.Limits{Budget: 9, MaxLoaded: 3}, KeepAlive: 5 * time.Minute}, 9)
+	r, err := Replay(cat, tr, Config{Policy: OllamaRule{}, Limits: evict.Limits{Budget: 9, MaxLoaded: 3}, KeepAlive: 5 * time.Minute}, Env{Budget: 9})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestKeepAliveExpires(t *testing.T) {
 }
 
 func TestUnknownModel(t *testing.T) {
-	_, err := Replay(Catalogue{}, trace("x"), Config{Policy: evict.LRU{}, Limits: evict.Limits{Budget: 1}}, 1)
+	_, err := Replay(Catalogue{}, trace("x"), Config{Policy: evict.LRU{}, Limits: evict.Limits{Budget: 1}}, Env{Budget: 1})
 	if !errors.Is(err, errUnknownModel) {
 		t.Errorf("err = %v", err)
 	}
@@ -150,6 +150,43 @@ func TestStandard(t *testing.T) {
 		again, _ := s.Run(tr)
 		if again[0] != rs[0] {
 			t.Errorf("%s: not deterministic", tr.Name)
+		}
+	}
+}
+
+// Every alternative replays the standard traces; ours never breaks the
+// budget; one model at a time cannot either (every requested model fits);
+// each load reads its whole file, from disk or cache.
+func TestAlternatives(t *testing.T) {
+	s, err := Standard(600, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := Storage{CacheBytes: 8 * gib, Cost: SwapCost{Fixed: time.Second, ColdPerGB: 1, WarmPerGB: 0.2}, PrefetchRate: 5e8, IdleAfter: 2 * time.Second}
+	for _, tr := range s.Traces {
+		rs, err := s.Compare(tr, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		alts := s.Alternatives()
+		if len(rs) != len(alts) {
+			t.Fatalf("%d results for %d alternatives", len(rs), len(alts))
+		}
+		for i, r := range rs {
+			a := alts[i]
+			one := a.Limits.MaxLoaded == 1 || strings.Contains(a.Label, "one group")
+			if (a.Ours || one) && r.Violations != 0 {
+				t.Errorf("%s/%s: %d budget violations", tr.Name, r.Label, r.Violations)
+			}
+			if r.Failed != 0 || r.Loads == 0 {
+				t.Errorf("%s/%s: %d loads, %d failed", tr.Name, r.Label, r.Loads, r.Failed)
+			}
+			if r.SwapTime < time.Duration(r.Loads)*st.Cost.Fixed || r.DiskBytes+r.CacheBytes < uint64(r.Loads)*s.Catalogue["qwen2.5:0.5b"].FileBytes {
+				t.Errorf("%s/%s: %d loads but %s and %d bytes read", tr.Name, r.Label, r.Loads, r.SwapTime, r.DiskBytes+r.CacheBytes)
+			}
+			if (a.Prefetch != nil) != (r.Foreseen > 0) {
+				t.Errorf("%s/%s: foreseen %d loads", tr.Name, r.Label, r.Foreseen)
+			}
 		}
 	}
 }

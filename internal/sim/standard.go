@@ -6,8 +6,11 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ollama/ollama/fs/ggml"
 	"github.com/vramkeeper/vramkeeper/internal/fakert"
+	"github.com/vramkeeper/vramkeeper/manager/estimate"
 	"github.com/vramkeeper/vramkeeper/manager/evict"
+	"github.com/vramkeeper/vramkeeper/manager/predict"
 	"github.com/vramkeeper/vramkeeper/manager/score"
 )
 
@@ -36,6 +39,9 @@ type Setup struct {
 	// Agents documents how the bursty trace's agents map tasks to models.
 	Agents []AgentMix
 	Limits evict.Limits // the manager's: budget and max loaded
+	// Embedding are the embedding models, which a llama-swap user would put
+	// in a group of their own.
+	Embedding []string
 }
 
 // AgentMix is one agent of the bursty trace: task/role pairs resolved to
@@ -62,7 +68,14 @@ func Standard(n int, seed uint64) (Setup, error) {
 		if err != nil {
 			return s, fmt.Errorf("sim: catalogue: %w", err)
 		}
-		s.Catalogue[m.Name] = Model{Name: m.Name, Bytes: b}
+		fb, err := fileBytes(fakert.LlamaMeta(m.ParamsB))
+		if err != nil {
+			return s, fmt.Errorf("sim: catalogue: %s: %w", m.Name, err)
+		}
+		s.Catalogue[m.Name] = Model{Name: m.Name, Bytes: b, FileBytes: fb}
+		if slices.Contains(m.Caps, "embedding") {
+			s.Embedding = append(s.Embedding, m.Name)
+		}
 		if b <= BudgetBytes {
 			s.Eligible = append(s.Eligible, m.Name)
 		}
@@ -103,7 +116,11 @@ func Standard(n int, seed uint64) (Setup, error) {
 			}
 			t.Model = m
 			am.Tasks = append(am.Tasks, t)
-			a.Mix = append(a.Mix, Weighted{Model: m, Weight: t.Weight})
+			task := t.Task
+			if t.Role != "" {
+				task += "/" + t.Role
+			}
+			a.Mix = append(a.Mix, Weighted{Model: m, Weight: t.Weight, Task: task})
 		}
 		agents = append(agents, a)
 		s.Agents = append(s.Agents, am)
@@ -133,7 +150,7 @@ func (s Setup) Configs(tr Trace) []Config {
 		}
 	}
 	cfgs = append(cfgs,
-		Config{Label: "ollama rule (3 loaded, keep_alive 5m)", Policy: OllamaRule{},
+		Config{Label: "ollama rule (3 loaded, keep_alive 5m)", Policy: OllamaRule{}, Plan: OllamaPlan,
 			Limits: evict.Limits{Budget: CardBytes - ollamaMinimum, MaxLoaded: 3}, KeepAlive: ollamaKeepAlive},
 		Config{Label: "belady (offline)", Policy: b, Limits: s.Limits, Prepare: prep},
 	)
@@ -145,7 +162,7 @@ func (s Setup) Configs(tr Trace) []Config {
 func (s Setup) Run(tr Trace) ([]Result, error) {
 	var out []Result
 	for _, c := range s.Configs(tr) {
-		r, err := Replay(s.Catalogue, tr, c, s.Limits.Budget)
+		r, err := Replay(s.Catalogue, tr, c, Env{Budget: s.Limits.Budget})
 		if err != nil {
 			return nil, fmt.Errorf("%s on %s: %w", c.Label, tr.Name, err)
 		}
@@ -163,6 +180,88 @@ func (s Setup) Run(tr Trace) ([]Result, error) {
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// Alternative is one row of the comparison with what users run instead.
+type Alternative struct {
+	Config
+	Ours bool // VRAM Keeper's rows
+}
+
+// Alternatives are VRAM Keeper's settings and what a user who wants a
+// budget would configure instead: Ollama with OLLAMA_MAX_LOADED_MODELS,
+// and llama-swap.
+func (s Setup) Alternatives() []Alternative {
+	def, _ := evict.ByName("")
+	predictor := func() Predictor { return predict.New() }
+	ours := func(maxLoaded int, prefetch bool) Alternative {
+		label := fmt.Sprintf("ours: %s, max_loaded %d", def.Name(), maxLoaded)
+		if maxLoaded == 0 {
+			label = fmt.Sprintf("ours: %s, max_loaded 0 (as many as fit)", def.Name())
+		}
+		if maxLoaded == s.Limits.MaxLoaded {
+			label += " (default)"
+		}
+		c := Config{Label: label, Policy: def, Limits: evict.Limits{Budget: s.Limits.Budget, MaxLoaded: maxLoaded}}
+		if prefetch {
+			c.Label += " + prefetch"
+			c.Prefetch = predictor
+		}
+		return Alternative{Config: c, Ours: true}
+	}
+	ollama := func(maxLoaded int, label string) Alternative {
+		return Alternative{Config: Config{Label: label, Policy: OllamaRule{}, Plan: OllamaPlan,
+			Limits: evict.Limits{Budget: CardBytes - ollamaMinimum, MaxLoaded: maxLoaded}, KeepAlive: ollamaKeepAlive}}
+	}
+	embed := func(m string) string {
+		if slices.Contains(s.Embedding, m) {
+			return "embedding"
+		}
+		return "chat"
+	}
+	return []Alternative{
+		ours(s.Limits.MaxLoaded, false),
+		ours(s.Limits.MaxLoaded, true),
+		ours(0, false),
+		ours(0, true),
+		ollama(1, "Ollama, OLLAMA_MAX_LOADED_MODELS=1"),
+		ollama(2, "Ollama, OLLAMA_MAX_LOADED_MODELS=2"),
+		ollama(3, "Ollama, default (3 per GPU)"),
+		{Config: Config{Label: "llama-swap, one group (its default)", Policy: evict.LRU{},
+			Plan: SwapGroups{Group: func(string) string { return "" }, Exclusive: true}.Plan}},
+		{Config: Config{Label: "llama-swap, two groups (chat models, embedding models)", Policy: evict.LRU{},
+			Plan: SwapGroups{Group: embed}.Plan}},
+	}
+}
+
+// Compare replays every alternative on tr with storage.
+func (s Setup) Compare(tr Trace, st Storage) ([]Result, error) {
+	var out []Result
+	for _, a := range s.Alternatives() {
+		r, err := Replay(s.Catalogue, tr, a.Config, Env{Budget: s.Limits.Budget, Storage: &st})
+		if err != nil {
+			return nil, fmt.Errorf("%s on %s: %w", a.Label, tr.Name, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// fileBytes is the size of a model's weights as its GGUF file stores them.
+func fileBytes(m estimate.Model) (uint64, error) {
+	var n uint64
+	for _, t := range m.Tensors {
+		tt, err := ggml.ParseTensorType(t.Type)
+		if err != nil {
+			return 0, fmt.Errorf("tensor %s: %w", t.Name, err)
+		}
+		e := uint64(1)
+		for _, d := range t.Shape {
+			e *= d
+		}
+		n += e * tt.TypeSize() / tt.BlockSize()
+	}
+	return n, nil
 }
 
 func family(name string) string {

@@ -53,10 +53,11 @@ func Zipf(name string, models []string, n int, s float64, gap time.Duration, see
 	return tr
 }
 
-// Weighted is one entry of an agent's mix.
+// Weighted is one entry of an agent's mix: a model asked for a task.
 type Weighted struct {
 	Model  string
 	Weight float64
+	Task   string // "task" or "task/role"; "" when not known
 }
 
 // Agent works in bursts: Burst requests on average, Think apart, then
@@ -84,14 +85,14 @@ func Bursty(name string, agents []Agent, n int, seed uint64) Trace {
 			burst := 1 + int(r.ExpFloat64()*(a.Burst-1))
 			for range burst {
 				x := r.Float64() * total
-				m := a.Mix[len(a.Mix)-1].Model
-				for _, w := range a.Mix {
-					if x -= w.Weight; x < 0 {
-						m = w.Model
+				w := a.Mix[len(a.Mix)-1]
+				for _, c := range a.Mix {
+					if x -= c.Weight; x < 0 {
+						w = c
 						break
 					}
 				}
-				all = append(all, Request{At: at, Model: m, Agent: a.Name})
+				all = append(all, Request{At: at, Model: w.Model, Agent: a.Name, Task: w.Task})
 				count++
 				at += expGap(r, a.Think)
 			}
