@@ -110,11 +110,17 @@ func (m *Manager) Load(ctx context.Context, name, reason string) (LoadResult, er
 // LoadAt is Load at a given context length (0: the model's own); a model
 // loaded at another is loaded again.
 func (m *Manager) LoadAt(ctx context.Context, name string, numCtx int, reason string) (LoadResult, error) {
+	return m.load(ctx, evLoad{name: name, reason: reason, numCtx: numCtx})
+}
+
+func (m *Manager) load(ctx context.Context, ev evLoad) (LoadResult, error) {
+	name, numCtx := ev.name, ev.numCtx
 	if numCtx < 0 {
 		return LoadResult{Model: name}, fmt.Errorf("context length %d: must be positive", numCtx)
 	}
 	w := newWaiter(false)
-	if err := m.send(ctx, evLoad{w: w, name: name, reason: reason, numCtx: numCtx}); err != nil {
+	ev.w = w
+	if err := m.send(ctx, ev); err != nil {
 		return LoadResult{Model: name}, err
 	}
 	r, err := m.await(ctx, w)
@@ -307,7 +313,7 @@ func (m *Manager) bestModel(ctx context.Context, task, role, why string) (Choice
 			lastErr = ErrLoadFailed
 			continue
 		}
-		res, err := m.Load(ctx, r.Name, why)
+		res, err := m.load(ctx, evLoad{name: r.Name, reason: why, task: task})
 		switch {
 		case err == nil:
 			reason := r.Reason

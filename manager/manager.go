@@ -28,6 +28,7 @@ import (
 
 	"github.com/vramkeeper/vramkeeper/manager/config"
 	"github.com/vramkeeper/vramkeeper/manager/evict"
+	"github.com/vramkeeper/vramkeeper/manager/predict"
 	"github.com/vramkeeper/vramkeeper/manager/score"
 	"github.com/vramkeeper/vramkeeper/manager/timeline"
 )
@@ -46,6 +47,9 @@ type Options struct {
 	Logger       *slog.Logger
 	Now          func() time.Time
 	Settings     Settings
+	// Prefetcher reads predicted models' files into the page cache; nil
+	// takes prefetch.Warmer (tests slow it down to see it stopped).
+	Prefetcher Prefetcher
 	// WarmStart names a task whose best model is loaded once at start,
 	// after discovery, when none is loaded; "" loads nothing. For the
 	// long-running tray and serve, not one-shot commands.
@@ -130,10 +134,12 @@ type Manager struct {
 	sched   *scheduler
 	replies []func() // sent after the next publish
 	spawn   func(func(context.Context))
+	workCtx context.Context // the workers'; cancelled when Run stops
+	warm    warming
 	// Waiters for Refresh, and whether a listing or poll is on its way.
 	listWaiters, pollWaiters []chan error
 	polling                  bool
-	warm                     string // WarmStart, until it has been done
+	warmStart                string // WarmStart, until it has been done
 	ranks                    map[[2]string]ranking
 	// What the last snapshot was built from (see publish).
 	lastHeader header
@@ -161,9 +167,10 @@ func New(opt Options) (*Manager, error) {
 		tune:     tuning{Settings: set, policy: policy},
 		conn:     connection{vram: VRAM{Source: SourceEstimated}},
 		timeline: timeline.New(0, 0),
+		warm:     warming{predict: predict.New(), use: opt.Prefetcher},
 	}
 	m.every.refresh, m.every.poll = opt.RefreshEvery, opt.PollEvery
-	m.warm = opt.WarmStart
+	m.warmStart = opt.WarmStart
 	m.hub = newHub(500, readHistory(m.store.historyPath, 500, m.log), m.log)
 	p, err := loadPersisted(m.store.statePath)
 	if err != nil {
@@ -189,6 +196,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	defer close(m.done)
 	workCtx, cancel := context.WithCancel(context.Background())
+	m.workCtx = workCtx
 	var wg sync.WaitGroup
 	m.spawn = func(f func(context.Context)) {
 		wg.Add(1)
@@ -226,9 +234,11 @@ func (m *Manager) Run(ctx context.Context) error {
 			_, withUse = ev.(evPolled)
 		case <-refresh.C:
 			m.discover()
+			m.scanResidency()
 		case <-poll.C:
 			m.poll()
 			m.sched.OnTick()
+			m.maybePrefetch()
 		}
 		m.settle()
 		m.publish(withUse)
@@ -239,9 +249,9 @@ func (m *Manager) Run(ctx context.Context) error {
 // The owner's events. Callers send requests; workers report outcomes.
 type (
 	evLoad struct {
-		w            *waiter
-		name, reason string
-		numCtx       int
+		w                  *waiter
+		name, reason, task string
+		numCtx             int
 	}
 	evUnload struct {
 		w            *waiter
@@ -303,9 +313,16 @@ func (m *Manager) handle(ev any) {
 	s := m.sched
 	switch e := ev.(type) {
 	case evLoad:
+		m.busy()
+		m.warm.predict.Observe(predict.Obs{Kind: predict.Request, Model: m.canonicalName(e.name), Task: e.task})
 		s.OnLoad(e.w, e.name, e.reason, e.numCtx)
 	case evUnload:
+		m.busy()
 		s.OnUnload(e.w, e.name, e.reason)
+	case evPrefetched:
+		m.prefetched(e)
+	case evResidency:
+		m.residency(e)
 	case evCancel:
 		select {
 		case r := <-e.w.reply: // answered already: give back what it got
@@ -318,8 +335,10 @@ func (m *Manager) handle(ev any) {
 	case evRelease:
 		s.OnRelease(e.id)
 	case evYield:
+		m.busy()
 		s.OnYield(e.w)
 	case evRestore:
+		m.busy()
 		s.OnRestore(e.w)
 	case evRefreshed:
 		m.readCard(e.vram, e.vramErr)
@@ -364,6 +383,14 @@ func (m *Manager) handle(ev any) {
 	}
 }
 
+// canonicalName is the catalogue's name for name (tag added), or name.
+func (m *Manager) canonicalName(name string) string {
+	if md := m.cat.lookup(name); md != nil {
+		return md.inst.Name
+	}
+	return name
+}
+
 // settle keeps what derives from the card in step: estimates assume the
 // device the models run on. Once the models are listed and the card read,
 // it starts the warm start.
@@ -372,9 +399,9 @@ func (m *Manager) settle() {
 		m.cat.dev = d
 		m.cat.evaluateAll(m.tune.Settings)
 	}
-	if m.warm != "" && m.cat.listed && m.conn.known && m.conn.up && !m.polling {
-		task := m.warm
-		m.warm = ""
+	if m.warmStart != "" && m.cat.listed && m.conn.known && m.conn.up && !m.polling {
+		task := m.warmStart
+		m.warmStart = ""
 		for _, md := range m.cat.models {
 			if md.onCard() || md.state == Loading {
 				return // something is loaded: the first request will not wait
@@ -648,6 +675,7 @@ func (m *Manager) emit(e Event) {
 	}
 	m.log.Info("event", "kind", e.Kind, "model", e.Model, "for", e.For, "reason", e.Reason, "bytes", e.Bytes, "err", e.Error)
 	m.hub.publish(e)
+	m.observe(e)
 	if e.historic() {
 		m.store.appendHistory(e)
 	}

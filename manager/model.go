@@ -80,6 +80,10 @@ type live struct {
 	// cpuShare is the part of it Ollama put on the CPU (0-1) when a GPU
 	// is there; 0 when all of it is on the GPU or there is no GPU.
 	cpuShare float64
+	// warmth is the part of its files in the page cache (0-1), so its next
+	// load reads RAM; remoteFiles: they cannot be read here.
+	warmth      float64
+	remoteFiles bool
 }
 
 // use is how the model has been used: every request changes it, so a

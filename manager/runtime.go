@@ -74,6 +74,9 @@ type Details struct {
 	// NumCtx is the model's own num_ctx parameter (Modelfile), 0 if unset.
 	NumCtx int
 	Meta   estimate.Model
+	// Files are the weight files the server reads to load it (the
+	// Modelfile's FROM paths), for prefetching; none when unknown.
+	Files []string
 }
 
 // LoadRequest is one load.

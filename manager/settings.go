@@ -9,6 +9,7 @@ import (
 
 	"github.com/vramkeeper/vramkeeper/manager/config"
 	"github.com/vramkeeper/vramkeeper/manager/evict"
+	"github.com/vramkeeper/vramkeeper/manager/prefetch"
 	"github.com/vramkeeper/vramkeeper/manager/score"
 )
 
@@ -42,6 +43,12 @@ type Settings struct {
 	// GPUOnly: a model that Ollama puts partly on the CPU is not kept; a
 	// smaller context is tried, then (BestModelForTask) the next model.
 	GPUOnly bool `json:"gpu_only"`
+	// NoPrefetch turns off reading the predicted next models' files into
+	// the page cache while the manager is idle (off for a remote Ollama).
+	NoPrefetch bool `json:"no_prefetch"`
+	// PrefetchMargin is the available memory prefetching leaves alone
+	// (default 2 GiB).
+	PrefetchMargin uint64 `json:"prefetch_margin_bytes"`
 	// Tables are the task and role tables (score.Defaults() when nil); the
 	// snapshot lists their names in Tasks and Roles.
 	Tables score.Tables `json:"-"`
@@ -77,6 +84,9 @@ func (s Settings) withDefaults() (Settings, evict.Policy, error) {
 		s.NumCtx = 4096
 	}
 	s.Policy = p.Name()
+	if s.PrefetchMargin == 0 {
+		s.PrefetchMargin = prefetch.DefaultMargin
+	}
 	if s.SafetyMargin == 0 {
 		s.SafetyMargin = 256 * mib
 	}

@@ -84,6 +84,9 @@ type ModelView struct {
 	// CPUPercent is how much of it Ollama put on the CPU (0-100), when a
 	// GPU is there.
 	CPUPercent int `json:"cpu_percent,omitempty"`
+	// WarmPercent is how much of its files is in the page cache (0-100):
+	// a load reads that part from RAM.
+	WarmPercent int `json:"warm_percent,omitempty"`
 }
 
 // Model returns the view of the named model.
@@ -238,6 +241,7 @@ func viewOf(md *model, k viewKey) ModelView {
 		State: md.state, Loaded: md.state == Loaded, Pinned: md.pinned,
 		LastUsed: md.lastUsed, Uses: md.uses, InFlight: k.holds, Error: md.lastErr, RetryAt: k.retryAt,
 		ContextAuto: md.ctxAuto, MaxFitCtx: k.maxFit, CPUPercent: int(100*md.cpuShare + 0.5),
+		WarmPercent: int(100*md.warmth + 0.5),
 	}
 	if md.onCard() {
 		v.SizeBytes, v.LoadedCtx = md.size, md.loadedCtx

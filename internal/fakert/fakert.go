@@ -80,7 +80,7 @@ func (f *Runtime) Add(name string, paramsB float64, caps []string, skew float64)
 		det: manager.Details{
 			Name: name, Digest: "sha256:" + name, Family: fam, Families: []string{fam},
 			ParameterSize: fmt.Sprintf("%.1fB", paramsB), Quantization: "Q4_0",
-			Capabilities: caps, Meta: LlamaMeta(paramsB),
+			Capabilities: caps, Meta: LlamaMeta(paramsB), Files: []string{"/models/blobs/" + name},
 		},
 		size: uint64(float64(size) * skew),
 	}

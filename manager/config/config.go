@@ -54,6 +54,11 @@ type Config struct {
 	Models    map[string]ModelConfig `toml:"models"` // per-model settings, by name
 	Tasks     map[string]score.Task  `toml:"tasks"`  // overrides/additions to score.Defaults()
 	Roles     map[string]score.Role  `toml:"roles"`
+	// Prefetch reads the model expected next into the page cache while the
+	// manager is idle (default true; off by itself for a remote Ollama),
+	// leaving PrefetchMargin of available memory alone (default "2GiB").
+	Prefetch       bool   `toml:"prefetch"`
+	PrefetchMargin string `toml:"prefetch_margin"`
 	// AllowAdmin lets Ollama's delete, pull, push, create and copy
 	// through the proxy when a token is set; without a token the API is
 	// loopback only and they always pass.
@@ -126,6 +131,7 @@ func Default() Config {
 		Listen:         "127.0.0.1:11435",
 		RefreshSeconds: 30,
 		WarmStart:      "chat",
+		Prefetch:       true,
 	}
 }
 
@@ -367,6 +373,14 @@ func (c Config) problems() []problem {
 	add("listen", checkListen(c.Listen, c.Token), func(c *Config, d Config) { c.Listen = d.Listen })
 	if c.BusyGraceSeconds < 0 {
 		add("busy_grace_seconds", fmt.Errorf("must be 0 (wait for requests) or more, got %d", c.BusyGraceSeconds), func(c *Config, d Config) { c.BusyGraceSeconds = d.BusyGraceSeconds })
+	}
+	if c.PrefetchMargin != "" {
+		if s, err := ParseSize(c.PrefetchMargin); err != nil || s.Percent > 0 {
+			if err == nil {
+				err = fmt.Errorf("%q: want a size such as 2GiB", c.PrefetchMargin)
+			}
+			add("prefetch_margin", err, func(c *Config, d Config) { c.PrefetchMargin = d.PrefetchMargin })
+		}
 	}
 	if _, err := c.LoadTimeoutDuration(); err != nil {
 		add("load_timeout", err, func(c *Config, d Config) { c.LoadTimeout = d.LoadTimeout })

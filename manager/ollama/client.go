@@ -25,6 +25,7 @@ import (
 
 	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/estimate"
+	"github.com/vramkeeper/vramkeeper/manager/prefetch"
 )
 
 // Transport timeouts. They catch a server that is down or wedged; how long a
@@ -213,7 +214,9 @@ func truncated(info map[string]any) bool {
 // detailsFromShow converts a /api/show answer. Digest stays empty: Ollama
 // 0.17's show answer carries none (List has it).
 func detailsFromShow(name string, resp *api.ShowResponse) manager.Details {
+	files, _ := prefetch.ModelPaths(resp.Modelfile) // none for a model without local files
 	d := manager.Details{
+		Files:         files,
 		Name:          name,
 		Family:        resp.Details.Family,
 		Families:      resp.Details.Families,
