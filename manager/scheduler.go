@@ -903,7 +903,7 @@ func (s *scheduler) shed(why string) {
 	}
 	for _, v := range victims {
 		s.queue = append(s.queue, &op{id: s.id(), kind: opUnload, name: v.Name, shed: true,
-			reason: fmt.Sprintf("%s: %s of ours loaded, budget %s, at most %d models", why, fmtBytes(s.cat.ours()), fmtBytes(s.budget()), s.tune.MaxLoaded)})
+			reason: fmt.Sprintf("%s: %s of ours loaded, budget %s, %s", why, fmtBytes(s.cat.ours()), fmtBytes(s.budget()), s.countLimit())})
 	}
 }
 
@@ -1143,8 +1143,8 @@ func (s *scheduler) ctxFor(md *model, numCtx int) int {
 func (s *scheduler) roomFor(md *model) uint64 {
 	loaded := slices.DeleteFunc(s.entries(), func(e evict.Entry) bool { return e.Name == md.inst.Name })
 	forced := 0
-	if s.tune.MaxLoaded > 0 {
-		forced = max(0, len(loaded)+1-s.tune.MaxLoaded)
+	if n := s.maxLoaded(); n > 0 {
+		forced = max(0, len(loaded)+1-n)
 	}
 	var staying, leaving uint64
 	gone := map[string]bool{}
@@ -1182,12 +1182,22 @@ func (s *scheduler) touch(md *model) {
 	md.credit = e.Credit
 }
 
+// maxLoaded is the model-count limit for the eviction policy: 0 for none.
+func (s *scheduler) maxLoaded() int { return max(s.tune.MaxLoaded, 0) }
+
+func (s *scheduler) countLimit() string {
+	if n := s.maxLoaded(); n > 0 {
+		return fmt.Sprintf("at most %d models", n)
+	}
+	return "no model-count limit"
+}
+
 // budget resolves the configured budget against the card's size.
 func (s *scheduler) budget() uint64 { return s.tune.Budget.Budget(s.conn.vram.Total) }
 
 // limits are the bounds for the next load.
 func (s *scheduler) limits() evict.Limits {
-	lim := evict.Limits{Budget: s.budget(), MaxLoaded: s.tune.MaxLoaded}
+	lim := evict.Limits{Budget: s.budget(), MaxLoaded: s.maxLoaded()}
 	if v := s.conn.vram; v.Source == SourceNVML {
 		lim.HasDevice = true
 		if v.Free > s.tune.SafetyMargin {
@@ -1199,7 +1209,7 @@ func (s *scheduler) limits() evict.Limits {
 
 // shedLimits are the bounds what is loaded must keep.
 func (s *scheduler) shedLimits() evict.Limits {
-	return evict.Limits{Budget: s.budget(), MaxLoaded: s.tune.MaxLoaded}
+	return evict.Limits{Budget: s.budget(), MaxLoaded: s.maxLoaded()}
 }
 
 // entries are the loaded models as the eviction policy sees them.

@@ -875,3 +875,20 @@ func TestLoadOfAListedModelReadsItsDetails(t *testing.T) {
 		t.Fatal(res.err)
 	}
 }
+
+// With no model-count limit the budget alone decides how many stay.
+func TestNoModelLimitKeepsWhatFits(t *testing.T) {
+	r := newRig(t, Settings{MaxLoaded: NoModelLimit}, map[string]uint64{"a": 2 * gib, "b": 2 * gib, "c": 2 * gib, "d": 2 * gib})
+	for _, n := range []string{"a", "b", "c"} {
+		r.loadThrough(n)
+		r.advance(time.Minute)
+	}
+	if len(r.onCard) != 3 {
+		t.Fatalf("on card %v, want three models in a 7 GiB budget", r.onCard)
+	}
+	r.load("d", false)
+	r.refresh()
+	if len(r.fx.unloads) != 1 {
+		t.Fatalf("unloads %v: a fourth 2 GiB model needs one to go", r.fx.unloads)
+	}
+}

@@ -17,17 +17,22 @@ import (
 // up to its trained length that fits the room when it is loaded.
 const ContextAuto = config.ContextAuto
 
+// NoModelLimit as MaxLoaded loads as many models as the budget holds.
+const NoModelLimit = -1
+
 // Settings are what a user may change while the manager runs. They live in
 // the owner goroutine only; everyone else reads them from
 // Snapshot().Settings and changes them through Apply.
 type Settings struct {
 	// Budget is the bytes our models may use together, absolute or a
 	// percentage of the card; zero means total − 1 GiB.
-	Budget    config.Size `json:"budget"`
-	MaxLoaded int         `json:"max_loaded"`     // default 2
-	NumCtx    int         `json:"context_length"` // default 4096 (Ollama's default on cards under 23 GiB)
-	Pinned    []string    `json:"pinned"`
-	Policy    string      `json:"policy"` // evict.ByName; "" is the default (LRFU)
+	Budget config.Size `json:"budget"`
+	// MaxLoaded bounds how many models are loaded at once: default 2;
+	// NoModelLimit leaves the budget as the only limit.
+	MaxLoaded int      `json:"max_loaded"`
+	NumCtx    int      `json:"context_length"` // default 4096 (Ollama's default on cards under 23 GiB)
+	Pinned    []string `json:"pinned"`
+	Policy    string   `json:"policy"` // evict.ByName; "" is the default (LRFU)
 	// SafetyMargin is kept free on the card beyond the budget's own slack,
 	// because the driver's free figure moves while a model loads.
 	SafetyMargin uint64 `json:"safety_margin_bytes"` // default 256 MiB
@@ -58,7 +63,7 @@ type Settings struct {
 // names is returned resolved.
 func (s Settings) withDefaults() (Settings, evict.Policy, error) {
 	var errs []error
-	if s.MaxLoaded < 0 {
+	if s.MaxLoaded < NoModelLimit {
 		errs = append(errs, fmt.Errorf("max loaded: %d is negative", s.MaxLoaded))
 	}
 	if s.NumCtx < 0 {

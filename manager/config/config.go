@@ -31,7 +31,7 @@ type Config struct {
 	OllamaURL      string   `toml:"ollama_url"`      // "" = OLLAMA_HOST as the official client reads it
 	Budget         string   `toml:"budget"`          // "" = total − 1 GiB; "7GiB", "7000MB", "80%"
 	VRAM           string   `toml:"vram"`            // card size to assume when NVML is missing, default "8GiB"
-	MaxLoaded      int      `toml:"max_loaded"`      // default 2
+	MaxLoaded      int      `toml:"max_loaded"`      // default 2; 0: as many as the budget holds
 	ContextLength  int      `toml:"context_length"`  // default 4096
 	Pinned         []string `toml:"pinned"`          // models never evicted
 	Policy         string   `toml:"policy"`          // eviction policy: "lrfu" (default), "gdsf" or "lru"
@@ -361,8 +361,8 @@ func (c Config) problems() []problem {
 	} else if s.Percent > 0 {
 		add("vram", fmt.Errorf("%q: the card size cannot be a percentage", c.VRAM), func(c *Config, d Config) { c.VRAM = d.VRAM })
 	}
-	if c.MaxLoaded < 1 {
-		add("max_loaded", fmt.Errorf("must be at least 1, got %d", c.MaxLoaded), func(c *Config, d Config) { c.MaxLoaded = d.MaxLoaded })
+	if c.MaxLoaded < 0 {
+		add("max_loaded", fmt.Errorf("must be 0 (as many as the budget holds) or more, got %d", c.MaxLoaded), func(c *Config, d Config) { c.MaxLoaded = d.MaxLoaded })
 	}
 	if c.ContextLength < 1 {
 		add("context_length", fmt.Errorf("must be at least 1, got %d", c.ContextLength), func(c *Config, d Config) { c.ContextLength = d.ContextLength })

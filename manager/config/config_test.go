@@ -232,7 +232,7 @@ prefer = ["", "ok", " "]
 				c.Pinned = []string{"a"}
 			},
 			errs: []string{
-				":1:1: max_loaded: must be at least 1",
+				":1:1: max_loaded: must be 0 (as many as the budget holds) or more",
 				":2:1: budget: ",
 				":3:1: policy: unknown policy \"fifo\" (known: lrfu, gdsf, lru)",
 				":5:1: vram: ",
@@ -337,7 +337,7 @@ func TestValidate(t *testing.T) {
 		{"ipv6 loopback ok", func(c *Config) { c.Listen = "[::1]:8080" }, nil},
 		{"host:port url ok", func(c *Config) { c.OllamaURL = "gpu-box:11434" }, nil},
 		{"several at once", func(c *Config) {
-			c.MaxLoaded = 0
+			c.MaxLoaded = -1
 			c.Policy = ""
 			c.Listen = ":11435"
 			c.Listen = "127.0.0.1"
