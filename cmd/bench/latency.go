@@ -3,11 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -80,28 +86,7 @@ func latencySections(ctx context.Context, log *slog.Logger, srv *server) ([]sect
 	rt := ollama.New(srv.URL, nil)
 	// discover times new managers' first Refresh; with a state dir, the
 	// catalogue a previous run saved spares the /api/show calls.
-	discover := func(stateDir string) ([]time.Duration, error) {
-		var disc []time.Duration
-		for range 5 {
-			t0 := time.Now()
-			m, stop, err := startManager(manager.Options{Runtime: rt, GPU: staticGPU{8 << 30}, StateDir: stateDir, Settings: manager.Settings{NumCtx: 2048}})
-			if err != nil {
-				return nil, err
-			}
-			err = m.Refresh(ctx)
-			d := time.Since(t0)
-			n := len(m.Snapshot().Models)
-			stop()
-			if err != nil {
-				return nil, fmt.Errorf("discovery: %w", err)
-			}
-			if n < 30 {
-				return nil, fmt.Errorf("discovery found %d models, want 30", n)
-			}
-			disc = append(disc, d)
-		}
-		return disc, nil
-	}
+	discover := func(stateDir string) ([]time.Duration, error) { return discoverTimes(ctx, rt, stateDir, 5, nil) }
 	disc, err := discover("")
 	if err != nil {
 		return nil, err
@@ -116,6 +101,23 @@ func latencySections(ctx context.Context, log *slog.Logger, srv *server) ([]sect
 		return nil, err
 	}
 	warm = warm[1:]
+	// A newer server lists capabilities and context lengths in /api/tags
+	// (Ollama v0.30 on): played here by a proxy that adds them to v0.17's
+	// answer, counting the /api/show calls that reach the server.
+	tags, err := newTagsV030(srv.URL)
+	if err != nil {
+		return nil, err
+	}
+	defer tags.close()
+	var showsAtRefresh []int
+	listed, err := discoverTimes(ctx, ollama.New(tags.url, nil), "", 5, func(returned bool) {
+		if n := tags.showsSince(); returned {
+			showsAtRefresh = append(showsAtRefresh, n)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
 	md := median(disc)
 	s.Notes = append(s.Notes, "Discovery: wall time from creating a manager to its first Refresh returning with all 30 models: "+
 		"`/api/tags`, then one `/api/show` per model (4 at a time; non-verbose, re-asked verbose only when an array came back truncated) "+
@@ -126,6 +128,13 @@ func latencySections(ctx context.Context, log *slog.Logger, srv *server) ([]sect
 	mw := median(warm)
 	s.Rows = append(s.Rows, []string{"the same after a restart (details cached by digest in the state dir; median of 4)",
 		fmt.Sprintf("%s (min %s, max %s)", fmtDur(mw), fmtDur(slices.Min(warm)), fmtDur(slices.Max(warm))), "< 300 ms", yesNo(mw < 300*time.Millisecond)})
+	ml := median(listed)
+	s.Rows = append(s.Rows, []string{"the same from a server whose /api/tags lists capabilities (Ollama v0.30+; median of 5)",
+		fmt.Sprintf("%s (min %s, max %s); /api/show calls before Refresh returned: %v of 30 each time", fmtDur(ml), fmtDur(slices.Min(listed)), fmtDur(slices.Max(listed)), showsAtRefresh),
+		"fewer /api/show calls than models", yesNo(slices.Max(showsAtRefresh) < 30)})
+	s.Notes = append(s.Notes, "With capabilities in the list, discovery ranks every model from `/api/tags` alone and returns; "+
+		"each `/api/show` (for the estimate) follows in the background, or at once for a model a load needs. "+
+		"The newer list is played by a proxy in front of this v0.17.4 server that adds `capabilities` and `details.context_length` to its `/api/tags` answer.")
 
 	ratio, viaMgr, direct, err := loadRatio(ctx, log, srv, rt)
 	if err != nil {
@@ -227,3 +236,98 @@ func yesNo(ok bool) string {
 	}
 	return "**no**"
 }
+
+// discoverTimes times n new managers' first Refresh over rt; mark (when
+// set) runs as each manager starts (false) and once its Refresh returned
+// (true).
+func discoverTimes(ctx context.Context, rt *ollama.Client, stateDir string, n int, mark func(returned bool)) ([]time.Duration, error) {
+	var disc []time.Duration
+	for range n {
+		if mark != nil {
+			mark(false)
+		}
+		t0 := time.Now()
+		m, stop, err := startManager(manager.Options{Runtime: rt, GPU: staticGPU{8 << 30}, StateDir: stateDir, Settings: manager.Settings{NumCtx: 2048}})
+		if err != nil {
+			return nil, err
+		}
+		err = m.Refresh(ctx)
+		d := time.Since(t0)
+		if mark != nil {
+			mark(true)
+		}
+		got := len(m.Snapshot().Models)
+		stop()
+		if err != nil {
+			return nil, fmt.Errorf("discovery: %w", err)
+		}
+		if got < 30 {
+			return nil, fmt.Errorf("discovery found %d models, want 30", got)
+		}
+		disc = append(disc, d)
+	}
+	return disc, nil
+}
+
+// tagsV030 is a proxy in front of an older Ollama whose /api/tags answer
+// gains what v0.30's carries (capabilities, details.context_length), and
+// which counts the /api/show calls that pass.
+type tagsV030 struct {
+	url   *url.URL
+	srv   *httptest.Server
+	shows atomic.Int64
+	last  int64
+}
+
+func newTagsV030(upstream *url.URL) (*tagsV030, error) {
+	t := &tagsV030{}
+	rp := httputil.NewSingleHostReverseProxy(upstream)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if resp.Request.URL.Path != "/api/tags" || resp.StatusCode != http.StatusOK {
+			return nil
+		}
+		var body struct {
+			Models []map[string]any `json:"models"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			return err
+		}
+		resp.Body.Close()
+		for _, m := range body.Models {
+			m["capabilities"] = []string{"completion"}
+			if d, ok := m["details"].(map[string]any); ok {
+				d["context_length"] = latencyModel.ContextLength
+			}
+		}
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		resp.ContentLength = int64(len(b))
+		resp.Header.Set("Content-Length", fmt.Sprint(len(b)))
+		return nil
+	}
+	t.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/show" {
+			t.shows.Add(1)
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	u, err := url.Parse(t.srv.URL)
+	if err != nil {
+		return nil, err
+	}
+	t.url = u
+	return t, nil
+}
+
+// showsSince counts the /api/show calls since the last call.
+func (t *tagsV030) showsSince() int {
+	n := t.shows.Load()
+	d := n - t.last
+	t.last = n
+	return int(d)
+}
+
+func (t *tagsV030) close() { t.srv.Close() }
