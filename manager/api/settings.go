@@ -128,6 +128,28 @@ func contextConfig(c ContextLength) config.ModelConfig {
 	return config.ModelConfig{ContextLength: int64(c)}
 }
 
+// ConfigContexts are the per-model context lengths of a config file
+// ([models."NAME"] context_length) as the manager's Settings.Contexts
+// holds them (manager.ContextAuto for "auto"); nil when none is set. The
+// command line starts the manager with them and the window applies them.
+func ConfigContexts(cfg config.Config) (map[string]int, error) {
+	var out map[string]int
+	for name, mc := range cfg.Models {
+		n, err := mc.Context()
+		if err != nil {
+			return nil, fmt.Errorf("models.%q.context_length: %w", name, err)
+		}
+		if n == 0 {
+			continue
+		}
+		if out == nil {
+			out = map[string]int{}
+		}
+		out[name] = n
+	}
+	return out, nil
+}
+
 // edit is the change a valid request makes to the running settings.
 func (q SettingsRequest) edit(budget config.Size) func(*manager.Settings) {
 	return func(set *manager.Settings) {
