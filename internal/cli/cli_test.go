@@ -97,6 +97,26 @@ func TestCLIAgainstRealOllama(t *testing.T) {
 	if code, out, errs = run(t, cmd("load", "tiny-chat:latest")...); code != 0 || !strings.Contains(out, "loaded tiny-chat:latest") {
 		t.Fatalf("load: exit %d %s %s", code, out, errs)
 	}
+	// --ctx on load: the model is loaded at that context.
+	if code, out, errs = run(t, append(cmd("load", "tiny-coder:latest"), "--ctx", "2048")...); code != 0 || !strings.Contains(out, "at 2048 tokens") {
+		t.Fatalf("load --ctx: exit %d %s %s", code, out, errs)
+	}
+	if got := onCard(t, srv); got["tiny-coder:latest"] != 2048 {
+		t.Fatalf("load --ctx 2048: /api/ps = %v", got)
+	}
+	// yield in-process: the card is emptied, and the command says that
+	// nothing remembers what to put back.
+	if code, out, errs = run(t, cmd("yield")...); code != 0 || !strings.Contains(out, "tiny-coder:latest") ||
+		!strings.Contains(errs, "no VRAM Keeper is running") || len(srv.Running(t)) != 0 {
+		t.Fatalf("yield: exit %d %q %q; running %v", code, out, errs, srv.Running(t))
+	}
+	png := filepath.Join(t.TempDir(), "vram.png")
+	if code, _, errs = run(t, cmd("history", "--plot", png)...); code != 0 {
+		t.Fatalf("history --plot: exit %d %s", code, errs)
+	}
+	if b, err := os.ReadFile(png); err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {
+		t.Fatalf("history --plot %s: %v", png, err)
+	}
 
 	for _, tc := range []struct {
 		name string

@@ -79,9 +79,11 @@ func TestSmuggledLoadOptions(t *testing.T) {
 // proxied requests at that context, whatever num_ctx they carry, and
 // Ollama never reloads it.
 func TestProxyKeepsLoadedContext(t *testing.T) {
-	long := llama(2, 64)
-	long.ContextLength = 65536
-	r := newRig(t, map[string]ggufgen.Spec{"own-ctx": long, "asked-ctx": long}, manager.Options{Settings: manager.Settings{
+	// Two different files: Ollama keeps one runner per file, whatever the
+	// names.
+	own, asked := llama(2, 64), llama(3, 64)
+	own.ContextLength, asked.ContextLength = 65536, 65536
+	r := newRig(t, map[string]ggufgen.Spec{"own-ctx": own, "asked-ctx": asked}, manager.Options{Settings: manager.Settings{
 		NumCtx: 4096, MaxLoaded: 2, Contexts: map[string]int{"own-ctx:latest": 8192},
 	}}, keeper.Options{})
 	ctx := ctxFor(t, 3*time.Minute)
