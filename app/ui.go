@@ -161,7 +161,7 @@ func newRowButton(label string) *rowButton {
 	return b
 }
 
-var columnWidths = [numColumns]float32{220, 80, 60, 75, 140, 140, 65, 60, 150, 90, 230}
+var columnWidths = [numColumns]float32{190, 70, 60, 70, 150, 130, 55, 60, 120, 80, 230}
 
 func (u *ui) newTable() *widget.Table {
 	t := widget.NewTable(

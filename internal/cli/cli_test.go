@@ -157,7 +157,11 @@ func TestCLIUsesRunningInstance(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	dir := t.TempDir()
-	flags := []string{"--ollama", srv.URL.String(), "--listen", addr, "--config", filepath.Join(dir, "none.toml")}
+	// No warm start: the load must be the CLI's, through the instance.
+	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte("warm_start = \"\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	flags := []string{"--ollama", srv.URL.String(), "--listen", addr, "--config", filepath.Join(dir, "config.toml")}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan int, 1)
@@ -189,7 +193,7 @@ func TestCLIUsesRunningInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	i := slices.IndexFunc(hist, func(e manager.Event) bool { return e.Kind == manager.EventLoaded && e.Model == "tiny:latest" })
-	if i < 0 || strings.Contains(hist[i].Reason, "adopted") {
+	if i < 0 || hist[i].Reason != "loaded from the command line" {
 		t.Fatalf("serving manager's history %+v: the CLI did not load through it", hist)
 	}
 }
