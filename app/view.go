@@ -117,7 +117,7 @@ func Rows(s manager.Snapshot, filter string, sort Sort, now time.Time) []Row {
 		r := Row{
 			Name: m.Name, Family: m.Family, Params: m.Parameters, Quant: m.Quantization, NumCtx: m.NumCtx,
 			EstimateBytes: m.EstimateBytes, Fits: m.Fits, Priority: m.Priority,
-			Status: status(s, m, now), LastUsed: m.LastUsed, LastUsedText: ago(now, m.LastUsed),
+			Status: describe.Status(s, m, now), LastUsed: m.LastUsed, LastUsedText: ago(now, m.LastUsed),
 			Loaded: m.Loaded, Pinned: m.Pinned, CPUPercent: m.CPUPercent, Error: m.Error, Detail: Detail(m, now),
 		}
 		r.Context, r.DefaultContext = contextChoice(s, m)
@@ -253,23 +253,6 @@ func compareBool(a, b bool) int {
 		return 1
 	}
 	return -1
-}
-
-func status(s manager.Snapshot, m manager.ModelView, now time.Time) string {
-	st := string(m.State)
-	if s.Loading == m.Name {
-		st = string(manager.Loading)
-	}
-	if st == "" {
-		st = string(manager.Idle)
-	}
-	if m.CPUPercent > 0 {
-		st += fmt.Sprintf(" · %d %% CPU", m.CPUPercent)
-	}
-	if r := describe.Retry(m, now); r != "" {
-		st += " · " + r
-	}
-	return st
 }
 
 // ago renders a time as "never", "just now", "5 min ago", "3 h ago" or a

@@ -279,7 +279,7 @@ func TestRowWords(t *testing.T) {
 		{"gemma3:27b", "Default (8192)", "failed · retry at " + retry,
 			"gemma3:27b: context 8192; no context fits the room now; last error: out of memory (retry at " + retry + ")"},
 		{"llama3.2:3b", "auto", "idle", "llama3.2:3b: context auto; fits now at up to 32768 tokens"},
-		{"qwen2.5:7b", "16384", "loaded · 38 % CPU",
+		{"qwen2.5:7b", "16384", "loaded · 38 % on CPU",
 			"qwen2.5:7b: context 16384; fits now at up to 16384 tokens; 38 % on CPU: Ollama could not fit it on the GPU, so it answers several times slower"},
 	} {
 		i := slices.IndexFunc(Rows(s, "", Sort{}, now), func(r Row) bool { return r.Name == tc.name })

@@ -99,6 +99,24 @@ func Retry(v manager.ModelView, now time.Time) string {
 	return "retry at " + v.RetryAt.Local().Format("15:04:05")
 }
 
+// Status is a model's state with what a user needs to know beside it:
+// "loading", "loaded · 38 % on CPU", "failed · retry at 15:04:05".
+func Status(s manager.Snapshot, m manager.ModelView, now time.Time) string {
+	st := string(m.State)
+	if s.Loading == m.Name {
+		st = string(manager.Loading)
+	}
+	if st == "" {
+		st = string(manager.Idle)
+	}
+	for _, more := range []string{CPU(m), Retry(m, now)} {
+		if more != "" {
+			st += " · " + more
+		}
+	}
+	return st
+}
+
 // Event renders one history event: "2026-01-02 15:04:05  evicted
 // qwen2.5:7b (4.6 GiB) for llama3.2:3b".
 func Event(e manager.Event) string {

@@ -106,3 +106,21 @@ func TestEvent(t *testing.T) {
 		}
 	}
 }
+
+func TestStatus(t *testing.T) {
+	s := manager.Snapshot{Loading: "big:14b"}
+	retry := t0.Add(time.Minute)
+	for _, tc := range []struct {
+		m    manager.ModelView
+		want string
+	}{
+		{manager.ModelView{Name: "big:14b", State: manager.Idle}, "loading"},
+		{manager.ModelView{Name: "spilled:7b", State: manager.Loaded, CPUPercent: 38}, "loaded · 38 % on CPU"},
+		{manager.ModelView{Name: "f", State: manager.Failed, RetryAt: retry}, "failed · retry at " + retry.Local().Format("15:04:05")},
+		{manager.ModelView{Name: "new"}, "idle"},
+	} {
+		if got := Status(s, tc.m, t0); got != tc.want {
+			t.Errorf("Status(%s) = %q, want %q", tc.m.Name, got, tc.want)
+		}
+	}
+}

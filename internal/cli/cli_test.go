@@ -4,19 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/vramkeeper/vramkeeper/internal/cli"
 	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
 	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
 	"github.com/vramkeeper/vramkeeper/manager"
-	"github.com/vramkeeper/vramkeeper/manager/api"
 )
 
 func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -150,45 +147,17 @@ func TestCLIUsesRunningInstance(t *testing.T) {
 	srv := ollamatest.Start(t)
 	srv.Create(t, "tiny:latest", ggufgen.Spec{Arch: "llama", Layers: 2, Embd: 128, Heads: 2, KVHeads: 2, FFN: 256,
 		Vocab: ggufgen.MinVocab, ContextLength: 2048, WeightType: "F32"})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
 	dir := t.TempDir()
 	// No warm start: the load must be the CLI's, through the instance.
 	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte("warm_start = \"\"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	flags := []string{"--ollama", srv.URL.String(), "--listen", addr, "--config", filepath.Join(dir, "config.toml")}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan int, 1)
-	go func() {
-		var out, errb bytes.Buffer
-		served <- cli.Main(ctx, append([]string{"serve", "--state-dir", filepath.Join(dir, "serve")}, flags...), &out, &errb, nil)
-	}()
-	defer func() {
-		cancel()
-		if code := <-served; code != 0 {
-			t.Errorf("serve exited %d", code)
-		}
-	}()
-	var c *api.Client
-	for i := 0; ; i++ {
-		if c, err = api.Dial(ctx, "http://"+addr, ""); err == nil {
-			break
-		}
-		if i > 100 {
-			t.Fatalf("serve never answered: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	flags := []string{"--ollama", srv.URL.String(), "--listen", freeAddr(t), "--config", filepath.Join(dir, "config.toml")}
+	s := serve(t, append([]string{"--state-dir", filepath.Join(dir, "serve")}, flags...))
 	if code, out, errs := run(t, append([]string{"load", "tiny", "--state-dir", filepath.Join(dir, "cli")}, flags...)...); code != 0 {
 		t.Fatalf("load: exit %d %s %s", code, out, errs)
 	}
-	hist, err := c.History(ctx)
+	hist, err := s.c.History(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

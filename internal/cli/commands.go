@@ -271,7 +271,7 @@ func cmdModels(ctx context.Context, env *Env, k Keeper) error {
 		if !m.Fits {
 			fits = "too big"
 		}
-		state := modelState(s, m, now)
+		state := describe.Status(s, m, now)
 		if describe.Retry(m, now) != "" {
 			failed = append(failed, m)
 		}
@@ -297,24 +297,6 @@ func serverName(s manager.Snapshot, url string) string {
 		return "Ollama at " + url
 	}
 	return "Ollama " + s.Version + " at " + url
-}
-
-// modelState is a model's state with what else users need to know about
-// it: "loading", "loaded, 38 % on CPU", "failed, retry at 15:04:05".
-func modelState(s manager.Snapshot, m manager.ModelView, now time.Time) string {
-	state := string(m.State)
-	if s.Loading == m.Name {
-		state = string(manager.Loading)
-	}
-	if state == "" {
-		state = string(manager.Idle)
-	}
-	for _, more := range []string{describe.CPU(m), describe.Retry(m, now)} {
-		if more != "" {
-			state += ", " + more
-		}
-	}
-	return state
 }
 
 // StatusJSON is the documented shape of `status --json`.

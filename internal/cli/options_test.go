@@ -115,17 +115,4 @@ func TestStatusOf(t *testing.T) {
 	if len(st.Loaded) != 1 || st.Loaded[0].ContextLength != 8192 || st.Loaded[0].CPUPercent != 38 {
 		t.Errorf("loaded %+v", st.Loaded)
 	}
-	for _, tc := range []struct {
-		m    manager.ModelView
-		want string
-	}{
-		{s.Models[0], "loading"},
-		{s.Models[1], "loaded, 38 % on CPU"},
-		{manager.ModelView{Name: "f", State: manager.Failed, RetryAt: now.Add(time.Minute)}, "failed, retry at " + now.Add(time.Minute).Local().Format("15:04:05")},
-		{manager.ModelView{Name: "new"}, "idle"},
-	} {
-		if got := modelState(s, tc.m, now); got != tc.want {
-			t.Errorf("modelState(%s) = %q, want %q", tc.m.Name, got, tc.want)
-		}
-	}
 }

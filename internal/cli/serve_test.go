@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -64,6 +65,17 @@ func serve(t *testing.T, args []string) *serving {
 	}
 }
 
+// freeAddr is a loopback address nothing listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
 // until polls cond (bounded) and fails with what it last saw.
 func until(t *testing.T, what string, within time.Duration, cond func() (bool, string)) {
 	t.Helper()
@@ -103,15 +115,9 @@ func TestServeWarmStartYieldRestore(t *testing.T) {
 		Vocab: ggufgen.MinVocab, ContextLength: 8192, WeightType: "F16"})
 	srv.Create(t, "tiny-other:latest", ggufgen.Spec{Arch: "llama", Layers: 2, Embd: 128, Heads: 2, KVHeads: 2, FFN: 256,
 		Vocab: ggufgen.MinVocab, ContextLength: 4096, WeightType: "F32"})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
 	dir := t.TempDir()
 	config := filepath.Join(dir, "config.toml")
-	flags := []string{"--ollama", srv.URL.String(), "--listen", addr, "--config", config, "--state-dir", filepath.Join(dir, "state"), "--ctx", "1024"}
+	flags := []string{"--ollama", srv.URL.String(), "--listen", freeAddr(t), "--config", config, "--state-dir", filepath.Join(dir, "state"), "--ctx", "1024"}
 	write := func(s string) {
 		if err := os.WriteFile(config, []byte(s), 0o600); err != nil {
 			t.Fatal(err)
@@ -161,7 +167,7 @@ func TestServeWarmStartYieldRestore(t *testing.T) {
 		t.Fatalf("load: exit %d %s %s", code, out, errs)
 	}
 	want := map[string]int{"tiny-chat:latest": 2048, "tiny-other:latest": 1024}
-	if got := onCard(t, srv); !mapEq(got, want) {
+	if got := onCard(t, srv); !maps.Equal(got, want) {
 		t.Fatalf("before yield /api/ps = %v, want %v", got, want)
 	}
 	began := time.Now()
@@ -180,23 +186,11 @@ func TestServeWarmStartYieldRestore(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "restored ") {
 		t.Fatalf("restore: exit %d %q %q", code, out, errs)
 	}
-	if got := onCard(t, srv); !mapEq(got, want) {
+	if got := onCard(t, srv); !maps.Equal(got, want) {
 		t.Fatalf("after restore /api/ps = %v, want %v", got, want)
 	}
 	code, out, _ = run(t, append([]string{"history"}, flags...)...)
 	if code != 0 || strings.Count(out, "  gave back ") != 2 || strings.Count(out, "  restored ") != 2 {
 		t.Errorf("history:\n%s", out)
 	}
-}
-
-func mapEq(a, b map[string]int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -185,13 +186,13 @@ func TestSettingsNewFields(t *testing.T) {
 		t.Fatalf("settings: %d %s", code, b)
 	}
 	want := map[string]int{"qwen2.5-coder:7b": 32768, "llama3.2:3b": manager.ContextAuto}
-	if s := f.settings; !s.GPUOnly || s.LoadTimeout != 90*time.Second || !mapsEqual(s.Contexts, want) {
+	if s := f.settings; !s.GPUOnly || s.LoadTimeout != 90*time.Second || !maps.Equal(s.Contexts, want) {
 		t.Fatalf("applied %+v", s)
 	}
 	if code, b := post(`{"max_loaded":3}`); code != 200 {
 		t.Fatalf("settings: %d %s", code, b)
 	}
-	if s := f.settings; !s.GPUOnly || s.LoadTimeout != 90*time.Second || !mapsEqual(s.Contexts, want) || s.MaxLoaded != 3 {
+	if s := f.settings; !s.GPUOnly || s.LoadTimeout != 90*time.Second || !maps.Equal(s.Contexts, want) || s.MaxLoaded != 3 {
 		t.Fatalf("absent fields changed: %+v", s)
 	}
 	// Remote.Apply sends what it has, an empty map included.
@@ -218,18 +219,6 @@ func TestSettingsNewFields(t *testing.T) {
 			t.Errorf("%s: %d %s; want 400 naming %s", tc.body, code, b, tc.names)
 		}
 	}
-}
-
-func mapsEqual(a, b map[string]int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // FuzzSettingsRequest: any body either is refused with an error or, once
