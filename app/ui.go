@@ -338,17 +338,14 @@ func (u *ui) apply(s manager.Snapshot) {
 		}
 	}
 	if loading != "" {
-		u.loadText.SetText(strings.ToUpper(loading[:1]) + loading[1:] + "…")
+		u.loadText.SetText(describe.Sentence(loading) + "…")
 		u.loading.Show()
 	} else {
 		u.loading.Hide()
 	}
 
 	if y := describe.Yielded(s); y != "" {
-		if len(s.YieldedModels) > 0 {
-			y += ": " + strings.Join(s.YieldedModels, ", ")
-		}
-		u.yieldText.SetText(strings.ToUpper(y[:1]) + y[1:] + ". Nothing loads until you restore.")
+		u.yieldText.SetText(describe.Sentence(y) + ". Nothing loads until you restore.")
 		u.yieldText.Show()
 		u.yieldButton.SetText("Restore models")
 	} else {

@@ -301,7 +301,7 @@ func TestGiveBackAndRestore(t *testing.T) {
 	test.Tap(h.u.yieldButton)
 	waitCalls(t, h, "yield")
 	if h.u.yieldButton.Text != "Restore models" || !h.u.yieldText.Visible() ||
-		h.u.yieldText.Text != "Gave the GPU back (1 model to restore): qwen2.5:7b. Nothing loads until you restore." {
+		h.u.yieldText.Text != "Gave the GPU back (to restore: qwen2.5:7b). Nothing loads until you restore." {
 		t.Errorf("after yield: button %q, line %q (shown %v)", h.u.yieldButton.Text, h.u.yieldText.Text, h.u.yieldText.Visible())
 	}
 	if h.u.status.Text != "Gave the GPU back: unloaded qwen2.5:7b" {

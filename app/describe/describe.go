@@ -37,19 +37,23 @@ func Seconds(d time.Duration) string {
 }
 
 // Yielded says the GPU was given back, and what a restore puts back: "gave
-// the GPU back (2 models to restore)"; "" when it was not.
+// the GPU back (to restore: a, b)"; "" when it was not.
 func Yielded(s manager.Snapshot) string {
 	if !s.Yielded {
 		return ""
 	}
-	switch n := len(s.YieldedModels); n {
-	case 0:
+	if len(s.YieldedModels) == 0 {
 		return "gave the GPU back"
-	case 1:
-		return "gave the GPU back (1 model to restore)"
-	default:
-		return fmt.Sprintf("gave the GPU back (%d models to restore)", n)
 	}
+	return "gave the GPU back (to restore: " + strings.Join(s.YieldedModels, ", ") + ")"
+}
+
+// Sentence starts a phrase with a capital letter, for a line of its own.
+func Sentence(phrase string) string {
+	if phrase == "" {
+		return ""
+	}
+	return strings.ToUpper(phrase[:1]) + phrase[1:]
 }
 
 // Context is a model's context length as set: "auto" when it is picked at

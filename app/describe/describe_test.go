@@ -36,8 +36,8 @@ func TestYielded(t *testing.T) {
 	}{
 		{manager.Snapshot{}, ""},
 		{manager.Snapshot{Yielded: true}, "gave the GPU back"},
-		{manager.Snapshot{Yielded: true, YieldedModels: []string{"a"}}, "gave the GPU back (1 model to restore)"},
-		{manager.Snapshot{Yielded: true, YieldedModels: []string{"a", "b"}}, "gave the GPU back (2 models to restore)"},
+		{manager.Snapshot{Yielded: true, YieldedModels: []string{"a"}}, "gave the GPU back (to restore: a)"},
+		{manager.Snapshot{Yielded: true, YieldedModels: []string{"a", "b:7b"}}, "gave the GPU back (to restore: a, b:7b)"},
 	} {
 		if got := Yielded(tc.s); got != tc.want {
 			t.Errorf("Yielded(%v) = %q, want %q", tc.s.YieldedModels, got, tc.want)

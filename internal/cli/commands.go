@@ -378,10 +378,7 @@ func cmdStatus(ctx context.Context, env *Env, k Keeper) error {
 		fmt.Fprintln(env.Stdout, l)
 	}
 	if y := describe.Yielded(s); y != "" {
-		if len(s.YieldedModels) > 0 {
-			y += ": " + strings.Join(s.YieldedModels, ", ")
-		}
-		fmt.Fprintf(env.Stdout, "%s; vramkeeper restore puts them back\n", y)
+		fmt.Fprintf(env.Stdout, "%s; nothing loads until vramkeeper restore\n", y)
 	}
 	loaded := s.LoadedModels()
 	if len(loaded) == 0 {

@@ -133,7 +133,7 @@ func TestCommandsThroughInstance(t *testing.T) {
 		}
 	})
 	step("status while yielded", []string{"status"}, 0, func(t *testing.T, out, _ string) {
-		if !strings.Contains(out, "gave the GPU back (2 models to restore)") || !strings.Contains(out, "vramkeeper restore") {
+		if !strings.Contains(out, "gave the GPU back (to restore: ") || !strings.Contains(out, "until vramkeeper restore") {
 			t.Errorf("status:\n%s", out)
 		}
 	})
