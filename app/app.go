@@ -28,6 +28,8 @@ type Keeper interface {
 	Unload(ctx context.Context, name string) error
 	SetPinned(ctx context.Context, name string, pinned bool) error
 	SetPaused(ctx context.Context, paused bool) error
+	Yield(ctx context.Context) ([]string, error)
+	Restore(ctx context.Context) ([]string, error)
 	BestModelForTask(ctx context.Context, task, role string) (manager.Choice, error)
 	History() []manager.Event
 	Apply(ctx context.Context, f func(*manager.Settings)) error

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -80,6 +81,38 @@ func (f *fakeKeeper) SetPaused(_ context.Context, paused bool) error {
 		f.record("resume")
 	}
 	return nil
+}
+
+// Yield unloads the loaded models and says the GPU was given back.
+func (f *fakeKeeper) Yield(context.Context) ([]string, error) {
+	f.record("yield")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.snap.Yielded = true
+	f.snap.Models = append([]manager.ModelView(nil), f.snap.Models...)
+	for i, m := range f.snap.Models {
+		if m.Loaded {
+			f.snap.Models[i].Loaded, f.snap.Models[i].State = false, manager.Idle
+			f.snap.YieldedModels = append(f.snap.YieldedModels, m.Name)
+		}
+	}
+	return f.snap.YieldedModels, nil
+}
+
+// Restore loads what Yield unloaded.
+func (f *fakeKeeper) Restore(context.Context) ([]string, error) {
+	f.record("restore")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	back := f.snap.YieldedModels
+	f.snap.Yielded, f.snap.YieldedModels = false, nil
+	f.snap.Models = append([]manager.ModelView(nil), f.snap.Models...)
+	for i, m := range f.snap.Models {
+		if slices.Contains(back, m.Name) {
+			f.snap.Models[i].Loaded, f.snap.Models[i].State = true, manager.Loaded
+		}
+	}
+	return back, nil
 }
 
 func (f *fakeKeeper) BestModelForTask(_ context.Context, task, _ string) (manager.Choice, error) {

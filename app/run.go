@@ -34,7 +34,7 @@ func RunWindow(ctx context.Context, opt Options) error {
 	u := newUI(uictx, a, opt)
 	w := a.NewWindow("VRAM Keeper")
 	w.SetContent(u.content)
-	w.Resize(fyne.NewSize(1180, 640))
+	w.Resize(fyne.NewSize(1280, 660))
 	w.SetMaster() // closing the window ends the process
 	u.win = w
 	u.apply(opt.Keeper.Snapshot())

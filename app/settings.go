@@ -14,6 +14,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/api"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 )
 
@@ -26,6 +27,8 @@ type settingsForm struct {
 	budget       *widget.Entry
 	maxLoaded    *widget.Entry
 	numCtx       *widget.Entry
+	gpuOnly      *widget.Check
+	loadTimeout  *widget.Entry
 	url          *widget.Entry
 	pinned       *widget.CheckGroup
 	notify       *widget.Check
@@ -66,6 +69,9 @@ func newSettingsForm(u *ui) *settingsForm {
 	}
 	f.maxLoaded = widget.NewEntry()
 	f.numCtx = widget.NewEntry()
+	f.gpuOnly = widget.NewCheck("Keep models off the CPU: load a smaller context, or another model, instead", nil)
+	f.loadTimeout = widget.NewEntry()
+	f.loadTimeout.SetPlaceHolder("grows with the model's size (e.g. 90s, 5m)")
 	f.url = widget.NewEntry()
 	f.url.SetPlaceHolder("OLLAMA_HOST, or http://127.0.0.1:11434")
 	f.pinned = widget.NewCheckGroup(nil, nil)
@@ -85,6 +91,8 @@ func newSettingsForm(u *ui) *settingsForm {
 		add("budget", "Budget", container.NewBorder(nil, nil, nil, container.NewGridWrap(fyne.NewSize(160, 36), f.budget), f.budgetSlider)),
 		add("max_loaded", "Max loaded", f.maxLoaded),
 		add("context_length", "Context length", f.numCtx),
+		add("gpu_only", "GPU only", f.gpuOnly),
+		add("load_timeout", "Load timeout", f.loadTimeout),
 		add("ollama_url", "Ollama URL", f.url),
 		add("pinned", "Pinned models", f.pinned),
 		add("notifications", "Notifications", f.notify),
@@ -104,6 +112,8 @@ func (f *settingsForm) load(c config.Config) {
 	f.syncing = false
 	f.maxLoaded.SetText(strconv.Itoa(c.MaxLoaded))
 	f.numCtx.SetText(strconv.Itoa(c.ContextLength))
+	f.gpuOnly.SetChecked(c.GPUOnly)
+	f.loadTimeout.SetText(c.LoadTimeout)
 	f.url.SetText(c.OllamaURL)
 	f.setPinnedOptions(c.Pinned)
 	f.pinned.SetSelected(slices.Clone(c.Pinned))
@@ -170,6 +180,8 @@ func (f *settingsForm) collect() (config.Config, map[string]string) {
 	}
 	c.MaxLoaded = atoi("max_loaded", f.maxLoaded.Text)
 	c.ContextLength = atoi("context_length", f.numCtx.Text)
+	c.GPUOnly = f.gpuOnly.Checked
+	c.LoadTimeout = strings.TrimSpace(f.loadTimeout.Text)
 	c.OllamaURL = strings.TrimSpace(f.url.Text)
 	c.Pinned = slices.Clone(f.pinned.Selected)
 	slices.Sort(c.Pinned)
@@ -248,10 +260,12 @@ func (f *settingsForm) applyToManager(old, c config.Config) {
 	if c.Budget != "" {
 		size, _ = config.ParseSize(c.Budget) // validated above
 	}
+	timeout, _ := c.LoadTimeoutDuration() // validated above
+	contexts, ctxErr := api.ConfigContexts(c)
 	k := f.u.keeper
 	add, remove := diff(old.Pinned, c.Pinned)
 	f.u.call("Applying settings", func(ctx context.Context) error {
-		var errs []error
+		errs := []error{ctxErr}
 		for _, n := range add {
 			errs = append(errs, ignoreUnknown(k.SetPinned(ctx, n, true)))
 		}
@@ -262,6 +276,11 @@ func (f *settingsForm) applyToManager(old, c config.Config) {
 			s.Budget = size
 			s.MaxLoaded = c.MaxLoaded
 			s.NumCtx = c.ContextLength
+			s.GPUOnly = c.GPUOnly
+			s.LoadTimeout = timeout
+			if ctxErr == nil {
+				s.Contexts = contexts
+			}
 		}))
 		return errors.Join(errs...)
 	})

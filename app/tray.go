@@ -176,7 +176,7 @@ func (t *trayApp) refresh(s manager.Snapshot) {
 		t.buildMenu(m)
 		t.lastMenu = m
 	}
-	if tip := Tooltip(s) + OllamaTip(st); tip != t.lastTip {
+	if tip := Tooltip(s, time.Now()) + OllamaTip(st); tip != t.lastTip {
 		systray.SetTitle(tip)
 		systray.SetTooltip(tip)
 		t.lastTip = tip
@@ -258,6 +258,11 @@ func (t *trayApp) do(ctx context.Context, a Action) {
 	case ActPause, ActResume:
 		paused := a.Kind == ActPause
 		t.call(ctx, "pause", func(ctx context.Context) error { return k.SetPaused(ctx, paused) })
+	case ActYield:
+		// Each model given back is notified as the manager unloads it.
+		t.call(ctx, "give the GPU back", func(ctx context.Context) error { _, err := k.Yield(ctx); return err })
+	case ActRestore:
+		t.call(ctx, "restore models", func(ctx context.Context) error { _, err := k.Restore(ctx); return err })
 	}
 }
 

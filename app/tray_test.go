@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"log/slog"
 	"os/exec"
 	"testing"
@@ -43,4 +44,33 @@ func TestWindowProc(t *testing.T) {
 		t.Errorf("started %d windows after a close and an open, want 2", started)
 	}
 	w.stop(log) // stopping a closed window is harmless
+}
+
+// The tray's Give GPU back and Restore models items each make one manager
+// call, and ask for a refresh when it ends.
+func TestTrayYieldRestore(t *testing.T) {
+	k := newFake(testSnapshot())
+	tr := &trayApp{opt: TrayOptions{Keeper: k}, log: slog.New(slog.DiscardHandler), kick: make(chan struct{}, 1)}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		a    Action
+		call string
+	}{
+		{Action{Kind: ActYield}, "yield"},
+		{Action{Kind: ActRestore}, "restore"},
+	} {
+		tr.do(ctx, tc.a)
+		tr.calls.Wait()
+		if got := k.Calls(); got[len(got)-1] != tc.call {
+			t.Errorf("%v: manager calls %v, want %q last", tc.a.Kind, got, tc.call)
+		}
+		select {
+		case <-tr.kick:
+		default:
+			t.Errorf("%v: no refresh asked for", tc.a.Kind)
+		}
+	}
+	if n := len(k.Calls()); n != 2 {
+		t.Errorf("%d manager calls for two clicks", n)
+	}
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,8 +15,10 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/vramkeeper/vramkeeper/app/describe"
 	"github.com/vramkeeper/vramkeeper/internal/plot"
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/api"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 )
 
@@ -42,6 +46,10 @@ type ui struct {
 	status   *widget.Label
 	loading  *fyne.Container
 	loadText *widget.Label
+	// yieldButton gives the GPU back, or restores the models when it was;
+	// yieldText says what waits to be restored.
+	yieldButton *widget.Button
+	yieldText   *widget.Label
 	// banner
 	banner      *fyne.Container
 	bannerText  *widget.Label
@@ -54,6 +62,9 @@ type ui struct {
 	table  *widget.Table
 	sort   Sort
 	rows   []Row
+	// detail says more about the selected row (selected: its model).
+	detail   *widget.Label
+	selected string
 	// pending are models with a Load clicked and not yet answered, shown
 	// as loading before the manager's snapshot says so.
 	pending map[string]bool
@@ -91,6 +102,10 @@ func (u *ui) build() {
 	u.loadText = widget.NewLabel("")
 	u.loading = container.NewBorder(nil, nil, u.loadText, nil, widget.NewProgressBarInfinite())
 	u.loading.Hide()
+	u.yieldButton = widget.NewButton("Give GPU back", u.onYield)
+	u.yieldText = widget.NewLabel("")
+	u.yieldText.Importance = widget.WarningImportance
+	u.yieldText.Hide()
 
 	u.bannerText = widget.NewLabel("")
 	u.bannerText.Importance = widget.DangerImportance
@@ -103,12 +118,14 @@ func (u *ui) build() {
 	u.filter.SetPlaceHolder("Filter models by name, family or quantization")
 	u.filter.OnChanged = func(string) { u.refreshRows() }
 	u.table = u.newTable()
+	u.detail = widget.NewLabel("Select a model for its context, the largest that fits now, and its last error.")
+	u.detail.Wrapping = fyne.TextWrapWord
 
 	u.historyList = widget.NewList(
 		func() int { return len(u.history) },
 		func() fyne.CanvasObject { return widget.NewLabel("") },
 		func(i widget.ListItemID, o fyne.CanvasObject) {
-			o.(*widget.Label).SetText(HistoryLine(u.history[len(u.history)-1-i]))
+			o.(*widget.Label).SetText(describe.Event(u.history[len(u.history)-1-i]))
 		},
 	)
 
@@ -119,8 +136,9 @@ func (u *ui) build() {
 
 	u.settings = newSettingsForm(u)
 
-	header := container.NewVBox(u.banner, u.bar, u.source, u.loading, u.status)
-	models := container.NewBorder(u.filter, nil, nil, nil, u.table)
+	header := container.NewVBox(u.banner, u.bar, container.NewBorder(nil, nil, nil, u.yieldButton, u.source),
+		u.yieldText, u.loading, u.status)
+	models := container.NewBorder(u.filter, u.detail, nil, nil, u.table)
 	u.tabs = container.NewAppTabs(
 		container.NewTabItem("Models", models),
 		container.NewTabItem("History", container.NewVSplit(u.chart, u.historyList)),
@@ -143,7 +161,7 @@ func newRowButton(label string) *rowButton {
 	return b
 }
 
-var columnWidths = [numColumns]float32{220, 80, 70, 80, 140, 70, 65, 80, 95, 230}
+var columnWidths = [numColumns]float32{190, 70, 60, 70, 150, 130, 55, 60, 120, 80, 230}
 
 func (u *ui) newTable() *widget.Table {
 	t := widget.NewTable(
@@ -152,7 +170,7 @@ func (u *ui) newTable() *widget.Table {
 			l := widget.NewLabel("")
 			l.Truncation = fyne.TextTruncateEllipsis
 			load, unload, pin := newRowButton("Load"), newRowButton("Unload"), newRowButton("Pin")
-			return container.NewStack(l, container.NewHBox(load, unload, pin))
+			return container.NewStack(l, container.NewHBox(load, unload, pin), newContextSelect())
 		},
 		func(id widget.TableCellID, o fyne.CanvasObject) {
 			if id.Row < 0 || id.Row >= len(u.rows) {
@@ -161,6 +179,12 @@ func (u *ui) newTable() *widget.Table {
 			u.updateCell(u.rows[id.Row], Column(id.Col), o.(*fyne.Container))
 		},
 	)
+	t.OnSelected = func(id widget.TableCellID) {
+		if id.Row >= 0 && id.Row < len(u.rows) {
+			u.selected = u.rows[id.Row].Name
+			u.showDetail()
+		}
+	}
 	t.ShowHeaderRow = true
 	t.CreateHeader = func() fyne.CanvasObject { return widget.NewButton("", nil) }
 	t.UpdateHeader = func(id widget.TableCellID, o fyne.CanvasObject) {
@@ -186,19 +210,31 @@ func (u *ui) newTable() *widget.Table {
 func (u *ui) updateCell(r Row, c Column, cell *fyne.Container) {
 	label := cell.Objects[0].(*widget.Label)
 	box := cell.Objects[1].(*fyne.Container)
-	if c != ColActions {
+	sel := cell.Objects[2].(*contextSelect)
+	// The label keeps the cell's text even where a control covers it.
+	label.SetText(r.Text(c))
+	switch c {
+	case ColActions:
+		label.Hide()
+		sel.Hide()
+		box.Show()
+	case ColContext:
+		label.Hide()
 		box.Hide()
+		sel.Show()
+		sel.set(r, func(choice string) { u.setContext(r.Name, choice) })
+		return
+	default:
+		box.Hide()
+		sel.Hide()
 		label.Show()
-		label.SetText(r.Text(c))
 		label.Importance = widget.MediumImportance
-		if c == ColFits && !r.Fits {
+		if (c == ColFits && !r.Fits) || (c == ColStatus && (r.CPUPercent > 0 || r.Error != "")) {
 			label.Importance = widget.DangerImportance
 		}
 		label.Refresh()
 		return
 	}
-	label.Hide()
-	box.Show()
 	load, unload, pin := box.Objects[0].(*rowButton), box.Objects[1].(*rowButton), box.Objects[2].(*rowButton)
 	name := r.Name
 	for _, b := range []*rowButton{load, unload, pin} {
@@ -214,8 +250,31 @@ func (u *ui) updateCell(r Row, c Column, cell *fyne.Container) {
 		pin.SetText("Pin")
 	}
 	busy := r.Status == string(manager.Loading) || r.Status == string(manager.Unloading)
-	setEnabled(load, !r.Loaded && !busy && u.snap.OllamaUp)
+	setEnabled(load, !r.Loaded && !busy && u.snap.OllamaUp && !u.snap.Yielded)
 	setEnabled(unload, r.Loaded && !busy)
+}
+
+// contextSelect is a row's context selector; it knows its model so tests
+// can find it.
+type contextSelect struct {
+	widget.Select
+	Model string
+}
+
+func newContextSelect() *contextSelect {
+	s := &contextSelect{}
+	s.ExtendBaseWidget(s)
+	return s
+}
+
+// set shows a row's context without calling back: the table reuses cells,
+// and only a user's choice may change a setting.
+func (s *contextSelect) set(r Row, onChange func(string)) {
+	s.OnChanged = nil
+	s.Model = r.Name
+	s.Options = r.ContextChoices()
+	s.SetSelected(r.Context)
+	s.OnChanged = onChange
 }
 
 func setEnabled(b *rowButton, on bool) {
@@ -250,6 +309,17 @@ func (u *ui) refreshRows() {
 	}
 	u.rows = rows
 	u.table.Refresh()
+	u.showDetail()
+}
+
+// showDetail says more about the selected model, from the last rows.
+func (u *ui) showDetail() {
+	for _, r := range u.rows {
+		if r.Name == u.selected {
+			u.detail.SetText(r.Detail)
+			return
+		}
+	}
 }
 
 // apply shows a snapshot in the window.
@@ -260,18 +330,32 @@ func (u *ui) apply(s manager.Snapshot) {
 	u.bar.SetSnapshot(s)
 	u.source.SetText(sourceText(s))
 
-	loading := s.Loading
+	loading := describe.Loading(s, u.now())
 	if loading == "" {
 		for name := range u.pending {
-			loading = name
+			loading = "loading " + name
 			break
 		}
 	}
 	if loading != "" {
-		u.loadText.SetText("Loading " + loading + "…")
+		u.loadText.SetText(describe.Sentence(loading) + "…")
 		u.loading.Show()
 	} else {
 		u.loading.Hide()
+	}
+
+	if y := describe.Yielded(s); y != "" {
+		u.yieldText.SetText(describe.Sentence(y) + ". Nothing loads until you restore.")
+		u.yieldText.Show()
+		u.yieldButton.SetText("Restore models")
+	} else {
+		u.yieldText.Hide()
+		u.yieldButton.SetText("Give GPU back")
+	}
+	if s.OllamaUp {
+		u.yieldButton.Enable()
+	} else {
+		u.yieldButton.Disable()
 	}
 
 	if s.OllamaUp {
@@ -360,6 +444,82 @@ func (u *ui) loadModel(name string) {
 func (u *ui) unloadModel(name string) {
 	u.setStatus("")
 	u.call("Unloading "+name, func(ctx context.Context) error { return u.keeper.Unload(ctx, name) })
+}
+
+// onYield gives the GPU back, or puts the models back when it was given.
+func (u *ui) onYield() {
+	if u.snap.Yielded {
+		u.setStatus("Restoring the models…")
+		u.call("Restoring the models", func(ctx context.Context) error {
+			names, err := u.keeper.Restore(ctx)
+			if err == nil {
+				fyne.Do(func() { u.setStatus(namesSaid("Restored", names, "Nothing to restore")) })
+			}
+			return err
+		})
+		return
+	}
+	u.setStatus("Giving the GPU back…")
+	u.call("Giving the GPU back", func(ctx context.Context) error {
+		names, err := u.keeper.Yield(ctx)
+		if err == nil {
+			fyne.Do(func() {
+				u.setStatus(namesSaid("Gave the GPU back: unloaded", names, "Gave the GPU back (no model was loaded)"))
+			})
+		}
+		return err
+	})
+}
+
+// namesSaid is "what a, b", or none when there are no names.
+func namesSaid(what string, names []string, none string) string {
+	if len(names) == 0 {
+		return none
+	}
+	return what + " " + strings.Join(names, ", ")
+}
+
+// setContext gives a model a context of its own (or takes it away: the
+// default), in the config file ([models."NAME"] context_length) and in
+// the running manager, which loads it at that context from then on.
+func (u *ui) setContext(name, choice string) {
+	n, err := ContextOf(choice)
+	if err != nil {
+		u.setStatus(err.Error())
+		return
+	}
+	c := u.cfg
+	c.Models = maps.Clone(c.Models)
+	switch n {
+	case 0:
+		delete(c.Models, name)
+	case manager.ContextAuto:
+		c.Models = withModel(c.Models, name, config.ModelConfig{ContextLength: "auto"})
+	default:
+		c.Models = withModel(c.Models, name, config.ModelConfig{ContextLength: int64(n)})
+	}
+	contexts, err := api.ConfigContexts(c)
+	if err != nil {
+		u.setStatus(err.Error())
+		return
+	}
+	if err := u.saveConfig(c); err != nil {
+		u.setStatus(err.Error())
+		return
+	}
+	u.cfg = c
+	u.setStatus("")
+	u.call("Setting the context of "+name, func(ctx context.Context) error {
+		return u.keeper.Apply(ctx, func(s *manager.Settings) { s.Contexts = contexts })
+	})
+}
+
+func withModel(m map[string]config.ModelConfig, name string, mc config.ModelConfig) map[string]config.ModelConfig {
+	if m == nil {
+		m = map[string]config.ModelConfig{}
+	}
+	m[name] = mc
+	return m
 }
 
 func (u *ui) loadBest(task string) {

@@ -99,9 +99,9 @@ func TestTableShowsRows(t *testing.T) {
 	h := newHarness(t)
 	// Every model with its estimate, fit and priority.
 	want := [][]string{
-		{"gemma3:27b", "gemma3", "27.4B", "Q4_K_M", "17.0 GiB", "too big", "3", "idle", "never"},
-		{"llama3.2:3b", "llama", "3.2B", "Q4_K_M", "2.5 GiB", "fits", "5", "idle", "5 min ago"},
-		{"qwen2.5:7b", "qwen2", "7.6B", "Q4_K_M", "4.6 GiB (measured)", "fits", "7", "loaded", "just now"},
+		{"gemma3:27b", "gemma3", "27.4B", "Q4_K_M", "Default (4096)", "17.0 GiB", "too big", "3", "idle", "never"},
+		{"llama3.2:3b", "llama", "3.2B", "Q4_K_M", "Default (4096)", "2.5 GiB", "fits", "5", "idle", "5 min ago"},
+		{"qwen2.5:7b", "qwen2", "7.6B", "Q4_K_M", "Default (4096)", "4.6 GiB (measured)", "fits", "7", "loaded", "just now"},
 	}
 	if got := h.cellTexts(); !reflect.DeepEqual(got, want) {
 		t.Errorf("table =\n%q\nwant\n%q", got, want)
@@ -288,5 +288,170 @@ func TestEventBurstShows(t *testing.T) {
 	h.u.wg.Wait() // the loop's refreshes are done: widgets are safe to read
 	if h.u.snap.Used != s.Used {
 		t.Errorf("after the burst the window shows %d bytes used, want %d", h.u.snap.Used, s.Used)
+	}
+}
+
+// Give GPU back and Restore from the window: one button, its label and
+// the line under it follow the manager's state, and loads wait meanwhile.
+func TestGiveBackAndRestore(t *testing.T) {
+	h := newHarness(t)
+	if h.u.yieldButton.Text != "Give GPU back" || h.u.yieldText.Visible() {
+		t.Fatalf("button %q, yield line shown %v", h.u.yieldButton.Text, h.u.yieldText.Visible())
+	}
+	test.Tap(h.u.yieldButton)
+	waitCalls(t, h, "yield")
+	if h.u.yieldButton.Text != "Restore models" || !h.u.yieldText.Visible() ||
+		h.u.yieldText.Text != "Gave the GPU back (to restore: qwen2.5:7b). Nothing loads until you restore." {
+		t.Errorf("after yield: button %q, line %q (shown %v)", h.u.yieldButton.Text, h.u.yieldText.Text, h.u.yieldText.Visible())
+	}
+	if h.u.status.Text != "Gave the GPU back: unloaded qwen2.5:7b" {
+		t.Errorf("status %q", h.u.status.Text)
+	}
+	for r, row := range h.u.rows {
+		if b := h.cell(r, ColActions).Objects[1].(*fyne.Container).Objects[0].(*rowButton); !b.Disabled() {
+			t.Errorf("Load of %s is enabled while the GPU is given back", row.Name)
+		}
+	}
+	test.Tap(h.u.yieldButton)
+	waitCalls(t, h, "restore")
+	if h.u.yieldButton.Text != "Give GPU back" || h.u.yieldText.Visible() || h.u.status.Text != "Restored qwen2.5:7b" {
+		t.Errorf("after restore: button %q, line shown %v, status %q", h.u.yieldButton.Text, h.u.yieldText.Visible(), h.u.status.Text)
+	}
+}
+
+// A load in progress shows with its seconds, refreshed with the snapshot.
+func TestLoadingLine(t *testing.T) {
+	h := newHarness(t)
+	if h.u.loading.Visible() {
+		t.Fatal("loading line shown with nothing loading")
+	}
+	s := h.k.Snapshot()
+	s.Loading, s.LoadingSince = "llama3.2:3b", s.Time.Add(-12*time.Second)
+	h.u.apply(s)
+	if !h.u.loading.Visible() || h.u.loadText.Text != "Loading llama3.2:3b (12 s)…" {
+		t.Errorf("loading line %q (shown %v)", h.u.loadText.Text, h.u.loading.Visible())
+	}
+	h.u.now = func() time.Time { return s.Time.Add(3 * time.Second) }
+	h.u.apply(s)
+	if h.u.loadText.Text != "Loading llama3.2:3b (15 s)…" {
+		t.Errorf("three seconds on, the line says %q", h.u.loadText.Text)
+	}
+}
+
+// contextSelect returns the context selector of a model's row.
+func (h *harness) contextSelect(t *testing.T, model string) *contextSelect {
+	t.Helper()
+	for r, row := range h.u.rows {
+		if row.Name == model {
+			return h.cell(r, ColContext).Objects[2].(*contextSelect)
+		}
+	}
+	t.Fatalf("no row for %s", model)
+	return nil
+}
+
+// A row's context selector saves [models."NAME"] context_length to the
+// config file and gives the running manager the per-model contexts; the
+// default takes the model's own away. Drawing the table changes nothing.
+func TestContextSelector(t *testing.T) {
+	h := newHarness(t)
+	sel := h.contextSelect(t, "llama3.2:3b")
+	if sel.Selected != "Default (4096)" || !sel.Visible() || len(sel.Options) < 4 {
+		t.Fatalf("selector shows %q of %v", sel.Selected, sel.Options)
+	}
+	// The table reuses a cell for other rows: showing another row's
+	// context must not set it on the row the cell showed before.
+	s := h.k.Snapshot()
+	s.Settings.Contexts = map[string]int{"qwen2.5:7b": 16384}
+	h.u.apply(s)
+	cell := h.u.table.CreateCell()
+	for row := range h.u.rows {
+		h.u.table.UpdateCell(widget.TableCellID{Row: row, Col: int(ColContext)}, cell)
+	}
+	if slices.Contains(h.k.Calls(), "apply") {
+		t.Fatalf("drawing the table applied settings: %v", h.k.Calls())
+	}
+	for _, tc := range []struct {
+		choice string
+		file   any // context_length in the file; nil: none
+		want   map[string]int
+	}{
+		{"16384", int64(16384), map[string]int{"llama3.2:3b": 16384}},
+		{"auto", "auto", map[string]int{"llama3.2:3b": manager.ContextAuto}},
+		{"Default (4096)", nil, nil},
+	} {
+		sel.SetSelected(tc.choice) // as a user's pick: OnChanged runs
+		waitCalls(t, h, "apply")
+		c, err := config.Load(h.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Models["llama3.2:3b"].ContextLength; got != tc.file {
+			t.Errorf("%s: the file holds context_length %v, want %v", tc.choice, got, tc.file)
+		}
+		h.k.mu.Lock()
+		got := h.k.applied.Contexts
+		h.k.mu.Unlock()
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: the manager got contexts %v, want %v", tc.choice, got, tc.want)
+		}
+	}
+}
+
+// Selecting a row tells what its cells cannot: the largest context that
+// fits now, the CPU share, a failed load's error and retry time.
+func TestRowDetail(t *testing.T) {
+	h := newHarness(t)
+	s := h.k.Snapshot()
+	s.Models = append([]manager.ModelView(nil), s.Models...)
+	s.Models[0].State, s.Models[0].Error, s.Models[0].RetryAt = manager.Failed, "out of memory", s.Time.Add(time.Minute)
+	s.Models[2].CPUPercent, s.Models[2].MaxFitCtx, s.Models[2].NumCtx = 38, 16384, 4096
+	h.u.apply(s)
+	for _, tc := range []struct {
+		row  int
+		want []string
+	}{
+		{0, []string{"gemma3:27b", "out of memory", "retry at"}},
+		{2, []string{"qwen2.5:7b", "fits now at up to 16384 tokens", "38 % on CPU"}},
+	} {
+		h.u.table.Select(widget.TableCellID{Row: tc.row, Col: int(ColName)})
+		for _, w := range tc.want {
+			if !strings.Contains(h.u.detail.Text, w) {
+				t.Errorf("row %d: detail %q lacks %q", tc.row, h.u.detail.Text, w)
+			}
+		}
+	}
+	status := h.cell(0, ColStatus).Objects[0].(*widget.Label)
+	if !strings.HasPrefix(status.Text, "failed · retry at") || status.Importance != widget.DangerImportance {
+		t.Errorf("failed row's status %q (importance %v)", status.Text, status.Importance)
+	}
+}
+
+// GPU only and the load timeout are saved and reach the running manager;
+// a timeout that is no duration is refused at its field.
+func TestSettingsGPUOnlyAndTimeout(t *testing.T) {
+	h := newHarness(t)
+	f := h.u.settings
+	f.gpuOnly.SetChecked(true)
+	f.loadTimeout.SetText("90s")
+	test.Tap(f.save)
+	if f.result.Importance != widget.SuccessImportance {
+		t.Fatalf("save failed: %s", f.result.Text)
+	}
+	c, err := config.Load(h.path)
+	if err != nil || !c.GPUOnly || c.LoadTimeout != "90s" {
+		t.Fatalf("saved %+v, %v", c, err)
+	}
+	waitCalls(t, h, "apply")
+	h.k.mu.Lock()
+	o := *h.k.applied
+	h.k.mu.Unlock()
+	if !o.GPUOnly || o.LoadTimeout != 90*time.Second {
+		t.Errorf("applied %+v", o)
+	}
+	f.loadTimeout.SetText("soon")
+	test.Tap(f.save)
+	if hint := f.items["load_timeout"].HintText; !strings.Contains(hint, "duration") {
+		t.Errorf("hint for a bad timeout: %q", hint)
 	}
 }

@@ -4,9 +4,11 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/vramkeeper/vramkeeper/app/describe"
 	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 )
@@ -18,16 +20,29 @@ import (
 // Row is one model in the window's table.
 type Row struct {
 	Name, Family, Params, Quant string
-	EstimateBytes               uint64
-	Estimate                    string // "4.6 GiB", "4.6 GiB (measured)", "?"
-	Fits                        bool
-	FitsText                    string // "fits" or "too big"
-	Priority                    int
-	Status                      string // loaded, loading, unloading, failed, idle
-	LastUsed                    time.Time
-	LastUsedText                string
-	Loaded, Pinned              bool
-	Error                       string
+	// NumCtx is the context it loads at; Context is the selector's value:
+	// DefaultContext ("Default (4096)") without a context of its own,
+	// else "8192" or "auto". ContextChoices lists the choices.
+	NumCtx         int
+	Context        string
+	DefaultContext string
+	EstimateBytes  uint64
+	Estimate       string // "4.6 GiB", "4.6 GiB (measured)", "?"
+	Fits           bool   // at its context, in the budget
+	FitsText       string // "fits" or "too big"
+	Priority       int
+	// Status is loaded, loading, unloading, failed or idle, with what a
+	// user needs to know beside it: "loaded · 38 % CPU", "failed · retry
+	// at 15:04:05".
+	Status         string
+	LastUsed       time.Time
+	LastUsedText   string
+	Loaded, Pinned bool
+	CPUPercent     int
+	Error          string
+	// Detail is the line shown for the selected row: the context it is
+	// loaded at, the largest that fits now, the CPU share, the error.
+	Detail string
 }
 
 // Column names the table's columns, in display order.
@@ -38,6 +53,7 @@ const (
 	ColFamily
 	ColParams
 	ColQuant
+	ColContext
 	ColEstimate
 	ColFits
 	ColPriority
@@ -47,7 +63,7 @@ const (
 	numColumns
 )
 
-var columnTitles = [numColumns]string{"Name", "Family", "Params", "Quant", "Est. VRAM", "Fits", "Priority", "Status", "Last used", ""}
+var columnTitles = [numColumns]string{"Name", "Family", "Params", "Quant", "Context", "Est. VRAM", "Fits", "Priority", "Status", "Last used", ""}
 
 // Title is the column's header text.
 func (c Column) Title() string { return columnTitles[c] }
@@ -66,6 +82,8 @@ func (r Row) Text(c Column) string {
 		return r.Params
 	case ColQuant:
 		return r.Quant
+	case ColContext:
+		return r.Context
 	case ColEstimate:
 		return r.Estimate
 	case ColFits:
@@ -97,11 +115,12 @@ func Rows(s manager.Snapshot, filter string, sort Sort, now time.Time) []Row {
 			continue
 		}
 		r := Row{
-			Name: m.Name, Family: m.Family, Params: m.Parameters, Quant: m.Quantization,
+			Name: m.Name, Family: m.Family, Params: m.Parameters, Quant: m.Quantization, NumCtx: m.NumCtx,
 			EstimateBytes: m.EstimateBytes, Fits: m.Fits, Priority: m.Priority,
-			Status: status(s, m), LastUsed: m.LastUsed, LastUsedText: ago(now, m.LastUsed),
-			Loaded: m.Loaded, Pinned: m.Pinned, Error: m.Error,
+			Status: describe.Status(s, m, now), LastUsed: m.LastUsed, LastUsedText: ago(now, m.LastUsed),
+			Loaded: m.Loaded, Pinned: m.Pinned, CPUPercent: m.CPUPercent, Error: m.Error, Detail: Detail(m, now),
 		}
+		r.Context, r.DefaultContext = contextChoice(s, m)
 		switch {
 		case m.EstimateBytes == 0:
 			r.Estimate = "?"
@@ -126,6 +145,88 @@ func Rows(s manager.Snapshot, filter string, sort Sort, now time.Time) []Row {
 	return out
 }
 
+// The context selector offers the model's default, powers of two from
+// minContextChoice up, and "auto". The manager caps a context at what the
+// model was trained for, which the snapshot does not say; maxContextChoice
+// (128k) is as far as today's local models go.
+const (
+	minContextChoice = 2048
+	maxContextChoice = 1 << 17
+	autoChoice       = "auto"
+	defaultChoice    = "Default"
+)
+
+// contextChoice is a model's selector value and its default's label:
+// "Default (N)" without a context of its own, else the tokens or "auto".
+func contextChoice(s manager.Snapshot, m manager.ModelView) (cur, def string) {
+	n, own := s.Settings.Contexts[m.Name]
+	dflt := m.NumCtx // what it loads at without one: the global, capped
+	if own || dflt == 0 {
+		dflt = s.Settings.NumCtx
+	}
+	def = fmt.Sprintf("%s (%d)", defaultChoice, dflt)
+	switch {
+	case !own:
+		return def, def
+	case n == manager.ContextAuto:
+		return autoChoice, def
+	}
+	return strconv.Itoa(n), def
+}
+
+// ContextChoices are the selector's choices: the default, the powers of
+// two, the row's own context when it is none of them (written in the
+// config file), and auto.
+func (r Row) ContextChoices() []string {
+	choices := []string{r.DefaultContext}
+	for n := minContextChoice; n <= maxContextChoice; n *= 2 {
+		choices = append(choices, strconv.Itoa(n))
+	}
+	if !slices.Contains(choices, r.Context) && r.Context != autoChoice {
+		choices = append(choices, r.Context)
+	}
+	return append(choices, autoChoice)
+}
+
+// ContextOf reads a selector value: 0 for the default, manager.ContextAuto
+// for "auto", else the tokens.
+func ContextOf(choice string) (int, error) {
+	switch {
+	case strings.HasPrefix(choice, defaultChoice):
+		return 0, nil
+	case choice == autoChoice:
+		return manager.ContextAuto, nil
+	}
+	n, err := strconv.Atoi(choice)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("context %q: want a number of tokens, auto or the default", choice)
+	}
+	return n, nil
+}
+
+// Detail is what the window says about one model beyond its row: the
+// context it loads at (and is loaded at), the largest context that fits
+// the room now, the CPU share, and a failed load's error and retry time.
+func Detail(m manager.ModelView, now time.Time) string {
+	parts := []string{fmt.Sprintf("%s: context %s", m.Name, describe.Context(m))}
+	if m.MaxFitCtx > 0 {
+		parts = append(parts, fmt.Sprintf("fits now at up to %d tokens", m.MaxFitCtx))
+	} else {
+		parts = append(parts, "no context fits the room now")
+	}
+	if cpu := describe.CPU(m); cpu != "" {
+		parts = append(parts, cpu+": Ollama could not fit it on the GPU, so it answers several times slower")
+	}
+	if m.Error != "" {
+		e := "last error: " + m.Error
+		if r := describe.Retry(m, now); r != "" {
+			e += " (" + r + ")"
+		}
+		parts = append(parts, e)
+	}
+	return strings.Join(parts, "; ")
+}
+
 func compareBy(c Column, a, b Row) int {
 	switch c {
 	case ColEstimate:
@@ -136,6 +237,8 @@ func compareBy(c Column, a, b Row) int {
 		return cmp.Compare(a.Priority, b.Priority)
 	case ColLastUsed:
 		return a.LastUsed.Compare(b.LastUsed)
+	case ColContext:
+		return cmp.Compare(a.NumCtx, b.NumCtx)
 	case ColParams, ColFamily, ColQuant, ColStatus:
 		return strings.Compare(a.Text(c), b.Text(c))
 	}
@@ -150,16 +253,6 @@ func compareBool(a, b bool) int {
 		return 1
 	}
 	return -1
-}
-
-func status(s manager.Snapshot, m manager.ModelView) string {
-	if s.Loading == m.Name {
-		return string(manager.Loading)
-	}
-	if m.State == "" {
-		return string(manager.Idle)
-	}
-	return string(m.State)
 }
 
 // ago renders a time as "never", "just now", "5 min ago", "3 h ago" or a
@@ -180,8 +273,8 @@ func ago(now, t time.Time) string {
 	return t.Format("2006-01-02")
 }
 
-// Tooltip is the tray item's title and tooltip: "VRAM 5.1 / 7.0 GiB · 2 models".
-func Tooltip(s manager.Snapshot) string {
+// summary is the tray's status line: "VRAM 5.1 / 7.0 GiB · 2 models".
+func summary(s manager.Snapshot) string {
 	if !s.OllamaUp {
 		return "VRAM Keeper · Ollama unreachable"
 	}
@@ -193,6 +286,19 @@ func Tooltip(s manager.Snapshot) string {
 	t := fmt.Sprintf("VRAM %s · %s", usedOfBudget(s.Used, s.Budget), models)
 	if s.Paused {
 		t += " · paused"
+	}
+	if s.Yielded {
+		t += " · gave the GPU back"
+	}
+	return t
+}
+
+// Tooltip is the tray item's title and tooltip: the summary and a load in
+// progress, "VRAM 5.1 / 7.0 GiB · 2 models · loading qwen2.5:7b (12 s)".
+func Tooltip(s manager.Snapshot, now time.Time) string {
+	t := summary(s)
+	if l := describe.Loading(s, now); l != "" && s.OllamaUp {
+		t += " · " + l
 	}
 	return t
 }
@@ -221,6 +327,8 @@ const (
 	ActResume
 	ActOpen
 	ActQuit
+	ActYield
+	ActRestore
 )
 
 // Action is a menu item's effect: one manager call or a window action.
@@ -242,9 +350,11 @@ type MenuEntry struct {
 
 // Menu is the tray menu for a snapshot: a status line, each loaded model
 // with its size and an Unload item, "Load best for" with one item per task,
-// Pause/Resume, Open and Quit.
+// Give GPU back or Restore models, Pause/Resume, Open and Quit. Nothing in
+// it changes by the second (the tooltip counts a load's seconds), so the
+// menu is rebuilt only when the state changes.
 func Menu(s manager.Snapshot, tasks []string) []MenuEntry {
-	out := []MenuEntry{{Label: Tooltip(s), Disabled: true}}
+	out := []MenuEntry{{Label: summary(s), Disabled: true}}
 	loaded := s.LoadedModels()
 	slices.SortFunc(loaded, func(a, b manager.ModelView) int { return strings.Compare(a.Name, b.Name) })
 	for _, m := range loaded {
@@ -252,8 +362,12 @@ func Menu(s manager.Snapshot, tasks []string) []MenuEntry {
 		if size == 0 {
 			size = m.EstimateBytes
 		}
+		about := config.FormatBytes(size)
+		if cpu := describe.CPU(m); cpu != "" {
+			about += ", " + cpu
+		}
 		out = append(out, MenuEntry{
-			Label:    fmt.Sprintf("%s (%s)", m.Name, config.FormatBytes(size)),
+			Label:    fmt.Sprintf("%s (%s)", m.Name, about),
 			Children: []MenuEntry{{Label: "Unload", Action: Action{Kind: ActUnload, Model: m.Name}}},
 		})
 	}
@@ -264,11 +378,20 @@ func Menu(s manager.Snapshot, tasks []string) []MenuEntry {
 		out = append(out, MenuEntry{Label: "Loading " + s.Loading + "…", Disabled: true})
 	}
 	out = append(out, MenuEntry{Separator: true})
-	best := MenuEntry{Label: "Load best for", Disabled: !s.OllamaUp || len(tasks) == 0}
+	best := MenuEntry{Label: "Load best for", Disabled: !s.OllamaUp || len(tasks) == 0 || s.Yielded}
 	for _, t := range tasks {
 		best.Children = append(best.Children, MenuEntry{Label: t, Action: Action{Kind: ActLoadBest, Task: t}})
 	}
 	out = append(out, best)
+	if s.Yielded {
+		label := "Restore models"
+		if n := len(s.YieldedModels); n > 0 {
+			label = fmt.Sprintf("Restore models (%d)", n)
+		}
+		out = append(out, MenuEntry{Label: label, Action: Action{Kind: ActRestore}, Disabled: !s.OllamaUp})
+	} else {
+		out = append(out, MenuEntry{Label: "Give GPU back", Action: Action{Kind: ActYield}, Disabled: !s.OllamaUp})
+	}
 	if s.Paused {
 		out = append(out, MenuEntry{Label: "Resume auto-management", Action: Action{Kind: ActResume}})
 	} else {
@@ -282,55 +405,14 @@ func Menu(s manager.Snapshot, tasks []string) []MenuEntry {
 	return out
 }
 
-// HistoryLine renders one history event for the History tab.
-func HistoryLine(e manager.Event) string {
-	var b strings.Builder
-	b.WriteString(e.Time.Local().Format("2006-01-02 15:04:05"))
-	b.WriteString("  ")
-	switch e.Kind {
-	case manager.EventLoaded:
-		fmt.Fprintf(&b, "loaded %s", e.Model)
-	case manager.EventUnloaded:
-		fmt.Fprintf(&b, "unloaded %s", e.Model)
-	case manager.EventEvicted:
-		// The size is the evicted model's, so it goes next to its name,
-		// not after the model it made room for.
-		fmt.Fprintf(&b, "evicted %s", e.Model)
-		if e.Bytes > 0 {
-			fmt.Fprintf(&b, " (%s)", config.FormatBytes(e.Bytes))
-		}
-		if e.For != "" {
-			fmt.Fprintf(&b, " for %s", e.For)
-		}
-	case manager.EventLoadFailed:
-		fmt.Fprintf(&b, "failed to load %s", e.Model)
-	case manager.EventOllamaDown:
-		b.WriteString("Ollama went away")
-	case manager.EventOllamaUp:
-		b.WriteString("Ollama is back")
-	default:
-		fmt.Fprintf(&b, "%s %s", e.Kind, e.Model)
-	}
-	if e.Bytes > 0 && (e.Kind == manager.EventLoaded || e.Kind == manager.EventUnloaded) {
-		fmt.Fprintf(&b, " (%s)", config.FormatBytes(e.Bytes))
-	}
-	// The manager's eviction reason ("unloaded A (4.6 GiB) to make room for
-	// B (2.0 GiB)") restates the line; only a different reason adds news.
-	redundant := e.Kind == manager.EventEvicted && strings.HasPrefix(e.Reason, "unloaded "+e.Model+" ")
-	if e.Reason != "" && !redundant && e.Kind != manager.EventOllamaDown && e.Kind != manager.EventOllamaUp {
-		b.WriteString(" — " + e.Reason)
-	}
-	if e.Error != "" {
-		b.WriteString(": " + e.Error)
-	}
-	return b.String()
-}
-
 // Note is a desktop notification's text.
 type Note struct{ Title, Content string }
 
 // NoteFor returns the notification an event deserves, if any: evictions,
-// failed loads, and Ollama going away or coming back.
+// failed loads (timeouts included), models given back to other programs
+// and put back, a model partly on the CPU, a model Ollama unloaded on its
+// own, and Ollama going away or coming back. The text carries the
+// manager's reason.
 func NoteFor(e manager.Event) (Note, bool) {
 	switch e.Kind {
 	case manager.EventEvicted:
@@ -350,6 +432,30 @@ func NoteFor(e manager.Event) (Note, bool) {
 			c += ": " + e.Error
 		}
 		return Note{"Load failed", c}, true
+	case manager.EventYielded:
+		c := "Unloaded " + e.Model
+		if e.Reason != "" {
+			c += ": " + e.Reason
+		}
+		return Note{"Gave the GPU back", c}, true
+	case manager.EventRestored:
+		c := "Restored " + e.Model
+		if r := describe.RestoredReason(e.Reason); r != "" {
+			c += ": " + r
+		}
+		return Note{"Model restored", c}, true
+	case manager.EventSpilled:
+		c := e.Reason
+		if c == "" {
+			c = e.Model + " is partly on the CPU and answers several times slower."
+		}
+		return Note{"Model partly on the CPU", c}, true
+	case manager.EventUnloadedByOllama:
+		c := e.Reason
+		if c == "" {
+			c = "Ollama unloaded " + e.Model + " on its own."
+		}
+		return Note{"Model unloaded by Ollama", c}, true
 	case manager.EventOllamaDown:
 		c := "Ollama is unreachable; VRAM Keeper keeps retrying."
 		if e.Error != "" {

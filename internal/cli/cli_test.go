@@ -4,19 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/vramkeeper/vramkeeper/internal/cli"
 	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
 	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
 	"github.com/vramkeeper/vramkeeper/manager"
-	"github.com/vramkeeper/vramkeeper/manager/api"
 )
 
 func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -97,6 +94,26 @@ func TestCLIAgainstRealOllama(t *testing.T) {
 	if code, out, errs = run(t, cmd("load", "tiny-chat:latest")...); code != 0 || !strings.Contains(out, "loaded tiny-chat:latest") {
 		t.Fatalf("load: exit %d %s %s", code, out, errs)
 	}
+	// --ctx on load: the model is loaded at that context.
+	if code, out, errs = run(t, append(cmd("load", "tiny-coder:latest"), "--ctx", "2048")...); code != 0 || !strings.Contains(out, "at 2048 tokens") {
+		t.Fatalf("load --ctx: exit %d %s %s", code, out, errs)
+	}
+	if got := onCard(t, srv); got["tiny-coder:latest"] != 2048 {
+		t.Fatalf("load --ctx 2048: /api/ps = %v", got)
+	}
+	// yield in-process: the card is emptied, and the command says that
+	// nothing remembers what to put back.
+	if code, out, errs = run(t, cmd("yield")...); code != 0 || !strings.Contains(out, "tiny-coder:latest") ||
+		!strings.Contains(errs, "no VRAM Keeper is running") || len(srv.Running(t)) != 0 {
+		t.Fatalf("yield: exit %d %q %q; running %v", code, out, errs, srv.Running(t))
+	}
+	png := filepath.Join(t.TempDir(), "vram.png")
+	if code, _, errs = run(t, cmd("history", "--plot", png)...); code != 0 {
+		t.Fatalf("history --plot: exit %d %s", code, errs)
+	}
+	if b, err := os.ReadFile(png); err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {
+		t.Fatalf("history --plot %s: %v", png, err)
+	}
 
 	for _, tc := range []struct {
 		name string
@@ -130,46 +147,22 @@ func TestCLIUsesRunningInstance(t *testing.T) {
 	srv := ollamatest.Start(t)
 	srv.Create(t, "tiny:latest", ggufgen.Spec{Arch: "llama", Layers: 2, Embd: 128, Heads: 2, KVHeads: 2, FFN: 256,
 		Vocab: ggufgen.MinVocab, ContextLength: 2048, WeightType: "F32"})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	dir := t.TempDir()
+	// No warm start: the load must be the CLI's, through the instance.
+	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte("warm_start = \"\"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	dir := t.TempDir()
-	flags := []string{"--ollama", srv.URL.String(), "--listen", addr, "--config", filepath.Join(dir, "none.toml")}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan int, 1)
-	go func() {
-		var out, errb bytes.Buffer
-		served <- cli.Main(ctx, append([]string{"serve", "--state-dir", filepath.Join(dir, "serve")}, flags...), &out, &errb, nil)
-	}()
-	defer func() {
-		cancel()
-		if code := <-served; code != 0 {
-			t.Errorf("serve exited %d", code)
-		}
-	}()
-	var c *api.Client
-	for i := 0; ; i++ {
-		if c, err = api.Dial(ctx, "http://"+addr, ""); err == nil {
-			break
-		}
-		if i > 100 {
-			t.Fatalf("serve never answered: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	flags := []string{"--ollama", srv.URL.String(), "--listen", freeAddr(t), "--config", filepath.Join(dir, "config.toml")}
+	s := serve(t, append([]string{"--state-dir", filepath.Join(dir, "serve")}, flags...))
 	if code, out, errs := run(t, append([]string{"load", "tiny", "--state-dir", filepath.Join(dir, "cli")}, flags...)...); code != 0 {
 		t.Fatalf("load: exit %d %s %s", code, out, errs)
 	}
-	hist, err := c.History(ctx)
+	hist, err := s.c.History(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	i := slices.IndexFunc(hist, func(e manager.Event) bool { return e.Kind == manager.EventLoaded && e.Model == "tiny:latest" })
-	if i < 0 || strings.Contains(hist[i].Reason, "adopted") {
+	if i < 0 || hist[i].Reason != "loaded from the command line" {
 		t.Fatalf("serving manager's history %+v: the CLI did not load through it", hist)
 	}
 }

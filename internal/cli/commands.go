@@ -7,14 +7,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/vramkeeper/vramkeeper/app/describe"
 	"github.com/vramkeeper/vramkeeper/internal/instance"
+	"github.com/vramkeeper/vramkeeper/internal/plot"
 	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/api"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 	"github.com/vramkeeper/vramkeeper/manager/evict"
+	"github.com/vramkeeper/vramkeeper/manager/timeline"
 )
 
 // Exit codes, so scripts can tell failures apart.
@@ -33,6 +37,9 @@ const (
 	// ExitRefused: the running instance refused this command (wrong or
 	// missing token, another vramkeeper release).
 	ExitRefused = 9
+	// ExitYielded: the GPU was given back (yield); nothing loads until
+	// `vramkeeper restore`.
+	ExitYielded = 10
 )
 
 // ExitCode maps an error to the documented exit code.
@@ -51,7 +58,9 @@ func ExitCode(err error) int {
 		return ExitUnknownTask
 	case errors.Is(err, manager.ErrNeverFits), errors.Is(err, evict.ErrNoRoom):
 		return ExitNeverFits
-	case errors.Is(err, manager.ErrLoadFailed):
+	case errors.Is(err, manager.ErrYielded):
+		return ExitYielded
+	case errors.Is(err, manager.ErrLoadFailed), errors.Is(err, manager.ErrSpilled):
 		return ExitLoadFailed
 	case errors.Is(err, instance.ErrHeld):
 		return ExitAnotherInstance
@@ -95,6 +104,7 @@ func run(ctx context.Context, cmd string, pos []string, f Flags, stdout, stderr 
 	want := map[string][2]int{ // min, max positional arguments
 		"": {0, 0}, "window": {0, 0}, "serve": {0, 0}, "models": {0, 0}, "status": {0, 0},
 		"best": {1, 2}, "load": {1, 1}, "unload": {1, 1},
+		"yield": {0, 0}, "restore": {0, 0}, "history": {0, 0},
 	}
 	n, ok := want[cmd]
 	if !ok {
@@ -146,20 +156,49 @@ func run(ctx context.Context, cmd string, pos []string, f Flags, stdout, stderr 
 		}
 		fmt.Fprintf(env.Stdout, "unloaded %s\n", pos[0])
 		return nil
+	case "yield":
+		return cmdYield(ctx, env, k)
+	case "restore":
+		return cmdRestore(ctx, env, k)
+	case "history":
+		return cmdHistory(ctx, env, k)
 	}
 	return nil
 }
 
-// Keeper is what the CLI needs: the in-process manager or a running
-// instance seen through its API (api.Remote), with the manager's own names.
+// Keeper is what the CLI needs: the in-process manager (local) or a
+// running instance seen through its API (api.Remote), with the manager's
+// own names.
 type Keeper interface {
 	Snapshot() manager.Snapshot
 	BestModelForTask(ctx context.Context, task, role string) (manager.Choice, error)
-	Load(ctx context.Context, name, reason string) (manager.LoadResult, error)
+	LoadAt(ctx context.Context, name string, numCtx int, reason string) (manager.LoadResult, error)
 	Unload(ctx context.Context, name string) error
+	Yield(ctx context.Context) ([]string, error)
+	Restore(ctx context.Context) ([]string, error)
+	History() []manager.Event
+	Timeline(ctx context.Context, since time.Time) (timeline.Window, error)
 }
 
-var _ Keeper = (*manager.Manager)(nil)
+var (
+	_ Keeper = local{}
+	_ Keeper = (*api.Remote)(nil)
+)
+
+// local is the manager running in this process, with a Timeline shaped
+// like the API's.
+type local struct{ *manager.Manager }
+
+func (l local) Timeline(_ context.Context, since time.Time) (timeline.Window, error) {
+	return l.Manager.Timeline(since), nil
+}
+
+// inProcess reports whether k is a manager this command runs (and stops
+// when it exits), not a running instance.
+func inProcess(k Keeper) bool {
+	_, ok := k.(local)
+	return ok
+}
 
 // keeper returns the running instance's API when one answers, else starts
 // the manager in this process and reads Ollama once. It never manages the
@@ -196,7 +235,7 @@ func (e *Env) keeper(ctx context.Context) (Keeper, func(), error) {
 		stop()
 		return nil, nil, err
 	}
-	return e.Manager, stop, nil
+	return local{e.Manager}, stop, nil
 }
 
 func (e *Env) printJSON(v any) error {
@@ -213,8 +252,13 @@ func cmdModels(ctx context.Context, env *Env, k Keeper) error {
 		}
 		return env.printJSON(s.Models)
 	}
+	// Estimates depend on the server (its engine and version) and the card.
+	fmt.Fprintf(env.Stdout, "estimates for %s, for a card of %s (%s)\n", serverName(s, env.OllamaURL.String()),
+		config.FormatBytes(s.VRAM.Total), s.VRAM.Source)
 	w := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(w, "NAME\tPARAMS\tQUANT\tESTIMATE @%d\tPRIORITY\tFITS\tSTATE\n", s.Settings.NumCtx)
+	fmt.Fprintln(w, "NAME\tPARAMS\tQUANT\tCONTEXT\tESTIMATE\tFITS\tMAX CONTEXT NOW\tPRIORITY\tSTATE")
+	now := time.Now()
+	var failed []manager.ModelView
 	for _, m := range s.Models {
 		est := config.FormatBytes(m.EstimateBytes)
 		if m.Calibrated {
@@ -227,7 +271,12 @@ func cmdModels(ctx context.Context, env *Env, k Keeper) error {
 		if !m.Fits {
 			fits = "too big"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", m.Name, m.Parameters, m.Quantization, est, m.Priority, fits, m.State)
+		state := describe.Status(s, m, now)
+		if describe.Retry(m, now) != "" {
+			failed = append(failed, m)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", m.Name, m.Parameters, m.Quantization,
+			describe.Context(m), est, fits, describe.MaxFit(m), m.Priority, state)
 	}
 	if err := w.Flush(); err != nil {
 		return err
@@ -235,21 +284,41 @@ func cmdModels(ctx context.Context, env *Env, k Keeper) error {
 	if len(s.Models) == 0 {
 		fmt.Fprintln(env.Stdout, "no models installed (ollama pull one first)")
 	}
+	for _, m := range failed {
+		fmt.Fprintf(env.Stdout, "%s failed to load, %s: %s\n", m.Name, describe.Retry(m, now), m.Error)
+	}
 	return nil
+}
+
+// serverName names the Ollama a snapshot comes from: "Ollama 0.17.4 at
+// http://127.0.0.1:11434".
+func serverName(s manager.Snapshot, url string) string {
+	if s.Version == "" {
+		return "Ollama at " + url
+	}
+	return "Ollama " + s.Version + " at " + url
 }
 
 // StatusJSON is the documented shape of `status --json`.
 type StatusJSON struct {
-	BudgetBytes uint64       `json:"budget_bytes"`
-	UsedBytes   uint64       `json:"used_bytes"`
-	TotalBytes  uint64       `json:"total_bytes"`
-	OtherBytes  uint64       `json:"other_bytes"`
-	FreeBytes   uint64       `json:"free_bytes"`
-	Source      string       `json:"source"`
-	SourceNote  string       `json:"source_note,omitempty"`
-	Ollama      string       `json:"ollama"`
-	OllamaUp    bool         `json:"ollama_up"`
-	Loaded      []LoadedJSON `json:"loaded"`
+	BudgetBytes   uint64 `json:"budget_bytes"`
+	UsedBytes     uint64 `json:"used_bytes"`
+	TotalBytes    uint64 `json:"total_bytes"`
+	OtherBytes    uint64 `json:"other_bytes"`
+	FreeBytes     uint64 `json:"free_bytes"`
+	Source        string `json:"source"`
+	SourceNote    string `json:"source_note,omitempty"`
+	Ollama        string `json:"ollama"`
+	OllamaUp      bool   `json:"ollama_up"`
+	OllamaVersion string `json:"ollama_version,omitempty"`
+	// Loading names the model being loaded now, for LoadingSeconds.
+	Loading        string `json:"loading,omitempty"`
+	LoadingSeconds int    `json:"loading_seconds,omitempty"`
+	// Yielded: the GPU was given back; YieldedModels are what a restore
+	// puts back.
+	Yielded       bool         `json:"yielded"`
+	YieldedModels []string     `json:"yielded_models,omitempty"`
+	Loaded        []LoadedJSON `json:"loaded"`
 }
 
 // LoadedJSON is one loaded model in StatusJSON.
@@ -257,18 +326,34 @@ type LoadedJSON struct {
 	Name      string    `json:"name"`
 	SizeBytes uint64    `json:"size_bytes"`
 	LastUsed  time.Time `json:"last_used"`
+	// ContextLength is the context it is loaded at; CPUPercent how much of
+	// it Ollama put on the CPU (0 when all is on the GPU).
+	ContextLength int `json:"context_length"`
+	CPUPercent    int `json:"cpu_percent"`
+}
+
+// statusOf is what `status` says about a snapshot taken at now.
+func statusOf(s manager.Snapshot, ollamaURL string, now time.Time) StatusJSON {
+	out := StatusJSON{
+		BudgetBytes: s.Budget, UsedBytes: s.Used, TotalBytes: s.VRAM.Total, OtherBytes: s.Others, FreeBytes: s.Free,
+		Source: s.VRAM.Source, SourceNote: s.VRAM.Note, Ollama: ollamaURL, OllamaUp: s.OllamaUp,
+		OllamaVersion: s.Version, Loading: s.Loading, Yielded: s.Yielded, YieldedModels: s.YieldedModels,
+		Loaded: []LoadedJSON{},
+	}
+	if s.Loading != "" && !s.LoadingSince.IsZero() {
+		out.LoadingSeconds = max(int(now.Sub(s.LoadingSince).Round(time.Second)/time.Second), 0)
+	}
+	for _, m := range s.LoadedModels() {
+		out.Loaded = append(out.Loaded, LoadedJSON{Name: m.Name, SizeBytes: m.SizeBytes, LastUsed: m.LastUsed,
+			ContextLength: m.LoadedCtx, CPUPercent: m.CPUPercent})
+	}
+	return out
 }
 
 func cmdStatus(ctx context.Context, env *Env, k Keeper) error {
 	s := k.Snapshot()
-	out := StatusJSON{
-		BudgetBytes: s.Budget, UsedBytes: s.Used, TotalBytes: s.VRAM.Total, OtherBytes: s.Others, FreeBytes: s.Free,
-		Source: s.VRAM.Source, SourceNote: s.VRAM.Note, Ollama: env.OllamaURL.String(), OllamaUp: s.OllamaUp,
-		Loaded: []LoadedJSON{},
-	}
-	for _, m := range s.LoadedModels() {
-		out.Loaded = append(out.Loaded, LoadedJSON{Name: m.Name, SizeBytes: m.SizeBytes, LastUsed: m.LastUsed})
-	}
+	now := time.Now()
+	out := statusOf(s, env.OllamaURL.String(), now)
 	if env.Flags.JSON {
 		return env.printJSON(out)
 	}
@@ -282,15 +367,29 @@ func cmdStatus(ctx context.Context, env *Env, k Keeper) error {
 		fmt.Fprintf(env.Stdout, "other programs: %s, free: %s\n", config.FormatBytes(s.Others), config.FormatBytes(s.Free))
 	}
 	up := "up"
+	if s.Version != "" {
+		up += ", version " + s.Version
+	}
 	if !s.OllamaUp {
 		up = "unreachable: " + s.RuntimeErr
 	}
 	fmt.Fprintf(env.Stdout, "ollama %s: %s\n", env.OllamaURL, up)
-	if len(out.Loaded) == 0 {
+	if l := describe.Loading(s, now); l != "" {
+		fmt.Fprintln(env.Stdout, l)
+	}
+	if y := describe.Yielded(s); y != "" {
+		fmt.Fprintf(env.Stdout, "%s; nothing loads until vramkeeper restore\n", y)
+	}
+	loaded := s.LoadedModels()
+	if len(loaded) == 0 {
 		fmt.Fprintln(env.Stdout, "no models loaded")
 	}
-	for _, l := range out.Loaded {
-		fmt.Fprintf(env.Stdout, "  %-32s %10s  last used %s\n", l.Name, config.FormatBytes(l.SizeBytes), ago(l.LastUsed))
+	for _, m := range loaded {
+		line := fmt.Sprintf("  %-32s %10s  context %-6d last used %s", m.Name, config.FormatBytes(m.SizeBytes), m.LoadedCtx, ago(m.LastUsed))
+		if cpu := describe.CPU(m); cpu != "" {
+			line += "  " + cpu
+		}
+		fmt.Fprintln(env.Stdout, line)
 	}
 	return nil
 }
@@ -325,18 +424,90 @@ func cmdBest(ctx context.Context, env *Env, k Keeper, task, role string) error {
 
 func cmdLoad(ctx context.Context, env *Env, k Keeper, name string) error {
 	stop := env.progress(ctx, "loading "+name)
-	r, err := k.Load(ctx, name, "loaded from the command line")
+	r, err := k.LoadAt(ctx, name, env.Flags.Ctx, "loaded from the command line")
 	stop()
 	if err != nil {
 		return err
 	}
+	at := ""
+	if r.NumCtx > 0 {
+		at = fmt.Sprintf(" at %d tokens", r.NumCtx)
+	}
 	switch {
 	case r.Already:
-		fmt.Fprintf(env.Stdout, "%s was already loaded\n", r.Model)
+		fmt.Fprintf(env.Stdout, "%s was already loaded%s\n", r.Model, at)
 	case len(r.Evicted) > 0:
-		fmt.Fprintf(env.Stdout, "loaded %s (evicted %v)\n", r.Model, r.Evicted)
+		fmt.Fprintf(env.Stdout, "loaded %s%s (evicted %s)\n", r.Model, at, strings.Join(r.Evicted, ", "))
 	default:
-		fmt.Fprintf(env.Stdout, "loaded %s\n", r.Model)
+		fmt.Fprintf(env.Stdout, "loaded %s%s\n", r.Model, at)
+	}
+	return nil
+}
+
+func cmdYield(ctx context.Context, env *Env, k Keeper) error {
+	stop := env.progress(ctx, "giving the GPU back")
+	names, err := k.Yield(ctx)
+	stop()
+	if err != nil {
+		return err
+	}
+	if len(names) == 0 {
+		fmt.Fprintln(env.Stdout, "gave the GPU back (no model was loaded)")
+	} else {
+		fmt.Fprintf(env.Stdout, "gave the GPU back: unloaded %s\n", strings.Join(names, ", "))
+	}
+	if inProcess(k) {
+		// The manager ends with this command: nothing keeps the card free
+		// or remembers what to put back.
+		fmt.Fprintln(env.Stderr, "vramkeeper: no VRAM Keeper is running, so nothing holds the GPU back after this command "+
+			"or remembers these models; load them again with vramkeeper load (the tray and vramkeeper serve remember them for restore)")
+	}
+	return nil
+}
+
+func cmdRestore(ctx context.Context, env *Env, k Keeper) error {
+	stop := env.progress(ctx, "putting the models back")
+	names, err := k.Restore(ctx)
+	stop()
+	if err != nil {
+		return err
+	}
+	if len(names) == 0 {
+		fmt.Fprintln(env.Stdout, "nothing to restore")
+		return nil
+	}
+	fmt.Fprintf(env.Stdout, "restored %s\n", strings.Join(names, ", "))
+	return nil
+}
+
+// cmdHistory prints the recent history, newest last, and with --plot
+// writes the last hour's chart.
+func cmdHistory(ctx context.Context, env *Env, k Keeper) error {
+	events := k.History()
+	if env.Flags.Plot != "" {
+		w, err := k.Timeline(ctx, time.Now().Add(-timeline.DefaultSpan))
+		if err != nil {
+			return fmt.Errorf("reading the timeline for %s: %w", env.Flags.Plot, err)
+		}
+		if err := plot.WriteFile(env.Flags.Plot, w, plot.Options{Title: "VRAM over the last hour"}); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stderr, "vramkeeper: wrote the last hour's chart to %s (%d samples, %d marks)\n", env.Flags.Plot, len(w.Samples), len(w.Marks))
+		if inProcess(k) {
+			fmt.Fprintln(env.Stderr, "vramkeeper: no VRAM Keeper is running, so the chart holds only what this command saw; the tray and vramkeeper serve keep the last hour")
+		}
+	}
+	if env.Flags.JSON {
+		if events == nil {
+			events = []manager.Event{}
+		}
+		return env.printJSON(events)
+	}
+	if len(events) == 0 {
+		fmt.Fprintln(env.Stdout, "no history yet")
+	}
+	for _, e := range events {
+		fmt.Fprintln(env.Stdout, describe.Event(e))
 	}
 	return nil
 }

@@ -39,6 +39,8 @@ type Flags struct {
 	JSON      bool
 	Verbose   bool
 	Hidden    bool
+	// Plot is the chart file `history --plot` writes (.svg or .png).
+	Plot string
 }
 
 func (f *Flags) register(fs *flag.FlagSet) {
@@ -46,13 +48,14 @@ func (f *Flags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.Budget, "budget", "", "VRAM budget for our models: a size (7GiB, 7000MB) or a share of the card (80%); default: card size - 1 GiB")
 	fs.StringVar(&f.VRAM, "vram", "", "card size to assume when NVML is unavailable (default 8GiB)")
 	fs.IntVar(&f.MaxLoaded, "max-loaded", 0, "models loaded at once (default 2)")
-	fs.IntVar(&f.Ctx, "ctx", 0, "context length models are loaded with (default 4096)")
+	fs.IntVar(&f.Ctx, "ctx", 0, "context length models are loaded with (default 4096); with load: the one to load this model at")
 	fs.StringVar(&f.Config, "config", "", "config file (default: <user config dir>/vramkeeper/config.toml)")
 	fs.StringVar(&f.StateDir, "state-dir", "", "state directory (default: $XDG_STATE_HOME/vramkeeper)")
 	fs.StringVar(&f.Listen, "listen", "", "address of the local API (default 127.0.0.1:11435)")
 	fs.BoolVar(&f.JSON, "json", false, "print JSON")
 	fs.BoolVar(&f.Verbose, "v", false, "log what the manager does")
 	fs.BoolVar(&f.Hidden, "hidden", false, "desktop app: start in the tray without opening the window (as on login)")
+	fs.StringVar(&f.Plot, "plot", "", "history: also write the last hour's chart to this file (.svg or .png)")
 }
 
 // parse splits args into flags and positional arguments, accepting flags
@@ -85,13 +88,24 @@ Usage:
   vramkeeper serve                run headless: the manager and the local API
   vramkeeper models [--json]      list installed models with estimates and priorities
   vramkeeper best TASK [ROLE]     choose the best model for a task, load it, print it
-  vramkeeper load MODEL           load a model (evicting others as needed)
+  vramkeeper load MODEL [--ctx N] load a model (evicting others as needed), at N tokens
   vramkeeper unload MODEL         unload a model
-  vramkeeper status [--json]      VRAM use, budget and loaded models
+  vramkeeper status [--json]      VRAM use, budget, loaded models, a load in progress
+  vramkeeper yield                give the GPU back: unload every model until restore
+  vramkeeper restore              put back the models yield unloaded
+  vramkeeper history [--json] [--plot FILE]
+                                  recent loads and evictions; --plot writes the last
+                                  hour's chart as .svg or .png
 
 Tasks: code_generation, code_review, chat, reasoning, summarization, tool_use,
 vision, embedding (and any added in the config file).
 Roles: architect, coder, reviewer, researcher, assistant.
+
+Exit codes: 0 ok, 1 other error, 2 usage, 3 Ollama unreachable, 4 unknown
+model, 5 unknown task or role, 6 the model can never fit the budget, 7 a load
+failed (timed out, or kept off the CPU by gpu_only), 8 another VRAM Keeper
+manages this state folder, 9 the running instance refused the command, 10 the
+GPU was given back (run vramkeeper restore).
 
 Flags:
 `)
@@ -205,7 +219,7 @@ func (e *Env) Own(mode string) error {
 		return err
 	}
 	e.lock = l
-	opt, err := Options(e.Config)
+	opt, err := ownOptions(mode, e.Config)
 	if err != nil {
 		return err
 	}
@@ -217,9 +231,23 @@ func (e *Env) Own(mode string) error {
 	return nil
 }
 
-// Options turns a config into manager options (without runtime and GPU).
-// The desktop app's settings tab uses it too, so a saved config and a
-// running manager agree.
+// ownOptions are the options of the manager a process of this mode runs.
+// Only the long-running ones (the tray, serve) warm the card up: a
+// one-shot command that runs a manager in-process loads what it is asked
+// to, and nothing else.
+func ownOptions(mode string, cfg config.Config) (manager.Options, error) {
+	opt, err := Options(cfg)
+	if err != nil {
+		return opt, err
+	}
+	if mode == "tray" || mode == "serve" {
+		opt.WarmStart = cfg.WarmStart
+	}
+	return opt, nil
+}
+
+// Options turns a config into manager options (without runtime and GPU,
+// and without the warm start, which only long-running processes do).
 func Options(cfg config.Config) (manager.Options, error) {
 	var opt manager.Options
 	set := &opt.Settings
@@ -240,6 +268,14 @@ func Options(cfg config.Config) (manager.Options, error) {
 		opt.RefreshEvery = time.Duration(cfg.RefreshSeconds) * time.Second
 	}
 	set.BusyGrace = time.Duration(cfg.BusyGraceSeconds) * time.Second
+	timeout, err := cfg.LoadTimeoutDuration()
+	if err != nil {
+		return opt, fmt.Errorf("load_timeout: %w", err)
+	}
+	set.LoadTimeout, set.GPUOnly = timeout, cfg.GPUOnly
+	if set.Contexts, err = api.ConfigContexts(cfg); err != nil {
+		return opt, err
+	}
 	set.Tables = score.Defaults().Merge(cfg.Tasks, cfg.Roles)
 	return opt, nil
 }

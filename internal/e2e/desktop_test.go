@@ -291,6 +291,10 @@ func startApp(t *testing.T, bin, ollamaURL string) *appProc {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// No warm start: the scenario loads through the tray from an empty card.
+	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte("warm_start = \"\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	logPath := filepath.Join(dir, "app.log")
 	logf, err := os.Create(logPath)
 	if err != nil {

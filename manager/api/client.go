@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/manager"
-	"github.com/vramkeeper/vramkeeper/manager/evict"
 )
 
 // DialTimeout is how long Dial waits for a running instance: short, since
@@ -36,26 +35,22 @@ var (
 )
 
 // codeErrors maps the API's error codes back to sentinel errors, so that
-// errors.Is(err, manager.ErrNeverFits) works across the wire.
-var codeErrors = map[string]error{
-	CodeModelUnknown: manager.ErrModelUnknown,
-	CodeUnknownTask:  manager.ErrUnknownTask,
-	CodeUnknownRole:  manager.ErrUnknownRole,
-	CodeNoCandidate:  manager.ErrNoCandidate,
-	CodeNeverFits:    manager.ErrNeverFits,
-	CodeNoRoom:       evict.ErrNoRoom,
-	CodePaused:       manager.ErrPaused,
-	CodeUnreachable:  manager.ErrUnreachable,
-	CodeLoadFailed:   manager.ErrLoadFailed,
-	CodeStopped:      manager.ErrStopped,
-	CodeTimeout:      context.DeadlineExceeded,
-	CodeUnauthorized: ErrUnauthorized,
-	CodeBadRequest:   ErrBadRequest,
-	CodeTooLarge:     ErrBadRequest,
-	CodeVersion:      ErrVersionMismatch,
-}
+// errors.Is(err, manager.ErrNeverFits) works across the wire: the
+// manager's from errorKinds, the server's own besides.
+var codeErrors = func() map[string][]error {
+	m := map[string][]error{
+		CodeUnauthorized: {ErrUnauthorized},
+		CodeBadRequest:   {ErrBadRequest},
+		CodeTooLarge:     {ErrBadRequest},
+		CodeVersion:      {ErrVersionMismatch},
+	}
+	for _, k := range errorKinds {
+		m[k.code] = k.errs
+	}
+	return m
+}()
 
-// Error is an error answer from the API. It unwraps to the sentinel its
+// Error is an error answer from the API. It unwraps to the sentinels its
 // code stands for.
 type Error struct {
 	Status  int
@@ -67,7 +62,7 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s (HTTP %d from the running instance)", e.Message, e.Status)
 }
 
-func (e *Error) Unwrap() error { return codeErrors[e.Code] }
+func (e *Error) Unwrap() []error { return codeErrors[e.Code] }
 
 // Client talks to a running instance's management API; the CLI uses it so
 // that the tray and the CLI share one state.
@@ -135,12 +130,33 @@ func (c *Client) BestModelForTask(ctx context.Context, task, role string) (manag
 	return ch, err
 }
 
-// Load loads a model, evicting others as the policy says; reason goes into
-// the instance's history.
+// Load loads a model at its own context length, evicting others as the
+// policy says; reason goes into the instance's history.
 func (c *Client) Load(ctx context.Context, name, reason string) (manager.LoadResult, error) {
+	return c.LoadAt(ctx, name, 0, reason)
+}
+
+// LoadAt is Load at a given context length (0: the model's own).
+func (c *Client) LoadAt(ctx context.Context, name string, numCtx int, reason string) (manager.LoadResult, error) {
 	var r manager.LoadResult
-	err := c.do(ctx, http.MethodPost, modelPath(name, "load"), ModelActionRequest{Reason: reason}, &r)
+	err := c.do(ctx, http.MethodPost, modelPath(name, "load"), ModelActionRequest{Reason: reason, ContextLength: numCtx}, &r)
 	return r, err
+}
+
+// Yield gives the GPU back: every model is unloaded and remembered, and
+// loads fail with manager.ErrYielded until Restore. It returns the models
+// unloaded.
+func (c *Client) Yield(ctx context.Context) ([]string, error) {
+	var r YieldResponse
+	err := c.do(ctx, http.MethodPost, "yield", nil, &r)
+	return r.Unloaded, err
+}
+
+// Restore puts back what Yield unloaded and returns the models loaded.
+func (c *Client) Restore(ctx context.Context) ([]string, error) {
+	var r RestoreResponse
+	err := c.do(ctx, http.MethodPost, "restore", nil, &r)
+	return r.Restored, err
 }
 
 // Unload unloads a model.

@@ -31,6 +31,10 @@ const (
 	CodeNeverFits      = "never_fits"
 	CodeNoRoom         = "no_room"
 	CodePaused         = "paused"
+	CodeYielded        = "yielded"
+	CodeSpilled        = "spilled"
+	CodeLoadTimeout    = "load_timeout"
+	CodeTimedOut       = "timed_out"
 	CodeUnreachable    = "ollama_unreachable"
 	CodeLoadFailed     = "load_failed"
 	CodeStopped        = "stopped"
@@ -45,25 +49,35 @@ const (
 
 // errorKinds maps the manager's errors to a status and a code, most
 // specific first (a load failure may wrap an unreachable server).
+// An error matches a kind when it is every one of the kind's errors; the
+// client maps the code back to the same errors.
 var errorKinds = []struct {
-	err    error
+	errs   []error
 	status int
 	code   string
 }{
-	{manager.ErrModelUnknown, http.StatusNotFound, CodeModelUnknown},
-	{manager.ErrUnknownTask, http.StatusBadRequest, CodeUnknownTask},
-	{manager.ErrUnknownRole, http.StatusBadRequest, CodeUnknownRole},
-	{manager.ErrNoCandidate, http.StatusNotFound, CodeNoCandidate},
+	{[]error{manager.ErrModelUnknown}, http.StatusNotFound, CodeModelUnknown},
+	{[]error{manager.ErrUnknownTask}, http.StatusBadRequest, CodeUnknownTask},
+	{[]error{manager.ErrUnknownRole}, http.StatusBadRequest, CodeUnknownRole},
+	{[]error{manager.ErrNoCandidate}, http.StatusNotFound, CodeNoCandidate},
 	// Larger than the whole budget: no eviction can help, ever.
-	{manager.ErrNeverFits, http.StatusInsufficientStorage, CodeNeverFits},
+	{[]error{manager.ErrNeverFits}, http.StatusInsufficientStorage, CodeNeverFits},
 	// Fits the budget but not now: retrying later can help.
-	{evict.ErrNoRoom, http.StatusConflict, CodeNoRoom},
-	{manager.ErrPaused, http.StatusConflict, CodePaused},
-	{manager.ErrUnreachable, http.StatusBadGateway, CodeUnreachable},
-	{manager.ErrLoadFailed, http.StatusBadGateway, CodeLoadFailed},
-	{manager.ErrStopped, http.StatusServiceUnavailable, CodeStopped},
-	{context.DeadlineExceeded, http.StatusGatewayTimeout, CodeTimeout},
-	{context.Canceled, statusClientGone, codeClientGone},
+	{[]error{evict.ErrNoRoom}, http.StatusConflict, CodeNoRoom},
+	{[]error{manager.ErrPaused}, http.StatusConflict, CodePaused},
+	// The GPU was given back: nothing loads until restore.
+	{[]error{manager.ErrYielded}, http.StatusConflict, CodeYielded},
+	// With gpu_only, a model Ollama would put partly on the CPU.
+	{[]error{manager.ErrSpilled}, http.StatusConflict, CodeSpilled},
+	{[]error{manager.ErrUnreachable}, http.StatusBadGateway, CodeUnreachable},
+	// The server did not finish in load_timeout: a load (which is a failed
+	// load too) or an unload.
+	{[]error{manager.ErrTimedOut, manager.ErrLoadFailed}, http.StatusGatewayTimeout, CodeLoadTimeout},
+	{[]error{manager.ErrTimedOut}, http.StatusGatewayTimeout, CodeTimedOut},
+	{[]error{manager.ErrLoadFailed}, http.StatusBadGateway, CodeLoadFailed},
+	{[]error{manager.ErrStopped}, http.StatusServiceUnavailable, CodeStopped},
+	{[]error{context.DeadlineExceeded}, http.StatusGatewayTimeout, CodeTimeout},
+	{[]error{context.Canceled}, statusClientGone, codeClientGone},
 }
 
 // classify returns the status and code for an error from the manager.
@@ -77,11 +91,20 @@ func classify(err error) (int, string) {
 		return http.StatusBadRequest, CodeBadRequest
 	}
 	for _, k := range errorKinds {
-		if errors.Is(err, k.err) {
+		if isAll(err, k.errs) {
 			return k.status, k.code
 		}
 	}
 	return http.StatusInternalServerError, CodeInternal
+}
+
+func isAll(err error, targets []error) bool {
+	for _, t := range targets {
+		if !errors.Is(err, t) {
+			return false
+		}
+	}
+	return true
 }
 
 // badRequest marks an error in what the client sent.

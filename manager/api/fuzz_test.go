@@ -25,7 +25,7 @@ type anyKeeper struct {
 	names []string
 }
 
-func (k *anyKeeper) Load(_ context.Context, name, _ string) (manager.LoadResult, error) {
+func (k *anyKeeper) LoadAt(_ context.Context, name string, _ int, _ string) (manager.LoadResult, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.names = append(k.names, name)
@@ -82,6 +82,8 @@ var managementBodies = []struct{ method, path string }{
 	{"POST", "/keeper/v1/resume"},
 	{"POST", "/keeper/v1/ollama/start"},
 	{"POST", "/keeper/v1/window"},
+	{"POST", "/keeper/v1/yield"},
+	{"POST", "/keeper/v1/restore"},
 }
 
 // FuzzManagementBodies: whatever body comes to a management endpoint, the
@@ -92,6 +94,7 @@ func FuzzManagementBodies(f *testing.F) {
 		`{"task":"chat","role":"assistant"}`, `{"task":"huge"}`, `{"taks":"chat"}`, `{"task":5}`,
 		`{"budget":"7GiB","max_loaded":2,"context_length":4096}`, `{"budget":"80%"}`, `{"budget":"-1GiB"}`,
 		`{"max_loaded":-3}`, `{"budget":"1e400GiB"}`, ``, `null`, `[]`, `{"task":"chat"} {"x":1}`, "\x00",
+		`{"context_length":8192}`, `{"gpu_only":true,"load_timeout":"2m","contexts":{"a/b:c":"auto"}}`,
 	}
 	for i, s := range seeds {
 		f.Add(uint8(i), []byte(s))

@@ -60,9 +60,12 @@ func (s *Server) lookup(name string) (manager.ModelView, bool) {
 var modelActions = []string{"load", "unload", "pin", "unpin"}
 
 // ModelActionRequest is the optional body of POST .../{action}: the reason
-// the history records for a load ("loaded from the command line").
+// the history records for a load ("loaded from the command line") and the
+// context length to load at (0 or absent: the model's own; a model loaded
+// at another is loaded again).
 type ModelActionRequest struct {
-	Reason string `json:"reason,omitempty"`
+	Reason        string `json:"reason,omitempty"`
+	ContextLength int    `json:"context_length,omitempty"`
 }
 
 // UnloadResponse answers POST .../unload.
@@ -103,17 +106,19 @@ func (s *Server) handleModelAction(w http.ResponseWriter, r *http.Request) {
 	if req.Reason == "" {
 		req.Reason = "loaded through the API"
 	}
+	if req.ContextLength < 0 {
+		s.keeperFail(w, r, badRequestf("context_length: %d is negative (0 or absent: the model's own)", req.ContextLength))
+		return
+	}
 	ctx := r.Context()
 	switch action {
 	case "load":
-		res, err := s.k.Load(ctx, name, req.Reason)
+		res, err := s.k.LoadAt(ctx, name, req.ContextLength, req.Reason)
 		if err != nil {
 			s.keeperFail(w, r, err)
 			return
 		}
-		if res.Evicted == nil {
-			res.Evicted = []string{}
-		}
+		res.Evicted = nonNil(res.Evicted)
 		writeJSON(w, http.StatusOK, res)
 	case "unload":
 		if err := s.k.Unload(ctx, name); err != nil {
@@ -138,6 +143,52 @@ func (s *Server) canonical(name string) string {
 	return name
 }
 
+// YieldResponse answers POST /keeper/v1/yield: the models unloaded to give
+// the GPU back. Until a restore, loads fail with code "yielded" (409).
+type YieldResponse struct {
+	Unloaded []string `json:"unloaded"`
+}
+
+// RestoreResponse answers POST /keeper/v1/restore: the models put back, at
+// the context lengths they had.
+type RestoreResponse struct {
+	Restored []string `json:"restored"`
+}
+
+func (s *Server) handleYield(w http.ResponseWriter, r *http.Request) {
+	if _, err := readBody(w, r, maxKeeperBody); err != nil {
+		s.keeperFail(w, r, err)
+		return
+	}
+	names, err := s.k.Yield(r.Context())
+	if err != nil {
+		s.keeperFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, YieldResponse{Unloaded: nonNil(names)})
+}
+
+func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
+	if _, err := readBody(w, r, maxKeeperBody); err != nil {
+		s.keeperFail(w, r, err)
+		return
+	}
+	names, err := s.k.Restore(r.Context())
+	if err != nil {
+		s.keeperFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, RestoreResponse{Restored: nonNil(names)})
+}
+
+// nonNil makes a list answer [] rather than null.
+func nonNil(names []string) []string {
+	if names == nil {
+		return []string{}
+	}
+	return names
+}
+
 // BestRequest is POST /keeper/v1/best.
 type BestRequest struct {
 	Task string `json:"task"`
@@ -159,9 +210,7 @@ func (s *Server) handleBest(w http.ResponseWriter, r *http.Request) {
 		s.keeperFail(w, r, err)
 		return
 	}
-	if c.Evicted == nil {
-		c.Evicted = []string{}
-	}
+	c.Evicted = nonNil(c.Evicted)
 	writeJSON(w, http.StatusOK, c)
 }
 

@@ -73,3 +73,59 @@ func TestSmuggledLoadOptions(t *testing.T) {
 		t.Fatalf("control: straight to Ollama the model runs at %d; the smuggled option should have reached it", n)
 	}
 }
+
+// TestProxyKeepsLoadedContext: a model loaded at a context other than the
+// global one (its own from the config, or a load's context_length) serves
+// proxied requests at that context, whatever num_ctx they carry, and
+// Ollama never reloads it.
+func TestProxyKeepsLoadedContext(t *testing.T) {
+	// Two different files: Ollama keeps one runner per file, whatever the
+	// names.
+	own, asked := llama(2, 64), llama(3, 64)
+	own.ContextLength, asked.ContextLength = 65536, 65536
+	r := newRig(t, map[string]ggufgen.Spec{"own-ctx": own, "asked-ctx": asked}, manager.Options{Settings: manager.Settings{
+		NumCtx: 4096, MaxLoaded: 2, Contexts: map[string]int{"own-ctx:latest": 8192},
+	}}, keeper.Options{})
+	ctx := ctxFor(t, 3*time.Minute)
+	if _, err := r.m.Load(ctx, "own-ctx", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.m.LoadAt(ctx, "asked-ctx", 16384, "test"); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"own-ctx:latest": 8192, "asked-ctx:latest": 16384}
+	check := func(t *testing.T, after string) {
+		t.Helper()
+		got := map[string]int{}
+		for _, p := range r.ollama.Running(t) {
+			got[p.Name] = p.ContextLength
+		}
+		for name, n := range want {
+			if got[name] != n {
+				t.Fatalf("%s: Ollama runs %s at num_ctx %d, want %d (running: %v)", after, name, got[name], n, got)
+			}
+		}
+	}
+	check(t, "after the loads")
+	before := loadsInLog(r)
+	for _, body := range []string{
+		`{"model":"own-ctx","prompt":"hi","stream":false,"options":{"num_predict":2}}`,
+		`{"model":"own-ctx","prompt":"hi","stream":false,"options":{"num_ctx":4096,"num_predict":2}}`,
+		`{"model":"asked-ctx","prompt":"hi","stream":false,"options":{"num_predict":2}}`,
+		`{"model":"asked-ctx","prompt":"hi","stream":false,"options":{"num_ctx":2048,"num_predict":2}}`,
+	} {
+		resp, err := http.Post(r.http.URL+"/api/generate", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", body, resp.StatusCode, b)
+		}
+		check(t, "after "+body)
+	}
+	if after := loadsInLog(r); after != before {
+		t.Fatalf("Ollama started %d runners: a proxied request reloaded a model", after-before)
+	}
+}

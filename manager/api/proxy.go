@@ -62,8 +62,12 @@ func (s *Server) acquire(ctx context.Context, requested, reason string) (held, e
 	if err != nil {
 		return held{}, err
 	}
-	h := held{model: res.Model, release: release}
-	if v, ok := s.lookup(res.Model); ok {
+	// The context the model is loaded at, whatever it was loaded for (its
+	// own, auto's pick, a load's context_length): any other num_ctx would
+	// make Ollama load it again. The model's own when the manager does not
+	// know it (a model adopted from a server that does not say).
+	h := held{model: res.Model, numCtx: res.NumCtx, release: release}
+	if v, ok := s.lookup(res.Model); ok && h.numCtx == 0 {
 		h.numCtx = v.NumCtx
 	}
 	return h, nil

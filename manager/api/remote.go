@@ -188,10 +188,27 @@ func (r *Remote) after(ctx context.Context, err error) error {
 	return err
 }
 
-// Load loads a model.
+// Load loads a model at its own context length.
 func (r *Remote) Load(ctx context.Context, name, reason string) (manager.LoadResult, error) {
-	res, err := r.c.Load(ctx, name, reason)
+	return r.LoadAt(ctx, name, 0, reason)
+}
+
+// LoadAt loads a model at a given context length (0: its own).
+func (r *Remote) LoadAt(ctx context.Context, name string, numCtx int, reason string) (manager.LoadResult, error) {
+	res, err := r.c.LoadAt(ctx, name, numCtx, reason)
 	return res, r.after(ctx, err)
+}
+
+// Yield gives the GPU back and returns the models unloaded.
+func (r *Remote) Yield(ctx context.Context) ([]string, error) {
+	names, err := r.c.Yield(ctx)
+	return names, r.after(ctx, err)
+}
+
+// Restore puts back what Yield unloaded and returns the models loaded.
+func (r *Remote) Restore(ctx context.Context) ([]string, error) {
+	names, err := r.c.Restore(ctx)
+	return names, r.after(ctx, err)
 }
 
 // Unload unloads a model.
@@ -215,13 +232,31 @@ func (r *Remote) BestModelForTask(ctx context.Context, task, role string) (manag
 	return c, r.after(ctx, err)
 }
 
-// Apply carries the settings the desktop's Settings tab changes (budget,
-// max loaded, context length) to POST /keeper/v1/settings: f runs on the
-// instance's current settings, and those three fields cross the wire.
+// Apply carries the settings the desktop's Settings tab and its model
+// table change (budget, max loaded, context length, gpu_only,
+// load_timeout, the per-model contexts) to POST /keeper/v1/settings: f
+// runs on the instance's current settings, and those fields cross the
+// wire.
 func (r *Remote) Apply(ctx context.Context, f func(*manager.Settings)) error {
 	set := r.Snapshot().Settings
 	f(&set)
+	return r.after(ctx, r.c.ApplySettings(ctx, SettingsOf(set)))
+}
+
+// SettingsOf is the request that sets what SettingsRequest carries of set.
+func SettingsOf(set manager.Settings) SettingsRequest {
 	budget, _ := set.Budget.MarshalText() // exact: String rounds
-	req := SettingsRequest{Budget: string(budget), MaxLoaded: set.MaxLoaded, ContextLength: set.NumCtx}
-	return r.after(ctx, r.c.ApplySettings(ctx, req))
+	timeout := ""
+	if set.LoadTimeout > 0 {
+		timeout = set.LoadTimeout.String()
+	}
+	// Never nil: an absent map would keep the instance's contexts.
+	ctxs := make(map[string]ContextLength, len(set.Contexts))
+	for name, n := range set.Contexts {
+		ctxs[name] = ContextLength(n)
+	}
+	return SettingsRequest{
+		Budget: string(budget), MaxLoaded: set.MaxLoaded, ContextLength: set.NumCtx,
+		GPUOnly: &set.GPUOnly, LoadTimeout: &timeout, Contexts: ctxs,
+	}
 }

@@ -9,13 +9,15 @@
 //	GET  /keeper/v1/models                 {"models": [manager.ModelView...]}
 //	GET  /keeper/v1/models/{name}          manager.ModelView
 //	POST /keeper/v1/best                   {"task": "...", "role": "..."} → manager.Choice
-//	POST /keeper/v1/models/{name}/load     manager.LoadResult
+//	POST /keeper/v1/models/{name}/load     {"context_length": N} (optional) → manager.LoadResult
 //	POST /keeper/v1/models/{name}/unload   {"model": ..., "unloaded": true}
 //	POST /keeper/v1/models/{name}/pin      {"model": ..., "pinned": true}
 //	POST /keeper/v1/models/{name}/unpin    {"model": ..., "pinned": false}
 //	GET  /keeper/v1/history                {"events": [manager.Event...]}
 //	GET  /keeper/v1/timeline[?since=T]     timeline.Window: samples and marks after T
 //	GET  /keeper/v1/events                 Server-Sent Events, one per manager.Event (503 past the cap)
+//	POST /keeper/v1/yield                  {"unloaded": [...]}: give the GPU back until restore
+//	POST /keeper/v1/restore                {"restored": [...]}: put back what yield unloaded
 //	POST /keeper/v1/pause                  {"paused": true}: stop automatic management
 //	POST /keeper/v1/resume                 {"paused": false}
 //	POST /keeper/v1/settings               SettingsRequest → SettingsRequest as applied
@@ -32,11 +34,15 @@
 // admin endpoint (delete, pull, push, create, copy) with a token and
 // without allow_admin; 404 unknown model, or no installed model suits the
 // task; 409 the model fits the budget but not now (paused, or other
-// programs hold the card), or a client of another API version; 413 body too
-// large; 502 Ollama unreachable or a load failed inside Ollama; 503 the
-// manager is stopping, or too many event streams; 504 the wait ran past its
-// deadline; 507 the model is larger than the whole budget and can never be
-// loaded.
+// programs hold the card), the GPU was given back (yield: nothing loads
+// until restore, code "yielded", with the manager's message), the model
+// does not fit on the GPU and gpu_only keeps it off the CPU (code
+// "spilled"), or a client of another API version; 413 body too large; 502
+// Ollama unreachable or a load failed inside Ollama; 503 the manager is
+// stopping, or too many event streams; 504 the wait ran past its deadline,
+// or Ollama did not finish a load or unload within load_timeout (codes
+// "load_timeout", "timed_out"); 507 the model is larger than the whole
+// budget and can never be loaded.
 //
 // # Proxy
 //
@@ -47,11 +53,13 @@
 // auto:TASK/ROLE through BestModelForTask), wait until the manager has
 // loaded it within the budget, hold it against eviction until the response
 // is fully written (or the client left), and force keep_alive -1 and the
-// manager's num_ctx so that Ollama neither unloads nor reloads the model on
-// its own. Errors come in each API's own shape. GET /v1/models and
-// /v1/models/{id} list the models and the auto:TASK aliases, in Anthropic's
-// shape when the request carries anthropic-version or x-api-key. See
-// proxy.go, openai.go, responses.go and anthropic.go for the details.
+// context length the model is loaded at (its own, "auto"'s pick, or a
+// load's context_length), so that Ollama neither unloads it nor reloads it
+// for a client's other num_ctx. Errors come in each API's own shape. GET
+// /v1/models and /v1/models/{id} list the models and the auto:TASK
+// aliases, in Anthropic's shape when the request carries anthropic-version
+// or x-api-key. See proxy.go, openai.go, responses.go and anthropic.go for
+// the details.
 package api
 
 import (
@@ -86,13 +94,15 @@ const (
 // port above Ollama's.
 const DefaultAddr = "127.0.0.1:11435"
 
-// Keeper is what the server needs from the manager; *manager.Manager
-// satisfies it, and tests may use a fake.
+// Keeper is what the server needs from the manager, under the manager's
+// own names; *manager.Manager satisfies it, and tests may use a fake.
 type Keeper interface {
 	Acquire(ctx context.Context, name, reason string) (release func(), res manager.LoadResult, err error)
 	BestModelForTask(ctx context.Context, task, role string) (manager.Choice, error)
-	Load(ctx context.Context, name, reason string) (manager.LoadResult, error)
+	LoadAt(ctx context.Context, name string, numCtx int, reason string) (manager.LoadResult, error)
 	Unload(ctx context.Context, name string) error
+	Yield(ctx context.Context) ([]string, error)
+	Restore(ctx context.Context) ([]string, error)
 	SetPinned(ctx context.Context, name string, pinned bool) error
 	Snapshot() manager.Snapshot
 	Subscribe(buf int) (<-chan manager.Event, func())
@@ -268,6 +278,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /keeper/v1/history", s.handleHistory)
 	mux.HandleFunc("GET /keeper/v1/timeline", s.handleTimeline)
 	mux.HandleFunc("GET /keeper/v1/events", s.handleEvents)
+	mux.HandleFunc("POST /keeper/v1/yield", s.handleYield)
+	mux.HandleFunc("POST /keeper/v1/restore", s.handleRestore)
 	mux.HandleFunc("POST /keeper/v1/pause", s.handlePause)
 	mux.HandleFunc("POST /keeper/v1/resume", s.handlePause)
 	mux.HandleFunc("POST /keeper/v1/settings", s.handleSettings)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -21,6 +22,12 @@ import (
 type fakeKeeper struct {
 	models map[string]bool // name → loaded
 	calls  []string
+	// loadedCtx is the context each model is loaded at, as Acquire says.
+	loadedCtx map[string]int
+	// fail, when set, is what Acquire, LoadAt, Yield and Restore return.
+	fail     error
+	yielded  []string
+	settings manager.Settings // as Apply left them
 }
 
 func (f *fakeKeeper) known(name string) error {
@@ -32,10 +39,13 @@ func (f *fakeKeeper) known(name string) error {
 
 func (f *fakeKeeper) Acquire(ctx context.Context, name, reason string) (func(), manager.LoadResult, error) {
 	f.calls = append(f.calls, "acquire "+name)
+	if f.fail != nil {
+		return func() {}, manager.LoadResult{}, f.fail
+	}
 	if err := f.known(name); err != nil {
 		return func() {}, manager.LoadResult{}, err
 	}
-	return func() { f.calls = append(f.calls, "release "+name) }, manager.LoadResult{Model: name}, nil
+	return func() { f.calls = append(f.calls, "release "+name) }, manager.LoadResult{Model: name, NumCtx: f.loadedCtx[name]}, nil
 }
 
 func (f *fakeKeeper) BestModelForTask(ctx context.Context, task, role string) (manager.Choice, error) {
@@ -48,9 +58,45 @@ func (f *fakeKeeper) BestModelForTask(ctx context.Context, task, role string) (m
 	return manager.Choice{}, fmt.Errorf("task %q: %w", task, manager.ErrUnknownTask)
 }
 
-func (f *fakeKeeper) Load(ctx context.Context, name, reason string) (manager.LoadResult, error) {
-	f.calls = append(f.calls, "load "+name)
-	return manager.LoadResult{Model: name}, f.known(name)
+func (f *fakeKeeper) LoadAt(ctx context.Context, name string, numCtx int, reason string) (manager.LoadResult, error) {
+	if numCtx > 0 {
+		f.calls = append(f.calls, fmt.Sprintf("load %s at %d", name, numCtx))
+	} else {
+		f.calls = append(f.calls, "load "+name)
+	}
+	if f.fail != nil {
+		return manager.LoadResult{Model: name}, f.fail
+	}
+	return manager.LoadResult{Model: name, NumCtx: numCtx}, f.known(name)
+}
+
+// Yield unloads every loaded model, in name order, and remembers them.
+func (f *fakeKeeper) Yield(context.Context) ([]string, error) {
+	f.calls = append(f.calls, "yield")
+	if f.fail != nil {
+		return nil, f.fail
+	}
+	for _, n := range slices.Sorted(maps.Keys(f.models)) {
+		if f.models[n] {
+			f.models[n] = false
+			f.yielded = append(f.yielded, n)
+		}
+	}
+	return f.yielded, nil
+}
+
+// Restore loads what Yield unloaded.
+func (f *fakeKeeper) Restore(context.Context) ([]string, error) {
+	f.calls = append(f.calls, "restore")
+	if f.fail != nil {
+		return nil, f.fail
+	}
+	back := f.yielded
+	for _, n := range back {
+		f.models[n] = true
+	}
+	f.yielded = nil
+	return back, nil
 }
 
 func (f *fakeKeeper) Unload(ctx context.Context, name string) error {
@@ -87,9 +133,11 @@ func (f *fakeKeeper) SetPaused(_ context.Context, paused bool) error {
 	f.calls = append(f.calls, fmt.Sprintf("paused %v", paused))
 	return nil
 }
+
+// Apply edits the settings the last Apply left, as the manager does.
 func (f *fakeKeeper) Apply(_ context.Context, fn func(*manager.Settings)) error {
-	var o manager.Settings
-	fn(&o)
+	fn(&f.settings)
+	o := f.settings
 	f.calls = append(f.calls, fmt.Sprintf("apply %s %d %d", o.Budget, o.MaxLoaded, o.NumCtx))
 	return nil
 }
