@@ -19,7 +19,10 @@ import (
 	"github.com/vramkeeper/vramkeeper/app"
 	"github.com/vramkeeper/vramkeeper/internal/cli"
 	"github.com/vramkeeper/vramkeeper/internal/instance"
+	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/api"
+	"github.com/vramkeeper/vramkeeper/manager/config"
+	"github.com/vramkeeper/vramkeeper/manager/ollama"
 )
 
 // The window drives the tray's manager through the API.
@@ -68,7 +71,7 @@ func desktop(ctx context.Context, env *cli.Env) error {
 	}
 	// The window's "Start Ollama" asks the tray: the server must outlive
 	// the window, and Quit stops it.
-	ollama := app.NewOllamaServer(app.OllamaServerOptions{URL: env.OllamaURL.String(), Log: env.Log})
+	ollama := app.NewOllamaServer(app.OllamaServerOptions{URL: env.OllamaURL.String(), Log: env.Log, Env: serveEnv(ctx, env)})
 	defer ollama.Stop()
 	env.StartOllama = func(ctx context.Context) (api.StartOllamaResponse, error) {
 		st, err := ollama.Start(ctx)
@@ -154,4 +157,20 @@ func window(ctx context.Context, env *cli.Env) error {
 	cancel()
 	<-done
 	return err
+}
+
+// serveEnv is what the `ollama serve` the tray starts is told, so that
+// Ollama's own decisions (llama.cpp's fit from v0.30, its model count, its
+// context length) agree with VRAM Keeper's budget: its version is not
+// known before it runs, and the variables are harmless to older ones.
+func serveEnv(ctx context.Context, env *cli.Env) []string {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var card uint64
+	if v, err := env.GPU.Read(ctx); err == nil && v.Source == manager.SourceNVML {
+		card = v.Total
+	}
+	budget, _ := config.ParseSize(env.Config.Budget) // validated when the config was read
+	return ollama.ServeEnv(ollama.ServeSettings{CardBytes: card, BudgetBytes: budget.Budget(card),
+		MaxLoaded: max(env.Config.MaxLoaded, 0), ContextLength: env.Config.ContextLength})
 }

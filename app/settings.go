@@ -274,7 +274,7 @@ func (f *settingsForm) applyToManager(old, c config.Config) {
 		}
 		errs = append(errs, k.Apply(ctx, func(s *manager.Settings) {
 			s.Budget = size
-			s.MaxLoaded = c.MaxLoaded
+			s.MaxLoaded = c.ModelLimit()
 			s.NumCtx = c.ContextLength
 			s.GPUOnly = c.GPUOnly
 			s.LoadTimeout = timeout

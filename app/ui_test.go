@@ -234,7 +234,7 @@ func TestSettingsRejectBadValues(t *testing.T) {
 		key   string
 		shows string
 	}{
-		{"zero max loaded", func(f *settingsForm) { f.maxLoaded.SetText("0") }, "max_loaded", "must be at least 1"},
+		{"negative max loaded", func(f *settingsForm) { f.maxLoaded.SetText("-1") }, "max_loaded", "must be 0 (as many as the budget holds) or more"},
 		{"words for context", func(f *settingsForm) { f.numCtx.SetText("lots") }, "context_length", "not a whole number"},
 		{"bad budget", func(f *settingsForm) { f.budget.SetText("7 parsecs") }, "budget", "unknown unit"},
 		{"bad percentage", func(f *settingsForm) { f.budget.SetText("150%") }, "budget", "between 1 and 100"},

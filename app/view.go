@@ -26,6 +26,7 @@ type Row struct {
 	NumCtx         int
 	Context        string
 	DefaultContext string
+	TrainedCtx     int // 0: unknown
 	EstimateBytes  uint64
 	Estimate       string // "4.6 GiB", "4.6 GiB (measured)", "?"
 	Fits           bool   // at its context, in the budget
@@ -121,6 +122,7 @@ func Rows(s manager.Snapshot, filter string, sort Sort, now time.Time) []Row {
 			Loaded: m.Loaded, Pinned: m.Pinned, CPUPercent: m.CPUPercent, Error: m.Error, Detail: Detail(m, now),
 		}
 		r.Context, r.DefaultContext = contextChoice(s, m)
+		r.TrainedCtx = m.TrainedCtx
 		switch {
 		case m.EstimateBytes == 0:
 			r.Estimate = "?"
@@ -146,9 +148,8 @@ func Rows(s manager.Snapshot, filter string, sort Sort, now time.Time) []Row {
 }
 
 // The context selector offers the model's default, powers of two from
-// minContextChoice up, and "auto". The manager caps a context at what the
-// model was trained for, which the snapshot does not say; maxContextChoice
-// (128k) is as far as today's local models go.
+// minContextChoice up to what the model was trained for (maxContextChoice,
+// 128k, when the snapshot does not say), and "auto".
 const (
 	minContextChoice = 2048
 	maxContextChoice = 1 << 17
@@ -179,7 +180,11 @@ func contextChoice(s manager.Snapshot, m manager.ModelView) (cur, def string) {
 // config file), and auto.
 func (r Row) ContextChoices() []string {
 	choices := []string{r.DefaultContext}
-	for n := minContextChoice; n <= maxContextChoice; n *= 2 {
+	ceiling := maxContextChoice
+	if r.TrainedCtx >= minContextChoice {
+		ceiling = r.TrainedCtx
+	}
+	for n := minContextChoice; n <= ceiling; n *= 2 {
 		choices = append(choices, strconv.Itoa(n))
 	}
 	if !slices.Contains(choices, r.Context) && r.Context != autoChoice {

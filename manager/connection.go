@@ -10,6 +10,10 @@ type connection struct {
 	err               string // why the server is unreachable
 	vram              VRAM
 	vramErr           string
+	// oursAtRead is what our models held when vram was read, so that a
+	// model unloaded since does not count as other programs' until the
+	// next reading.
+	oursAtRead uint64
 }
 
 // setUp records whether the server answered; it returns the event to emit
@@ -34,12 +38,12 @@ func (c *connection) setUp(up bool, err error) *Event {
 // others is what other programs hold on the card, when the driver says:
 // what it counts beyond Ollama's processes (the CUDA context is Ollama's,
 // not theirs), or beyond our models' reported sizes when it cannot tell.
-func (c *connection) others(ours uint64) uint64 {
+func (c *connection) others() uint64 {
 	v := c.vram
 	if v.Source != SourceNVML {
 		return 0
 	}
-	ollama := max(v.Ollama, ours)
+	ollama := max(v.Ollama, c.oursAtRead)
 	return max(v.Used, ollama) - ollama
 }
 

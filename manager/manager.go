@@ -183,6 +183,8 @@ func New(opt Options) (*Manager, error) {
 	m.cat = newCatalogue(p, details)
 	m.cat.dev = m.conn.device(&m.cat)
 	m.sched = newScheduler(&m.cat, &m.conn, &m.tune, effects{m}, m.now, m.log)
+	// A yield outlives a restart: nothing comes back until the user says so.
+	m.sched.handedBack, m.sched.yielded = p.HandedBack, p.Yielded
 	m.publish(true)
 	return m, nil
 }
@@ -447,6 +449,7 @@ func (m *Manager) readCard(v VRAM, err error) {
 		return
 	}
 	m.conn.vramErr = ""
+	m.conn.oursAtRead = m.cat.ours()
 	if m.conn.vram != v {
 		m.conn.vram = v
 		m.emit(Event{Kind: EventVRAM, Bytes: v.Used})
@@ -688,6 +691,7 @@ func (m *Manager) emit(e Event) {
 var markKinds = map[EventKind]timeline.MarkKind{
 	EventLoaded: timeline.MarkLoad, EventEvicted: timeline.MarkEviction, EventUnloaded: timeline.MarkUnload,
 	EventUnloadedByOllama: timeline.MarkUnload, EventLoadFailed: timeline.MarkFailedLoad,
+	EventYielded: timeline.MarkYield, EventRestored: timeline.MarkRestore,
 }
 
 // sample records the card as the last poll left it, for the charts.
@@ -777,7 +781,11 @@ func (x effects) Reply(w *waiter, r result) {
 
 func (x effects) Emit(e Event) { x.m.emit(e) }
 
-func (x effects) Persist() { x.m.store.saveState(x.m.cat.persisted()) }
+func (x effects) Persist() {
+	p := x.m.cat.persisted()
+	p.HandedBack, p.Yielded = x.m.sched.handedBack, x.m.sched.yielded
+	x.m.store.saveState(p)
+}
 
 // Subscribe returns a channel of events and a function that ends the
 // subscription. A subscriber more than buf events behind is dropped: its

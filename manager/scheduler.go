@@ -143,10 +143,10 @@ type group struct {
 
 // yielded is a model unloaded to give the card back, to be put back later.
 type yielded struct {
-	name     string
-	numCtx   int
-	bytes    uint64
-	lastUsed time.Time
+	Name     string    `json:"name"`
+	NumCtx   int       `json:"context_length"`
+	Bytes    uint64    `json:"bytes"`
+	LastUsed time.Time `json:"last_used"`
 }
 
 // waiter is one caller of an op; lease asks for a hold on the model when
@@ -347,6 +347,7 @@ func (s *scheduler) OnYield(w *waiter) {
 	}
 	s.handedBack = true
 	s.yielded = nil
+	defer s.fx.Persist()
 	// Loads waiting in the queue will not run.
 	s.queue = slices.DeleteFunc(s.queue, func(o *op) bool {
 		if o.kind != opLoad {
@@ -376,11 +377,11 @@ func (s *scheduler) OnRestore(w *waiter) {
 	s.handedBack = false
 	g := &group{w: w}
 	for _, y := range s.yielded {
-		if s.cat.models[y.name] == nil {
+		if s.cat.models[y.Name] == nil {
 			continue // deleted since
 		}
 		g.pending++
-		s.enqueue(&op{kind: opLoad, name: y.name, numCtx: y.numCtx, group: g, restore: true,
+		s.enqueue(&op{kind: opLoad, name: y.Name, numCtx: y.NumCtx, group: g, restore: true,
 			reason: restoredReason + "put back after the GPU was given back"})
 	}
 	s.yielded = nil
@@ -394,25 +395,23 @@ func (s *scheduler) OnRestore(w *waiter) {
 func (s *scheduler) yieldedNames() []string {
 	var out []string
 	for _, y := range s.yielded {
-		out = append(out, y.name)
+		out = append(out, y.Name)
 	}
 	return out
 }
 
 // others is what other programs hold on the card (NVML only).
-func (s *scheduler) others() uint64 { return s.conn.others(s.cat.ours()) }
+func (s *scheduler) others() uint64 { return s.conn.others() }
 
 // roomLeft is what our models may hold with other programs' use: the card
 // less theirs and the safety margin, never more than the budget.
-func (s *scheduler) roomLeft() uint64 { return s.roomLeftWith(s.cat.ours()) }
-
-func (s *scheduler) roomLeftWith(ours uint64) uint64 {
+func (s *scheduler) roomLeft() uint64 {
 	v := s.conn.vram
 	budget := s.budget()
 	if v.Source != SourceNVML || v.Total == 0 {
 		return budget
 	}
-	taken := s.conn.others(ours) + s.tune.SafetyMargin
+	taken := s.conn.others() + s.tune.SafetyMargin
 	return min(budget, max(v.Total, taken)-taken)
 }
 
@@ -453,12 +452,12 @@ func (s *scheduler) putBack() {
 	free := max(s.roomLeft(), s.cat.ours()) - s.cat.ours()
 	keep := s.yielded[:0]
 	for _, y := range s.yielded {
-		md := s.cat.models[y.name]
+		md := s.cat.models[y.Name]
 		switch {
 		case md == nil || md.onCard():
-		case y.bytes+s.tune.SafetyMargin <= free:
-			free -= y.bytes
-			s.enqueue(&op{kind: opLoad, name: y.name, numCtx: y.numCtx, restore: true,
+		case y.Bytes+s.tune.SafetyMargin <= free:
+			free -= y.Bytes
+			s.enqueue(&op{kind: opLoad, name: y.Name, numCtx: y.NumCtx, restore: true,
 				reason: restoredReason + "other programs released the memory"})
 		default:
 			keep = append(keep, y)
@@ -723,7 +722,7 @@ func (s *scheduler) unloaded(o *op, md *model, err error, took time.Duration) {
 	case o.yield:
 		kind = EventYielded
 		if s.handedBack || s.now().Sub(md.lastUsed) <= restoreWindow {
-			s.yielded = append(s.yielded, yielded{name: md.inst.Name, numCtx: ctx, bytes: size, lastUsed: md.lastUsed})
+			s.yielded = append(s.yielded, yielded{Name: md.inst.Name, NumCtx: ctx, Bytes: size, LastUsed: md.lastUsed})
 		}
 	case o.shed:
 		kind = EventEvicted

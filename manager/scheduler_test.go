@@ -568,6 +568,7 @@ func (r *rig) onGPU(others uint64) {
 	total := uint64(8 * gib)
 	used := min(total, ours+others)
 	r.conn.vram = VRAM{Source: SourceNVML, Total: total, Used: used, Free: total - used}
+	r.conn.oursAtRead = ours
 }
 
 func TestYieldAndRestore(t *testing.T) {

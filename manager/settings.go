@@ -18,7 +18,7 @@ import (
 const ContextAuto = config.ContextAuto
 
 // NoModelLimit as MaxLoaded loads as many models as the budget holds.
-const NoModelLimit = -1
+const NoModelLimit = config.NoModelLimit
 
 // Settings are what a user may change while the manager runs. They live in
 // the owner goroutine only; everyone else reads them from

@@ -84,6 +84,9 @@ type ModelView struct {
 	// CPUPercent is how much of it Ollama put on the CPU (0-100), when a
 	// GPU is there.
 	CPUPercent int `json:"cpu_percent,omitempty"`
+	// TrainedCtx is the longest context the model was trained for (0:
+	// unknown); a longer one is capped to it.
+	TrainedCtx int `json:"trained_context_length,omitempty"`
 	// WarmPercent is how much of its files is in the page cache (0-100):
 	// a load reads that part from RAM.
 	WarmPercent int `json:"warm_percent,omitempty"`
@@ -159,7 +162,7 @@ func (m *Manager) publish(withUse bool) {
 	ours := m.cat.ours()
 	h := m.header(ours)
 	changed := m.snap.Load() == nil || m.lastHeader != h
-	free := max(m.sched.roomLeftWith(ours), ours) - ours
+	free := max(m.sched.roomLeft(), ours) - ours
 	fresh := len(m.order) != len(m.cat.models) // the set of models changed
 	for _, md := range m.cat.models {
 		room := free
@@ -222,7 +225,7 @@ func (m *Manager) header(ours uint64) header {
 	if o := m.sched.cur; o != nil && o.kind == opLoad && !o.began.IsZero() {
 		h.loading, h.loadingSince = o.name, o.began
 	}
-	h.others = c.others(ours)
+	h.others = c.others()
 	if c.vram.Source == SourceNVML {
 		h.free = c.vram.Free
 	} else if c.vram.Total > h.used {
@@ -241,7 +244,7 @@ func viewOf(md *model, k viewKey) ModelView {
 		State: md.state, Loaded: md.state == Loaded, Pinned: md.pinned,
 		LastUsed: md.lastUsed, Uses: md.uses, InFlight: k.holds, Error: md.lastErr, RetryAt: k.retryAt,
 		ContextAuto: md.ctxAuto, MaxFitCtx: k.maxFit, CPUPercent: int(100*md.cpuShare + 0.5),
-		WarmPercent: int(100*md.warmth + 0.5),
+		WarmPercent: int(100*md.warmth + 0.5), TrainedCtx: md.trained,
 	}
 	if md.onCard() {
 		v.SizeBytes, v.LoadedCtx = md.size, md.loadedCtx

@@ -20,6 +20,10 @@ type persisted struct {
 	// Calibrations maps "digest@num_ctx" to the bytes the server reported
 	// after a real load; it replaces the estimate from then on.
 	Calibrations map[string]uint64 `json:"calibrations"`
+	// HandedBack and Yielded keep a yield across a restart: loads stay
+	// refused and the models wait for Restore.
+	HandedBack bool      `json:"handed_back,omitempty"`
+	Yielded    []yielded `json:"yielded,omitempty"`
 }
 
 type usage struct {

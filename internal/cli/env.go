@@ -225,6 +225,10 @@ func (e *Env) Own(mode string) error {
 	}
 	e.GPU = gpu.New(e.Config.VRAMBytes(), e.Log)
 	opt.Runtime, opt.GPU, opt.StateDir, opt.Logger = e.Runtime, e.GPU, e.StateDir, e.Log
+	if !api.IsLoopback(e.OllamaURL.Host) {
+		// The model files live on the server's machine: nothing to warm here.
+		opt.Settings.NoPrefetch = true
+	}
 	if e.Manager, err = manager.New(opt); err != nil {
 		return err
 	}
@@ -262,7 +266,15 @@ func Options(cfg config.Config) (manager.Options, error) {
 		return opt, err
 	}
 	set.Policy = cfg.Policy
-	set.MaxLoaded, set.NumCtx = cfg.MaxLoaded, cfg.ContextLength
+	set.MaxLoaded, set.NumCtx = cfg.ModelLimit(), cfg.ContextLength
+	set.NoPrefetch = !cfg.Prefetch
+	if cfg.PrefetchMargin != "" {
+		m, err := config.ParseSize(cfg.PrefetchMargin)
+		if err != nil {
+			return opt, fmt.Errorf("prefetch_margin: %w", err)
+		}
+		set.PrefetchMargin = m.Bytes
+	}
 	set.Pinned = cfg.Pinned
 	if cfg.RefreshSeconds > 0 {
 		opt.RefreshEvery = time.Duration(cfg.RefreshSeconds) * time.Second

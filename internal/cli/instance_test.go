@@ -101,7 +101,7 @@ func TestCommandsThroughInstance(t *testing.T) {
 		for _, l := range st.Loaded {
 			ctxs[l.Name] = l.ContextLength
 		}
-		if st.OllamaVersion != "0.0.0-fake" || st.Yielded || ctxs["qwen2.5-coder:1.5b"] != 8192 || ctxs["llama3.2:1b"] != 4096 {
+		if st.OllamaVersion != "0.17.4" || st.Yielded || ctxs["qwen2.5-coder:1.5b"] != 8192 || ctxs["llama3.2:1b"] != 4096 {
 			t.Errorf("status --json = %+v", st)
 		}
 		for _, key := range []string{`"ollama_version"`, `"yielded"`, `"context_length"`, `"cpu_percent"`} {
@@ -112,7 +112,7 @@ func TestCommandsThroughInstance(t *testing.T) {
 	})
 	step("models", []string{"models"}, 0, func(t *testing.T, out, _ string) {
 		lines := strings.Split(out, "\n")
-		if !strings.HasPrefix(lines[0], "estimates for Ollama 0.0.0-fake at http://127.0.0.1:1") ||
+		if !strings.HasPrefix(lines[0], "estimates for Ollama 0.17.4 at http://127.0.0.1:1") ||
 			!strings.Contains(lines[1], "CONTEXT") || !strings.Contains(lines[1], "MAX CONTEXT NOW") {
 			t.Fatalf("models header:\n%s", out)
 		}

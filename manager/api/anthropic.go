@@ -169,7 +169,11 @@ func (s *Server) anthropicModels(w http.ResponseWriter, r *http.Request) (list [
 			Type: "model", ID: m.Name, DisplayName: m.Name, CreatedAt: m.ModifiedAt.UTC(), Lifecycle: "active",
 		}
 		if v, ok := s.lookup(m.Name); ok && v.NumCtx > 0 {
-			e.MaxInputTokens = &v.NumCtx
+			n := v.NumCtx
+			if v.LoadedCtx > 0 { // what requests get: the context it is loaded at
+				n = v.LoadedCtx
+			}
+			e.MaxInputTokens = &n
 		}
 		byName[m.Name] = e
 		list = append(list, e)

@@ -96,8 +96,8 @@ func (q SettingsRequest) Validate() (config.Size, error) {
 			errs = append(errs, fmt.Errorf("budget: %w", err))
 		}
 	}
-	if q.MaxLoaded < 0 {
-		errs = append(errs, fmt.Errorf("max_loaded: %d is negative", q.MaxLoaded))
+	if q.MaxLoaded < manager.NoModelLimit {
+		errs = append(errs, fmt.Errorf("max_loaded: %d: want a count, 0 for the default or -1 for no limit", q.MaxLoaded))
 	}
 	if q.ContextLength < 0 {
 		errs = append(errs, fmt.Errorf("context_length: %d is negative", q.ContextLength))

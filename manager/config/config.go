@@ -75,6 +75,19 @@ type ModelConfig struct {
 // ContextAuto is the context length that means "auto".
 const ContextAuto = -1
 
+// NoModelLimit is the running max loaded that means "as many as the
+// budget holds" (max_loaded = 0 in the file).
+const NoModelLimit = -1
+
+// ModelLimit is max_loaded as the manager takes it: 0 in the file (no
+// count limit) becomes NoModelLimit.
+func (c Config) ModelLimit() int {
+	if c.MaxLoaded == 0 {
+		return NoModelLimit
+	}
+	return c.MaxLoaded
+}
+
 // Context returns the configured context length: 0 when none is set,
 // ContextAuto for "auto".
 func (m ModelConfig) Context() (int, error) {
