@@ -222,6 +222,9 @@ func Detail(m manager.ModelView, now time.Time) string {
 	if cpu := describe.CPU(m); cpu != "" {
 		parts = append(parts, cpu+": Ollama could not fit it on the GPU, so it answers several times slower")
 	}
+	if w := describe.Warm(m); w != "" {
+		parts = append(parts, fmt.Sprintf("%d %% of its files are in RAM (prefetched), so loading it reads little from disk", m.WarmPercent))
+	}
 	if m.Error != "" {
 		e := "last error: " + m.Error
 		if r := describe.Retry(m, now); r != "" {

@@ -94,6 +94,16 @@ func CPU(v manager.ModelView) string {
 	return fmt.Sprintf("%d %% on CPU", v.CPUPercent)
 }
 
+// Warm says how much of a model that is not loaded sits in the page cache,
+// so that loading it reads RAM: "warm 80 %"; "" when none does or it is
+// loaded.
+func Warm(v manager.ModelView) string {
+	if v.Loaded || v.WarmPercent <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("warm %d %%", v.WarmPercent)
+}
+
 // Retry says when a model that failed to load is tried again: "retry at
 // 15:04:05"; "" when it may be tried now.
 func Retry(v manager.ModelView, now time.Time) string {
@@ -113,7 +123,7 @@ func Status(s manager.Snapshot, m manager.ModelView, now time.Time) string {
 	if st == "" {
 		st = string(manager.Idle)
 	}
-	for _, more := range []string{CPU(m), Retry(m, now)} {
+	for _, more := range []string{CPU(m), Warm(m), Retry(m, now)} {
 		if more != "" {
 			st += " · " + more
 		}

@@ -118,6 +118,8 @@ func TestStatus(t *testing.T) {
 		{manager.ModelView{Name: "spilled:7b", State: manager.Loaded, CPUPercent: 38}, "loaded · 38 % on CPU"},
 		{manager.ModelView{Name: "f", State: manager.Failed, RetryAt: retry}, "failed · retry at " + retry.Local().Format("15:04:05")},
 		{manager.ModelView{Name: "new"}, "idle"},
+		{manager.ModelView{Name: "next:3b", State: manager.Idle, WarmPercent: 80}, "idle · warm 80 %"},
+		{manager.ModelView{Name: "on:3b", State: manager.Loaded, Loaded: true, WarmPercent: 100}, "loaded"},
 	} {
 		if got := Status(s, tc.m, t0); got != tc.want {
 			t.Errorf("Status(%s) = %q, want %q", tc.m.Name, got, tc.want)
