@@ -101,11 +101,21 @@ func TestCLIAgainstRealOllama(t *testing.T) {
 	if got := onCard(t, srv); got["tiny-coder:latest"] != 2048 {
 		t.Fatalf("load --ctx 2048: /api/ps = %v", got)
 	}
-	// yield in-process: the card is emptied, and the command says that
-	// nothing remembers what to put back.
+	// yield in-process: the card is emptied, and the state folder
+	// remembers it: a later command refuses to load, restore puts the model
+	// back at its context.
 	if code, out, errs = run(t, cmd("yield")...); code != 0 || !strings.Contains(out, "tiny-coder:latest") ||
 		!strings.Contains(errs, "no VRAM Keeper is running") || len(srv.Running(t)) != 0 {
 		t.Fatalf("yield: exit %d %q %q; running %v", code, out, errs, srv.Running(t))
+	}
+	if code, _, errs = run(t, cmd("load", "tiny-chat:latest")...); code != cli.ExitYielded {
+		t.Fatalf("load after yield: exit %d %s, want %d", code, errs, cli.ExitYielded)
+	}
+	if code, out, errs = run(t, cmd("restore")...); code != 0 || !strings.Contains(out, "tiny-coder:latest") {
+		t.Fatalf("restore: exit %d %q %q", code, out, errs)
+	}
+	if got := onCard(t, srv); got["tiny-coder:latest"] != 2048 {
+		t.Fatalf("restored at %v, want tiny-coder at 2048", got)
 	}
 	png := filepath.Join(t.TempDir(), "vram.png")
 	if code, _, errs = run(t, cmd("history", "--plot", png)...); code != 0 {

@@ -457,10 +457,10 @@ func cmdYield(ctx context.Context, env *Env, k Keeper) error {
 		fmt.Fprintf(env.Stdout, "gave the GPU back: unloaded %s\n", strings.Join(names, ", "))
 	}
 	if inProcess(k) {
-		// The manager ends with this command: nothing keeps the card free
-		// or remembers what to put back.
-		fmt.Fprintln(env.Stderr, "vramkeeper: no VRAM Keeper is running, so nothing holds the GPU back after this command "+
-			"or remembers these models; load them again with vramkeeper load (the tray and vramkeeper serve remember them for restore)")
+		// The state folder remembers the yield: later commands refuse to
+		// load until restore, and a tray or serve started meanwhile too.
+		fmt.Fprintln(env.Stderr, "vramkeeper: no VRAM Keeper is running; the state folder remembers these models: "+
+			"vramkeeper restore puts them back, and until then nothing loads")
 	}
 	return nil
 }
