@@ -728,15 +728,9 @@ func (x effects) ReadServer(op uint64) {
 func (x effects) Load(op uint64, req LoadRequest, within time.Duration) {
 	m := x.m
 	m.spawn(func(ctx context.Context) {
-		lctx, cancel := context.WithTimeout(ctx, within)
-		defer cancel()
-		t := time.Now()
 		e := evLoaded{op: op}
-		e.err = m.rt.Load(lctx, req)
-		e.took = time.Since(t)
-		if e.err != nil && lctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
-			e.err = fmt.Errorf("%s did not load within %s (load_timeout), so the request was cancelled: %w", req.Name, within, ErrTimedOut)
-		}
+		e.took, e.err = timed(ctx, within, func(ctx context.Context) error { return m.rt.Load(ctx, req) },
+			"%s did not load within %s (load_timeout), so the request was cancelled", req.Name)
 		if e.err == nil {
 			rctx, cancel := context.WithTimeout(ctx, readDeadline)
 			defer cancel()
@@ -749,15 +743,24 @@ func (x effects) Load(op uint64, req LoadRequest, within time.Duration) {
 func (x effects) Unload(op uint64, name string, within time.Duration) {
 	m := x.m
 	m.spawn(func(ctx context.Context) {
-		uctx, cancel := context.WithTimeout(ctx, within)
-		defer cancel()
-		t := time.Now()
-		err := m.rt.Unload(uctx, name)
-		if err != nil && uctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
-			err = fmt.Errorf("%s was still loaded after %s: %w", name, within, ErrTimedOut)
-		}
-		m.report(evUnloaded{op: op, name: name, err: err, took: time.Since(t)})
+		took, err := timed(ctx, within, func(ctx context.Context) error { return m.rt.Unload(ctx, name) },
+			"%s was still loaded after %s", name)
+		m.report(evUnloaded{op: op, name: name, err: err, took: took})
 	})
+}
+
+// timed runs f within a deadline; when the deadline (not the manager's
+// stop) ends it, the error says so with what ("%s ... %s": the name and
+// the deadline) and wraps ErrTimedOut.
+func timed(ctx context.Context, within time.Duration, f func(context.Context) error, what, name string) (time.Duration, error) {
+	fctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	t := time.Now()
+	err := f(fctx)
+	if err != nil && fctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+		err = fmt.Errorf(what+": %w", name, within, ErrTimedOut)
+	}
+	return time.Since(t), err
 }
 
 func (x effects) Abandon(name string) {
