@@ -1,12 +1,14 @@
 package manager
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vramkeeper/vramkeeper/manager/evict"
 	"github.com/vramkeeper/vramkeeper/manager/score"
@@ -304,13 +306,9 @@ func (m *Manager) bestModel(ctx context.Context, task, role, why string) (Choice
 		if !ok {
 			continue
 		}
-		if v.EstimateBytes > snap.Budget {
-			skipped = append(skipped, fmt.Sprintf("%s needs %s, over the %s budget", r.Name, fmtBytes(v.EstimateBytes), fmtBytes(snap.Budget)))
-			continue
-		}
-		if !v.RetryAt.IsZero() && !v.Loaded {
-			skipped = append(skipped, fmt.Sprintf("%s failed to load lately (%s)", r.Name, v.Error))
-			lastErr = ErrLoadFailed
+		if why, err := skip(v, snap.Budget, m.now()); why != "" {
+			skipped = append(skipped, why)
+			lastErr = cmp.Or(err, lastErr)
 			continue
 		}
 		res, err := m.load(ctx, evLoad{name: r.Name, reason: why, task: task})
@@ -326,9 +324,7 @@ func (m *Manager) bestModel(ctx context.Context, task, role, why string) (Choice
 				b = after.EstimateBytes
 			}
 			return Choice{Model: r.Name, Reason: reason, Evicted: res.Evicted, Bytes: b, Priority: r.Priority, Already: res.Already}, nil
-		case ctx.Err() != nil:
-			return Choice{}, err
-		case errors.Is(err, ErrNeverFits), errors.Is(err, evict.ErrNoRoom), errors.Is(err, ErrModelUnknown), errors.Is(err, ErrLoadFailed):
+		case ctx.Err() == nil && tryNext(err):
 			skipped = append(skipped, err.Error())
 			lastErr = err
 		default:
@@ -339,6 +335,28 @@ func (m *Manager) bestModel(ctx context.Context, task, role, why string) (Choice
 		lastErr = ErrNeverFits
 	}
 	return Choice{}, fmt.Errorf("no model for %s fits and loads: %s: %w", taskRole(task, role), strings.Join(skipped, "; "), lastErr)
+}
+
+// skip says why a ranked model is not worth a load now ("" when it is):
+// it can never fit the budget, or it failed to load lately and its backoff
+// has not ended. The error is what to report if no model is left.
+func skip(v ModelView, budget uint64, now time.Time) (string, error) {
+	switch {
+	case v.EstimateBytes > budget:
+		return fmt.Sprintf("%s needs %s, over the %s budget", v.Name, fmtBytes(v.EstimateBytes), fmtBytes(budget)), ErrNeverFits
+	case v.RetryAt.After(now) && !v.Loaded:
+		return fmt.Sprintf("%s failed to load lately (%s)", v.Name, v.Error), ErrLoadFailed
+	}
+	return "", nil
+}
+
+// tryNext reports whether a failed load leaves the next ranked model worth
+// trying: this one cannot fit, is gone, or failed; not when the server is
+// down, the GPU is given back or the manager stops, which the next model
+// would meet as well.
+func tryNext(err error) bool {
+	return errors.Is(err, ErrNeverFits) || errors.Is(err, evict.ErrNoRoom) || errors.Is(err, ErrModelUnknown) ||
+		errors.Is(err, ErrLoadFailed) && !errors.Is(err, ErrYielded) && !errors.Is(err, ErrUnreachable)
 }
 
 func taskRole(task, role string) string {

@@ -893,3 +893,46 @@ func TestNoModelLimitKeepsWhatFits(t *testing.T) {
 		t.Fatalf("unloads %v: a fourth 2 GiB model needs one to go", r.fx.unloads)
 	}
 }
+
+// BestModelForTask goes down the ranking: these decide, without loading,
+// which models it passes over and why, and which failures send it on.
+func TestFallbackToTheNextModel(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		v    ModelView
+		why  string
+		err  error
+	}{
+		{"fits", ModelView{Name: "a", EstimateBytes: 2 * gib}, "", nil},
+		{"over the budget", ModelView{Name: "huge", EstimateBytes: 40 * gib}, "huge needs 40.0 GiB, over the 7.0 GiB budget", ErrNeverFits},
+		{"backing off", ModelView{Name: "broken", EstimateBytes: gib, RetryAt: now.Add(time.Minute), Error: "out of memory"},
+			"broken failed to load lately (out of memory)", ErrLoadFailed},
+		{"backoff over", ModelView{Name: "broken", EstimateBytes: gib, RetryAt: now.Add(-time.Second)}, "", nil},
+		{"loaded despite a past failure", ModelView{Name: "ok", EstimateBytes: gib, RetryAt: now.Add(time.Minute), Loaded: true}, "", nil},
+	} {
+		why, err := skip(tc.v, 7*gib, now)
+		if why != tc.why || err != tc.err {
+			t.Errorf("%s: skip = %q, %v; want %q, %v", tc.name, why, err, tc.why, tc.err)
+		}
+	}
+	for _, tc := range []struct {
+		err  error
+		next bool
+	}{
+		{fmt.Errorf("loading x: %w", ErrLoadFailed), true},
+		{fmt.Errorf("x: %w", ErrTimedOut), false},
+		{errors.Join(fmt.Errorf("x did not load within 10s: %w", ErrTimedOut), ErrLoadFailed), true},
+		{fmt.Errorf("x: %w", ErrNeverFits), true},
+		{fmt.Errorf("x: %w", evict.ErrNoRoom), true},
+		{fmt.Errorf("x: %w", ErrModelUnknown), true},
+		{errors.Join(fmt.Errorf("x: %w", ErrUnreachable), ErrLoadFailed), false},
+		{fmt.Errorf("not loading x: %w", ErrYielded), false},
+		{fmt.Errorf("x needs y evicted: %w", ErrPaused), false},
+		{ErrStopped, false},
+	} {
+		if got := tryNext(tc.err); got != tc.next {
+			t.Errorf("tryNext(%v) = %v, want %v", tc.err, got, tc.next)
+		}
+	}
+}
