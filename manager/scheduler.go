@@ -750,8 +750,10 @@ func (s *scheduler) OnLoaded(id uint64, ps []Running, err error, took time.Durat
 	if err != nil {
 		s.transition(md, Failed)
 		// A server that went away (stopped, killed, restarting) is not the
-		// model's failure: once it is back, the model may be tried.
-		if errors.Is(err, ErrUnreachable) {
+		// model's failure: once it is back, the model may be tried. Nor is
+		// a put-back that failed (a model that loaded before, on a busy
+		// machine): a request for it must not be refused for that.
+		if errors.Is(err, ErrUnreachable) || o.restore {
 			md.lastErr = err.Error()
 		} else {
 			s.remember(md, o.numCtx, err)

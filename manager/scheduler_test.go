@@ -936,3 +936,22 @@ func TestFallbackToTheNextModel(t *testing.T) {
 		}
 	}
 }
+
+// A model put back after a failed load that itself fails to load (a slow
+// machine) is not held against it: the next request loads it.
+func TestFailedPutBackIsNotBackedOff(t *testing.T) {
+	r := newRig(t, Settings{MaxLoaded: 1}, map[string]uint64{"keep": 2 * gib, "broken": 2 * gib})
+	r.loadThrough("keep")
+	r.load("broken", false)
+	r.refresh()
+	r.unloaded(nil)
+	r.loaded(errors.New("boom"))
+	r.refresh() // keep's put-back
+	r.loaded(fmt.Errorf("keep did not load within 10s: %w", ErrTimedOut))
+	w := r.load("keep", false)
+	r.refresh()
+	r.loaded(nil)
+	if res := r.reply(w); res.err != nil {
+		t.Fatalf("request after a failed put-back: %v", res.err)
+	}
+}
