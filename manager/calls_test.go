@@ -248,3 +248,22 @@ func TestDiscoveryFromTheListAlone(t *testing.T) {
 		t.Errorf("%d shows for 27 models", n)
 	}
 }
+
+// A failed load's backoff outlives the manager: the next one (a restart,
+// or the next CLI command) does not try the model again within it.
+func TestBackoffSurvivesARestart(t *testing.T) {
+	rt := newFakeRuntime()
+	rt.add("broken:3b", 3.2, nil, 1)
+	rt.SetLoadHook(func(string) error { return errors.New("llama runner process has terminated") })
+	dir := t.TempDir()
+	m, stop := startStop(t, rt, manager.Options{StateDir: dir})
+	if _, err := m.Load(ctxT(t), "broken:3b", "test"); !errors.Is(err, manager.ErrLoadFailed) {
+		t.Fatalf("first load: %v", err)
+	}
+	stop()
+	m2 := start(t, rt, manager.Options{StateDir: dir})
+	_, err := m2.Load(ctxT(t), "broken:3b", "test")
+	if !errors.Is(err, manager.ErrLoadFailed) || !strings.Contains(err.Error(), "not trying again") {
+		t.Fatalf("after a restart: %v, want the backoff kept", err)
+	}
+}

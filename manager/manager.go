@@ -185,6 +185,7 @@ func New(opt Options) (*Manager, error) {
 	m.sched = newScheduler(&m.cat, &m.conn, &m.tune, effects{m}, m.now, m.log)
 	// A yield outlives a restart: nothing comes back until the user says so.
 	m.sched.handedBack, m.sched.yielded = p.HandedBack, p.Yielded
+	m.sched.restoreFailures(p.Failures)
 	m.publish(true)
 	return m, nil
 }
@@ -786,7 +787,7 @@ func (x effects) Emit(e Event) { x.m.emit(e) }
 
 func (x effects) Persist() {
 	p := x.m.cat.persisted()
-	p.HandedBack, p.Yielded = x.m.sched.handedBack, x.m.sched.yielded
+	p.HandedBack, p.Yielded, p.Failures = x.m.sched.handedBack, x.m.sched.yielded, x.m.sched.failures()
 	x.m.store.saveState(p)
 }
 

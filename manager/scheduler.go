@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -177,12 +178,13 @@ type lease struct {
 	lost  bool
 }
 
-// failure is the memory of failed loads of one model at one context length.
+// failure is the memory of failed loads of one model at one context
+// length; it is saved, so a restart (or the next command) backs off too.
 type failure struct {
-	count int
-	at    time.Time
-	until time.Time
-	err   string
+	Count int       `json:"count"`
+	At    time.Time `json:"at"`
+	Until time.Time `json:"until"`
+	Err   string    `json:"error"`
 }
 
 // tuning is the settings with the policy they name resolved.
@@ -844,6 +846,7 @@ func (s *scheduler) respilled(o *op, md *model, err error) {
 	if o.failAfter != nil {
 		s.cur = nil
 		s.remember(md, o.asked, o.failAfter)
+		s.fx.Persist()
 		s.fx.Emit(Event{Kind: EventLoadFailed, Model: o.name, Reason: o.reason, Error: o.failAfter.Error()})
 		s.answerAll(o, result{evicted: o.evicted, err: errors.Join(o.failAfter, ErrLoadFailed)})
 		s.restore(o)
@@ -1067,20 +1070,20 @@ func (s *scheduler) remember(md *model, numCtx int, err error) {
 	md.lastErr = err.Error()
 	key := keyOf(md, numCtx)
 	f := s.failed[key]
-	f.count++
-	f.at, f.err = s.now(), err.Error()
-	f.until = f.at.Add(min(backoffBase<<(f.count-1), backoffMax))
+	f.Count++
+	f.At, f.Err = s.now(), err.Error()
+	f.Until = f.At.Add(min(backoffBase<<(f.Count-1), backoffMax))
 	s.failed[key] = f
 }
 
 // backingOff refuses a load that failed lately, until its backoff ends.
 func (s *scheduler) backingOff(md *model, numCtx int) error {
 	f, ok := s.failed[keyOf(md, numCtx)]
-	if !ok || !s.now().Before(f.until) {
+	if !ok || !s.now().Before(f.Until) {
 		return nil
 	}
 	return fmt.Errorf("%s failed to load %s ago (%s); not trying again for %s: %w", md.inst.Name,
-		s.now().Sub(f.at).Round(time.Second), f.err, f.until.Sub(s.now()).Round(time.Second), ErrLoadFailed)
+		s.now().Sub(f.At).Round(time.Second), f.Err, f.Until.Sub(s.now()).Round(time.Second), ErrLoadFailed)
 }
 
 // retryAt is when md may be tried again at its own context length (zero
@@ -1089,8 +1092,8 @@ func (s *scheduler) retryAt(md *model) time.Time {
 	if len(s.failed) == 0 {
 		return time.Time{}
 	}
-	if f, ok := s.failed[keyOf(md, md.numCtx)]; ok && s.now().Before(f.until) {
-		return f.until
+	if f, ok := s.failed[keyOf(md, md.numCtx)]; ok && s.now().Before(f.Until) {
+		return f.Until
 	}
 	return time.Time{}
 }
@@ -1099,6 +1102,31 @@ func (s *scheduler) retryAt(md *model) time.Time {
 type loadKey struct {
 	id     string // digest, or the name when there is none
 	numCtx int
+}
+
+func (k loadKey) String() string { return fmt.Sprintf("%s@%d", k.id, k.numCtx) }
+
+// failures are the backoffs still running, for the state file.
+func (s *scheduler) failures() map[string]failure {
+	out := map[string]failure{}
+	for k, f := range s.failed {
+		if s.now().Before(f.Until) {
+			out[k.String()] = f
+		}
+	}
+	return out
+}
+
+// restoreFailures takes back the backoffs a state file kept.
+func (s *scheduler) restoreFailures(saved map[string]failure) {
+	for k, f := range saved {
+		i := strings.LastIndexByte(k, '@')
+		n, err := strconv.Atoi(k[i+1:])
+		if i < 0 || err != nil || !s.now().Before(f.Until) {
+			continue
+		}
+		s.failed[loadKey{k[:i], n}] = f
+	}
 }
 
 func keyOf(md *model, numCtx int) loadKey {

@@ -364,8 +364,8 @@ func TestFailedLoadBacksOffAndRestoresVictims(t *testing.T) {
 	if res := r.reply(w); res.err == nil {
 		t.Fatal("second try succeeded")
 	}
-	if f := r.s.failed[keyOf(r.cat.models["broken"], 4096)]; f.until.Sub(f.at) != 2*backoffBase {
-		t.Errorf("second backoff %s, want %s", f.until.Sub(f.at), 2*backoffBase)
+	if f := r.s.failed[keyOf(r.cat.models["broken"], 4096)]; f.Until.Sub(f.At) != 2*backoffBase {
+		t.Errorf("second backoff %s, want %s", f.Until.Sub(f.At), 2*backoffBase)
 	}
 }
 

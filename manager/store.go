@@ -24,6 +24,8 @@ type persisted struct {
 	// refused and the models wait for Restore.
 	HandedBack bool      `json:"handed_back,omitempty"`
 	Yielded    []yielded `json:"yielded,omitempty"`
+	// Failures are the failed loads still backing off, by digest@num_ctx.
+	Failures map[string]failure `json:"failures,omitempty"`
 }
 
 type usage struct {
