@@ -1,6 +1,10 @@
 package manager
 
-import "github.com/vramkeeper/vramkeeper/manager/estimate"
+import (
+	"errors"
+
+	"github.com/vramkeeper/vramkeeper/manager/estimate"
+)
 
 // connection is what the owner knows of the server and the card: whether
 // Ollama answers, its version, and the last reading of the card.
@@ -25,7 +29,11 @@ func (c *connection) setUp(up bool, err error) *Event {
 		return nil
 	}
 	if !up {
-		return &Event{Kind: EventOllamaDown, Error: errString(err), Reason: "Ollama is unreachable"}
+		why := "Ollama is unreachable"
+		if err != nil && !errors.Is(err, ErrUnreachable) {
+			why = "Ollama answers with errors"
+		}
+		return &Event{Kind: EventOllamaDown, Error: errString(err), Reason: why}
 	}
 	again := c.everUp
 	c.everUp = true
