@@ -465,9 +465,10 @@ func NoteFor(e manager.Event) (Note, bool) {
 		}
 		return Note{"Model unloaded by Ollama", c}, true
 	case manager.EventOllamaDown:
-		c := "Ollama is unreachable; VRAM Keeper keeps retrying."
+		why := cmp.Or(e.Reason, "Ollama is unreachable")
+		c := why + "; VRAM Keeper keeps retrying."
 		if e.Error != "" {
-			c = "Ollama is unreachable (" + e.Error + "); VRAM Keeper keeps retrying."
+			c = why + " (" + e.Error + "); VRAM Keeper keeps retrying."
 		}
 		return Note{"Ollama went away", c}, true
 	case manager.EventOllamaUp:
