@@ -77,11 +77,14 @@ type sdkRun struct {
 // loads a model the manager did not, and an agent that leaves mid-stream
 // leaves no hold behind.
 func TestOfficialSDKs(t *testing.T) {
+	// Each SDK sends the token its own way: OpenAI's as a bearer token,
+	// Anthropic's as x-api-key.
+	const sdkToken = "sdk-s3cret"
 	node := sdkNode(t)
 	r := newRig(t, map[string]ggufgen.Spec{
 		"tiny-chat":  llama(2, 64),
 		"tiny-coder": llama(2, 128),
-	}, manager.Options{}, keeper.Options{})
+	}, manager.Options{}, keeper.Options{Token: sdkToken})
 	ctx := ctxFor(t, 4*time.Minute)
 
 	// A budget above the larger estimate and below both together.
@@ -94,7 +97,7 @@ func TestOfficialSDKs(t *testing.T) {
 		sizes = append(sizes, v.EstimateBytes)
 	}
 	budget := (max(sizes[0], sizes[1]) + sizes[0] + sizes[1]) / 2
-	c, err := keeper.Dial(ctx, r.http.URL, "")
+	c, err := keeper.Dial(ctx, r.http.URL, sdkToken)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +121,7 @@ func TestOfficialSDKs(t *testing.T) {
 	ps := samplePS(ctx, t, r, budget)
 	cmd := exec.CommandContext(ctx, node, "agents.mjs")
 	cmd.Dir = sdkDir
-	cmd.Env = append(os.Environ(), "VRAMKEEPER_URL="+r.http.URL, "MODEL=auto:chat", "OTHER_MODEL="+other)
+	cmd.Env = append(os.Environ(), "VRAMKEEPER_URL="+r.http.URL, "VRAMKEEPER_TOKEN="+sdkToken, "MODEL=auto:chat", "OTHER_MODEL="+other)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	began := time.Now()

@@ -118,8 +118,9 @@ var _ Keeper = (*manager.Manager)(nil)
 // Options configure a Server. Zero values take the documented defaults.
 type Options struct {
 	// Token, when set, is required on every request as
-	// "Authorization: Bearer <token>". Serve refuses a non-loopback address
-	// without one.
+	// "Authorization: Bearer <token>", or as "x-api-key: <token>", where
+	// Anthropic's SDKs put their API key. Serve refuses a non-loopback
+	// address without one.
 	Token string
 	// CORSOrigins are the browser origins allowed to call the server
 	// ("*" allows any). With none, no CORS headers are sent and any request
@@ -239,6 +240,7 @@ func New(k Keeper, upstream *url.URL, opt Options) *Server {
 			// Our token is not Ollama's business, and we did the origin
 			// check already: Ollama's own would refuse origins we allow.
 			pr.Out.Header.Del("Authorization")
+			pr.Out.Header.Del("X-Api-Key")
 			pr.Out.Header.Del("Origin")
 			pr.Out.Header.Del("Referer")
 		},
@@ -336,7 +338,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			h.Add("Vary", "Origin")
 			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 				h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, HEAD, OPTIONS")
-				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+				h.Set("Access-Control-Allow-Headers", "Authorization, X-Api-Key, Anthropic-Version, Content-Type")
 				h.Set("Access-Control-Max-Age", "600")
 				w.WriteHeader(http.StatusNoContent)
 				return
@@ -355,9 +357,9 @@ func (s *Server) guard(next http.Handler) http.Handler {
 				s.deny(w, r, http.StatusForbidden, "forbidden", fmt.Sprintf("host %q is not allowed without a token", r.Host))
 				return
 			}
-		} else if !s.tokenOK(r.Header.Get("Authorization")) {
+		} else if !s.tokenOK(r.Header) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="vramkeeper"`)
-			s.deny(w, r, http.StatusUnauthorized, "unauthorized", "missing or wrong token: send Authorization: Bearer <token>")
+			s.deny(w, r, http.StatusUnauthorized, "unauthorized", "missing or wrong token: send Authorization: Bearer <token> (or x-api-key: <token>)")
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -378,12 +380,14 @@ func (s *Server) deny(w http.ResponseWriter, r *http.Request, status int, code, 
 	}
 }
 
-func (s *Server) tokenOK(header string) bool {
-	got, ok := strings.CutPrefix(header, "Bearer ")
+// tokenOK: the token as a bearer token (OpenAI's SDKs, ours) or as an
+// x-api-key (Anthropic's SDKs and Claude Code with an API key).
+func (s *Server) tokenOK(h http.Header) bool {
+	got, ok := strings.CutPrefix(h.Get("Authorization"), "Bearer ")
 	if !ok {
-		return false
+		got, ok = h.Get("X-Api-Key"), h.Get("X-Api-Key") != ""
 	}
-	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(s.opt.Token)) == 1
+	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(s.opt.Token)) == 1
 }
 
 func (s *Server) originAllowed(origin string) bool {

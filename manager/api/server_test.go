@@ -180,7 +180,7 @@ func TestIsLoopback(t *testing.T) {
 func TestManagementAPI(t *testing.T) {
 	f := &fakeKeeper{models: map[string]bool{"hf.co/user/model:Q4": false, "a/b:c": true}}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, `{"upstream":"`+r.URL.Path+`","auth":"`+r.Header.Get("Authorization")+`"}`)
+		io.WriteString(w, `{"upstream":"`+r.URL.Path+`","auth":"`+r.Header.Get("Authorization")+`","key":"`+r.Header.Get("X-Api-Key")+`"}`)
 	}))
 	defer up.Close()
 	u, _ := url.Parse(up.URL)
@@ -219,16 +219,36 @@ func TestManagementAPI(t *testing.T) {
 			t.Errorf("%s: %v, want %v with HTTP %d", tc.name, tc.err, tc.want, tc.code)
 		}
 	}
-	// The proxy drops our token before Ollama sees it.
-	req, _ := http.NewRequest("GET", hs.URL+"/api/version", nil)
-	req.Header.Set("Authorization", "Bearer t")
-	resp, err := hs.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if string(b) != `{"upstream":"/api/version","auth":""}` {
-		t.Errorf("pass-through: %s", b)
+	// The proxy takes the token in either header and drops it before
+	// Ollama sees it; a wrong or missing one is refused.
+	for _, tc := range []struct {
+		name   string
+		header map[string]string
+		status int
+	}{
+		{"bearer", map[string]string{"Authorization": "Bearer t"}, 200},
+		{"x-api-key (Anthropic SDKs)", map[string]string{"x-api-key": "t", "anthropic-version": "2023-06-01"}, 200},
+		{"wrong bearer", map[string]string{"Authorization": "Bearer u"}, 401},
+		{"wrong x-api-key", map[string]string{"x-api-key": "u"}, 401},
+		{"wrong bearer, right x-api-key", map[string]string{"Authorization": "Bearer u", "x-api-key": "t"}, 401},
+		{"none", nil, 401},
+	} {
+		req, _ := http.NewRequest("GET", hs.URL+"/api/version", nil)
+		for k, v := range tc.header {
+			req.Header.Set(k, v)
+		}
+		resp, err := hs.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s: HTTP %d, want %d: %s", tc.name, resp.StatusCode, tc.status, b)
+			continue
+		}
+		if tc.status == 200 && string(b) != `{"upstream":"/api/version","auth":"","key":""}` {
+			t.Errorf("%s: the token reached Ollama: %s", tc.name, b)
+		}
 	}
 }

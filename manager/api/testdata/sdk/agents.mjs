@@ -2,7 +2,7 @@
 // SDKs, against VRAM Keeper's proxy at $VRAMKEEPER_URL. Prints one JSON
 // object with what came back; manager/api's TestOfficialSDKs checks it.
 //
-//   VRAMKEEPER_URL=http://127.0.0.1:11435 MODEL=auto:chat OTHER_MODEL=llama3:8b node agents.mjs
+//   VRAMKEEPER_URL=http://127.0.0.1:11435 VRAMKEEPER_TOKEN=... MODEL=auto:chat OTHER_MODEL=llama3:8b node agents.mjs
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 
@@ -14,9 +14,10 @@ if (!base) {
   process.exit(2);
 }
 
-// No retries: a failure must show, not be papered over. The key is unused
-// (VRAM Keeper on loopback needs none) but the SDKs insist on one.
-const opts = { apiKey: 'unused', maxRetries: 0, timeout: 120_000 };
+// No retries: a failure must show, not be papered over. The key is VRAM
+// Keeper's token (OpenAI's SDK sends it as a bearer token, Anthropic's as
+// x-api-key); without one it is unused, but the SDKs insist on one.
+const opts = { apiKey: process.env.VRAMKEEPER_TOKEN || 'unused', maxRetries: 0, timeout: 120_000 };
 const openai = new OpenAI({ ...opts, baseURL: `${base}/v1` });
 const anthropic = new Anthropic({ ...opts, baseURL: base });
 
