@@ -205,8 +205,8 @@ func (m *Manager) SetPinned(ctx context.Context, name string, pinned bool) error
 // SetPaused stops (or resumes) automatic evictions. While paused, a load
 // that needs room fails with ErrPaused instead of unloading anything.
 func (m *Manager) SetPaused(ctx context.Context, paused bool) error {
-	done := make(chan error, 1)
-	return m.ask(ctx, evRead{func() { m.sched.OnPaused(paused); m.wake(done, nil) }}, done)
+	reply := make(chan error, 1)
+	return m.ask(ctx, evPause{paused: paused, reply: reply}, reply)
 }
 
 // Apply changes the running settings: f edits a copy of the current ones,

@@ -267,3 +267,51 @@ func TestBackoffSurvivesARestart(t *testing.T) {
 		t.Fatalf("after a restart: %v, want the backoff kept", err)
 	}
 }
+
+// The window's in-flight column follows requests on a loaded model as soon
+// as each call returns, with a typical library installed (such a request
+// has only its own model's view compared, see publishOne).
+func TestInFlightFollowsRequestsAtOnce(t *testing.T) {
+	rt := newFakeRuntime()
+	seedCatalogue(rt)
+	m := start(t, rt, manager.Options{})
+	ctx := ctxT(t)
+	c, err := m.BestModelForTask(ctx, "chat", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := func() (manager.Snapshot, manager.ModelView) {
+		s := m.Snapshot()
+		v, _ := s.Model(c.Model)
+		return s, v
+	}
+	others, _ := snap()
+	var releases []func()
+	for want := 1; want <= 2; want++ {
+		release, res, err := m.Acquire(ctx, c.Model, "test")
+		if err != nil || !res.Already {
+			t.Fatalf("acquire %d: %+v %v", want, res, err)
+		}
+		releases = append(releases, release)
+		if _, v := snap(); v.InFlight != want {
+			t.Fatalf("after acquire %d, in flight %d", want, v.InFlight)
+		}
+	}
+	for i, release := range releases {
+		release()
+		// A plain request after the release is answered after it: its
+		// snapshot shows the release.
+		if _, err := m.Load(ctx, c.Model, "test"); err != nil {
+			t.Fatal(err)
+		}
+		if _, v := snap(); v.InFlight != len(releases)-1-i {
+			t.Errorf("after %d releases, in flight %d", i+1, v.InFlight)
+		}
+	}
+	s, _ := snap()
+	for i, v := range s.Models {
+		if w := others.Models[i]; v.Name != c.Model && (v.Name != w.Name || v.State != w.State || v.InFlight != 0) {
+			t.Errorf("%s changed: %+v, was %+v", v.Name, v, w)
+		}
+	}
+}

@@ -233,7 +233,15 @@ func (m *Manager) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case ev := <-m.events:
-			m.handle(ev)
+			if _, read := ev.(evRead); read {
+				m.handle(ev)
+				continue // an agent's ranking costs no snapshot
+			}
+			if only := m.handle(ev); only != nil && !m.settle() {
+				m.publishOne(only)
+				m.flushReplies()
+				continue
+			}
 			_, withUse = ev.(evPolled)
 		case <-refresh.C:
 			m.discover()
@@ -300,25 +308,30 @@ type (
 		f     func(*Settings)
 		reply chan error
 	}
-	evPause struct{ paused bool }
-	evPin   struct {
+	evPause struct {
+		paused bool
+		reply  chan error
+	}
+	evPin struct {
 		name   string
 		pinned bool
 		reply  chan error
 	}
-	// evRead runs f on the owner to read state (rankings' inputs).
+	// evRead runs f on the owner to read state (rankings' inputs); f
+	// changes nothing a snapshot shows, so no snapshot follows it.
 	evRead struct{ f func() }
 )
 
 // handle is the owner loop's switch: each event goes to what owns its part
-// of the state.
-func (m *Manager) handle(ev any) {
+// of the state. It returns the model when the event can have changed that
+// one alone, nil when it may have changed anything.
+func (m *Manager) handle(ev any) (only *model) {
 	s := m.sched
 	switch e := ev.(type) {
 	case evLoad:
 		m.busy()
 		m.warm.predict.Observe(predict.Obs{Kind: predict.Request, Model: m.canonicalName(e.name), Task: e.task})
-		s.OnLoad(e.w, e.name, e.reason, e.numCtx)
+		return s.OnLoad(e.w, e.name, e.reason, e.numCtx)
 	case evUnload:
 		m.busy()
 		s.OnUnload(e.w, e.name, e.reason)
@@ -366,6 +379,7 @@ func (m *Manager) handle(ev any) {
 		m.apply(e)
 	case evPause:
 		s.OnPaused(e.paused)
+		m.wake(e.reply, nil)
 	case evPin:
 		md := m.cat.lookup(e.name)
 		if md == nil {
@@ -384,6 +398,7 @@ func (m *Manager) handle(ev any) {
 	default:
 		m.log.Error("manager: unknown event", "type", fmt.Sprintf("%T", ev))
 	}
+	return nil
 }
 
 // canonicalName is the catalogue's name for name (tag added), or name.
@@ -397,17 +412,18 @@ func (m *Manager) canonicalName(name string) string {
 // settle keeps what derives from the card in step: estimates assume the
 // device the models run on. Once the models are listed and the card read,
 // it starts the warm start.
-func (m *Manager) settle() {
+func (m *Manager) settle() (reevaluated bool) {
 	if d := m.conn.device(&m.cat); d != m.cat.dev {
 		m.cat.dev = d
 		m.cat.evaluateAll(m.tune.Settings)
+		reevaluated = true
 	}
 	if m.warmStart != "" && m.cat.listed && m.conn.known && m.conn.up && !m.polling {
 		task := m.warmStart
 		m.warmStart = ""
 		for _, md := range m.cat.models {
 			if md.onCard() || md.state == Loading {
-				return // something is loaded: the first request will not wait
+				return reevaluated // something is loaded: the first request will not wait
 			}
 		}
 		m.spawn(func(ctx context.Context) {
@@ -419,6 +435,7 @@ func (m *Manager) settle() {
 			m.log.Info("warm start", "task", task, "model", c.Model)
 		})
 	}
+	return reevaluated
 }
 
 func (m *Manager) apply(e evApply) {
@@ -697,7 +714,7 @@ var markKinds = map[EventKind]timeline.MarkKind{
 
 // sample records the card as the last poll left it, for the charts.
 func (m *Manager) sample() {
-	h := m.header(m.cat.ours())
+	h, _ := m.header()
 	s := timeline.Sample{Time: m.now(), Models: map[string]uint64{}, Others: h.others, Budget: h.budget,
 		Total: m.conn.vram.Total, Source: m.conn.vram.Source}
 	for _, md := range m.cat.models {

@@ -225,29 +225,30 @@ func newScheduler(cat *catalogue, conn *connection, tune *tuning, fx Effects, no
 func (s *scheduler) id() uint64 { s.nextID++; return s.nextID }
 
 // OnLoad asks for name to be loaded (at numCtx, 0 for the model's own).
-func (s *scheduler) OnLoad(w *waiter, name, reason string, numCtx int) {
+func (s *scheduler) OnLoad(w *waiter, name, reason string, numCtx int) (only *model) {
 	if s.handedBack {
 		s.fx.Reply(w, result{err: fmt.Errorf("not loading %s: %w", name, ErrYielded)})
-		return
+		return nil
 	}
 	md := s.cat.lookup(name)
 	if md == nil && s.cat.listed {
 		s.fx.Reply(w, result{err: s.cat.unknown(name)})
-		return
+		return nil
 	}
 	if md != nil {
 		name = md.inst.Name
 		if s.hit(md, numCtx) {
 			s.touch(md)
 			s.fx.Reply(w, s.grant(w, md, result{already: true, numCtx: md.loadedCtx}))
-			return
+			return md // its use and its holds changed, nothing else
 		}
 		if err := s.backingOff(md, s.ctxFor(md, numCtx)); err != nil {
 			s.fx.Reply(w, result{err: err})
-			return
+			return nil
 		}
 	}
 	s.enqueue(&op{kind: opLoad, name: name, numCtx: numCtx, reason: reason, waiters: []*waiter{w}, requested: true})
+	return nil
 }
 
 // OnUnload asks for name to be unloaded.

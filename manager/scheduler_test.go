@@ -233,6 +233,49 @@ func TestLoadReadsServerFirstAndRepliesAfterLoad(t *testing.T) {
 	}
 }
 
+// A request that finds its model loaded changes that model alone (its use
+// and its holds) and asks for nothing but the reply: the owner then
+// compares that model's view only (publishOne). Any other request may
+// change more, and says so.
+func TestHitChangesOnlyItsModel(t *testing.T) {
+	r := newRig(t, Settings{}, map[string]uint64{"a": 2 * gib, "b": 2 * gib})
+	w := newWaiter(false)
+	if only := r.s.OnLoad(w, "a", "test", 0); only != nil {
+		t.Fatalf("a miss reported only %s changed", only.inst.Name)
+	}
+	r.refresh()
+	r.loaded(nil)
+	r.reply(w)
+	before := *r.fx
+	for _, tc := range []struct {
+		name  string
+		lease bool
+		holds int
+	}{{"plain", false, 0}, {"with a lease", true, 1}} {
+		w := newWaiter(tc.lease)
+		only := r.s.OnLoad(w, "a", "test", 0)
+		if only == nil || only.inst.Name != "a" {
+			t.Fatalf("%s: hit on a reported %v, want a alone", tc.name, only)
+		}
+		if res := r.reply(w); !res.already || res.err != nil {
+			t.Fatalf("%s: reply %+v", tc.name, res)
+		}
+		if got := r.s.holds(only); got != tc.holds {
+			t.Errorf("%s: holds %d, want %d", tc.name, got, tc.holds)
+		}
+		if len(r.fx.reads) != len(before.reads) || len(r.fx.loads) != len(before.loads) ||
+			len(r.fx.unloads) != len(before.unloads) || len(r.fx.events) != len(before.events) ||
+			r.fx.persists != before.persists || r.fx.discovers != before.discovers || len(r.fx.shows) != len(before.shows) {
+			t.Errorf("%s: a hit asked for more than its reply: %+v, before %+v", tc.name, *r.fx, before)
+		}
+	}
+	for _, name := range []string{"b", "nope"} {
+		if only := r.s.OnLoad(newWaiter(false), name, "test", 0); only != nil {
+			t.Errorf("a request for %s (not loaded) reported %s alone changed", name, only.inst.Name)
+		}
+	}
+}
+
 func TestConcurrentRequestsJoinOneLoad(t *testing.T) {
 	r := newRig(t, Settings{}, map[string]uint64{"a": 2 * gib})
 	ws := []*waiter{r.load("a", false), r.load("a", true), r.load("a", false)}

@@ -155,46 +155,71 @@ type cachedView struct {
 
 // publish stores a new snapshot when anything visible changed since the
 // last one; a model's use (last used, count) counts only when withUse, at
-// each poll, so that a request on a loaded model costs no snapshot. Changes are found by comparing what the snapshot is built from,
-// model by model, so nothing needs to flag them; a model's view is rebuilt
-// only when its own inputs changed.
+// each poll, so that a request on a loaded model costs no snapshot. Changes
+// are found by comparing what the snapshot is built from, model by model,
+// so nothing needs to flag them; a model's view is rebuilt only when its
+// own inputs changed.
 func (m *Manager) publish(withUse bool) {
-	ours := m.cat.ours()
-	h := m.header(ours)
+	h, free := m.header()
 	changed := m.snap.Load() == nil || m.lastHeader != h
-	free := max(m.sched.roomLeft(), ours) - ours
 	fresh := len(m.order) != len(m.cat.models) // the set of models changed
 	for _, md := range m.cat.models {
-		room := free
-		if md.onCard() {
-			room += md.size
-		}
-		k := viewKey{
-			name: md.inst.Name, digest: md.inst.Digest, showErr: errString(md.showErr), disk: md.inst.SizeBytes,
-			hasDetails: md.hasDetails, derived: md.derived, live: md.live,
-			fits:  md.need > 0 && md.need <= h.budget,
-			holds: m.sched.holds(md), retryAt: m.sched.retryAt(md), maxFit: maxContext(md, room),
-		}
-		if withUse || md.pub == nil {
-			k.use = md.use
-		} else {
-			k.use = md.pub.key.use
-		}
 		if md.pub == nil {
 			fresh = true
 		}
-		if md.pub == nil || md.pub.key != k {
-			md.pub = &cachedView{key: k, view: viewOf(md, k)}
-			changed = true
-		}
+		changed = m.review(md, h, free, withUse) || changed
 	}
 	if fresh {
 		m.order = slices.SortedFunc(maps.Values(m.cat.models), func(a, b *model) int { return strings.Compare(a.inst.Name, b.inst.Name) })
 		changed = true
 	}
-	if !changed {
+	if changed {
+		m.storeSnapshot(h)
+	}
+}
+
+// publishOne is publish after an event that can have changed md alone (a
+// request that found it loaded: its holds): the header and md are
+// compared, not every model, so an agent's repeated request costs the
+// same with a thousand models installed as with ten.
+func (m *Manager) publishOne(md *model) {
+	h, free := m.header()
+	if m.snap.Load() == nil || m.lastHeader != h || md.pub == nil || len(m.order) != len(m.cat.models) {
+		m.publish(false)
 		return
 	}
+	if m.review(md, h, free, false) {
+		m.storeSnapshot(h)
+	}
+}
+
+// review brings md's published view up to date; it reports whether the
+// view changed.
+func (m *Manager) review(md *model, h header, free uint64, withUse bool) bool {
+	room := free
+	if md.onCard() {
+		room += md.size
+	}
+	k := viewKey{
+		name: md.inst.Name, digest: md.inst.Digest, showErr: errString(md.showErr), disk: md.inst.SizeBytes,
+		hasDetails: md.hasDetails, derived: md.derived, live: md.live,
+		fits:  md.need > 0 && md.need <= h.budget,
+		holds: m.sched.holds(md), retryAt: m.sched.retryAt(md), maxFit: maxContext(md, room),
+	}
+	if withUse || md.pub == nil {
+		k.use = md.use
+	} else {
+		k.use = md.pub.key.use
+	}
+	if md.pub != nil && md.pub.key == k {
+		return false
+	}
+	md.pub = &cachedView{key: k, view: viewOf(md, k)}
+	return true
+}
+
+// storeSnapshot publishes a snapshot of h and the models' views.
+func (m *Manager) storeSnapshot(h header) {
 	m.lastHeader = h
 	snap := &Snapshot{
 		Time: m.now(), VRAM: h.vram, Budget: h.budget, Used: h.used, Others: h.others, Free: h.free,
@@ -211,7 +236,10 @@ func (m *Manager) publish(withUse bool) {
 	m.snap.Store(snap)
 }
 
-func (m *Manager) header(ours uint64) header {
+// header is the snapshot's header now, and the room our models have left
+// (what a model's largest context that fits is measured against).
+func (m *Manager) header() (header, uint64) {
+	ours := m.cat.ours()
 	s, c := m.tune, m.conn
 	h := header{
 		vram: c.vram, budget: m.sched.budget(), used: ours,
@@ -231,7 +259,7 @@ func (m *Manager) header(ours uint64) header {
 	} else if c.vram.Total > h.used {
 		h.free = c.vram.Total - h.used
 	}
-	return h
+	return h, max(m.sched.roomLeft(), ours) - ours
 }
 
 func viewOf(md *model, k viewKey) ModelView {
