@@ -360,13 +360,23 @@ func (s *scheduler) OnYield(w *waiter) {
 		return true
 	})
 	g := &group{w: w}
-	for _, md := range s.cat.models {
-		if md.state != Loaded {
-			continue
-		}
+	unload := func(name string) {
 		g.pending++
-		s.queue = append(s.queue, &op{id: s.id(), kind: opUnload, name: md.inst.Name, yield: true, group: g,
+		s.queue = append(s.queue, &op{id: s.id(), kind: opUnload, name: name, yield: true, group: g,
 			reason: "gave the GPU back at the user's request"})
+	}
+	for _, md := range s.cat.models {
+		if md.state == Loaded {
+			unload(md.inst.Name)
+		}
+	}
+	// A load in flight ends first (one op at a time) and its model goes
+	// with the rest, so the answer means the card is free: a script that
+	// yields and then starts a game must not race a load.
+	if o := s.cur; o != nil && o.kind == opLoad {
+		if md := s.cat.lookup(o.name); md != nil && md.state != Loaded {
+			unload(md.inst.Name)
+		}
 	}
 	if g.pending == 0 {
 		s.fx.Reply(w, result{})
@@ -804,9 +814,6 @@ func (s *scheduler) OnLoaded(id uint64, ps []Running, err error, took time.Durat
 			Reason: fmt.Sprintf("%s is %.0f %% on the CPU: Ollama could not fit it on the GPU, so it answers several times slower (set gpu_only to refuse that)", o.name, 100*md.cpuShare)})
 	}
 	s.answer(o, md, result{evicted: o.evicted})
-	if s.handedBack { // the user gave the card back while this loaded
-		s.queue = append(s.queue, &op{id: s.id(), kind: opUnload, name: md.inst.Name, yield: true, reason: "gave the GPU back"})
-	}
 	s.fx.Persist()
 	s.shed("")
 	s.pump()

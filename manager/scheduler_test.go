@@ -661,6 +661,53 @@ func TestYieldAndRestore(t *testing.T) {
 	}
 }
 
+// A yield that comes while a model loads answers once that model is off
+// the card too (a script that yields and then starts a game must not race
+// the load), and the model is put back with the rest on restore.
+func TestYieldWaitsForTheLoadInFlight(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		loadErr error
+		yielded []string
+	}{
+		{"the load succeeds", nil, []string{"a", "b"}},
+		{"the load fails", errors.New("out of memory"), []string{"a"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, Settings{}, map[string]uint64{"a": 2 * gib, "b": 1 * gib})
+			r.loadThrough("a")
+			wb := r.load("b", false)
+			r.refresh()
+			y := newWaiter(false)
+			r.s.OnYield(y) // b is loading
+			if r.answered(y) {
+				t.Fatal("the yield answered while b was loading")
+			}
+			r.loaded(tc.loadErr)
+			if res := r.reply(wb); (res.err == nil) != (tc.loadErr == nil) {
+				t.Fatalf("b's request: %+v", res)
+			}
+			for len(r.fx.reads) > 0 || len(r.fx.unloads) > 0 {
+				if len(r.fx.reads) > 0 {
+					r.refresh()
+				} else {
+					r.unloaded(nil)
+				}
+				if r.answered(y) && len(r.onCard) > 0 {
+					t.Fatalf("the yield answered with %v still on the card", r.onCard)
+				}
+			}
+			res := r.reply(y)
+			if res.err != nil || len(r.onCard) != 0 {
+				t.Fatalf("yield: %+v, on card %v", res, r.onCard)
+			}
+			if got := r.s.yieldedNames(); !slices.Equal(slices.Sorted(slices.Values(got)), tc.yielded) {
+				t.Errorf("to put back %v, want %v", got, tc.yielded)
+			}
+		})
+	}
+}
+
 // When other programs take the card, the least useful unpinned model goes
 // and the user is told why; when they leave, it comes back.
 func TestGivesTheCardBackAndRestores(t *testing.T) {
