@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
 )
 
 // These tests run the built binary, as a user would.
@@ -167,16 +168,6 @@ func waitAPI(t *testing.T, addr string, p *proc) {
 	t.Fatalf("no API at %s", addr)
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func writeConfig(t *testing.T, path, token string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte("token = \""+token+"\"\n"), 0o600); err != nil {
@@ -196,14 +187,14 @@ func TestOneManagerPerOllama(t *testing.T) {
 	good, wrong := filepath.Join(dir, "good.toml"), filepath.Join(dir, "wrong.toml")
 	writeConfig(t, good, "secret")
 	writeConfig(t, wrong, "guess")
-	addr := freePort(t)
+	addr := ollamatest.FreeAddrT(t)
 	common := []string{"--state-dir", state, "--ollama", "http://127.0.0.1:9"}
 	first := startServe(t, append([]string{"--listen", addr, "--config", good}, common...)...)
 	waitAPI(t, addr, first)
 
 	t.Run("second serve exits, naming the first", func(t *testing.T) {
 		began := time.Now()
-		second := exec.Command(bin, append([]string{"serve", "--listen", freePort(t), "--config", good}, common...)...)
+		second := exec.Command(bin, append([]string{"serve", "--listen", ollamatest.FreeAddrT(t), "--config", good}, common...)...)
 		second.Env = cleanEnv("LANG=C.UTF-8")
 		var stderr bytes.Buffer
 		second.Stderr = &stderr
@@ -254,7 +245,7 @@ func TestOneManagerPerOllama(t *testing.T) {
 		}
 	})
 	t.Run("CLI finds it where it listens", func(t *testing.T) {
-		code, out, errs := cli(good, freePort(t), "status", "--json")
+		code, out, errs := cli(good, ollamatest.FreeAddrT(t), "status", "--json")
 		if code != 0 || !strings.Contains(out, `"budget_bytes"`) {
 			t.Fatalf("status: exit %d\n%s\n%s", code, out, errs)
 		}
@@ -266,12 +257,12 @@ func TestOneManagerPerOllama(t *testing.T) {
 		}
 	})
 	t.Run("another state folder runs beside it", func(t *testing.T) {
-		other := freePort(t)
+		other := ollamatest.FreeAddrT(t)
 		p := startServe(t, "--listen", other, "--config", good, "--state-dir", filepath.Join(dir, "other"), "--ollama", "http://127.0.0.1:8")
 		waitAPI(t, other, p)
 	})
 	t.Run("second tray hands over to a headless one: exits 8", func(t *testing.T) {
-		cmd := exec.Command(bin, append([]string{"--listen", freePort(t), "--config", good}, common...)...)
+		cmd := exec.Command(bin, append([]string{"--listen", ollamatest.FreeAddrT(t), "--config", good}, common...)...)
 		cmd.Env = cleanEnv("LANG=C.UTF-8", "DISPLAY=:99")
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
 )
 
 // The test binary doubles as a fake `ollama serve` when this variable
@@ -33,16 +34,6 @@ func TestMain(m *testing.M) {
 		os.Exit(3)
 	}
 	os.Exit(m.Run())
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func fakeServer(t *testing.T, mode, addr string) *OllamaServer {
@@ -80,7 +71,7 @@ func waitStatus(t *testing.T, s *OllamaServer, what string, ok func(OllamaStatus
 // exited, and Stop ends it.
 func TestOllamaRestartedAfterCrash(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	addr := freeAddr(t)
+	addr := ollamatest.FreeAddrT(t)
 	s := fakeServer(t, "serve", addr)
 	st, err := s.Start(context.Background())
 	if err != nil || !st.Ours || !st.Running || st.PID == 0 {
@@ -115,7 +106,7 @@ func TestOllamaRestartedAfterCrash(t *testing.T) {
 // backoff, then given up; Start says why.
 func TestOllamaGivesUp(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	s := fakeServer(t, "exit", freeAddr(t))
+	s := fakeServer(t, "exit", ollamatest.FreeAddrT(t))
 	defer s.Stop()
 	st, err := s.Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "exit status 3") {
@@ -150,7 +141,7 @@ func TestUsersOllamaUntouched(t *testing.T) {
 }
 
 func TestNoBinary(t *testing.T) {
-	s := NewOllamaServer(OllamaServerOptions{Bin: "", URL: "http://" + freeAddr(t)})
+	s := NewOllamaServer(OllamaServerOptions{Bin: "", URL: "http://" + ollamatest.FreeAddrT(t)})
 	s.opt.Bin = "" // as when nothing is on PATH
 	if _, err := s.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "no ollama binary") {
 		t.Fatalf("want a clear error, got %v", err)

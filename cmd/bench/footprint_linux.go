@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
+	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
 )
 
 func init() { footprintRun = footprintLinux }
@@ -70,7 +70,7 @@ func footprintLinux(ctx context.Context, log *slog.Logger, _ *server, idle time.
 	var logb bytes.Buffer
 	// A port of its own and a private state dir: another copy of the app
 	// (a developer's, an end-to-end test's) may hold the default ones.
-	port, err := freePort()
+	port, err := ollamatest.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -195,14 +195,4 @@ func statusKB(pid int, key string) uint64 {
 	var kb uint64
 	fmt.Sscanf(v, "%d", &kb)
 	return kb * 1024 / 1000 // kB (KiB) -> thousands of bytes, for MB
-}
-
-// freePort returns a loopback address nobody listens on now.
-func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }

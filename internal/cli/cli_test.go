@@ -162,7 +162,7 @@ func TestCLIUsesRunningInstance(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte("warm_start = \"\"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	flags := []string{"--ollama", srv.URL.String(), "--listen", freeAddr(t), "--config", filepath.Join(dir, "config.toml")}
+	flags := []string{"--ollama", srv.URL.String(), "--listen", ollamatest.FreeAddrT(t), "--config", filepath.Join(dir, "config.toml")}
 	s := serve(t, append([]string{"--state-dir", filepath.Join(dir, "serve")}, flags...))
 	if code, out, errs := run(t, append([]string{"load", "tiny", "--state-dir", filepath.Join(dir, "cli")}, flags...)...); code != 0 {
 		t.Fatalf("load: exit %d %s %s", code, out, errs)

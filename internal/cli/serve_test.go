@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -65,17 +64,6 @@ func serve(t *testing.T, args []string) *serving {
 	}
 }
 
-// freeAddr is a loopback address nothing listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // until polls cond (bounded) and fails with what it last saw.
 func until(t *testing.T, what string, within time.Duration, cond func() (bool, string)) {
 	t.Helper()
@@ -117,7 +105,7 @@ func TestServeWarmStartYieldRestore(t *testing.T) {
 		Vocab: ggufgen.MinVocab, ContextLength: 4096, WeightType: "F32"})
 	dir := t.TempDir()
 	config := filepath.Join(dir, "config.toml")
-	flags := []string{"--ollama", srv.URL.String(), "--listen", freeAddr(t), "--config", config, "--state-dir", filepath.Join(dir, "state"), "--ctx", "1024"}
+	flags := []string{"--ollama", srv.URL.String(), "--listen", ollamatest.FreeAddrT(t), "--config", config, "--state-dir", filepath.Join(dir, "state"), "--ctx", "1024"}
 	write := func(s string) {
 		if err := os.WriteFile(config, []byte(s), 0o600); err != nil {
 			t.Fatal(err)

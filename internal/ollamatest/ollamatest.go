@@ -240,11 +240,11 @@ func Launch(bin, dir string) (*Server, error) {
 	// may take it before Ollama binds, so try a few ports.
 	var lastErr error
 	for range 3 {
-		port, err := freePort()
+		addr, err := FreeAddr()
 		if err != nil {
 			return s, err
 		}
-		s.setAddr(net.JoinHostPort("127.0.0.1", port))
+		s.setAddr(addr)
 		if lastErr = s.start(); lastErr == nil {
 			return s, nil
 		}
@@ -489,12 +489,23 @@ func (s *Server) logTail() string {
 	return string(b)
 }
 
-func freePort() (string, error) {
+// FreeAddr returns a loopback address ("127.0.0.1:port") nothing listens
+// on now; another process may take it before the caller binds it.
+func FreeAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", fmt.Errorf("finding a free port: %w", err)
 	}
 	defer l.Close()
-	_, port, err := net.SplitHostPort(l.Addr().String())
-	return port, err
+	return l.Addr().String(), nil
+}
+
+// FreeAddrT is FreeAddr for a test, which it fails when there is none.
+func FreeAddrT(t testing.TB) string {
+	t.Helper()
+	addr, err := FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
 }
