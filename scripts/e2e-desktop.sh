@@ -13,15 +13,16 @@
 #                             one (two tiny models, 1 GiB card, seconds):
 #                             generated models of released sizes (qwen2.5-coder:7b,
 #                             llama3.2:3b and :1b, nomic-embed-text; 7.7 GB in
-#                             a temp dir, removed) on a claimed 8 GiB card;
-#                             loads from the tray and the command line, an
-#                             eviction, Give GPU back and Restore models.
-#                             About 10 minutes on 2 cores.
+#                             a temp dir, removed, under 9 GB while one is
+#                             pushed) on a claimed 8 GiB card; loads from the
+#                             tray and the command line, an eviction, Give GPU
+#                             back and Restore models. About 7 minutes on 2
+#                             cores with the default hold.
 #   VRAMKEEPER_E2E_HOLD       realistic: how long each state is held so the
 #                             chart has a shape (default 30s, at most 15m;
 #                             there are six).
 # The README's pictures:
-#   VRAMKEEPER_E2E_REALISTIC=1 VRAMKEEPER_E2E_HOLD=5m \
+#   VRAMKEEPER_E2E_REALISTIC=1 VRAMKEEPER_E2E_HOLD=3m \
 #     VRAMKEEPER_E2E_SHOTS=docs/screenshots scripts/e2e-desktop.sh
 # Exits non-zero when any check fails. Needs xvfb dbus x11-utils xdotool
 # imagemagick (scripts/deps.sh).
