@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -15,6 +13,7 @@ import (
 	"github.com/ollama/ollama/api"
 
 	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
+	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 )
 
@@ -56,8 +55,8 @@ const realisticBudget = 7 << 30
 var realisticWaits = waits{start: 2 * time.Minute, load: 8 * time.Minute, ui: time.Minute, quit: time.Minute}
 
 // defaultHold gives each state of the realistic scenario about fifteen of
-// the manager's polls; VRAMKEEPER_E2E_HOLD=5m makes a chart that fills
-// most of its hour (README pictures).
+// the manager's polls; VRAMKEEPER_E2E_HOLD=3m spreads the six states over
+// twenty minutes of the chart's hour (the README's pictures).
 const (
 	defaultHold = 30 * time.Second
 	maxHold     = 15 * time.Minute
@@ -85,7 +84,7 @@ func pushRealistic(s *session) {
 	dir := t.TempDir()
 	for _, m := range realModels {
 		began := time.Now()
-		n, err := pushFile(s.srv.Client, dir, m)
+		n, err := pushFile(s.srv, dir, m)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,9 +110,9 @@ func (m realModel) spec() (ggufgen.Spec, error) {
 // written, read and copied on a slow disk.
 const pushTimeout = 10 * time.Minute
 
-// pushFile writes m under dir, uploads it and creates m.Name from it; it
-// returns the file's size.
-func pushFile(c *api.Client, dir string, m realModel) (int64, error) {
+// pushFile writes m under dir, creates m.Name from it in srv and deletes
+// the file; it returns the file's size.
+func pushFile(srv *ollamatest.Server, dir string, m realModel) (int64, error) {
 	spec, err := m.spec()
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", m.Name, err)
@@ -126,30 +125,8 @@ func pushFile(c *api.Client, dir string, m realModel) (int64, error) {
 		return 0, fmt.Errorf("generating %s: %w", m.Name, err)
 	}
 	defer os.Remove(file)
-	f, err := os.Open(file)
-	if err != nil {
-		return 0, fmt.Errorf("reading %s back: %w", m.Name, err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return 0, fmt.Errorf("hashing %s: %w", file, err)
-	}
-	digest := fmt.Sprintf("sha256:%x", h.Sum(nil))
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return 0, fmt.Errorf("rewinding %s: %w", file, err)
-	}
-	if err := c.CreateBlob(ctx, digest, f); err != nil {
-		return 0, fmt.Errorf("uploading %s (%s): %w", m.Name, file, err)
-	}
-	var last api.ProgressResponse
-	err = c.Create(ctx, &api.CreateRequest{Model: m.Name, Files: map[string]string{"model.gguf": digest}},
-		func(p api.ProgressResponse) error { last = p; return nil })
-	if err != nil {
-		return 0, fmt.Errorf("creating %s: %w", m.Name, err)
-	}
-	if last.Status != "success" {
-		return 0, fmt.Errorf("creating %s: last status %q, want \"success\"", m.Name, last.Status)
+	if err := srv.CreateModelFile(ctx, m.Name, file); err != nil {
+		return 0, err
 	}
 	return n, nil
 }
