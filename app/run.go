@@ -10,6 +10,10 @@ import (
 	fyneapp "fyne.io/fyne/v2/app"
 )
 
+// The window's size when it opens: room for every column of the models
+// table on a 1366x768 laptop screen.
+const windowWidth, windowHeight = 1280, 660
+
 // RunWindow shows the window (Models, History, Settings) and blocks until
 // it is closed or ctx ends. It is the only place the Fyne driver (and with
 // it GL) starts, so it runs in a process of its own (`vramkeeper window`)
@@ -34,7 +38,7 @@ func RunWindow(ctx context.Context, opt Options) error {
 	u := newUI(uictx, a, opt)
 	w := a.NewWindow("VRAM Keeper")
 	w.SetContent(u.content)
-	w.Resize(fyne.NewSize(1280, 660))
+	w.Resize(fyne.NewSize(windowWidth, windowHeight))
 	w.SetMaster() // closing the window ends the process
 	u.win = w
 	u.apply(opt.Keeper.Snapshot())

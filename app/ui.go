@@ -161,7 +161,10 @@ func newRowButton(label string) *rowButton {
 	return b
 }
 
-var columnWidths = [numColumns]float32{190, 70, 60, 70, 150, 130, 55, 60, 120, 80, 230}
+// columnWidths hold what the columns show for models people run
+// ("nomic-bert", "527 MiB (measured)", "idle · warm 100 %", "59 min ago")
+// and fit the window side by side (TestColumnsHoldTheirText).
+var columnWidths = [numColumns]float32{185, 90, 75, 70, 135, 150, 64, 60, 135, 92, 170}
 
 func (u *ui) newTable() *widget.Table {
 	t := widget.NewTable(

@@ -6,10 +6,24 @@
 # menu over D-Bus and the window's tabs with xdotool, and takes screenshots.
 #
 # Usage: scripts/e2e-desktop.sh
-#   VRAMKEEPER_OLLAMA_BIN  ollama binary (default: the cached build)
-#   VRAMKEEPER_E2E_SHOTS   where screenshots go (default: a temp dir, kept and
-#                          printed); VRAMKEEPER_E2E_SHOTS=docs/screenshots
-#                          refreshes the README's.
+#   VRAMKEEPER_OLLAMA_BIN     ollama binary (default: the cached build)
+#   VRAMKEEPER_E2E_SHOTS      where screenshots go (default: a temp dir, kept
+#                             and printed)
+#   VRAMKEEPER_E2E_REALISTIC  1: the realistic scenario instead of the quick
+#                             one (two tiny models, 1 GiB card, seconds):
+#                             generated models of released sizes (qwen2.5-coder:7b,
+#                             llama3.2:3b and :1b, nomic-embed-text; 7.7 GB in
+#                             a temp dir, removed, under 9 GB while one is
+#                             pushed) on a claimed 8 GiB card; loads from the
+#                             tray and the command line, an eviction, Give GPU
+#                             back and Restore models. About 7 minutes on 2
+#                             cores with the default hold.
+#   VRAMKEEPER_E2E_HOLD       realistic: how long each state is held so the
+#                             chart has a shape (default 30s, at most 15m;
+#                             there are six).
+# The README's pictures:
+#   VRAMKEEPER_E2E_REALISTIC=1 VRAMKEEPER_E2E_HOLD=3m \
+#     VRAMKEEPER_E2E_SHOTS=docs/screenshots scripts/e2e-desktop.sh
 # Exits non-zero when any check fails. Needs xvfb dbus x11-utils xdotool
 # imagemagick (scripts/deps.sh).
 set -euo pipefail
@@ -19,6 +33,17 @@ start=$(date +%s)
 for tool in Xvfb dbus-run-session xdotool import xdpyinfo; do
   command -v "$tool" >/dev/null || { echo "e2e-desktop: $tool missing: run scripts/deps.sh" >&2; exit 1; }
 done
+
+# docs/screenshots holds the README's pictures of realistic models; the
+# quick scenario's toys must not replace them.
+case "${VRAMKEEPER_E2E_SHOTS:-}" in
+  docs/screenshots | docs/screenshots/ | "$(pwd)/docs/screenshots" | "$(pwd)/docs/screenshots/")
+    if [ "${VRAMKEEPER_E2E_REALISTIC:-}" != 1 ]; then
+      echo "e2e-desktop: docs/screenshots is for the realistic scenario's pictures: set VRAMKEEPER_E2E_REALISTIC=1" >&2
+      exit 2
+    fi
+    ;;
+esac
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/vramkeeper-e2e.XXXXXX")
 shots=${VRAMKEEPER_E2E_SHOTS:-$work/screenshots}
@@ -78,7 +103,10 @@ echo ">> desktop test (private session bus)" >&2
 # test and the test binary together if this script is interrupted; the test
 # binary's children (app, Ollama) die with it (PR_SET_PDEATHSIG).
 set -m
-dbus-run-session -- go test -count=1 -timeout 5m -run '^TestDesktop$' -v ./internal/e2e &
+# The realistic scenario holds six states for up to 15 minutes each.
+timeout=5m
+[ "${VRAMKEEPER_E2E_REALISTIC:-}" = 1 ] && timeout=2h
+dbus-run-session -- go test -count=1 -timeout "$timeout" -run '^TestDesktop$' -v ./internal/e2e &
 test_pid=$!
 set +m
 wait "$test_pid"

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -287,25 +286,8 @@ func pushLarge(ctx context.Context, log *slog.Logger, srv *server, dir string, s
 		return "", 0, err
 	}
 	defer os.Remove(file)
-	f, err := os.Open(file)
-	if err != nil {
+	if err := srv.CreateModelFile(ctx, sm.Name, file); err != nil {
 		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", 0, fmt.Errorf("hashing %s: %w", file, err)
-	}
-	digest := fmt.Sprintf("sha256:%x", h.Sum(nil))
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return "", 0, err
-	}
-	if err := srv.Client.CreateBlob(ctx, digest, f); err != nil {
-		return "", 0, fmt.Errorf("uploading %s (%s): %w", sm.Name, file, err)
-	}
-	if err := srv.Client.Create(ctx, &api.CreateRequest{Model: sm.Name, Files: map[string]string{"model.gguf": digest}},
-		func(api.ProgressResponse) error { return nil }); err != nil {
-		return "", 0, fmt.Errorf("creating %s: %w", sm.Name, err)
 	}
 	show, err := srv.Client.Show(ctx, &api.ShowRequest{Model: sm.Name})
 	if err != nil {

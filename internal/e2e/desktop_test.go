@@ -22,29 +22,40 @@ import (
 	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
 )
 
-// Environment the test reads; scripts/e2e-desktop.sh sets all of them.
+// Environment the test reads; scripts/e2e-desktop.sh sets the first three
+// and passes the others on.
 const (
 	envEnable = "VRAMKEEPER_E2E"       // "1" runs the test
 	envBinary = "VRAMKEEPER_E2E_BIN"   // the vramkeeper binary; built when unset
 	envShots  = "VRAMKEEPER_E2E_SHOTS" // where screenshots go; a temp dir when unset
+	// envRealistic "1" plays the realistic scenario (realistic_test.go):
+	// models of released sizes on a claimed 8 GiB card, for the README's
+	// pictures. Unset, the quick scenario with two tiny models runs.
+	envRealistic = "VRAMKEEPER_E2E_REALISTIC"
+	// envHold is how long the realistic scenario holds each state, so the
+	// chart has a shape (a Go duration; default defaultHold).
+	envHold = "VRAMKEEPER_E2E_HOLD"
 )
 
-// Waits are generous: on a busy 2-core machine a model load (runner start
-// on the CPU) takes seconds and the first frame of a software-rendered
-// window more. Nothing sleeps as an assertion: every wait polls a condition
-// and fails with what it last saw.
-const (
-	startWait = 90 * time.Second
-	loadWait  = 90 * time.Second
-	uiWait    = 30 * time.Second
-	quitWait  = 30 * time.Second
-)
+// waits bound the waits of a scenario. Nothing sleeps as an assertion:
+// every wait polls a condition and fails with what it last saw.
+type waits struct {
+	start time.Duration // the tray item and the first menu
+	load  time.Duration // a model load (or a restore of several) in Ollama
+	ui    time.Duration // the menu, the icon, a notification, the window
+	quit  time.Duration // the app's exit after Quit
+}
+
+// quickWaits are generous for tiny models: on a busy 2-core machine a
+// model load (runner start on the CPU) takes seconds and the first frame
+// of a software-rendered window more.
+var quickWaits = waits{start: 90 * time.Second, load: 90 * time.Second, ui: 30 * time.Second, quit: 30 * time.Second}
 
 const title = "VRAM Keeper"
 
 // TestDesktop runs the real binary against a real Ollama and checks it as a
 // desktop would see it: the tray item, its icon and menu over D-Bus, the
-// notification of an eviction, and the window on the X server.
+// notifications of evictions, and the window on the X server.
 func TestDesktop(t *testing.T) {
 	if os.Getenv(envEnable) != "1" {
 		t.Skipf("set %s=1 and run under Xvfb and a private session bus: scripts/e2e-desktop.sh", envEnable)
@@ -54,51 +65,158 @@ func TestDesktop(t *testing.T) {
 			t.Fatalf("%s is not set: run scripts/e2e-desktop.sh", k)
 		}
 	}
-	began := time.Now()
-	step := func(format string, args ...any) {
-		t.Logf("[%5.1fs] %s", time.Since(began).Seconds(), fmt.Sprintf(format, args...))
+	realistic := os.Getenv(envRealistic) == "1"
+	var hold time.Duration
+	if realistic {
+		var err error
+		if hold, err = holdFrom(os.Getenv(envHold)); err != nil {
+			t.Fatalf("%s: %v", envHold, err)
+		}
 	}
-	shots := failDir(t)
-	if err := os.MkdirAll(shots, 0o755); err != nil {
+	w := quickWaits
+	if realistic {
+		w = realisticWaits
+	}
+	s := newSession(t, w)
+
+	srv := ollamatest.Start(t)
+	s.srv = srv
+	flags := quickFlags
+	if realistic {
+		pushRealistic(s)
+		flags = realisticFlags
+	} else {
+		// Two small models with names the task tables tell apart: chat
+		// picks tiny-chat, code_generation tiny-coder. Sizes put each at a
+		// few percent of the 1 GiB card we claim, so the gauge visibly
+		// moves.
+		spec := ggufgen.Spec{Arch: "llama", Layers: 4, Embd: 256, Heads: 4, KVHeads: 4, FFN: 512,
+			Vocab: ggufgen.MinVocab, ContextLength: 2048, WeightType: "F32"}
+		for _, name := range []string{"tiny-chat:latest", "tiny-coder:latest"} {
+			var b bytes.Buffer
+			if err := ggufgen.Write(&b, spec); err != nil {
+				t.Fatal(err)
+			}
+			srv.CreateModel(t, name, b.Bytes())
+		}
+		s.step("ollama %s up with 2 models", srv.URL)
+	}
+
+	s.startApp(flags)
+	if realistic {
+		realisticScenario(s, hold)
+	} else {
+		quickScenario(s)
+	}
+	s.quit()
+}
+
+// quickFlags claim a 1 GiB card with one model at a time, so that the
+// second load evicts the first.
+var quickFlags = []string{"--vram", "1GiB", "--budget", "768MiB", "--max-loaded", "1", "--ctx", "1024"}
+
+// quickScenario loads through the tray, evicts by loading for another
+// task, and unloads, with screenshots of the three tabs on the way.
+func quickScenario(s *session) {
+	t := s.t
+	// Load through the tray: the model runs in Ollama, the menu lists it,
+	// the icon changes.
+	s.click("Load best for", "chat")
+	first := waitRunning(t, s.srv, s.w.load, 1, "")
+	s.step("ollama runs %s", first)
+	s.waitListed(first)
+	s.waitIconChanged()
+	s.step("menu lists %s; icon changed", first)
+
+	s.waitWindow()
+	s.waitTab(0)
+	s.shoot("models.png")
+	s.step("screenshot of the Models tab")
+
+	// Load for another task with --max-loaded 1: the first model is
+	// evicted in Ollama and a notification says so.
+	s.click("Load best for", "code_generation")
+	second := waitRunning(t, s.srv, s.w.load, 1, first)
+	s.step("ollama runs %s; %s evicted", second, first)
+	s.waitEvictionNote(first)
+	eventually(t, s.w.ui, "the menu lists "+second+" and not "+first, func() (bool, string) {
+		m := s.menu()
+		_, ok := m.Find(second, "Unload")
+		_, old := m.Find(first)
+		return ok && !old, m.String()
+	})
+
+	s.clickTab(1)
+	s.shoot("history.png")
+	s.step("screenshot of the History tab")
+
+	// Unload from the tray menu.
+	s.click(second, "Unload")
+	waitRunning(t, s.srv, s.w.load, 0, "")
+	s.waitNoneListed()
+	s.step("ollama runs nothing after Unload")
+
+	s.clickTab(2)
+	s.shoot("settings.png")
+	s.step("screenshot of the Settings tab")
+}
+
+// session is one run of the desktop: the desktop side on the bus, Ollama,
+// the app and its tray item, and the window once it is mapped.
+type session struct {
+	t     *testing.T
+	w     waits
+	began time.Time
+	shots string
+	bin   string
+	desk  *Desktop
+	srv   *ollamatest.Server
+	app   *appProc
+	item  Item
+	idle  image.Image     // the tray icon with nothing loaded
+	win   image.Rectangle // the window, once waitWindow found it
+}
+
+// newSession takes the bus names: systray registers when the app starts,
+// so the desktop side comes first.
+func newSession(t *testing.T, w waits) *session {
+	s := &session{t: t, w: w, began: time.Now(), shots: failDir(t)}
+	if err := os.MkdirAll(s.shots, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	bin := binary(t)
+	s.bin = binary(t)
 	t.Cleanup(func() {
 		if !t.Failed() {
 			return
 		}
 		for name, img := range lastFailed {
-			p := filepath.Join(shots, name)
+			p := filepath.Join(s.shots, name)
 			if err := SavePNG(p, img, img.Bounds()); err == nil {
 				t.Logf("screen when the tabs were not found: %s", p)
 			}
 		}
 	})
-
-	// The desktop side first: systray registers when the app starts.
 	desk, err := NewDesktop()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { desk.Close() })
+	s.desk = desk
+	return s
+}
 
-	srv := ollamatest.Start(t)
-	// Two small models with names the task tables tell apart: chat picks
-	// tiny-chat, code_generation tiny-coder. Sizes put each at a few
-	// percent of the 1 GiB card we claim, so the gauge visibly moves.
-	spec := ggufgen.Spec{Arch: "llama", Layers: 4, Embd: 256, Heads: 4, KVHeads: 4, FFN: 512,
-		Vocab: ggufgen.MinVocab, ContextLength: 2048, WeightType: "F32"}
-	for _, name := range []string{"tiny-chat:latest", "tiny-coder:latest"} {
-		var b bytes.Buffer
-		if err := ggufgen.Write(&b, spec); err != nil {
-			t.Fatal(err)
-		}
-		srv.CreateModel(t, name, b.Bytes())
-	}
-	step("ollama %s up with 2 models", srv.URL)
+func (s *session) step(format string, args ...any) {
+	s.t.Helper()
+	s.t.Logf("[%6.1fs] %s", time.Since(s.began).Seconds(), fmt.Sprintf(format, args...))
+}
 
-	app := startApp(t, bin, srv.URL.String())
-	step("app started (pid %d)", app.cmd.Process.Pid)
+// startApp starts the app against s.srv with flags, waits for its tray item
+// and for a menu that offers Load best for, and keeps the idle icon.
+func (s *session) startApp(flags []string) {
+	t := s.t
+	s.app = startApp(t, s.bin, s.srv.URL.String(), flags)
+	app := s.app
+	s.step("app started (pid %d)", app.cmd.Process.Pid)
 	// Interrupted (scripts/e2e-desktop.sh stopped), the test binary would
 	// exit without running cleanups; Pdeathsig takes the app and the Ollama
 	// server down, but not the runner Ollama started. Stop them here.
@@ -106,134 +224,138 @@ func TestDesktop(t *testing.T) {
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	t.Cleanup(func() { signal.Stop(sig); close(sig) })
 	go func() {
-		if s, ok := <-sig; ok {
+		if got, ok := <-sig; ok {
 			_ = syscall.Kill(-app.cmd.Process.Pid, syscall.SIGKILL)
-			srv.Stop()
-			fmt.Fprintf(os.Stderr, "TestDesktop: %v: stopped the app and Ollama\n", s)
+			s.srv.Stop()
+			fmt.Fprintf(os.Stderr, "TestDesktop: %v: stopped the app and Ollama\n", got)
 			os.Exit(2)
 		}
 	}()
 
-	// 1. The tray item registers with our watcher.
-	item, err := desk.WaitItem(startWait)
+	item, err := s.desk.WaitItem(s.w.start)
 	if err != nil {
 		t.Fatalf("tray: %v", err)
 	}
-	step("tray item registered: %s %s", item.Service, item.Path)
-
-	menu := func() MenuItem {
-		m, err := desk.Menu(item)
-		if err != nil {
-			t.Fatalf("tray menu: %v", err)
-		}
-		return m
-	}
-	click := func(path ...string) {
-		t.Helper()
-		m := menu()
-		it, ok := m.Find(path...)
-		if !ok || !it.Enabled {
-			t.Fatalf("tray menu has no enabled %q:\n%s", path, m)
-		}
-		if err := desk.Click(item, it.ID); err != nil {
-			t.Fatalf("clicking %q: %v", path, err)
-		}
-		step("clicked tray %q", path)
-	}
-	eventually(t, startWait, "the menu offers Load best for once Ollama is seen", func() (bool, string) {
-		m := menu()
+	s.item = item
+	s.step("tray item registered: %s %s", item.Service, item.Path)
+	eventually(t, s.w.start, "the menu offers Load best for once Ollama is seen", func() (bool, string) {
+		m := s.menu()
 		lb, ok := m.Find("Load best for", "chat")
 		_, none := m.Find("No models loaded")
 		return ok && lb.Enabled && none, m.String()
 	})
-	idle, err := desk.IconPixmap(item)
+	idle, err := s.desk.IconPixmap(item)
 	if err != nil {
 		t.Fatal(err)
 	}
-	saveIcon(t, filepath.Join(shots, "e2e-tray-idle.png"), idle)
+	s.idle = idle
+	saveIcon(t, filepath.Join(s.shots, "e2e-tray-idle.png"), idle)
+}
 
-	// 2. Load through the tray: the model runs in Ollama, the menu lists
-	// it, the icon changes.
-	click("Load best for", "chat")
-	first := waitRunning(t, srv, 1, "")
-	step("ollama runs %s", first)
-	eventually(t, uiWait, "the menu lists "+first+" with Unload", func() (bool, string) {
-		m := menu()
-		_, ok := m.Find(first, "Unload")
-		return ok, m.String()
-	})
-	eventually(t, uiWait, "the tray icon changes after the load", func() (bool, string) {
-		img, err := desk.IconPixmap(item)
-		if err != nil {
-			return false, err.Error()
+func (s *session) menu() MenuItem {
+	s.t.Helper()
+	m, err := s.desk.Menu(s.item)
+	if err != nil {
+		s.t.Fatalf("tray menu: %v", err)
+	}
+	return m
+}
+
+// click clicks the enabled menu item at path (each element a label prefix).
+func (s *session) click(path ...string) {
+	s.t.Helper()
+	m := s.menu()
+	it, ok := m.Find(path...)
+	if !ok || !it.Enabled {
+		s.t.Fatalf("tray menu has no enabled %q:\n%s", path, m)
+	}
+	if err := s.desk.Click(s.item, it.ID); err != nil {
+		s.t.Fatalf("clicking %q: %v", path, err)
+	}
+	s.step("clicked tray %q", path)
+}
+
+// waitListed waits until the menu lists each model with an Unload item.
+func (s *session) waitListed(models ...string) {
+	s.t.Helper()
+	eventually(s.t, s.w.ui, fmt.Sprintf("the menu lists %v with Unload", models), func() (bool, string) {
+		m := s.menu()
+		for _, name := range models {
+			if _, ok := m.Find(name, "Unload"); !ok {
+				return false, m.String()
+			}
 		}
-		if samePixels(img, idle) {
-			return false, "IconPixmap is the idle icon"
-		}
-		saveIcon(t, filepath.Join(shots, "e2e-tray-loaded.png"), img)
 		return true, ""
 	})
-	step("menu lists %s; icon changed", first)
+}
 
-	win := waitWindow(t)
-	waitTab(t, win, 0)
-	shoot(t, filepath.Join(shots, "models.png"), win)
-	step("screenshot of the Models tab")
-
-	// 3. Load for another task with --max-loaded 1: the first model is
-	// evicted in Ollama and a notification says so.
-	click("Load best for", "code_generation")
-	second := waitRunning(t, srv, 1, first)
-	step("ollama runs %s; %s evicted", second, first)
-	note, err := desk.WaitNote(uiWait, func(n Note) bool {
-		return strings.Contains(strings.ToLower(n.Summary), "evict") && strings.Contains(n.Body, first)
-	})
-	if err != nil {
-		t.Fatalf("eviction notification: %v; got %q", err, desk.Notes())
-	}
-	step("notification %q: %q", note.Summary, note.Body)
-	eventually(t, uiWait, "the menu lists "+second+" and not "+first, func() (bool, string) {
-		m := menu()
-		_, ok := m.Find(second, "Unload")
-		_, old := m.Find(first)
-		return ok && !old, m.String()
-	})
-
-	clickTab(t, win, 1)
-	shoot(t, filepath.Join(shots, "history.png"), win)
-	step("screenshot of the History tab")
-
-	// 4. Unload from the tray menu.
-	click(second, "Unload")
-	waitRunning(t, srv, 0, "")
-	eventually(t, uiWait, "the menu says no models are loaded", func() (bool, string) {
-		m := menu()
+// waitNoneListed waits until the menu says no models are loaded.
+func (s *session) waitNoneListed() {
+	s.t.Helper()
+	eventually(s.t, s.w.ui, "the menu says no models are loaded", func() (bool, string) {
+		m := s.menu()
 		_, none := m.Find("No models loaded")
 		return none, m.String()
 	})
-	step("ollama runs nothing after Unload")
+}
 
-	clickTab(t, win, 2)
-	shoot(t, filepath.Join(shots, "settings.png"), win)
-	step("screenshot of the Settings tab")
+// waitIconChanged waits until the tray icon is no longer the idle one and
+// saves it.
+func (s *session) waitIconChanged() {
+	s.t.Helper()
+	eventually(s.t, s.w.ui, "the tray icon changes after the load", func() (bool, string) {
+		img, err := s.desk.IconPixmap(s.item)
+		if err != nil {
+			return false, err.Error()
+		}
+		if samePixels(img, s.idle) {
+			return false, "IconPixmap is the idle icon"
+		}
+		saveIcon(s.t, filepath.Join(s.shots, "e2e-tray-loaded.png"), img)
+		return true, ""
+	})
+}
 
-	// 5. Quit from the tray: the process exits by itself, cleanly.
-	click("Quit")
+// waitNote waits for a notification whose summary holds summary (any
+// case) and whose body names model.
+func (s *session) waitNote(summary, model string) Note {
+	s.t.Helper()
+	note, err := s.desk.WaitNote(s.w.ui, func(n Note) bool {
+		return strings.Contains(strings.ToLower(n.Summary), summary) && strings.Contains(n.Body, model)
+	})
+	if err != nil {
+		s.t.Fatalf("notification %q about %s: %v; got %q", summary, model, err, s.desk.Notes())
+	}
+	s.step("notification %q: %q", note.Summary, note.Body)
+	return note
+}
+
+func (s *session) waitEvictionNote(model string) Note {
+	s.t.Helper()
+	return s.waitNote("evict", model)
+}
+
+// quit clicks Quit: the process exits by itself, cleanly, and takes the
+// window with it.
+func (s *session) quit() {
+	t := s.t
+	app := s.app
+	s.click("Quit")
 	select {
 	case <-app.exited:
 		if app.err != nil {
 			t.Fatalf("app exited with %v after Quit", app.err)
 		}
-	case <-time.After(quitWait):
-		t.Fatalf("app still running %s after Quit", quitWait)
+	case <-time.After(s.w.quit):
+		t.Fatalf("app still running %s after Quit", s.w.quit)
 	}
 	// The window is a child process in the app's process group: Quit ends
 	// it too.
-	eventually(t, quitWait, "no process of the app (the window included) is left after Quit", func() (bool, string) {
+	eventually(t, s.w.quit, "no process of the app (the window included) is left after Quit", func() (bool, string) {
 		err := syscall.Kill(-app.cmd.Process.Pid, 0)
 		return err == syscall.ESRCH, fmt.Sprintf("kill(-%d, 0): %v", app.cmd.Process.Pid, err)
 	})
-	step("app quit cleanly; screenshots in %s", shots)
+	s.step("app quit cleanly; screenshots in %s", s.shots)
 }
 
 // failDir is where screenshots go: $VRAMKEEPER_E2E_SHOTS, which outlives
@@ -274,12 +396,16 @@ type appProc struct {
 	log    string
 	exited chan struct{}
 	err    error // cmd.Wait's, once exited is closed
+	// common are the flags that point a command at this instance's
+	// Ollama, config, state folder and API; env is its environment.
+	common []string
+	env    []string
 }
 
-// startApp runs the desktop app with every file it writes (config, state,
-// autostart entry, Fyne's caches) in a temp dir, and stops it on cleanup:
-// SIGTERM, then SIGKILL to its process group.
-func startApp(t *testing.T, bin, ollamaURL string) *appProc {
+// startApp runs the desktop app with flags (the card, the budget) and every
+// file it writes (config, state, autostart entry, Fyne's caches) in a temp
+// dir, and stops it on cleanup: SIGTERM, then SIGKILL to its process group.
+func startApp(t *testing.T, bin, ollamaURL string, flags []string) *appProc {
 	dir := t.TempDir()
 	home := filepath.Join(dir, "home")
 	for _, d := range []string{home, filepath.Join(dir, "runtime")} {
@@ -301,13 +427,11 @@ func startApp(t *testing.T, bin, ollamaURL string) *appProc {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(bin,
-		"--ollama", ollamaURL,
-		"--vram", "1GiB", "--budget", "768MiB",
-		"--max-loaded", "1", "--ctx", "1024",
+	common := []string{"--ollama", ollamaURL,
 		"--config", filepath.Join(dir, "config.toml"),
 		"--state-dir", filepath.Join(dir, "state"),
-		"--listen", listen, "-v")
+		"--listen", listen}
+	cmd := exec.Command(bin, slices.Concat(common, flags, []string{"-v"})...)
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
@@ -330,7 +454,7 @@ func startApp(t *testing.T, bin, ollamaURL string) *appProc {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", bin, err)
 	}
-	p := &appProc{cmd: cmd, log: logPath, exited: make(chan struct{})}
+	p := &appProc{cmd: cmd, log: logPath, exited: make(chan struct{}), common: common, env: cmd.Env}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.exited)
@@ -354,6 +478,21 @@ func startApp(t *testing.T, bin, ollamaURL string) *appProc {
 		}
 	})
 	return p
+}
+
+// cli runs a vramkeeper command against the running instance, as a user
+// in a terminal would (the same config, state folder and API address), and
+// returns what it printed; an error carries its exit status and output.
+func (p *appProc) cli(timeout time.Duration, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, p.cmd.Path, slices.Concat(args, p.common)...)
+	cmd.Env = p.env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("vramkeeper %s: %w (within %s)\n%s", strings.Join(args, " "), err, timeout, out)
+	}
+	return string(out), nil
 }
 
 func freeAddr() (string, error) {
@@ -396,10 +535,10 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() (b
 
 // waitRunning waits until Ollama runs exactly n models, none of them
 // notName, and returns the first one's name.
-func waitRunning(t *testing.T, srv *ollamatest.Server, n int, notName string) string {
+func waitRunning(t *testing.T, srv *ollamatest.Server, timeout time.Duration, n int, notName string) string {
 	t.Helper()
 	var name string
-	eventually(t, loadWait, fmt.Sprintf("/api/ps lists %d model(s), not %q", n, notName), func() (bool, string) {
+	eventually(t, timeout, fmt.Sprintf("/api/ps lists %d model(s), not %q", n, notName), func() (bool, string) {
 		var names []string
 		for _, m := range srv.Running(t) {
 			names = append(names, m.Name)
@@ -412,30 +551,29 @@ func waitRunning(t *testing.T, srv *ollamatest.Server, n int, notName string) st
 	return name
 }
 
-func waitWindow(t *testing.T) image.Rectangle {
-	t.Helper()
-	var win image.Rectangle
-	eventually(t, uiWait, "the window "+title+" is mapped", func() (bool, string) {
+// waitWindow waits until the window is mapped and keeps its place.
+func (s *session) waitWindow() {
+	s.t.Helper()
+	eventually(s.t, s.w.ui, "the window "+title+" is mapped", func() (bool, string) {
 		var err error
-		win, err = FindWindow(title)
+		s.win, err = FindWindow(title)
 		if err != nil {
 			return false, err.Error()
 		}
 		return true, ""
 	})
-	return win
 }
 
 // waitTab waits until the screen shows tab i selected, twice in a row at
 // the same place (the indicator slides to a new tab), and returns the tab
 // bar.
-func waitTab(t *testing.T, win image.Rectangle, i int) Tabs {
-	t.Helper()
+func (s *session) waitTab(i int) Tabs {
+	s.t.Helper()
 	var tabs Tabs
 	var last image.Rectangle
-	eventually(t, uiWait, fmt.Sprintf("tab %d is selected", i), func() (bool, string) {
+	eventually(s.t, s.w.ui, fmt.Sprintf("tab %d is selected", i), func() (bool, string) {
 		var err error
-		tabs, err = findTabs(t, win, fmt.Sprintf("failed-tab-%d.png", i))
+		tabs, err = findTabs(s.win, fmt.Sprintf("failed-tab-%d.png", i))
 		if err != nil {
 			return false, err.Error()
 		}
@@ -447,13 +585,13 @@ func waitTab(t *testing.T, win image.Rectangle, i int) Tabs {
 }
 
 // clickTab clicks tab i's label and waits for it to be selected. The tab
-// bar moves when the header above it changes (a status line appears), so
-// it is found afresh before each click, and clicked again if a click
-// landed while it moved.
-func clickTab(t *testing.T, win image.Rectangle, i int) {
-	t.Helper()
-	eventually(t, uiWait, fmt.Sprintf("clicking tab %d selects it", i), func() (bool, string) {
-		tabs, err := findTabs(t, win, fmt.Sprintf("failed-click-%d.png", i))
+// bar moves when the header above it changes (a
+// status line appears), so it is found afresh before each click, and
+// clicked again if a click landed while it moved.
+func (s *session) clickTab(i int) {
+	s.t.Helper()
+	eventually(s.t, s.w.ui, fmt.Sprintf("clicking tab %d selects it", i), func() (bool, string) {
+		tabs, err := findTabs(s.win, fmt.Sprintf("failed-click-%d.png", i))
 		if err != nil {
 			return false, err.Error()
 		}
@@ -465,19 +603,19 @@ func clickTab(t *testing.T, win image.Rectangle, i int) {
 		deadline := time.Now().Add(5 * time.Second)
 		for time.Now().Before(deadline) {
 			time.Sleep(300 * time.Millisecond)
-			if now, err := findTabs(t, win, ""); err == nil && now.Selected() == i {
+			if now, err := findTabs(s.win, ""); err == nil && now.Selected() == i {
 				return true, ""
 			}
 		}
 		return false, fmt.Sprintf("clicked %v in %+v; tab %d not selected after 5s", tabs.Labels[i], tabs, i)
 	})
-	waitTab(t, win, i)
+	s.waitTab(i)
 }
 
 // findTabs finds the tab bar on a fresh screenshot. If the test then fails
 // and failName is set, the screenshot is kept as failName: the screen is
 // the explanation.
-func findTabs(t *testing.T, win image.Rectangle, failName string) (Tabs, error) {
+func findTabs(win image.Rectangle, failName string) (Tabs, error) {
 	img, err := Screenshot()
 	if err != nil {
 		return Tabs{}, err
@@ -500,15 +638,18 @@ func findTabs(t *testing.T, win image.Rectangle, failName string) (Tabs, error) 
 // by file name; TestDesktop saves them if it fails.
 var lastFailed = map[string]image.Image{}
 
-func shoot(t *testing.T, path string, win image.Rectangle) {
-	t.Helper()
+// shoot saves the window as name in the screenshot folder and returns the
+// whole screen, for close-ups.
+func (s *session) shoot(name string) image.Image {
+	s.t.Helper()
 	img, err := Screenshot()
 	if err != nil {
-		t.Fatal(err)
+		s.t.Fatal(err)
 	}
-	if err := SavePNG(path, img, win); err != nil {
-		t.Fatal(err)
+	if err := SavePNG(filepath.Join(s.shots, name), img, s.win); err != nil {
+		s.t.Fatal(err)
 	}
+	return img
 }
 
 func saveIcon(t *testing.T, path string, img image.Image) {
@@ -532,4 +673,60 @@ func samePixels(a, b image.Image) bool {
 		}
 	}
 	return true
+}
+
+// The README's pictures are taller than the window opens (1280x660), so
+// that the Settings form shows whole, Save button included; the screen
+// (scripts/e2e-desktop.sh) is 1280x800.
+const pictureWidth, pictureHeight = 1280, 720
+
+// pictures takes the README's screenshots: each tab of the window, and
+// close-ups of the card bar (stackbar.png) and the chart (chart.png).
+func (s *session) pictures() {
+	t := s.t
+	if err := ResizeWindow(title, pictureWidth, pictureHeight); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, s.w.ui, fmt.Sprintf("the window is %dx%d", pictureWidth, pictureHeight), func() (bool, string) {
+		var err error
+		s.win, err = FindWindow(title)
+		if err != nil {
+			return false, err.Error()
+		}
+		return s.win.Dx() == pictureWidth && s.win.Dy() == pictureHeight, fmt.Sprint(s.win)
+	})
+	s.clickTab(0)
+	screen := s.shoot("models.png")
+	bar, err := CardBarArea(screen, s.win)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.save("stackbar.png", screen, bar)
+	s.step("screenshots of the Models tab and the card bar")
+
+	s.clickTab(1)
+	screen = s.shoot("history.png")
+	// The tabs on this very screen: the chart starts under them.
+	tabs, err := FindTabs(screen, s.win)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chart, err := ChartArea(screen, s.win, tabs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.save("chart.png", screen, chart)
+	s.step("screenshots of the History tab and the chart")
+
+	s.clickTab(2)
+	s.shoot("settings.png")
+	s.step("screenshot of the Settings tab")
+}
+
+// save saves the part r of a screenshot as name in the screenshot folder.
+func (s *session) save(name string, img image.Image, r image.Rectangle) {
+	s.t.Helper()
+	if err := SavePNG(filepath.Join(s.shots, name), img, r); err != nil {
+		s.t.Fatal(err)
+	}
 }

@@ -59,6 +59,16 @@ func FindWindow(title string) (image.Rectangle, error) {
 	return r, nil
 }
 
+// ResizeWindow resizes the visible window titled title to w×h pixels.
+func ResizeWindow(title string, w, h int) error {
+	_, err := run(20*time.Second, "xdotool", "search", "--onlyvisible", "--name", "^"+title+"$",
+		"windowsize", "--sync", strconv.Itoa(w), strconv.Itoa(h))
+	if err != nil {
+		return fmt.Errorf("resizing window %q to %dx%d: %w", title, w, h, err)
+	}
+	return nil
+}
+
 // Screenshot grabs the whole screen with ImageMagick's import.
 func Screenshot() (image.Image, error) {
 	f, err := os.CreateTemp("", "vk-shot-*.png")
@@ -222,4 +232,89 @@ func FindTabs(img image.Image, win image.Rectangle) (Tabs, error) {
 		return t, nil
 	}
 	return Tabs{}, fmt.Errorf("no tab indicator in window %v", win)
+}
+
+// rowLuma is row y of img between x0 and x1: its most common luma, and how
+// many pixels differ from bg by more than 40 (text, bars, lines).
+func rowLuma(img image.Image, y, x0, x1, bg int) (common, marked int) {
+	var hist [256]int
+	for x := x0; x < x1; x++ {
+		l := luma(img.At(x, y))
+		hist[l]++
+		if d := l - bg; d > 40 || d < -40 {
+			marked++
+		}
+	}
+	for l, n := range hist {
+		if n > hist[common] {
+			common = l
+		}
+	}
+	return common, marked
+}
+
+// cropMargin is the room kept around a close-up.
+const cropMargin = 4
+
+// CardBarArea finds the card bar and its legend at the top of win on img:
+// the first rows that differ from the window's background, down to the
+// first gap of gap background rows (the bar and its legend are a few
+// pixels apart, the line under them further), with a margin.
+func CardBarArea(img image.Image, win image.Rectangle) (image.Rectangle, error) {
+	const gap = 8
+	win = win.Intersect(img.Bounds())
+	bg := background(img, win)
+	top, bottom, blank := -1, -1, 0
+	for y := win.Min.Y; y < win.Max.Y; y++ {
+		if _, marked := rowLuma(img, y, win.Min.X, win.Max.X, bg); marked > 0 {
+			if top < 0 {
+				top = y
+			}
+			bottom, blank = y+1, 0
+			continue
+		}
+		if top >= 0 {
+			if blank++; blank >= gap {
+				r := image.Rect(win.Min.X, top-cropMargin, win.Max.X, bottom+cropMargin)
+				return r.Intersect(win), nil
+			}
+		}
+	}
+	return image.Rectangle{}, fmt.Errorf("no card bar at the top of window %v", win)
+}
+
+// ChartArea finds the History tab's chart on img: the rows between the tab
+// bar's underline (the band at tabs.Indicator) and the split's divider
+// under the chart, the next band of at least 3 rows in another colour than
+// the background from one side of the window to the other. Thinner bands
+// (the chart's axis) belong to the chart, and so do the chart's areas,
+// which leave its margins in the background's colour.
+func ChartArea(img image.Image, win image.Rectangle, tabs Tabs) (image.Rectangle, error) {
+	const divider = 3
+	win = win.Intersect(img.Bounds())
+	bg := background(img, win)
+	isBand := func(y int) bool {
+		common, _ := rowLuma(img, y, win.Min.X, win.Max.X, bg)
+		return common != bg && luma(img.At(win.Min.X+2*cropMargin, y)) == common &&
+			luma(img.At(win.Max.X-1-2*cropMargin, y)) == common
+	}
+	y := tabs.Indicator.Min.Y
+	for y < win.Max.Y && isBand(y) {
+		y++
+	}
+	top := y
+	for ; y < win.Max.Y; y++ {
+		n := 0
+		for y+n < win.Max.Y && isBand(y+n) {
+			n++
+		}
+		if n >= divider {
+			if y-top < 50 {
+				return image.Rectangle{}, fmt.Errorf("the chart under the tabs in %v is only %d rows high", win, y-top)
+			}
+			return image.Rect(win.Min.X, top, win.Max.X, y), nil
+		}
+		y += n
+	}
+	return image.Rectangle{}, fmt.Errorf("no divider under the chart in window %v", win)
 }

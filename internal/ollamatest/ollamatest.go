@@ -427,6 +427,33 @@ func (s *Server) CreateModelContext(ctx context.Context, name string, gguf []byt
 	if err := s.Client.CreateBlob(ctx, digest, bytes.NewReader(gguf)); err != nil {
 		return fmt.Errorf("uploading blob %s for %s: %w", digest, name, err)
 	}
+	return s.createFromBlob(ctx, name, digest)
+}
+
+// CreateModelFile is CreateModelContext for a GGUF file too large to hold
+// in memory (ggufgen.WriteFile's): it is read twice, to hash and to upload.
+func (s *Server) CreateModelFile(ctx context.Context, name, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", name, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("hashing %s for %s: %w", path, name, err)
+	}
+	digest := fmt.Sprintf("sha256:%x", h.Sum(nil))
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("rewinding %s for %s: %w", path, name, err)
+	}
+	if err := s.Client.CreateBlob(ctx, digest, f); err != nil {
+		return fmt.Errorf("uploading %s for %s: %w", path, name, err)
+	}
+	return s.createFromBlob(ctx, name, digest)
+}
+
+// createFromBlob creates model name from the uploaded GGUF blob digest.
+func (s *Server) createFromBlob(ctx context.Context, name, digest string) error {
 	var last api.ProgressResponse
 	err := s.Client.Create(ctx, &api.CreateRequest{
 		Model: name,

@@ -1,0 +1,92 @@
+package e2e
+
+import (
+	"image"
+	"image/color"
+	"image/draw"
+	"testing"
+)
+
+// A window drawn as the app draws it, in rows (dark theme): the card bar
+// with the budget line sticking out and its legend a few rows below, a
+// label, the tab bar over its underline, the chart (legend, plot, axis,
+// time labels), the split's divider, the history list.
+var (
+	bgGrey   = color.Gray{23}
+	bandGrey = color.Gray{14}
+	text     = color.Gray{230}
+	modelCol = color.RGBA{0xb0, 0x7a, 0xa1, 0xff}
+	primary  = color.RGBA{0x29, 0x6f, 0xf6, 0xff}
+)
+
+func fill(img draw.Image, r image.Rectangle, c color.Color) {
+	draw.Draw(img, r, image.NewUniform(c), image.Point{}, draw.Src)
+}
+
+func window(w int, chartFill bool) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, w, 660))
+	fill(img, img.Bounds(), bgGrey)
+	fill(img, image.Rect(1116, 4, 1118, 40), text) // budget line
+	fill(img, image.Rect(0, 8, 960, 36), modelCol) // a model
+	fill(img, image.Rect(8, 45, 560, 59), text)    // the legend
+	fill(img, image.Rect(12, 74, 516, 88), text)   // "Source: ..."
+	fill(img, image.Rect(12, 155, 60, 170), text)  // tab labels
+	fill(img, image.Rect(80, 155, 135, 170), text)
+	fill(img, image.Rect(150, 155, 210, 170), text)
+	fill(img, image.Rect(4, 178, w-4, 182), bandGrey) // tab underline
+	fill(img, image.Rect(76, 178, 139, 182), primary) // indicator under tab 1
+	fill(img, image.Rect(64, 186, 680, 198), text)    // chart legend
+	fill(img, image.Rect(0, 394, w, 395), color.Black)
+	fill(img, image.Rect(132, 400, 1258, 410), text)  // time labels
+	fill(img, image.Rect(4, 415, w-4, 423), bandGrey) // divider
+	fill(img, image.Rect(632, 418, 648, 420), text)   // its handle
+	fill(img, image.Rect(12, 435, 700, 450), text)    // a history line
+	if chartFill {
+		// Areas across the whole hour, taller than the divider.
+		fill(img, image.Rect(60, 250, w-12, 394), modelCol)
+	}
+	return img
+}
+
+func TestCloseUps(t *testing.T) {
+	tests := []struct {
+		name      string
+		chartFill bool
+		bar, cht  image.Rectangle
+	}{
+		{"chart with a little data", false, image.Rect(0, 0, 1280, 63), image.Rect(0, 182, 1280, 415)},
+		{"chart full of areas", true, image.Rect(0, 0, 1280, 63), image.Rect(0, 182, 1280, 415)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			img := window(1280, tt.chartFill)
+			win := img.Bounds()
+			bar, err := CardBarArea(img, win)
+			if err != nil || bar != tt.bar {
+				t.Errorf("CardBarArea = %v, %v; want %v", bar, err, tt.bar)
+			}
+			tabs, err := FindTabs(img, win)
+			if err != nil || tabs.Selected() != 1 {
+				t.Fatalf("FindTabs = %+v, %v; want tab 1 selected", tabs, err)
+			}
+			chart, err := ChartArea(img, win, tabs)
+			if err != nil || chart != tt.cht {
+				t.Errorf("ChartArea = %v, %v; want %v", chart, err, tt.cht)
+			}
+		})
+	}
+}
+
+func TestCloseUpsFail(t *testing.T) {
+	blank := image.NewRGBA(image.Rect(0, 0, 640, 400))
+	fill(blank, blank.Bounds(), bgGrey)
+	if r, err := CardBarArea(blank, blank.Bounds()); err == nil {
+		t.Errorf("CardBarArea on an empty window = %v, want an error", r)
+	}
+	// The tabs' underline, then nothing that ends the chart.
+	fill(blank, image.Rect(4, 100, 636, 104), bandGrey)
+	tabs := Tabs{Indicator: image.Rect(10, 100, 60, 104)}
+	if r, err := ChartArea(blank, blank.Bounds(), tabs); err == nil {
+		t.Errorf("ChartArea without a divider = %v, want an error", r)
+	}
+}
