@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"image"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -413,7 +412,7 @@ func startApp(t *testing.T, bin, ollamaURL string, flags []string) *appProc {
 			t.Fatal(err)
 		}
 	}
-	listen, err := freeAddr()
+	listen, err := ollamatest.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -493,15 +492,6 @@ func (p *appProc) cli(timeout time.Duration, args ...string) (string, error) {
 		return string(out), fmt.Errorf("vramkeeper %s: %w (within %s)\n%s", strings.Join(args, " "), err, timeout, out)
 	}
 	return string(out), nil
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 func tail(path string, n int64) string {
