@@ -182,7 +182,7 @@ func TestOfficialSDKs(t *testing.T) {
 			}
 		}
 		if held {
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond) // polling a condition, bounded
 		}
 	}
 
