@@ -286,6 +286,6 @@ func (s *session) hold(d time.Duration, want []string) {
 		if want != nil && !slices.Equal(psNames(ps), slices.Sorted(slices.Values(want))) {
 			s.t.Fatalf("while holding, Ollama runs %v, want %v", psNames(ps), want)
 		}
-		time.Sleep(min(2*time.Second, time.Until(end)))
+		time.Sleep(min(2*time.Second, time.Until(end))) // the hold itself: time for the chart, checked every 2 s
 	}
 }
