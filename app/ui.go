@@ -15,7 +15,7 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/widget"
 
-	"github.com/vramkeeper/vramkeeper/app/describe"
+	"github.com/vramkeeper/vramkeeper/internal/describe"
 	"github.com/vramkeeper/vramkeeper/internal/plot"
 	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/api"

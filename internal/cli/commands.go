@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/vramkeeper/vramkeeper/app/describe"
+	"github.com/vramkeeper/vramkeeper/internal/describe"
 	"github.com/vramkeeper/vramkeeper/internal/instance"
 	"github.com/vramkeeper/vramkeeper/internal/plot"
 	"github.com/vramkeeper/vramkeeper/manager"

@@ -1,4 +1,4 @@
-package api
+package proxy
 
 import (
 	"encoding/json"
@@ -9,10 +9,10 @@ import (
 	"github.com/ollama/ollama/openai"
 )
 
-// wire is how one translated API (OpenAI's chat and completions, OpenAI's
+// dialect is how one translated API (OpenAI's chat and completions, OpenAI's
 // Responses, Anthropic's Messages) frames its answers, so that relay can
 // serve them all with the same hold on the model.
-type wire struct {
+type dialect struct {
 	// writeError answers with an error in the API's own shape, before
 	// anything else was written.
 	writeError errorWriter
@@ -26,7 +26,7 @@ type wire struct {
 // errorWriter writes an error answer with status and message.
 type errorWriter func(w http.ResponseWriter, status int, msg string)
 
-var openAIWire = wire{
+var openAIDialect = dialect{
 	writeError:  writeOpenAIError,
 	streamError: func(status int, msg string) any { return openai.NewError(status, msg) },
 	end:         "data: [DONE]\n\n",
@@ -56,15 +56,4 @@ func writeSSE(w io.Writer, v any) error {
 		_, err = fmt.Fprintf(w, "data: %s\n\n", b)
 	}
 	return err
-}
-
-// failAs answers err with the status classify gives it, in the shape write
-// makes; a client that left gets nothing.
-func (s *Server) failAs(w http.ResponseWriter, r *http.Request, write errorWriter, err error) {
-	status, _ := classify(err)
-	s.logFailure(r, status, err)
-	if status == statusClientGone {
-		return
-	}
-	write(w, status, err.Error())
 }

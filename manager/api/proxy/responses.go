@@ -1,4 +1,4 @@
-package api
+package proxy
 
 // OpenAI's Responses API (POST /v1/responses, what Codex-style agents
 // speak) is translated here like chat completions (see openai.go), and for
@@ -20,31 +20,32 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/ollama/ollama/api"
 	"github.com/ollama/ollama/openai"
+	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 )
 
 // zstdWindow bounds the memory a compressed body may make the decoder take
 // (Ollama's middleware uses the same bound).
 const zstdWindow = 8 << 20
 
-func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
+func (p *Proxy) handleResponses(w http.ResponseWriter, r *http.Request) {
 	var req openai.ResponsesRequest
-	if err := s.decodeResponses(w, r, &req); err != nil {
-		s.openAIFail(w, r, err)
+	if err := p.decodeResponses(w, r, &req); err != nil {
+		p.openAIFail(w, r, err)
 		return
 	}
 	if req.Model == "" {
-		s.openAIFail(w, r, badRequestf("model is required"))
+		p.openAIFail(w, r, wire.BadRequestf("model is required"))
 		return
 	}
 	native, err := openai.FromResponsesRequest(req)
 	if err != nil {
-		s.openAIFail(w, r, badRequest{err})
+		p.openAIFail(w, r, wire.BadRequest{Err: err})
 		return
 	}
 	stream := req.Stream != nil && *req.Stream
 	native.Stream = &stream
-	f := wire{writeError: writeOpenAIError}
-	h, ok := s.holdChat(w, r, f, req.Model, native)
+	f := dialect{writeError: writeOpenAIError}
+	h, ok := p.holdChat(w, r, f, req.Model, native)
 	if !ok {
 		return
 	}
@@ -61,7 +62,7 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
 			"type": "error", "code": "server_error", "message": msg, "param": nil, "sequence_number": seq,
 		}}
 	}
-	s.relay(w, r, f, "/api/chat", native, stream, func(raw []byte) ([]any, bool, error) {
+	p.relay(w, r, f, "/api/chat", native, stream, func(raw []byte) ([]any, bool, error) {
 		cr, err := decodeChatResponse(raw)
 		if err != nil {
 			return nil, false, err
@@ -89,10 +90,10 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
 // (within the budget, aliases resolved) and pins the request to it: its
 // real name, keep_alive -1 and the manager's runner options. On failure it
 // answers in f's shape and ok is false; otherwise the caller releases h.
-func (s *Server) holdChat(w http.ResponseWriter, r *http.Request, f wire, requested string, native *api.ChatRequest) (h held, ok bool) {
-	h, err := s.acquire(r.Context(), requested, "request on "+r.URL.Path)
+func (p *Proxy) holdChat(w http.ResponseWriter, r *http.Request, f dialect, requested string, native *api.ChatRequest) (h held, ok bool) {
+	h, err := p.acquire(r.Context(), requested, "request on "+r.URL.Path)
 	if err != nil {
-		s.failAs(w, r, f.writeError, err)
+		p.failAs(w, r, f.writeError, err)
 		return held{}, false
 	}
 	native.Model, native.KeepAlive, native.Options = h.model, &keepForever, pinOptions(native.Options, h)
@@ -102,16 +103,16 @@ func (s *Server) holdChat(w http.ResponseWriter, r *http.Request, f wire, reques
 // decodeResponses reads a Responses request, zstd-compressed or not: Codex
 // compresses its bodies, and Ollama accepts both. MaxBody bounds the body
 // as it decompresses.
-func (s *Server) decodeResponses(w http.ResponseWriter, r *http.Request, v any) error {
+func (p *Proxy) decodeResponses(w http.ResponseWriter, r *http.Request, v any) error {
 	if r.Header.Get("Content-Encoding") == "zstd" {
 		dec, err := zstd.NewReader(r.Body, zstd.WithDecoderMaxMemory(zstdWindow), zstd.WithDecoderConcurrency(1))
 		if err != nil {
-			return badRequestf("failed to decompress zstd body: %w", err)
+			return wire.BadRequestf("failed to decompress zstd body: %w", err)
 		}
 		defer dec.Close()
 		r.Body = io.NopCloser(dec)
 	}
-	return s.decodeOpenAI(w, r, v)
+	return p.decodeOpenAI(w, r, v)
 }
 
 // decodeChatResponse decodes one object of Ollama's /api/chat answer.

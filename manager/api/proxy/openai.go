@@ -1,4 +1,4 @@
-package api
+package proxy
 
 // The OpenAI-compatible endpoints are translated here rather than passed to
 // Ollama's /v1: an OpenAI request has no options or keep_alive, so Ollama
@@ -26,48 +26,49 @@ import (
 	"github.com/ollama/ollama/openai"
 
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 )
 
-func (s *Server) openAIFail(w http.ResponseWriter, r *http.Request, err error) {
-	s.failAs(w, r, writeOpenAIError, err)
+func (p *Proxy) openAIFail(w http.ResponseWriter, r *http.Request, err error) {
+	p.failAs(w, r, writeOpenAIError, err)
 }
 
 // decodeOpenAI reads an OpenAI request body.
-func (s *Server) decodeOpenAI(w http.ResponseWriter, r *http.Request, v any) error {
-	b, err := readBody(w, r, s.opt.MaxBody)
+func (p *Proxy) decodeOpenAI(w http.ResponseWriter, r *http.Request, v any) error {
+	b, err := wire.ReadBody(w, r, p.opt.MaxBody)
 	if err != nil {
 		return err
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return badRequestf("malformed JSON body: %w", err)
+		return wire.BadRequestf("malformed JSON body: %w", err)
 	}
 	return nil
 }
 
 var keepForever = api.Duration{Duration: -1}
 
-func (s *Server) handleOpenAIChat(w http.ResponseWriter, r *http.Request) {
+func (p *Proxy) handleOpenAIChat(w http.ResponseWriter, r *http.Request) {
 	var req openai.ChatCompletionRequest
-	if err := s.decodeOpenAI(w, r, &req); err != nil {
-		s.openAIFail(w, r, err)
+	if err := p.decodeOpenAI(w, r, &req); err != nil {
+		p.openAIFail(w, r, err)
 		return
 	}
 	if req.Model == "" {
-		s.openAIFail(w, r, badRequestf("model is required"))
+		p.openAIFail(w, r, wire.BadRequestf("model is required"))
 		return
 	}
 	if len(req.Messages) == 0 {
-		s.openAIFail(w, r, badRequestf("[] is too short - 'messages'"))
+		p.openAIFail(w, r, wire.BadRequestf("[] is too short - 'messages'"))
 		return
 	}
 	native, err := openai.FromChatRequest(req)
 	if err != nil {
-		s.openAIFail(w, r, badRequest{err})
+		p.openAIFail(w, r, wire.BadRequest{Err: err})
 		return
 	}
-	h, err := s.acquire(r.Context(), req.Model, "request on "+r.URL.Path)
+	h, err := p.acquire(r.Context(), req.Model, "request on "+r.URL.Path)
 	if err != nil {
-		s.openAIFail(w, r, err)
+		p.openAIFail(w, r, err)
 		return
 	}
 	defer h.release()
@@ -75,7 +76,7 @@ func (s *Server) handleOpenAIChat(w http.ResponseWriter, r *http.Request) {
 
 	id := fmt.Sprintf("chatcmpl-%d", rand.IntN(999))
 	toolCallSent := false
-	s.relay(w, r, openAIWire, "/api/chat", native, req.Stream, func(raw []byte) ([]any, bool, error) {
+	p.relay(w, r, openAIDialect, "/api/chat", native, req.Stream, func(raw []byte) ([]any, bool, error) {
 		var cr api.ChatResponse
 		if err := json.Unmarshal(raw, &cr); err != nil {
 			return nil, false, err
@@ -97,31 +98,31 @@ func (s *Server) handleOpenAIChat(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (s *Server) handleOpenAICompletion(w http.ResponseWriter, r *http.Request) {
+func (p *Proxy) handleOpenAICompletion(w http.ResponseWriter, r *http.Request) {
 	var req openai.CompletionRequest
-	if err := s.decodeOpenAI(w, r, &req); err != nil {
-		s.openAIFail(w, r, err)
+	if err := p.decodeOpenAI(w, r, &req); err != nil {
+		p.openAIFail(w, r, err)
 		return
 	}
 	if req.Model == "" {
-		s.openAIFail(w, r, badRequestf("model is required"))
+		p.openAIFail(w, r, wire.BadRequestf("model is required"))
 		return
 	}
 	native, err := openai.FromCompleteRequest(req)
 	if err != nil {
-		s.openAIFail(w, r, badRequest{err})
+		p.openAIFail(w, r, wire.BadRequest{Err: err})
 		return
 	}
-	h, err := s.acquire(r.Context(), req.Model, "request on "+r.URL.Path)
+	h, err := p.acquire(r.Context(), req.Model, "request on "+r.URL.Path)
 	if err != nil {
-		s.openAIFail(w, r, err)
+		p.openAIFail(w, r, err)
 		return
 	}
 	defer h.release()
 	native.Model, native.KeepAlive, native.Options = h.model, &keepForever, pinOptions(native.Options, h)
 
 	id := fmt.Sprintf("cmpl-%d", rand.IntN(999))
-	s.relay(w, r, openAIWire, "/api/generate", native, req.Stream, func(raw []byte) ([]any, bool, error) {
+	p.relay(w, r, openAIDialect, "/api/generate", native, req.Stream, func(raw []byte) ([]any, bool, error) {
 		var gr api.GenerateResponse
 		if err := json.Unmarshal(raw, &gr); err != nil {
 			return nil, false, err
@@ -144,34 +145,34 @@ func (s *Server) handleOpenAICompletion(w http.ResponseWriter, r *http.Request) 
 	})
 }
 
-func (s *Server) handleOpenAIEmbed(w http.ResponseWriter, r *http.Request) {
+func (p *Proxy) handleOpenAIEmbed(w http.ResponseWriter, r *http.Request) {
 	var req openai.EmbedRequest
-	if err := s.decodeOpenAI(w, r, &req); err != nil {
-		s.openAIFail(w, r, err)
+	if err := p.decodeOpenAI(w, r, &req); err != nil {
+		p.openAIFail(w, r, err)
 		return
 	}
 	// The same checks as Ollama's middleware, so answers match.
 	switch {
 	case req.Model == "":
-		s.openAIFail(w, r, badRequestf("model is required"))
+		p.openAIFail(w, r, wire.BadRequestf("model is required"))
 		return
 	case req.EncodingFormat != "" && !strings.EqualFold(req.EncodingFormat, "float") && !strings.EqualFold(req.EncodingFormat, "base64"):
-		s.openAIFail(w, r, badRequestf("Invalid value for 'encoding_format' = %s. Supported values: ['float', 'base64'].", req.EncodingFormat))
+		p.openAIFail(w, r, wire.BadRequestf("Invalid value for 'encoding_format' = %s. Supported values: ['float', 'base64'].", req.EncodingFormat))
 		return
 	case req.Input == nil:
-		s.openAIFail(w, r, badRequestf("invalid input"))
+		p.openAIFail(w, r, wire.BadRequestf("invalid input"))
 		return
 	}
 	if v, ok := req.Input.([]any); ok && len(v) == 0 {
-		s.openAIFail(w, r, badRequestf("invalid input"))
+		p.openAIFail(w, r, wire.BadRequestf("invalid input"))
 		return
 	}
 	if req.Input == "" {
 		req.Input = []string{""}
 	}
-	h, err := s.acquire(r.Context(), req.Model, "request on "+r.URL.Path)
+	h, err := p.acquire(r.Context(), req.Model, "request on "+r.URL.Path)
 	if err != nil {
-		s.openAIFail(w, r, err)
+		p.openAIFail(w, r, err)
 		return
 	}
 	defer h.release()
@@ -179,7 +180,7 @@ func (s *Server) handleOpenAIEmbed(w http.ResponseWriter, r *http.Request) {
 		Model: h.model, Input: req.Input, Dimensions: req.Dimensions,
 		KeepAlive: &keepForever, Options: pinOptions(nil, h),
 	}
-	s.relay(w, r, openAIWire, "/api/embed", native, false, func(raw []byte) ([]any, bool, error) {
+	p.relay(w, r, openAIDialect, "/api/embed", native, false, func(raw []byte) ([]any, bool, error) {
 		var er api.EmbedResponse
 		if err := json.Unmarshal(raw, &er); err != nil {
 			return nil, false, err
@@ -192,28 +193,28 @@ func (s *Server) handleOpenAIEmbed(w http.ResponseWriter, r *http.Request) {
 // framed as f: each JSON object Ollama sends is converted by each; with
 // stream, every converted value is one Server-Sent Event, flushed at once,
 // and the stream ends with f.end; without, the one value is the body.
-func (s *Server) relay(w http.ResponseWriter, r *http.Request, f wire, path string, native any, stream bool,
+func (p *Proxy) relay(w http.ResponseWriter, r *http.Request, f dialect, path string, native any, stream bool,
 	each func(raw []byte) (out []any, done bool, err error)) {
 	body, err := json.Marshal(native)
 	if err != nil {
-		s.failAs(w, r, f.writeError, err)
+		p.failAs(w, r, f.writeError, err)
 		return
 	}
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, s.upstream.JoinPath(path).String(), bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, p.upstream.JoinPath(path).String(), bytes.NewReader(body))
 	if err != nil {
-		s.failAs(w, r, f.writeError, err)
+		p.failAs(w, r, f.writeError, err)
 		return
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := s.client.Do(req)
+	resp, err := p.client.Do(req)
 	if err != nil {
-		s.failAs(w, r, f.writeError, fmt.Errorf("ollama at %s: %w: %w", s.upstream.Redacted(), manager.ErrUnreachable, err))
+		p.failAs(w, r, f.writeError, fmt.Errorf("ollama at %s: %w: %w", p.upstream.Redacted(), manager.ErrUnreachable, err))
 		return
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg := upstreamErrorMessage(resp)
-		s.logFailure(r, resp.StatusCode, errors.New(msg))
+		wire.LogFailure(p.log, r, resp.StatusCode, errors.New(msg))
 		f.writeError(w, resp.StatusCode, msg)
 		return
 	}
@@ -225,7 +226,7 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, f wire, path stri
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
 			if !errors.Is(err, io.EOF) && r.Context().Err() == nil {
-				s.log.Warn("v1: reading ollama's answer", "path", r.URL.Path, "err", err)
+				p.log.Warn("v1: reading ollama's answer", "path", r.URL.Path, "err", err)
 				if !started {
 					f.writeError(w, http.StatusBadGateway, fmt.Sprintf("reading ollama's answer: %v", err))
 				}
@@ -243,7 +244,7 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, f wire, path stri
 		}
 		out, done, err := each(raw)
 		if err != nil {
-			s.log.Warn("v1: converting ollama's answer", "path", r.URL.Path, "err", err)
+			p.log.Warn("v1: converting ollama's answer", "path", r.URL.Path, "err", err)
 			if !started {
 				f.writeError(w, http.StatusBadGateway, fmt.Sprintf("converting ollama's answer: %v", err))
 			}
@@ -251,7 +252,7 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, f wire, path stri
 		}
 		if !stream {
 			if len(out) > 0 {
-				writeJSON(w, http.StatusOK, out[0])
+				wire.WriteJSON(w, http.StatusOK, out[0])
 			}
 			return
 		}
@@ -302,11 +303,11 @@ func upstreamErrorMessage(resp *http.Response) string {
 }
 
 // handleOpenAIModels lists the installed models and the aliases.
-func (s *Server) handleOpenAIModels(w http.ResponseWriter, r *http.Request) {
+func (p *Proxy) handleOpenAIModels(w http.ResponseWriter, r *http.Request) {
 	var list api.ListResponse
-	resp, err := s.upstreamGet(r.Context(), "/api/tags", &list)
+	resp, err := p.upstreamGet(r.Context(), "/api/tags", &list)
 	if err != nil {
-		s.openAIFail(w, r, err)
+		p.openAIFail(w, r, err)
 		return
 	}
 	if resp != nil {
@@ -316,13 +317,13 @@ func (s *Server) handleOpenAIModels(w http.ResponseWriter, r *http.Request) {
 	}
 	out := openai.ToListCompletion(list)
 	now := time.Now().Unix()
-	for _, a := range s.aliases() {
+	for _, a := range p.aliases() {
 		out.Data = append(out.Data, aliasModel(a.Name, now))
 	}
 	if out.Data == nil {
 		out.Data = []openai.Model{}
 	}
-	writeJSON(w, http.StatusOK, out)
+	wire.WriteJSON(w, http.StatusOK, out)
 }
 
 func aliasModel(name string, created int64) openai.Model {
@@ -330,15 +331,15 @@ func aliasModel(name string, created int64) openai.Model {
 }
 
 // handleOpenAIModel answers for an alias itself and passes real models on.
-func (s *Server) handleOpenAIModel(w http.ResponseWriter, r *http.Request) {
+func (p *Proxy) handleOpenAIModel(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("model")
-	if _, _, ok := ParseAlias(name); ok && !s.isModel(name) {
-		if _, err := s.peek(name); err != nil {
-			s.openAIFail(w, r, err)
+	if _, _, ok := ParseAlias(name); ok && !p.isModel(name) {
+		if _, err := p.peek(name); err != nil {
+			p.openAIFail(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, aliasModel(name, time.Now().Unix()))
+		wire.WriteJSON(w, http.StatusOK, aliasModel(name, time.Now().Unix()))
 		return
 	}
-	s.proxy.ServeHTTP(w, r)
+	p.rp.ServeHTTP(w, r)
 }

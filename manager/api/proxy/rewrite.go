@@ -1,4 +1,4 @@
-package api
+package proxy
 
 // The native endpoints' bodies are rewritten so that what Ollama reads
 // carries the manager's model, keep_alive and load options, whatever the
@@ -26,6 +26,7 @@ import (
 	"strings"
 
 	"github.com/ollama/ollama/api"
+	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 )
 
 // runnerOptions are the options Ollama compares to decide whether a loaded
@@ -133,18 +134,18 @@ func parseNative(path string, b []byte) (nativeRequest, error) {
 		return req, fmt.Errorf("no native rewrite for %s", path)
 	}
 	if errors.Is(err, io.EOF) {
-		return req, badRequestf("missing request body")
+		return req, wire.BadRequestf("missing request body")
 	}
 	if err != nil {
-		return req, badRequestf("malformed JSON body: %w", err)
+		return req, wire.BadRequestf("malformed JSON body: %w", err)
 	}
 	if req.model == "" {
-		return req, badRequestf("model is required")
+		return req, wire.BadRequestf("model is required")
 	}
 	req.unload = (path == "/api/generate" || path == "/api/chat") && empty &&
 		keepAlive != nil && keepAlive.Duration == 0
 	if req.members, err = topMembers(b); err != nil {
-		return req, badRequestf("malformed JSON body: %w", err)
+		return req, wire.BadRequestf("malformed JSON body: %w", err)
 	}
 	return req, nil
 }
