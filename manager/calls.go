@@ -228,8 +228,11 @@ func (m *Manager) SetPaused(ctx context.Context, paused bool) error {
 // valid, and leaves the others. Estimates are redone for a new context
 // length; models that no longer fit a smaller budget are evicted.
 func (m *Manager) Apply(ctx context.Context, p SettingsPatch) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
 	reply := make(chan error, 1)
-	return m.ask(ctx, evApply{f: p.apply, reply: reply}, reply)
+	return m.ask(ctx, evApply{f: p.ApplyTo, reply: reply}, reply)
 }
 
 // Choice is the answer to BestModelForTask.

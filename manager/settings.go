@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -139,8 +140,41 @@ type SettingsPatch struct {
 	Contexts map[string]*ContextLength `json:"contexts,omitempty"`
 }
 
-// apply makes the patch's changes to s.
-func (p SettingsPatch) apply(s *Settings) {
+// UnmarshalJSON reads a patch strictly, each error naming its field: an
+// unknown field is an error (a typo must not be a silent no-op), and so is
+// a malformed value.
+func (p *SettingsPatch) UnmarshalJSON(b []byte) error {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(b, &members); err != nil {
+		return err
+	}
+	var out SettingsPatch
+	v := reflect.ValueOf(&out).Elem()
+	fields := map[string]reflect.Value{}
+	for i := range v.NumField() {
+		name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("json"), ",")
+		fields[name] = v.Field(i)
+	}
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(members)) {
+		f, ok := fields[name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("unknown setting %q (known: %s)", name, strings.Join(slices.Sorted(maps.Keys(fields)), ", ")))
+			continue
+		}
+		if err := json.Unmarshal(members[name], f.Addr().Interface()); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	*p = out
+	return nil
+}
+
+// ApplyTo makes the patch's changes to s (the manager checks them after).
+func (p SettingsPatch) ApplyTo(s *Settings) {
 	set := func(dst *int, v *int) {
 		if v != nil {
 			*dst = *v
@@ -185,6 +219,46 @@ func (p SettingsPatch) apply(s *Settings) {
 			}
 		}
 	}
+}
+
+// Validate checks the values the patch names, each error naming its
+// field as the API spells it; Apply calls it, and the API answers 400 with
+// its message.
+func (p SettingsPatch) Validate() error {
+	var errs []error
+	bad := func(field string, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, a...)))
+	}
+	if p.MaxLoaded != nil && *p.MaxLoaded < NoModelLimit {
+		bad("max_loaded", "%d: want a count, 0 for the default or %d for no limit", *p.MaxLoaded, NoModelLimit)
+	}
+	if p.NumCtx != nil && (*p.NumCtx < 0 || *p.NumCtx > MaxContext) {
+		bad("context_length", "%d: want 1 to %d tokens, or 0 for the default", *p.NumCtx, MaxContext)
+	}
+	if p.Policy != nil {
+		if _, err := evict.ByName(*p.Policy); err != nil {
+			bad("policy", "%v", err)
+		}
+	}
+	if p.BusyGrace != nil && *p.BusyGrace < 0 {
+		bad("busy_grace", "%s is negative", time.Duration(*p.BusyGrace))
+	}
+	if p.LoadTimeout != nil && *p.LoadTimeout < 0 {
+		bad("load_timeout", "%s is negative", time.Duration(*p.LoadTimeout))
+	}
+	for _, name := range slices.Sorted(maps.Keys(p.Contexts)) {
+		n := p.Contexts[name]
+		switch {
+		case strings.TrimSpace(name) == "":
+			bad("contexts", "a model name is empty")
+		case n != nil && *n != ContextAuto && (*n < 1 || *n > MaxContext):
+			bad("contexts."+name, "%d: want 1 to %d tokens, or \"auto\"", int(*n), MaxContext)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadSettings, err)
+	}
+	return nil
 }
 
 // IsZero reports whether the patch changes nothing.

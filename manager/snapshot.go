@@ -130,7 +130,8 @@ type header struct {
 	yielded                      bool
 	yieldedModels                int
 	contexts                     unsafe.Pointer // replaced whole by Apply
-	gpuOnly                      bool
+	gpuOnly, noPrefetch          bool
+	prefetchMargin               uint64
 	tasks, roles                 unsafe.Pointer // the tables' maps: Apply replaces them whole
 }
 
@@ -248,6 +249,7 @@ func (m *Manager) header() (header, uint64) {
 		busyGrace: s.BusyGrace, loadTimeout: s.LoadTimeout, budgetSet: s.Budget.String(),
 		pinned: strings.Join(s.Pinned, "\x00"), yielded: m.sched.handedBack,
 		yieldedModels: len(m.sched.yielded), contexts: reflect.ValueOf(s.Contexts).UnsafePointer(), gpuOnly: s.GPUOnly,
+		noPrefetch: s.NoPrefetch, prefetchMargin: s.PrefetchMargin,
 		tasks: reflect.ValueOf(s.Tables.Tasks).UnsafePointer(), roles: reflect.ValueOf(s.Tables.Roles).UnsafePointer(),
 	}
 	if o := m.sched.cur; o != nil && o.kind == opLoad && !o.began.IsZero() {

@@ -35,6 +35,10 @@ func (s *Server) handleSettings(w http.ResponseWriter, r *http.Request) {
 		s.keeperFail(w, r, err)
 		return
 	}
+	if err := p.Validate(); err != nil {
+		s.keeperFail(w, r, wire.BadRequest{Err: err})
+		return
+	}
 	if err := s.k.Apply(r.Context(), p); err != nil {
 		s.keeperFail(w, r, settingsError(err))
 		return
