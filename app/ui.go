@@ -522,19 +522,6 @@ func withModel(m map[string]config.ModelConfig, name string, mc config.ModelConf
 	return m
 }
 
-func (u *ui) loadBest(task string) {
-	u.setStatus("Choosing a model for " + task + "…")
-	u.call("Load best for "+task, func(ctx context.Context) error {
-		c, err := u.keeper.BestModelForTask(ctx, task, "")
-		if err == nil {
-			// The reason already names the model and the task:
-			// "qwen2.5-coder:7b: code model for code_generation, priority 8 (7.6B)".
-			fyne.Do(func() { u.setStatus("Loaded " + c.Reason) })
-		}
-		return err
-	})
-}
-
 // setPinned pins or unpins a model in the manager and in the config file,
 // so the pin outlives a restart.
 func (u *ui) setPinned(name string, pinned bool) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ollama/ollama/api"
+
 	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 )
 

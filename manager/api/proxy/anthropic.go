@@ -20,6 +20,7 @@ import (
 
 	"github.com/ollama/ollama/anthropic"
 	"github.com/ollama/ollama/api"
+
 	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 )
 
@@ -48,37 +49,31 @@ func (p *Proxy) anthropicFail(w http.ResponseWriter, r *http.Request, err error)
 }
 
 func (p *Proxy) handleMessages(w http.ResponseWriter, r *http.Request) {
-	var req anthropic.MessagesRequest
-	if err := p.decodeOpenAI(w, r, &req); err != nil {
-		p.anthropicFail(w, r, err)
-		return
-	}
-	// The same checks, in the same order, as Ollama's middleware.
-	switch {
-	case req.Model == "":
-		p.anthropicFail(w, r, wire.BadRequestf("model is required"))
-		return
-	case req.MaxTokens <= 0:
-		p.anthropicFail(w, r, wire.BadRequestf("max_tokens is required and must be positive"))
-		return
-	case len(req.Messages) == 0:
-		p.anthropicFail(w, r, wire.BadRequestf("messages is required"))
-		return
-	}
-	native, err := anthropic.FromMessagesRequest(req)
-	if err != nil {
-		p.anthropicFail(w, r, wire.BadRequest{Err: err})
-		return
-	}
-	h, ok := p.holdChat(w, r, anthropicDialect, req.Model, native)
+	req, native, h, ok := translate(p, w, r, anthropicDialect, func(req *anthropic.MessagesRequest) (string, *api.ChatRequest, error) {
+		// The same checks, in the same order, as Ollama's middleware.
+		switch {
+		case req.Model == "":
+			return "", nil, wire.BadRequestf("model is required")
+		case req.MaxTokens <= 0:
+			return "", nil, wire.BadRequestf("max_tokens is required and must be positive")
+		case len(req.Messages) == 0:
+			return "", nil, wire.BadRequestf("messages is required")
+		}
+		n, err := anthropic.FromMessagesRequest(*req)
+		if err != nil {
+			return "", nil, badRequest(err)
+		}
+		// Ollama relaxes "thinking enabled" to unset for Anthropic clients,
+		// so that a model without thinking answers instead of failing; a
+		// model with thinking thinks when unset anyway. /api/chat does not
+		// relax it.
+		n.Think = nil
+		return req.Model, n, nil
+	}, pinChat)
 	if !ok {
 		return
 	}
 	defer h.release()
-	// Ollama relaxes "thinking enabled" to unset for Anthropic clients, so
-	// that a model without thinking answers instead of failing; a model
-	// with thinking thinks when unset anyway. /api/chat does not relax it.
-	native.Think = nil
 
 	id := anthropic.GenerateMessageID()
 	conv := anthropic.NewStreamConverter(id, h.model, anthropic.EstimateInputTokens(req))

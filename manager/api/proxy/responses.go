@@ -12,44 +12,35 @@ package proxy
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/ollama/ollama/api"
 	"github.com/ollama/ollama/openai"
+
 	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 )
 
-// zstdWindow bounds the memory a compressed body may make the decoder take
-// (Ollama's middleware uses the same bound).
-const zstdWindow = 8 << 20
-
 func (p *Proxy) handleResponses(w http.ResponseWriter, r *http.Request) {
-	var req openai.ResponsesRequest
-	if err := p.decodeResponses(w, r, &req); err != nil {
-		p.openAIFail(w, r, err)
-		return
-	}
-	if req.Model == "" {
-		p.openAIFail(w, r, wire.BadRequestf("model is required"))
-		return
-	}
-	native, err := openai.FromResponsesRequest(req)
-	if err != nil {
-		p.openAIFail(w, r, wire.BadRequest{Err: err})
-		return
-	}
-	stream := req.Stream != nil && *req.Stream
-	native.Stream = &stream
 	f := dialect{writeError: writeOpenAIError}
-	h, ok := p.holdChat(w, r, f, req.Model, native)
+	req, native, h, ok := translate(p, w, r, f, func(req *openai.ResponsesRequest) (string, *api.ChatRequest, error) {
+		if req.Model == "" {
+			return "", nil, wire.BadRequestf("model is required")
+		}
+		n, err := openai.FromResponsesRequest(*req)
+		if err != nil {
+			return "", nil, badRequest(err)
+		}
+		stream := req.Stream != nil && *req.Stream
+		n.Stream = &stream
+		return req.Model, n, nil
+	}, pinChat)
 	if !ok {
 		return
 	}
 	defer h.release()
+	stream := *native.Stream
 
 	// The answer names the model that answered, as chat completions do: an
 	// alias shows what it resolved to.
@@ -84,35 +75,6 @@ func (p *Proxy) handleResponses(w http.ResponseWriter, r *http.Request) {
 		}
 		return out, cr.Done, nil
 	})
-}
-
-// holdChat loads and holds the model a translated chat request names
-// (within the budget, aliases resolved) and pins the request to it: its
-// real name, keep_alive -1 and the manager's runner options. On failure it
-// answers in f's shape and ok is false; otherwise the caller releases h.
-func (p *Proxy) holdChat(w http.ResponseWriter, r *http.Request, f dialect, requested string, native *api.ChatRequest) (h held, ok bool) {
-	h, err := p.acquire(r.Context(), requested, "request on "+r.URL.Path)
-	if err != nil {
-		p.failAs(w, r, f.writeError, err)
-		return held{}, false
-	}
-	native.Model, native.KeepAlive, native.Options = h.model, &keepForever, pinOptions(native.Options, h)
-	return h, true
-}
-
-// decodeResponses reads a Responses request, zstd-compressed or not: Codex
-// compresses its bodies, and Ollama accepts both. MaxBody bounds the body
-// as it decompresses.
-func (p *Proxy) decodeResponses(w http.ResponseWriter, r *http.Request, v any) error {
-	if r.Header.Get("Content-Encoding") == "zstd" {
-		dec, err := zstd.NewReader(r.Body, zstd.WithDecoderMaxMemory(zstdWindow), zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return wire.BadRequestf("failed to decompress zstd body: %w", err)
-		}
-		defer dec.Close()
-		r.Body = io.NopCloser(dec)
-	}
-	return p.decodeOpenAI(w, r, v)
 }
 
 // decodeChatResponse decodes one object of Ollama's /api/chat answer.

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ollama/ollama/api"
+
 	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 )
 
