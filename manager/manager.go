@@ -468,7 +468,7 @@ func (m *Manager) readCard(v VRAM, err error) {
 	}
 	m.conn.vramErr = ""
 	m.conn.oursAtRead = m.cat.ours()
-	if m.conn.vram != v {
+	if !m.conn.vram.Equal(v) {
 		m.conn.vram = v
 		m.emit(Event{Kind: EventVRAM, Bytes: v.Used})
 	}

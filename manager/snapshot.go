@@ -116,7 +116,8 @@ func (s Snapshot) LoadedModels() []ModelView {
 // header is the part of a snapshot outside the model list, comparable so
 // that publish can tell whether anything changed.
 type header struct {
-	vram                         VRAM
+	vram                         vramKey
+	cards                        unsafe.Pointer // replaced whole by readCard
 	budget, used, others, free   uint64
 	up, paused, discovered       bool
 	version, runtimeErr, loading string
@@ -222,7 +223,7 @@ func (m *Manager) review(md *model, h header, free uint64, withUse bool) bool {
 func (m *Manager) storeSnapshot(h header) {
 	m.lastHeader = h
 	snap := &Snapshot{
-		Time: m.now(), VRAM: h.vram, Budget: h.budget, Used: h.used, Others: h.others, Free: h.free,
+		Time: m.now(), VRAM: m.conn.vram, Budget: h.budget, Used: h.used, Others: h.others, Free: h.free,
 		Settings: m.tune.Settings, Tasks: m.tune.Tables.TaskNames(), Roles: m.tune.Tables.RoleNames(),
 		OllamaUp: h.up, Version: h.version, RuntimeErr: h.runtimeErr, Paused: h.paused,
 		Discovered: h.discovered, Loading: h.loading, LoadingSince: h.loadingSince,
@@ -242,7 +243,7 @@ func (m *Manager) header() (header, uint64) {
 	ours := m.cat.ours()
 	s, c := m.tune, m.conn
 	h := header{
-		vram: c.vram, budget: m.sched.budget(), used: ours,
+		vram: c.vram.key(), cards: unsafe.Pointer(unsafe.SliceData(c.vram.Cards)), budget: m.sched.budget(), used: ours,
 		up: c.up, paused: m.sched.paused, discovered: m.cat.listed, version: c.version, runtimeErr: c.err,
 		maxLoaded: s.MaxLoaded, numCtx: s.NumCtx, policy: s.Policy, margin: s.SafetyMargin,
 		busyGrace: s.BusyGrace, loadTimeout: s.LoadTimeout, budgetSet: s.Budget.String(),
