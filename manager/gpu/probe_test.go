@@ -397,3 +397,40 @@ func TestReadOllamaShare(t *testing.T) {
 		t.Fatalf("Ollama share = %d where the driver lists no processes, want 0 (unknown)", got.Ollama)
 	}
 }
+
+// cardDriver is a driver that answers with fixed readings.
+type cardDriver struct {
+	rs      []reading
+	initErr error
+}
+
+func (cardDriver) name() string    { return "fake" }
+func (d cardDriver) init() error   { return d.initErr }
+func (cardDriver) shutdown() error { return nil }
+func (d cardDriver) read(context.Context, func(uint32) bool) ([]reading, error) {
+	return d.rs, nil
+}
+
+// On Windows DXGI sees NVIDIA's cards too: a card of a vendor an earlier
+// driver (NVML) read is left out, so it is not counted twice.
+func TestLaterDriverSkipsCoveredVendor(t *testing.T) {
+	nv := device{Name: "NVIDIA GeForce RTX 3060", Total: 12 * gib, Used: gib, Free: 11 * gib}
+	dxgi := cardDriver{rs: []reading{
+		{card: manager.Card{Name: "NVIDIA GeForce RTX 3060", Source: manager.SourceDXGI, Total: 12 * gib}, vendor: vendorNVIDIA},
+		{card: manager.Card{Name: "AMD Radeon RX 7600", Source: manager.SourceDXGI, Total: 8 * gib, Used: 2 * gib, Free: 6 * gib}, vendor: vendorAMD},
+	}}
+	p, _, _ := newTestProbe(&fakeDriver{devs: []device{nv}}, dxgi)
+	v, err := p.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Cards) != 2 || v.Cards[0].Source != manager.SourceNVML || v.Cards[1].Source != manager.SourceDXGI ||
+		v.Total != 20*gib || v.Source != "nvml+dxgi" || manager.SourceLabel(v.Source) != "NVML + DXGI" {
+		t.Errorf("Read = %+v", v)
+	}
+	// Without NVML, DXGI reads both.
+	p, _, _ = newTestProbe(&fakeDriver{initErrs: []error{errNoLibrary}}, dxgi)
+	if v, _ := p.Read(context.Background()); len(v.Cards) != 2 || v.Total != 20*gib || v.Source != manager.SourceDXGI {
+		t.Errorf("Read without NVML = %+v", v)
+	}
+}
