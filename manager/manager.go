@@ -5,7 +5,7 @@
 // One goroutine (Run) owns all state. Callers and workers send it typed
 // events (a request, a load done, a poll result, a release...) and wait on
 // reply channels of their own. Run hands each event to the scheduler
-// (scheduler.go: every load and unload is decided there, as a plain value
+// (scheduler*.go: every load and unload is decided there, as a plain value
 // tested without goroutines), the catalogue (catalogue.go: what is
 // installed and what it needs) or the connection (connection.go: the
 // server and the card). Slow work (HTTP to the server, disk writes) runs in
