@@ -50,9 +50,10 @@ type Effects interface {
 // Deadlines. A load's grows with its bytes (see loadDeadline).
 const (
 	unloadDeadline = time.Minute
-	// restoreWindow: a model evicted for a load that then failed is put
-	// back if it was used this recently.
-	restoreWindow = 5 * time.Minute
+	// recentUse: a model used this recently is worth putting back after a
+	// failed load evicted it, and restoring after it was given back to
+	// other programs.
+	recentUse = 5 * time.Minute
 	// Failure backoff: doubles from backoffBase per failure in a row.
 	backoffBase = 30 * time.Second
 	backoffMax  = 10 * time.Minute
@@ -72,28 +73,65 @@ func (k opKind) String() string {
 	return "load"
 }
 
+// purpose is why an op exists. It decides whether the op is a load or an
+// unload, whether it may evict, whether it runs once nobody waits for it,
+// and what its outcome is called in the history. Each word means one thing:
+// a put-back undoes a failed load's evictions, a restore undoes a yield.
+type purpose int
+
+const (
+	// loadRequested: callers asked for the model (Load, Acquire,
+	// BestModelForTask); once none waits, the op is not run.
+	loadRequested purpose = iota
+	// reload: the model's context length changed in the settings.
+	reload
+	// putBack: a model a failed load evicted goes back on the card. It
+	// never evicts another, and its failure is not held against the model.
+	putBack
+	// restore: a model given back goes back on the card (the user's
+	// Restore, or other programs released the memory); the history calls
+	// it restored. Like a put-back it never evicts.
+	restore
+
+	// unloadRequested: callers asked for the unload (Unload).
+	unloadRequested
+	// shed: the card is over the limits (budget, model count); the
+	// history calls it an eviction.
+	shed
+	// giveBack: other programs need the card; the model is yielded and
+	// restored once they release it.
+	giveBack
+	// yield: the user gave the whole GPU back (Yield).
+	yield
+)
+
+func (p purpose) kind() opKind {
+	if p >= unloadRequested {
+		return opUnload
+	}
+	return opLoad
+}
+
+// putsBack: the op puts a model back that was on the card before.
+func (p purpose) putsBack() bool { return p == putBack || p == restore }
+
 // op is one load or unload, queued until it can run.
 type op struct {
 	id      uint64
-	kind    opKind
+	why     purpose
 	name    string
 	numCtx  int // load: the context length asked for (0: the model's own)
 	reason  string
 	waiters []*waiter
-	// restore: a model put back after a failed load. It never evicts and
-	// nobody waits for it. shed: an unload that brings the card back under
-	// the limits; it is an eviction.
-	restore, shed bool
+	// shared: callers of another purpose joined the op (a request joined a
+	// put-back, or the scheduler's own reload joined a request): it runs
+	// whether or not anyone waits, and it may evict.
+	shared bool
 	// refreshed: the server was read again since the op reached the front.
 	refreshed bool
-	// requested: callers asked for it; once none waits any more it is not
-	// run. Ops the scheduler makes itself (put back, shed, reload) run anyway.
-	requested bool
 
 	// group: the op is part of a yield or a restore, answered together.
 	group *group
-	// yield: an unload that gives the card back to other programs.
-	yield bool
 
 	// Set when it runs.
 	began   time.Time
@@ -109,6 +147,33 @@ type op struct {
 	failAfter error
 }
 
+func (o *op) kind() opKind { return o.why.kind() }
+
+// gentle: the op puts a model back and nothing else rides on it, so it
+// never evicts another model and its failure is not the model's.
+func (o *op) gentle() bool { return o.why.putsBack() && !o.shared }
+
+// forCallers: only its callers want the op; once none waits it is dropped.
+func (o *op) forCallers() bool {
+	return (o.why == loadRequested || o.why == unloadRequested) && !o.shared
+}
+
+// conditional: the unload makes room within the limits (shed) or for
+// other programs (giveBack), so it is dropped when the card fits without it.
+func (o *op) conditional() bool { return o.why == shed || o.why == giveBack }
+
+// yields: the unload gives the card back; the model is remembered to be
+// restored.
+func (o *op) yields() bool { return o.why == giveBack || o.why == yield }
+
+// join adds o's callers to q, an equal op already pending.
+func (q *op) join(o *op) {
+	q.waiters = append(q.waiters, o.waiters...)
+	if q.why != o.why && !(q.why.putsBack() && o.why.putsBack()) {
+		q.shared = true
+	}
+}
+
 // waiter is one caller of an op; lease asks for a hold on the model when
 // the load succeeds, taken in the same step so no eviction slips between.
 type waiter struct {
@@ -120,11 +185,12 @@ func newWaiter(lease bool) *waiter { return &waiter{reply: make(chan result, 1),
 
 // result is what a caller gets.
 type result struct {
-	evicted []string
-	numCtx  int    // the context length the model is loaded at
-	already bool   // it was loaded; nothing was done
-	lease   uint64 // the hold taken, 0 for none
-	err     error
+	evicted  []string // the models unloaded for it (a load's victims, a yield's models)
+	restored []string // the models a restore put back
+	numCtx   int      // the context length the model is loaded at
+	already  bool     // it was loaded; nothing was done
+	lease    uint64   // the hold taken, 0 for none
+	err      error
 }
 
 // tuning is the settings with the policy they name resolved.
@@ -150,7 +216,7 @@ type scheduler struct {
 	clock  float64 // the eviction policy's aging value
 
 	// handedBack: the user gave the GPU back (Yield) and loads are refused
-	// until Restore. yielded: models to put back, by the user's Restore or,
+	// until Restore. yielded: models to restore, by the user's Restore or,
 	// for those unloaded because other programs took the card, once they
 	// release it.
 	handedBack bool

@@ -71,8 +71,8 @@ func (s *scheduler) failures() map[string]failure {
 	return out
 }
 
-// restoreFailures takes back the backoffs a state file kept.
-func (s *scheduler) restoreFailures(saved map[string]failure) {
+// resumeBackoffs takes back the backoffs a state file kept.
+func (s *scheduler) resumeBackoffs(saved map[string]failure) {
 	for k, f := range saved {
 		i := strings.LastIndexByte(k, '@')
 		n, err := strconv.Atoi(k[i+1:])

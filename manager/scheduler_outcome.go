@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -17,7 +16,7 @@ func (s *scheduler) OnPoll(ps []Running) {
 	s.reconcile(ps)
 	s.shed("")
 	s.giveBack()
-	s.putBack()
+	s.restoreReleased()
 	s.pump()
 }
 
@@ -99,7 +98,7 @@ func (s *scheduler) OnRefreshed(id uint64, ps []Running, err error) {
 	}
 	s.cur = nil
 	if err != nil {
-		s.fail(o, fmt.Errorf("reading what %s has loaded before %sing %s: %w", "Ollama", o.kind, o.name, err))
+		s.fail(o, fmt.Errorf("reading what %s has loaded before %sing %s: %w", "Ollama", o.kind(), o.name, err))
 	} else {
 		o.refreshed = true
 		s.queue = append([]*op{o}, s.queue...)
@@ -115,7 +114,7 @@ func (s *scheduler) OnUnloaded(id uint64, name string, err error, took time.Dura
 		return
 	}
 	md := s.cat.models[name]
-	if o.kind == opUnload {
+	if o.kind() == opUnload {
 		s.cur = nil
 		s.unloaded(o, md, err, took)
 		s.pump()
@@ -137,7 +136,7 @@ func (s *scheduler) OnUnloaded(id uint64, name string, err error, took time.Dura
 		err = fmt.Errorf("making room for %s: unloading %s: %w", o.name, name, err)
 		s.fx.Emit(Event{Kind: EventLoadFailed, Model: o.name, Reason: o.reason, Error: err.Error()})
 		s.answerAll(o, result{evicted: o.evicted, err: errors.Join(err, ErrLoadFailed)})
-		s.restore(o)
+		s.putBackVictims(o)
 		s.pump()
 		return
 	}
@@ -169,12 +168,12 @@ func (s *scheduler) unloaded(o *op, md *model, err error, took time.Duration) {
 	md.size, md.loadedCtx, md.cpuShare = 0, 0, 0
 	kind := EventUnloaded
 	switch {
-	case o.yield:
+	case o.yields():
 		kind = EventYielded
-		if s.handedBack || s.now().Sub(md.lastUsed) <= restoreWindow {
+		if s.handedBack || s.now().Sub(md.lastUsed) <= recentUse {
 			s.yielded = append(s.yielded, yielded{Name: md.inst.Name, NumCtx: ctx, Bytes: size, LastUsed: md.lastUsed})
 		}
-	case o.shed:
+	case o.why == shed:
 		kind = EventEvicted
 	}
 	s.fx.Emit(Event{Kind: kind, Model: md.inst.Name, Reason: o.reason, Bytes: size, Duration: took})
@@ -203,7 +202,7 @@ func (s *scheduler) OnLoaded(id uint64, ps []Running, err error, took time.Durat
 		// model's failure: once it is back, the model may be tried. Nor is
 		// a put-back that failed (a model that loaded before, on a busy
 		// machine): a request for it must not be refused for that.
-		if errors.Is(err, ErrUnreachable) || o.restore {
+		if errors.Is(err, ErrUnreachable) || o.gentle() {
 			md.lastErr = err.Error()
 		} else {
 			s.remember(md, o.numCtx, err)
@@ -218,7 +217,7 @@ func (s *scheduler) OnLoaded(id uint64, ps []Running, err error, took time.Durat
 			s.fx.Abandon(md.inst.Name)
 		}
 		s.answerAll(o, result{evicted: o.evicted, err: fmt.Errorf("loading %s: %w", o.name, errors.Join(err, ErrLoadFailed))})
-		s.restore(o)
+		s.putBackVictims(o)
 		s.fx.Persist()
 		s.pump()
 		return
@@ -242,7 +241,7 @@ func (s *scheduler) OnLoaded(id uint64, ps []Running, err error, took time.Durat
 		reason = fmt.Sprintf("%s; loaded at %d tokens instead of %d: %s", reason, o.numCtx, o.asked, o.spilled)
 	}
 	kind := EventLoaded
-	if strings.HasPrefix(o.reason, restoredReason) {
+	if o.why == restore {
 		kind = EventRestored
 	}
 	s.fx.Emit(Event{Kind: kind, Model: o.name, Reason: reason, Bytes: md.size, Duration: took})
@@ -255,9 +254,6 @@ func (s *scheduler) OnLoaded(id uint64, ps []Running, err error, took time.Durat
 	s.shed("")
 	s.pump()
 }
-
-// restoredReason starts the reason of a model put back after a yield.
-const restoredReason = "restored: "
 
 // spill handles a load Ollama put partly on the CPU under gpu_only: the
 // model is unloaded again and loaded at half the context, down to
@@ -294,7 +290,7 @@ func (s *scheduler) respilled(o *op, md *model, err error) {
 		s.fx.Persist()
 		s.fx.Emit(Event{Kind: EventLoadFailed, Model: o.name, Reason: o.reason, Error: o.failAfter.Error()})
 		s.answerAll(o, result{evicted: o.evicted, err: errors.Join(o.failAfter, ErrLoadFailed)})
-		s.restore(o)
+		s.putBackVictims(o)
 		s.pump()
 		return
 	}
@@ -320,18 +316,18 @@ func (s *scheduler) cpuShare(ps []Running, name string) float64 {
 	return float64(r.SizeBytes-r.VRAMBytes) / float64(r.SizeBytes)
 }
 
-// restore puts back the models a failed load evicted that were in use
-// lately, so a failure leaves the card as it found it.
-func (s *scheduler) restore(o *op) {
+// putBackVictims puts back the models a failed load evicted that were in
+// use lately, so a failure leaves the card as it found it.
+func (s *scheduler) putBackVictims(o *op) {
 	for _, v := range o.victims {
-		if !slices.Contains(o.evicted, v.Name) || s.now().Sub(v.LastUsed) > restoreWindow {
+		if !slices.Contains(o.evicted, v.Name) || s.now().Sub(v.LastUsed) > recentUse {
 			continue
 		}
 		md := s.cat.models[v.Name]
 		if md == nil {
 			continue
 		}
-		s.enqueue(&op{kind: opLoad, name: v.Name, numCtx: md.loadedCtx, restore: true,
+		s.enqueue(&op{why: putBack, name: v.Name, numCtx: md.loadedCtx,
 			reason: fmt.Sprintf("put back: %s failed to load", o.name)})
 	}
 }

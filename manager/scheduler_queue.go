@@ -57,7 +57,7 @@ func (s *scheduler) OnLoad(w *waiter, name, reason string, numCtx int) (only *mo
 			return nil
 		}
 	}
-	s.enqueue(&op{kind: opLoad, name: name, numCtx: numCtx, reason: reason, waiters: []*waiter{w}, requested: true})
+	s.enqueue(&op{why: loadRequested, name: name, numCtx: numCtx, reason: reason, waiters: []*waiter{w}})
 	return nil
 }
 
@@ -69,16 +69,16 @@ func (s *scheduler) OnUnload(w *waiter, name, reason string) {
 		s.fx.Reply(w, result{err: s.cat.unknown(name)})
 		return
 	}
-	s.enqueue(&op{kind: opUnload, name: name, reason: reason, waiters: []*waiter{w}, requested: true})
+	s.enqueue(&op{why: unloadRequested, name: name, reason: reason, waiters: []*waiter{w}})
 }
 
 // enqueue joins o to an equal op pending, or queues it, and runs what can run.
 func (s *scheduler) enqueue(o *op) {
 	for _, q := range s.pending() {
-		if o.group == nil && q.kind == o.kind && q.name == o.name && q.numCtx == o.numCtx && !q.shed && !q.yield {
-			q.waiters = append(q.waiters, o.waiters...)
-			q.restore = q.restore && o.restore
-			q.requested = q.requested && o.requested
+		// Only a request joins an unload; evictions and yields stand alone.
+		if o.group == nil && q.kind() == o.kind() && q.name == o.name && q.numCtx == o.numCtx &&
+			(q.kind() == opLoad || q.why == unloadRequested) {
+			q.join(o)
 			s.pump()
 			return
 		}
@@ -102,7 +102,7 @@ func (s *scheduler) OnCancel(w *waiter) {
 	for _, o := range s.pending() {
 		o.waiters = slices.DeleteFunc(o.waiters, func(x *waiter) bool { return x == w })
 	}
-	s.queue = slices.DeleteFunc(s.queue, func(o *op) bool { return o.requested && len(o.waiters) == 0 })
+	s.queue = slices.DeleteFunc(s.queue, func(o *op) bool { return o.forCallers() && len(o.waiters) == 0 })
 	s.pump()
 }
 
@@ -166,7 +166,7 @@ func (s *scheduler) prepare(o *op) action {
 		return actDone
 	}
 	o.name = md.inst.Name
-	if o.kind == opUnload {
+	if o.kind() == opUnload {
 		return s.prepareUnload(o, md)
 	}
 	if s.hit(md, o.numCtx) {
@@ -206,13 +206,13 @@ func (s *scheduler) prepare(o *op) action {
 	}
 	victims, err := evict.Plan(loaded, need, lim, s.tune.policy)
 	switch {
-	case err == nil && len(victims) > 0 && o.restore:
+	case err == nil && len(victims) > 0 && o.gentle():
 		return s.drop(o) // putting a model back never evicts another
-	case errors.Is(err, evict.ErrBlocked) && !o.restore:
+	case errors.Is(err, evict.ErrBlocked) && !o.gentle():
 		o.refreshed = false // read the server again when it can go
 		return actWait
 	case err != nil:
-		if o.restore {
+		if o.gentle() {
 			return s.drop(o)
 		}
 		s.fail(o, fmt.Errorf("%s needs %s, budget %s: %w", o.name, fmtBytes(need), fmtBytes(s.budget()), err))
@@ -233,9 +233,9 @@ func (s *scheduler) prepareUnload(o *op, md *model) action {
 		s.answer(o, md, result{already: true})
 		return actDone
 	}
-	if o.shed {
+	if o.conditional() {
 		lim := s.shedLimits()
-		if o.yield {
+		if o.why == giveBack {
 			lim = evict.Limits{Budget: s.roomLeft()}
 		}
 		if !slices.ContainsFunc(evict.Shed(s.entries(), lim, s.tune.policy), func(e evict.Entry) bool { return e.Name == md.inst.Name }) {
@@ -249,7 +249,7 @@ func (s *scheduler) prepareUnload(o *op, md *model) action {
 	return actStart
 }
 
-// drop forgets a restore op that cannot run without harm.
+// drop forgets a put-back or restore that cannot run without evicting.
 func (s *scheduler) drop(o *op) action {
 	s.log.Info("not putting back a model: it no longer fits without evicting another", "model", o.name)
 	s.answerAll(o, result{err: fmt.Errorf("%s no longer fits without evicting another model", o.name)})
@@ -260,7 +260,7 @@ func (s *scheduler) drop(o *op) action {
 func (s *scheduler) start(o *op) {
 	md := s.cat.lookup(o.name)
 	o.began = s.now()
-	if o.kind == opUnload {
+	if o.kind() == opUnload {
 		s.transition(md, Unloading)
 		s.fx.Unload(o.id, md.inst.Name, s.unloadWithin())
 		return
@@ -295,7 +295,7 @@ func (s *scheduler) OnStop(err error) {
 
 // fail answers o's callers with err and records a failed load.
 func (s *scheduler) fail(o *op, err error) {
-	if o.kind == opLoad && !o.restore {
+	if o.kind() == opLoad && !o.gentle() {
 		s.fx.Emit(Event{Kind: EventLoadFailed, Model: o.name, Reason: o.reason, Error: err.Error()})
 	}
 	s.answerAll(o, result{err: err})

@@ -17,7 +17,7 @@ import (
 func (s *scheduler) OnSettings(was map[string]int) {
 	for name, md := range s.cat.models {
 		if old, ok := was[name]; ok && old != md.numCtx && md.state == Loaded && !md.ctxAuto && md.loadedCtx != md.numCtx {
-			s.enqueue(&op{kind: opLoad, name: name, numCtx: md.numCtx,
+			s.enqueue(&op{why: reload, name: name, numCtx: md.numCtx,
 				reason: fmt.Sprintf("context length changed from %d to %d", md.loadedCtx, md.numCtx)})
 		}
 	}
@@ -28,7 +28,7 @@ func (s *scheduler) OnSettings(was map[string]int) {
 // shed queues evictions when what is loaded no longer fits the limits.
 func (s *scheduler) shed(why string) {
 	for _, o := range s.pending() {
-		if o.shed {
+		if o.conditional() {
 			return // one round at a time; the next poll looks again
 		}
 	}
@@ -40,7 +40,7 @@ func (s *scheduler) shed(why string) {
 		why = "over the limits"
 	}
 	for _, v := range victims {
-		s.queue = append(s.queue, &op{id: s.id(), kind: opUnload, name: v.Name, shed: true,
+		s.queue = append(s.queue, &op{id: s.id(), why: shed, name: v.Name,
 			reason: fmt.Sprintf("%s: %s of ours loaded, budget %s, %s", why, fmtBytes(s.cat.ours()), fmtBytes(s.budget()), s.countLimit())})
 	}
 }

@@ -10,17 +10,18 @@ import (
 )
 
 // Yield and restore: the card given back (to the user, or to other
-// programs that need it) and the models put back afterwards.
+// programs that need it) and the models restored afterwards.
 
 // group answers one caller for several ops (yield, restore) once all ended.
 type group struct {
 	w       *waiter
+	why     purpose // yield or restore
 	pending int
 	done    []string
 	errs    []error
 }
 
-// yielded is a model unloaded to give the card back, to be put back later.
+// yielded is a model unloaded to give the card back, to be restored later.
 type yielded struct {
 	Name     string    `json:"name"`
 	NumCtx   int       `json:"context_length"`
@@ -41,16 +42,16 @@ func (s *scheduler) OnYield(w *waiter) {
 	defer s.fx.Persist()
 	// Loads waiting in the queue will not run.
 	s.queue = slices.DeleteFunc(s.queue, func(o *op) bool {
-		if o.kind != opLoad {
+		if o.kind() != opLoad {
 			return false
 		}
 		s.answerAll(o, result{err: fmt.Errorf("not loading %s: %w", o.name, ErrYielded)})
 		return true
 	})
-	g := &group{w: w}
+	g := &group{w: w, why: yield}
 	unload := func(name string) {
 		g.pending++
-		s.queue = append(s.queue, &op{id: s.id(), kind: opUnload, name: name, yield: true, group: g,
+		s.queue = append(s.queue, &op{id: s.id(), why: yield, name: name, group: g,
 			reason: "gave the GPU back at the user's request"})
 	}
 	for _, md := range s.cat.models {
@@ -61,7 +62,7 @@ func (s *scheduler) OnYield(w *waiter) {
 	// A load in flight ends first (one op at a time) and its model goes
 	// with the rest, so the answer means the card is free: a script that
 	// yields and then starts a game must not race a load.
-	if o := s.cur; o != nil && o.kind == opLoad {
+	if o := s.cur; o != nil && o.kind() == opLoad {
 		if md := s.cat.lookup(o.name); md != nil && md.state != Loaded {
 			unload(md.inst.Name)
 		}
@@ -72,18 +73,18 @@ func (s *scheduler) OnYield(w *waiter) {
 	s.pump()
 }
 
-// OnRestore puts back what the last yield unloaded, at the same context
+// OnRestore loads again what the last yield unloaded, at the same context
 // lengths, and lets loads run again; w is answered once all are back.
 func (s *scheduler) OnRestore(w *waiter) {
 	s.handedBack = false
-	g := &group{w: w}
+	g := &group{w: w, why: restore}
 	for _, y := range s.yielded {
 		if s.cat.models[y.Name] == nil {
 			continue // deleted since
 		}
 		g.pending++
-		s.enqueue(&op{kind: opLoad, name: y.Name, numCtx: y.NumCtx, group: g, restore: true,
-			reason: restoredReason + "put back after the GPU was given back"})
+		s.enqueue(&op{why: restore, name: y.Name, numCtx: y.NumCtx, group: g,
+			reason: "restored: put back after the GPU was given back"})
 	}
 	s.yielded = nil
 	if g.pending == 0 {
@@ -92,7 +93,7 @@ func (s *scheduler) OnRestore(w *waiter) {
 	s.pump()
 }
 
-// yieldedNames are the models waiting to be put back.
+// yieldedNames are the models waiting to be restored.
 func (s *scheduler) yieldedNames() []string {
 	var out []string
 	for _, y := range s.yielded {
@@ -108,7 +109,7 @@ func (s *scheduler) giveBack() {
 		return
 	}
 	for _, o := range s.pending() {
-		if o.yield {
+		if o.yields() {
 			return // one round at a time
 		}
 	}
@@ -118,20 +119,20 @@ func (s *scheduler) giveBack() {
 	}
 	lim := evict.Limits{Budget: room}
 	for _, v := range evict.Shed(s.entries(), lim, s.tune.policy) {
-		s.queue = append(s.queue, &op{id: s.id(), kind: opUnload, name: v.Name, yield: true, shed: true,
+		s.queue = append(s.queue, &op{id: s.id(), why: giveBack, name: v.Name,
 			reason: fmt.Sprintf("other programs need %s of the card", fmtBytes(s.others()))})
 	}
 }
 
-// putBack reloads models given back to other programs once those release
-// the memory, with a safety margin to spare so a program that wavers does
-// not make them bounce.
-func (s *scheduler) putBack() {
+// restoreReleased restores models given back to other programs once those
+// release the memory, with a safety margin to spare so a program that
+// wavers does not make them bounce.
+func (s *scheduler) restoreReleased() {
 	if s.handedBack || len(s.yielded) == 0 || s.conn.vram.Source != SourceNVML {
 		return
 	}
 	for _, o := range s.pending() {
-		if o.yield {
+		if o.yields() {
 			return // still giving back
 		}
 	}
@@ -143,8 +144,8 @@ func (s *scheduler) putBack() {
 		case md == nil || md.onCard():
 		case y.Bytes+s.tune.SafetyMargin <= free:
 			free -= y.Bytes
-			s.enqueue(&op{kind: opLoad, name: y.Name, numCtx: y.NumCtx, restore: true,
-				reason: restoredReason + "other programs released the memory"})
+			s.enqueue(&op{why: restore, name: y.Name, numCtx: y.NumCtx,
+				reason: "restored: other programs released the memory"})
 		default:
 			keep = append(keep, y)
 		}
@@ -166,6 +167,10 @@ func (s *scheduler) settle(o *op, err error) {
 		g.done = append(g.done, o.name)
 	}
 	if g.pending--; g.pending == 0 {
-		s.fx.Reply(g.w, result{evicted: g.done, err: errors.Join(g.errs...)})
+		r := result{evicted: g.done, err: errors.Join(g.errs...)}
+		if g.why == restore {
+			r.evicted, r.restored = nil, g.done
+		}
+		s.fx.Reply(g.w, r)
 	}
 }
