@@ -5,7 +5,7 @@
 // One goroutine (Run) owns all state. Callers and workers send it typed
 // events (a request, a load done, a poll result, a release...) and wait on
 // reply channels of their own. Run hands each event to the scheduler
-// (scheduler.go: every load and unload is decided there, as a plain value
+// (scheduler*.go: every load and unload is decided there, as a plain value
 // tested without goroutines), the catalogue (catalogue.go: what is
 // installed and what it needs) or the connection (connection.go: the
 // server and the card). Slow work (HTTP to the server, disk writes) runs in
@@ -185,7 +185,7 @@ func New(opt Options) (*Manager, error) {
 	m.sched = newScheduler(&m.cat, &m.conn, &m.tune, effects{m}, m.now, m.log)
 	// A yield outlives a restart: nothing comes back until the user says so.
 	m.sched.handedBack, m.sched.yielded = p.HandedBack, p.Yielded
-	m.sched.restoreFailures(p.Failures)
+	m.sched.resumeBackoffs(p.Failures)
 	m.publish(true)
 	return m, nil
 }
@@ -480,7 +480,7 @@ func (m *Manager) serverAnswered(err error) {
 	if errors.Is(err, context.Canceled) {
 		return
 	}
-	if errors.Is(err, context.DeadlineExceeded) && m.sched.cur != nil && m.sched.cur.kind == opLoad {
+	if errors.Is(err, context.DeadlineExceeded) && m.sched.cur != nil && m.sched.cur.kind() == opLoad {
 		// From v0.32 /api/ps waits for a load in progress: slow, not down.
 		m.log.Debug("Ollama slow to answer while it loads", "err", err)
 		return

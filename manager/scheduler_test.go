@@ -650,8 +650,8 @@ func TestYieldAndRestore(t *testing.T) {
 		l := r.loaded(nil)
 		ctxs[l.req.Name] = l.req.NumCtx
 	}
-	if res := r.reply(w); res.err != nil || len(res.evicted) != 2 {
-		t.Fatalf("restore: %+v", res)
+	if res := r.reply(w); res.err != nil || len(res.restored) != 2 || len(res.evicted) != 0 {
+		t.Fatalf("restore: %+v, want two models restored and none evicted", res)
 	}
 	if ctxs["a"] != 4096 || ctxs["b"] != 8192 {
 		t.Errorf("restored at %v, want the same context lengths (a 4096, b 8192)", ctxs)
@@ -1043,5 +1043,106 @@ func TestFailedPutBackIsNotBackedOff(t *testing.T) {
 	r.loaded(nil)
 	if res := r.reply(w); res.err != nil {
 		t.Fatalf("request after a failed put-back: %v", res.err)
+	}
+}
+
+// An event's kind comes from what the op was for, never from its text: a
+// request whose reason reads like a restore is a load, a restore is
+// restored, and a put-back after a failed load is a load again.
+func TestEventKindFollowsThePurpose(t *testing.T) {
+	r := newRig(t, Settings{MaxLoaded: 1}, map[string]uint64{"a": 2 * gib, "broken": 2 * gib})
+	w := newWaiter(false)
+	r.s.OnLoad(w, "a", "restored: a caller's own words", 0)
+	r.refresh()
+	r.loaded(nil)
+	if k := r.fx.kinds(); k[len(k)-1] != EventLoaded {
+		t.Fatalf("a request with a restore-like reason: events %v, want loaded last", k)
+	}
+	r.load("broken", false)
+	r.refresh()
+	r.unloaded(nil)
+	r.loaded(errors.New("boom"))
+	r.refresh() // a's put-back
+	r.loaded(nil)
+	if k := r.fx.kinds(); k[len(k)-1] != EventLoaded {
+		t.Fatalf("a put-back after a failed load: events %v, want loaded last", k)
+	}
+	y := newWaiter(false)
+	r.s.OnYield(y)
+	r.refresh()
+	r.unloaded(nil)
+	if res := r.reply(y); res.err != nil || !slices.Equal(res.evicted, []string{"a"}) || res.restored != nil {
+		t.Fatalf("yield: %+v", res)
+	}
+	w = newWaiter(false)
+	r.s.OnRestore(w)
+	r.refresh()
+	r.loaded(nil)
+	if k := r.fx.kinds(); k[len(k)-1] != EventRestored {
+		t.Fatalf("a restore: events %v, want restored last", k)
+	}
+	if res := r.reply(w); res.err != nil || !slices.Equal(res.restored, []string{"a"}) || res.evicted != nil {
+		t.Fatalf("restore: %+v, want a restored and nothing evicted", res)
+	}
+}
+
+// Callers that join an op pending for the same model keep what each of
+// them needs: a request that joins a put-back or a restore may evict and
+// its failure counts, and the scheduler's own ops run even when the
+// request that joined them gives up. Two put-backs joined stay gentle.
+func TestJoinedOpKeepsWhatEachCallerNeeds(t *testing.T) {
+	for _, tc := range []struct {
+		pending, joins       purpose
+		gentle, forCallers   bool
+		wantEventKindRestore bool
+	}{
+		{loadRequested, loadRequested, false, true, false},
+		{loadRequested, reload, false, false, false},
+		{loadRequested, putBack, false, false, false},
+		{reload, loadRequested, false, false, false},
+		{putBack, putBack, true, false, false},
+		{putBack, restore, true, false, false},
+		{putBack, loadRequested, false, false, false},
+		{restore, putBack, true, false, true},
+		{restore, loadRequested, false, false, true},
+		{restore, reload, false, false, true},
+		{unloadRequested, unloadRequested, false, true, false},
+	} {
+		q, o := &op{why: tc.pending}, &op{why: tc.joins, waiters: []*waiter{newWaiter(false)}}
+		q.join(o)
+		if q.gentle() != tc.gentle || q.forCallers() != tc.forCallers || (q.why == restore) != tc.wantEventKindRestore || len(q.waiters) != 1 {
+			t.Errorf("%v joined by %v: gentle %v, for callers %v, purpose %v, waiters %d; want %v, %v",
+				tc.pending, tc.joins, q.gentle(), q.forCallers(), q.why, len(q.waiters), tc.gentle, tc.forCallers)
+		}
+	}
+}
+
+// A request that joins a restore (at the same context length) is served
+// by it, and the restore may then evict to make room for the request.
+func TestRequestJoinsARestore(t *testing.T) {
+	r := newRig(t, Settings{MaxLoaded: 1}, map[string]uint64{"a": 2 * gib, "b": 2 * gib})
+	r.loadThrough("a")
+	y := newWaiter(false)
+	r.s.OnYield(y)
+	r.refresh()
+	r.unloaded(nil)
+	r.reply(y)
+	back := newWaiter(false)
+	r.s.OnRestore(back) // a's restore reads the server first
+	r.onCard["b"] = 2 * gib
+	r.s.OnPoll(r.ps()) // meanwhile another client loads b: a's restore would now evict
+	w := newWaiter(false)
+	r.s.OnLoad(w, "a", "test", 4096) // at the context a is restored at: it joins
+	r.refresh()
+	if len(r.fx.unloads) != 1 || r.fx.unloads[0].name != "b" {
+		t.Fatalf("unloads %v: the restore a request joined must make room", r.fx.unloads)
+	}
+	r.unloaded(nil)
+	r.loaded(nil)
+	if res := r.reply(w); res.err != nil || !slices.Equal(res.evicted, []string{"b"}) {
+		t.Fatalf("the request that joined: %+v", res)
+	}
+	if res := r.reply(back); res.err != nil || !slices.Equal(res.restored, []string{"a"}) {
+		t.Fatalf("restore: %+v", res)
 	}
 }

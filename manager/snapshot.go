@@ -250,7 +250,7 @@ func (m *Manager) header() (header, uint64) {
 		yieldedModels: len(m.sched.yielded), contexts: reflect.ValueOf(s.Contexts).UnsafePointer(), gpuOnly: s.GPUOnly,
 		tasks: reflect.ValueOf(s.Tables.Tasks).UnsafePointer(), roles: reflect.ValueOf(s.Tables.Roles).UnsafePointer(),
 	}
-	if o := m.sched.cur; o != nil && o.kind == opLoad && !o.began.IsZero() {
+	if o := m.sched.cur; o != nil && o.kind() == opLoad && !o.began.IsZero() {
 		h.loading, h.loadingSince = o.name, o.began
 	}
 	h.others = c.others()
