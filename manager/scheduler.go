@@ -43,8 +43,71 @@ type Effects interface {
 	Reply(w *waiter, r result)
 	// Emit records an event for the history and subscribers.
 	Emit(e Event)
-	// Persist saves the use counts and measured sizes.
-	Persist()
+	// Persist saves p: the scheduler's part of the state file (use,
+	// yield, backoffs); the measured sizes are the catalogue's to add.
+	Persist(p persisted)
+}
+
+// installedModels is what the scheduler asks of the installed models; the
+// catalogue answers. What it says is a copy: the scheduler changes the
+// catalogue only through calibrate, forget and track.
+type installedModels interface {
+	// spec describes the model installed as name (":latest" may be left
+	// off); false when none is.
+	spec(name string) (spec, bool)
+	// listState says whether a listing succeeded, whether one is on its
+	// way, and why the last one failed.
+	listState() (listed, listing bool, err error)
+	// unknown explains a name it does not hold.
+	unknown(name string) error
+	// needAt is what name takes at numCtx: measured at an earlier load
+	// (true) or estimated.
+	needAt(name string, numCtx int) (uint64, bool)
+	// calibrate records what a load of name at numCtx measured.
+	calibrate(name string, numCtx int, bytes uint64)
+	// forget drops a model the server no longer has.
+	forget(name string)
+	// track adds a model the server has loaded but did not list, so its
+	// bytes show; it reports whether the model was new to it.
+	track(name, digest string) bool
+}
+
+// card is the last reading of the card; the connection answers.
+type card interface {
+	reading() VRAM
+	// others is what other programs hold on it (NVML only).
+	others() uint64
+}
+
+// spec is what the catalogue says of a model, as a plan uses it.
+type spec struct {
+	name, digest string
+	numCtx       int  // the context length it loads at unless asked otherwise
+	ctxAuto      bool // its context is picked at each load to fit the room
+	fit          ctxFit
+	need         uint64 // at numCtx: measured (calibrated) or estimated
+	calibrated   bool
+	pinned       bool
+	embedding    bool
+	// hasDetails: enough to rank it; detailed: /api/show's, enough to
+	// estimate it; showing: a read of /api/show is on its way.
+	hasDetails, detailed, showing bool
+	showErr                       error
+	estErr                        string
+}
+
+// slot is the scheduler's record of one model: its place on the card and
+// its use. Only the scheduler writes it; others read copies.
+type slot struct {
+	live
+	use
+}
+
+// target is a model as a plan sees it: the catalogue's spec, copied when
+// the plan began, and the scheduler's own slot.
+type target struct {
+	spec
+	*slot
 }
 
 // Deadlines. A load's grows with its bytes (see loadDeadline).
@@ -200,12 +263,17 @@ type tuning struct {
 }
 
 type scheduler struct {
-	cat  *catalogue
-	conn *connection
-	tune *tuning
+	cat  installedModels
+	card card
+	tune tuning
 	fx   Effects
 	now  func() time.Time
 	log  *slog.Logger
+
+	slots map[string]*slot
+	// active are the slots loading, loaded or unloading: what plans
+	// iterate, so they cost what is on the card, not what is installed.
+	active map[string]*slot
 
 	queue  []*op
 	cur    *op
@@ -223,22 +291,56 @@ type scheduler struct {
 	yielded    []yielded
 }
 
-func newScheduler(cat *catalogue, conn *connection, tune *tuning, fx Effects, now func() time.Time, log *slog.Logger) *scheduler {
-	return &scheduler{cat: cat, conn: conn, tune: tune, fx: fx, now: now, log: log,
-		leases: map[uint64]*lease{}, failed: map[loadKey]failure{}}
+// newScheduler starts from what a state file kept: the models' use, a
+// yield and the backoffs still running.
+func newScheduler(cat installedModels, card card, tune tuning, fx Effects, now func() time.Time, log *slog.Logger, saved persisted) *scheduler {
+	s := &scheduler{cat: cat, card: card, tune: tune, fx: fx, now: now, log: log,
+		slots: map[string]*slot{}, active: map[string]*slot{},
+		leases: map[uint64]*lease{}, failed: map[loadKey]failure{},
+		handedBack: saved.HandedBack, yielded: saved.Yielded}
+	for name, u := range saved.Models {
+		s.slotOf(name).use = use{lastUsed: u.LastUsed, uses: u.Uses}
+	}
+	s.resumeBackoffs(saved.Failures)
+	return s
 }
 
 func (s *scheduler) id() uint64 { s.nextID++; return s.nextID }
 
+// slotOf is name's slot, made idle on first use.
+func (s *scheduler) slotOf(name string) *slot {
+	sl := s.slots[name]
+	if sl == nil {
+		sl = &slot{live: live{state: Idle}}
+		s.slots[name] = sl
+	}
+	return sl
+}
+
+// find is the model installed as name, as a plan sees it.
+func (s *scheduler) find(name string) (target, bool) {
+	sp, ok := s.cat.spec(name)
+	if !ok {
+		return target{}, false
+	}
+	return target{sp, s.slotOf(sp.name)}, true
+}
+
 // transition applies a state change; an invalid one is a bug, logged
 // loudly but not fatal, so the app keeps running.
-func (s *scheduler) transition(md *model, to State) {
-	if md == nil {
+func (s *scheduler) transition(name string, to State) {
+	sl := s.slots[name]
+	if sl == nil {
 		return
 	}
-	if err := md.transition(to); err != nil {
-		s.log.Error("state machine", "err", err)
-		md.state = to
+	if err := sl.transition(to); err != nil {
+		s.log.Error("state machine", "model", name, "err", err)
+		sl.state = to
+	}
+	if to == Idle || to == Failed {
+		delete(s.active, name)
+	} else {
+		s.active[name] = sl
 	}
 }
 

@@ -20,9 +20,9 @@ type failure struct {
 }
 
 // remember records a failed load of md at numCtx, for the backoff.
-func (s *scheduler) remember(md *model, numCtx int, err error) {
+func (s *scheduler) remember(md target, numCtx int, err error) {
 	md.lastErr = err.Error()
-	key := keyOf(md, numCtx)
+	key := keyOf(md.spec, numCtx)
 	f := s.failed[key]
 	f.Count++
 	f.At, f.Err = s.now(), err.Error()
@@ -31,22 +31,22 @@ func (s *scheduler) remember(md *model, numCtx int, err error) {
 }
 
 // backingOff refuses a load that failed lately, until its backoff ends.
-func (s *scheduler) backingOff(md *model, numCtx int) error {
+func (s *scheduler) backingOff(md spec, numCtx int) error {
 	f, ok := s.failed[keyOf(md, numCtx)]
 	if !ok || !s.now().Before(f.Until) {
 		return nil
 	}
-	return fmt.Errorf("%s failed to load %s ago (%s); not trying again for %s: %w", md.inst.Name,
+	return fmt.Errorf("%s failed to load %s ago (%s); not trying again for %s: %w", md.name,
 		s.now().Sub(f.At).Round(time.Second), f.Err, f.Until.Sub(s.now()).Round(time.Second), ErrLoadFailed)
 }
 
-// retryAt is when md may be tried again at its own context length (zero
-// when it may now).
-func (s *scheduler) retryAt(md *model) time.Time {
+// retryAt is when the model installed as name (digest) may be tried
+// again at its own context length numCtx (zero when it may now).
+func (s *scheduler) retryAt(name, digest string, numCtx int) time.Time {
 	if len(s.failed) == 0 {
 		return time.Time{}
 	}
-	if f, ok := s.failed[keyOf(md, md.numCtx)]; ok && s.now().Before(f.Until) {
+	if f, ok := s.failed[loadKeyOf(name, digest, numCtx)]; ok && s.now().Before(f.Until) {
 		return f.Until
 	}
 	return time.Time{}
@@ -83,10 +83,11 @@ func (s *scheduler) resumeBackoffs(saved map[string]failure) {
 	}
 }
 
-func keyOf(md *model, numCtx int) loadKey {
-	id := md.inst.Digest
-	if id == "" {
-		id = md.inst.Name
+func keyOf(md spec, numCtx int) loadKey { return loadKeyOf(md.name, md.digest, numCtx) }
+
+func loadKeyOf(name, digest string, numCtx int) loadKey {
+	if digest == "" {
+		return loadKey{name, numCtx}
 	}
-	return loadKey{id, numCtx}
+	return loadKey{digest, numCtx}
 }

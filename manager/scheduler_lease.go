@@ -29,36 +29,36 @@ func (s *scheduler) OnRelease(id uint64) {
 }
 
 // grant takes a lease for w when it asked for one and md is loaded.
-func (s *scheduler) grant(w *waiter, md *model, r result) result {
+func (s *scheduler) grant(w *waiter, md target, r result) result {
 	if !w.lease || r.err != nil {
 		return r
 	}
 	if md.state != Loaded {
-		r.err = fmt.Errorf("%s was unloaded before it could be used: %w", md.inst.Name, ErrLoadFailed)
+		r.err = fmt.Errorf("%s was unloaded before it could be used: %w", md.name, ErrLoadFailed)
 		return r
 	}
 	r.lease = s.id()
-	s.leases[r.lease] = &lease{model: md.inst.Name, since: s.now()}
+	s.leases[r.lease] = &lease{model: md.name, since: s.now()}
 	return r
 }
 
-// busy reports whether live leases hold md in place: until they end, or
-// until the busy grace ends when one is set.
-func (s *scheduler) busy(md *model) bool {
+// busy reports whether live leases hold the model in place: until they
+// end, or until the busy grace ends when one is set.
+func (s *scheduler) busy(name string) bool {
 	now := s.now()
 	for _, l := range s.leases {
-		if l.model == md.inst.Name && !l.lost && (s.tune.BusyGrace == 0 || now.Sub(l.since) < s.tune.BusyGrace) {
+		if l.model == name && !l.lost && (s.tune.BusyGrace == 0 || now.Sub(l.since) < s.tune.BusyGrace) {
 			return true
 		}
 	}
 	return false
 }
 
-// holds counts md's live leases.
-func (s *scheduler) holds(md *model) int {
+// holds counts the model's live leases.
+func (s *scheduler) holds(name string) int {
 	n := 0
 	for _, l := range s.leases {
-		if l.model == md.inst.Name && !l.lost {
+		if l.model == name && !l.lost {
 			n++
 		}
 	}

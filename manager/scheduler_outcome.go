@@ -31,34 +31,31 @@ func (s *scheduler) reconcile(ps []Running) {
 		running[r.Name] = r
 	}
 	for name, r := range running {
-		md := s.cat.models[name]
-		if md == nil {
-			// Loaded but not (yet) listed: track it so its bytes count.
-			md = &model{inst: Installed{Name: name, Digest: r.Digest}, live: live{state: Idle}}
-			s.cat.models[name] = md
-			s.fx.Discover()
+		if s.cat.track(name, r.Digest) {
+			s.fx.Discover() // loaded but not (yet) listed: its bytes count meanwhile
 		}
-		md.size = r.VRAMBytes
-		md.onGPU = r.VRAMBytes > 0
-		if md.size == 0 {
-			md.size = r.SizeBytes
+		sl := s.slotOf(name)
+		sl.size = r.VRAMBytes
+		sl.onGPU = r.VRAMBytes > 0
+		if sl.size == 0 {
+			sl.size = r.SizeBytes
 		}
-		if md.state == Idle || md.state == Failed {
-			s.transition(md, Loaded)
-			md.loadedCtx, md.adopted = r.ContextLength, true
-			s.fx.Emit(Event{Kind: EventLoaded, Model: name, Bytes: md.size, Reason: "found loaded in Ollama (adopted)"})
+		if sl.state == Idle || sl.state == Failed {
+			s.transition(name, Loaded)
+			sl.loadedCtx, sl.adopted = r.ContextLength, true
+			s.fx.Emit(Event{Kind: EventLoaded, Model: name, Bytes: sl.size, Reason: "found loaded in Ollama (adopted)"})
 		}
 	}
-	for name, md := range s.cat.models {
-		if _, ok := running[name]; ok || md.state != Loaded {
+	for name, sl := range s.active {
+		if _, ok := running[name]; ok || sl.state != Loaded {
 			continue
 		}
 		if s.cur != nil && s.cur.name == name {
 			continue // ours to settle
 		}
-		s.transition(md, Idle)
-		size := md.size
-		md.size, md.loadedCtx = 0, 0
+		s.transition(name, Idle)
+		size := sl.size
+		sl.size, sl.loadedCtx = 0, 0
 		lost := 0
 		for _, l := range s.leases {
 			if l.model == name && !l.lost {
@@ -113,26 +110,25 @@ func (s *scheduler) OnUnloaded(id uint64, name string, err error, took time.Dura
 	if o == nil || o.id != id {
 		return
 	}
-	md := s.cat.models[name]
+	sl := s.slots[name]
 	if o.kind() == opUnload {
 		s.cur = nil
-		s.unloaded(o, md, err, took)
+		s.unloaded(o, name, sl, err, took)
 		s.pump()
 		return
 	}
 	if name == o.name { // the model itself, off the GPU again (gpu_only)
-		s.respilled(o, md, err)
+		s.respilled(o, sl, err)
 		return
 	}
 	v := o.victims[o.step]
 	if err != nil {
 		// The rest stay; the victim's state comes from the next poll.
 		for _, r := range o.victims[o.step:] {
-			s.transition(s.cat.models[r.Name], Loaded)
+			s.transition(r.Name, Loaded)
 		}
 		s.cur = nil
-		target := s.cat.lookup(o.name)
-		s.transition(target, Idle)
+		s.transition(o.name, Idle)
 		err = fmt.Errorf("making room for %s: unloading %s: %w", o.name, name, err)
 		s.fx.Emit(Event{Kind: EventLoadFailed, Model: o.name, Reason: o.reason, Error: err.Error()})
 		s.answerAll(o, result{evicted: o.evicted, err: errors.Join(err, ErrLoadFailed)})
@@ -140,9 +136,9 @@ func (s *scheduler) OnUnloaded(id uint64, name string, err error, took time.Dura
 		s.pump()
 		return
 	}
-	if md != nil {
-		s.transition(md, Idle)
-		md.size, md.loadedCtx = 0, 0
+	if sl != nil {
+		s.transition(name, Idle)
+		sl.size, sl.loadedCtx = 0, 0
 	}
 	s.clock = s.tune.policy.Evicted(v, s.clock)
 	o.evicted = append(o.evicted, name)
@@ -153,32 +149,32 @@ func (s *scheduler) OnUnloaded(id uint64, name string, err error, took time.Dura
 }
 
 // unloaded settles an unload op.
-func (s *scheduler) unloaded(o *op, md *model, err error, took time.Duration) {
-	if md == nil {
+func (s *scheduler) unloaded(o *op, name string, sl *slot, err error, took time.Duration) {
+	if sl == nil {
 		s.answerAll(o, result{err: err})
 		return
 	}
 	if err != nil {
-		s.transition(md, Loaded)
-		s.answerAll(o, result{err: fmt.Errorf("unloading %s: %w", md.inst.Name, err)})
+		s.transition(name, Loaded)
+		s.answerAll(o, result{err: fmt.Errorf("unloading %s: %w", name, err)})
 		return
 	}
-	s.transition(md, Idle)
-	size, ctx := md.size, md.loadedCtx
-	md.size, md.loadedCtx, md.cpuShare = 0, 0, 0
+	s.transition(name, Idle)
+	size, ctx := sl.size, sl.loadedCtx
+	sl.size, sl.loadedCtx, sl.cpuShare = 0, 0, 0
 	kind := EventUnloaded
 	switch {
 	case o.yields():
 		kind = EventYielded
-		if s.handedBack || s.now().Sub(md.lastUsed) <= recentUse {
-			s.yielded = append(s.yielded, yielded{Name: md.inst.Name, NumCtx: ctx, Bytes: size, LastUsed: md.lastUsed})
+		if s.handedBack || s.now().Sub(sl.lastUsed) <= recentUse {
+			s.yielded = append(s.yielded, yielded{Name: name, NumCtx: ctx, Bytes: size, LastUsed: sl.lastUsed})
 		}
 	case o.why == shed:
 		kind = EventEvicted
 	}
-	s.fx.Emit(Event{Kind: kind, Model: md.inst.Name, Reason: o.reason, Bytes: size, Duration: took})
+	s.fx.Emit(Event{Kind: kind, Model: name, Reason: o.reason, Bytes: size, Duration: took})
 	s.answerAll(o, result{})
-	s.fx.Persist()
+	s.persist()
 }
 
 // OnLoaded is the outcome of a load step; ps is /api/ps read right after a
@@ -189,15 +185,15 @@ func (s *scheduler) OnLoaded(id uint64, ps []Running, err error, took time.Durat
 		return
 	}
 	s.cur = nil
-	md := s.cat.lookup(o.name)
-	if md == nil { // forgotten while it loaded; the listing will tell
+	md, ok := s.find(o.name)
+	if !ok { // forgotten while it loaded; the listing will tell
 		s.answerAll(o, result{evicted: o.evicted, err: err})
 		s.pump()
 		return
 	}
-	key := keyOf(md, o.numCtx)
+	key := keyOf(md.spec, o.numCtx)
 	if err != nil {
-		s.transition(md, Failed)
+		s.transition(md.name, Failed)
 		// A server that went away (stopped, killed, restarting) is not the
 		// model's failure: once it is back, the model may be tried. Nor is
 		// a put-back that failed (a model that loaded before, on a busy
@@ -211,21 +207,22 @@ func (s *scheduler) OnLoaded(id uint64, ps []Running, err error, took time.Durat
 		switch {
 		case errors.Is(err, ErrModelUnknown):
 			// Deleted while we were loading it: forget it and look again.
-			s.cat.forget(md)
+			s.cat.forget(md.name)
+			delete(s.slots, md.name)
 			s.fx.Discover()
 		case errors.Is(err, ErrTimedOut):
-			s.fx.Abandon(md.inst.Name)
+			s.fx.Abandon(md.name)
 		}
 		s.answerAll(o, result{evicted: o.evicted, err: fmt.Errorf("loading %s: %w", o.name, errors.Join(err, ErrLoadFailed))})
 		s.putBackVictims(o)
-		s.fx.Persist()
+		s.persist()
 		s.pump()
 		return
 	}
-	s.transition(md, Loaded)
+	s.transition(md.name, Loaded)
 	md.loadedCtx, md.adopted = o.numCtx, false
 	s.reconcile(ps)
-	md.cpuShare = s.cpuShare(ps, md.inst.Name)
+	md.cpuShare = s.cpuShare(ps, md.name)
 	if md.cpuShare > 0 && s.tune.GPUOnly && md.state == Loaded {
 		s.spill(o, md)
 		return
@@ -233,8 +230,8 @@ func (s *scheduler) OnLoaded(id uint64, ps []Running, err error, took time.Durat
 	delete(s.failed, key)
 	md.lastErr = ""
 	s.touch(md)
-	if md.state == Loaded && md.size > 0 && !loading(ps, md.inst.Name) {
-		s.cat.calibrate(md, o.numCtx, md.size)
+	if md.state == Loaded && md.size > 0 && !loading(ps, md.name) {
+		s.cat.calibrate(md.name, o.numCtx, md.size)
 	}
 	reason := o.reason
 	if o.spilled != "" {
@@ -250,7 +247,7 @@ func (s *scheduler) OnLoaded(id uint64, ps []Running, err error, took time.Durat
 			Reason: fmt.Sprintf("%s is %.0f %% on the CPU: Ollama could not fit it on the GPU, so it answers several times slower (set gpu_only to refuse that)", o.name, 100*md.cpuShare)})
 	}
 	s.answer(o, md, result{evicted: o.evicted})
-	s.fx.Persist()
+	s.persist()
 	s.shed("")
 	s.pump()
 }
@@ -258,7 +255,7 @@ func (s *scheduler) OnLoaded(id uint64, ps []Running, err error, took time.Durat
 // spill handles a load Ollama put partly on the CPU under gpu_only: the
 // model is unloaded again and loaded at half the context, down to
 // minAutoCtx; below that the load fails and the model stays off the card.
-func (s *scheduler) spill(o *op, md *model) {
+func (s *scheduler) spill(o *op, md target) {
 	why := fmt.Sprintf("at %d tokens %.0f %% of it was on the CPU", o.numCtx, 100*md.cpuShare)
 	if o.spilled == "" {
 		o.spilled = why
@@ -269,32 +266,34 @@ func (s *scheduler) spill(o *op, md *model) {
 		o.failAfter = fmt.Errorf("%s does not fit on the GPU (%s) and gpu_only keeps it off the CPU: %w", o.name, why, ErrSpilled)
 	}
 	s.cur = o
-	s.transition(md, Unloading)
-	s.fx.Unload(o.id, md.inst.Name, s.unloadWithin())
+	s.transition(md.name, Unloading)
+	s.fx.Unload(o.id, md.name, s.unloadWithin())
 }
 
 // respilled continues a gpu_only retry once the model is off the card.
-func (s *scheduler) respilled(o *op, md *model, err error) {
+func (s *scheduler) respilled(o *op, sl *slot, err error) {
 	if err != nil {
-		s.transition(md, Loaded) // still there; the next poll tells more
+		s.transition(o.name, Loaded) // still there; the next poll tells more
 		s.cur = nil
 		s.answerAll(o, result{evicted: o.evicted, err: fmt.Errorf("unloading %s after it spilled to the CPU: %w", o.name, err)})
 		s.pump()
 		return
 	}
-	s.transition(md, Idle)
-	md.size, md.loadedCtx, md.cpuShare = 0, 0, 0
+	s.transition(o.name, Idle)
+	sl.size, sl.loadedCtx, sl.cpuShare = 0, 0, 0
 	if o.failAfter != nil {
 		s.cur = nil
-		s.remember(md, o.asked, o.failAfter)
-		s.fx.Persist()
+		if md, ok := s.find(o.name); ok {
+			s.remember(md, o.asked, o.failAfter)
+		}
+		s.persist()
 		s.fx.Emit(Event{Kind: EventLoadFailed, Model: o.name, Reason: o.reason, Error: o.failAfter.Error()})
 		s.answerAll(o, result{evicted: o.evicted, err: errors.Join(o.failAfter, ErrLoadFailed)})
 		s.putBackVictims(o)
 		s.pump()
 		return
 	}
-	s.transition(md, Loading)
+	s.transition(o.name, Loading)
 	s.next(o)
 }
 
@@ -302,7 +301,7 @@ func (s *scheduler) respilled(o *op, md *model, err error) {
 // (the driver answers, or Ollama reports VRAM for some model): with no GPU
 // Ollama runs on the CPU by design, and nothing is flagged.
 func (s *scheduler) cpuShare(ps []Running, name string) float64 {
-	gpu := s.conn.vram.Source == SourceNVML
+	gpu := s.card.reading().Source == SourceNVML
 	var r Running
 	for _, x := range ps {
 		gpu = gpu || x.VRAMBytes > 0
@@ -323,11 +322,10 @@ func (s *scheduler) putBackVictims(o *op) {
 		if !slices.Contains(o.evicted, v.Name) || s.now().Sub(v.LastUsed) > recentUse {
 			continue
 		}
-		md := s.cat.models[v.Name]
-		if md == nil {
+		if _, ok := s.cat.spec(v.Name); !ok {
 			continue
 		}
-		s.enqueue(&op{why: putBack, name: v.Name, numCtx: md.loadedCtx,
+		s.enqueue(&op{why: putBack, name: v.Name, numCtx: s.slotOf(v.Name).loadedCtx,
 			reason: fmt.Sprintf("put back: %s failed to load", o.name)})
 	}
 }

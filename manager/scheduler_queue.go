@@ -35,37 +35,39 @@ func loadDeadline(need uint64, configured time.Duration) time.Duration {
 }
 
 // OnLoad asks for name to be loaded (at numCtx, 0 for the model's own).
-func (s *scheduler) OnLoad(w *waiter, name, reason string, numCtx int) (only *model) {
+// When the model is loaded already it returns its name: the request
+// changed that model's use and holds, nothing else.
+func (s *scheduler) OnLoad(w *waiter, name, reason string, numCtx int) (only string) {
 	if s.handedBack {
 		s.fx.Reply(w, result{err: fmt.Errorf("not loading %s: %w", name, ErrYielded)})
-		return nil
+		return ""
 	}
-	md := s.cat.lookup(name)
-	if md == nil && s.cat.listed {
+	md, ok := s.find(name)
+	if listed, _, _ := s.cat.listState(); !ok && listed {
 		s.fx.Reply(w, result{err: s.cat.unknown(name)})
-		return nil
+		return ""
 	}
-	if md != nil {
-		name = md.inst.Name
+	if ok {
+		name = md.name
 		if s.hit(md, numCtx) {
 			s.touch(md)
 			s.fx.Reply(w, s.grant(w, md, result{already: true, numCtx: md.loadedCtx}))
-			return md // its use and its holds changed, nothing else
+			return md.name
 		}
-		if err := s.backingOff(md, s.ctxFor(md, numCtx)); err != nil {
+		if err := s.backingOff(md.spec, s.ctxFor(md, numCtx)); err != nil {
 			s.fx.Reply(w, result{err: err})
-			return nil
+			return ""
 		}
 	}
 	s.enqueue(&op{why: loadRequested, name: name, numCtx: numCtx, reason: reason, waiters: []*waiter{w}})
-	return nil
+	return ""
 }
 
 // OnUnload asks for name to be unloaded.
 func (s *scheduler) OnUnload(w *waiter, name, reason string) {
-	if md := s.cat.lookup(name); md != nil {
-		name = md.inst.Name
-	} else if s.cat.listed {
+	if sp, ok := s.cat.spec(name); ok {
+		name = sp.name
+	} else if listed, _, _ := s.cat.listState(); listed {
 		s.fx.Reply(w, result{err: s.cat.unknown(name)})
 		return
 	}
@@ -153,19 +155,20 @@ const (
 // callers itself when there is nothing to do or it cannot succeed. Before
 // the server was read again it only checks what cannot change.
 func (s *scheduler) prepare(o *op) action {
-	md := s.cat.lookup(o.name)
-	if md == nil {
+	md, ok := s.find(o.name)
+	if !ok {
+		listed, listing, listErr := s.cat.listState()
 		switch {
-		case s.cat.listing || !s.cat.listed && s.cat.listErr == nil:
+		case listing || !listed && listErr == nil:
 			return actWait // the first listing is on its way
-		case !s.cat.listed:
-			s.fail(o, fmt.Errorf("cannot list models: %w", errors.Join(s.cat.listErr, ErrUnreachable)))
+		case !listed:
+			s.fail(o, fmt.Errorf("cannot list models: %w", errors.Join(listErr, ErrUnreachable)))
 		default:
 			s.fail(o, s.cat.unknown(o.name))
 		}
 		return actDone
 	}
-	o.name = md.inst.Name
+	o.name = md.name
 	if o.kind() == opUnload {
 		return s.prepareUnload(o, md)
 	}
@@ -175,18 +178,18 @@ func (s *scheduler) prepare(o *op) action {
 		return actDone
 	}
 	ctx := s.ctxFor(md, o.numCtx)
-	if err := s.backingOff(md, ctx); err != nil {
+	if err := s.backingOff(md.spec, ctx); err != nil {
 		s.answerAll(o, result{err: err}) // not news: the failure is in the history
 		return actDone
 	}
-	need, calibrated := s.cat.need(md, ctx)
+	need, calibrated := s.cat.needAt(md.name, ctx)
 	switch {
 	case !md.hasDetails:
 		s.fail(o, fmt.Errorf("%s: no details from the server: %w", o.name, errors.Join(md.showErr, ErrLoadFailed)))
 		return actDone
 	case !md.detailed && !calibrated:
 		if !md.showing {
-			s.fx.Show(md.inst.Name) // its estimate needs /api/show
+			s.fx.Show(md.name) // its estimate needs /api/show
 		}
 		return actWait
 	}
@@ -199,7 +202,7 @@ func (s *scheduler) prepare(o *op) action {
 	}
 	// A model loaded at another context length is replaced by this load
 	// (Ollama unloads the old instance), so its bytes do not count twice.
-	loaded := slices.DeleteFunc(s.entries(), func(e evict.Entry) bool { return e.Name == md.inst.Name })
+	loaded := slices.DeleteFunc(s.entries(), func(e evict.Entry) bool { return e.Name == md.name })
 	lim := s.limits()
 	if md.state == Loaded && lim.HasDevice {
 		lim.DeviceRoom += md.size
@@ -225,7 +228,7 @@ func (s *scheduler) prepare(o *op) action {
 	return actStart
 }
 
-func (s *scheduler) prepareUnload(o *op, md *model) action {
+func (s *scheduler) prepareUnload(o *op, md target) action {
 	if !o.refreshed {
 		return actStart // read /api/ps first: another client may have loaded it
 	}
@@ -238,11 +241,11 @@ func (s *scheduler) prepareUnload(o *op, md *model) action {
 		if o.why == giveBack {
 			lim = evict.Limits{Budget: s.roomLeft()}
 		}
-		if !slices.ContainsFunc(evict.Shed(s.entries(), lim, s.tune.policy), func(e evict.Entry) bool { return e.Name == md.inst.Name }) {
+		if !slices.ContainsFunc(evict.Shed(s.entries(), lim, s.tune.policy), func(e evict.Entry) bool { return e.Name == md.name }) {
 			return actDone // the card fits again without this eviction
 		}
 	}
-	if s.busy(md) {
+	if s.busy(md.name) {
 		o.refreshed = false
 		return actWait // never pull a model from under a running request
 	}
@@ -258,17 +261,16 @@ func (s *scheduler) drop(o *op) action {
 
 // start runs o's first step.
 func (s *scheduler) start(o *op) {
-	md := s.cat.lookup(o.name)
 	o.began = s.now()
 	if o.kind() == opUnload {
-		s.transition(md, Unloading)
-		s.fx.Unload(o.id, md.inst.Name, s.unloadWithin())
+		s.transition(o.name, Unloading)
+		s.fx.Unload(o.id, o.name, s.unloadWithin())
 		return
 	}
 	for _, v := range o.victims {
-		s.transition(s.cat.models[v.Name], Unloading)
+		s.transition(v.Name, Unloading)
 	}
-	s.transition(md, Loading)
+	s.transition(o.name, Loading)
 	o.asked = o.numCtx
 	s.fx.Emit(Event{Kind: EventLoadStarted, Model: o.name, Reason: o.reason, Bytes: o.need})
 	s.next(o)
@@ -280,8 +282,8 @@ func (s *scheduler) next(o *op) {
 		s.fx.Unload(o.id, o.victims[o.step].Name, s.unloadWithin())
 		return
 	}
-	md := s.cat.lookup(o.name)
-	s.fx.Load(o.id, LoadRequest{Name: o.name, NumCtx: o.numCtx, Embedding: isEmbedding(md.det.Capabilities)},
+	sp, _ := s.cat.spec(o.name)
+	s.fx.Load(o.id, LoadRequest{Name: o.name, NumCtx: o.numCtx, Embedding: sp.embedding},
 		loadDeadline(o.need, s.tune.LoadTimeout))
 }
 
@@ -302,7 +304,7 @@ func (s *scheduler) fail(o *op, err error) {
 }
 
 // answer replies to o's callers after it succeeded, granting leases.
-func (s *scheduler) answer(o *op, md *model, r result) {
+func (s *scheduler) answer(o *op, md target, r result) {
 	r.numCtx = md.loadedCtx
 	for _, w := range o.waiters {
 		s.fx.Reply(w, s.grant(w, md, r))
@@ -323,7 +325,7 @@ func (s *scheduler) answerAll(o *op, r result) {
 // loaded now. Without a context asked for, one we loaded serves at
 // whatever context we chose (so clients never cause a reload); one another
 // client loaded serves only at the model's own context.
-func (s *scheduler) hit(md *model, numCtx int) bool {
+func (s *scheduler) hit(md target, numCtx int) bool {
 	switch {
 	case md.state != Loaded:
 		return false
@@ -335,15 +337,15 @@ func (s *scheduler) hit(md *model, numCtx int) bool {
 
 // ctxFor is the context length a load of md is made at: the one asked
 // for, the model's own, or for "auto" the largest that fits the room.
-func (s *scheduler) ctxFor(md *model, numCtx int) int {
+func (s *scheduler) ctxFor(md target, numCtx int) int {
 	switch {
 	case numCtx > 0:
 		return numCtx
 	case md.ctxAuto:
-		if n := maxContext(md, s.roomFor(md)); n > 0 {
+		if n := maxContext(md.fit, s.roomFor(md)); n > 0 {
 			return n
 		}
-		return min(minAutoCtx, md.ctxCeiling())
+		return min(minAutoCtx, md.fit.ceiling)
 	}
 	return md.numCtx
 }

@@ -10,15 +10,18 @@ import (
 // Making room: the limits a load must keep, what the models on the card
 // leave for it, and which of them go when they no longer fit.
 
-// OnSettings re-plans after the settings changed (the owner re-evaluated
-// the catalogue): a smaller budget sheds models at once, and a model whose
+// OnSettings re-plans with new settings (the owner re-evaluated the
+// catalogue): a smaller budget sheds models at once, and a model whose
 // context length changed is loaded again at the new one. was holds each
 // model's context length before the change.
-func (s *scheduler) OnSettings(was map[string]int) {
-	for name, md := range s.cat.models {
-		if old, ok := was[name]; ok && old != md.numCtx && md.state == Loaded && !md.ctxAuto && md.loadedCtx != md.numCtx {
-			s.enqueue(&op{why: reload, name: name, numCtx: md.numCtx,
-				reason: fmt.Sprintf("context length changed from %d to %d", md.loadedCtx, md.numCtx)})
+func (s *scheduler) OnSettings(t tuning, was map[string]int) {
+	s.tune = t
+	for name, sl := range s.active {
+		old, ok := was[name]
+		sp, listed := s.cat.spec(name)
+		if ok && listed && old != sp.numCtx && sl.state == Loaded && !sp.ctxAuto && sl.loadedCtx != sp.numCtx {
+			s.enqueue(&op{why: reload, name: name, numCtx: sp.numCtx,
+				reason: fmt.Sprintf("context length changed from %d to %d", sl.loadedCtx, sp.numCtx)})
 		}
 	}
 	s.shed("over the new budget")
@@ -41,30 +44,38 @@ func (s *scheduler) shed(why string) {
 	}
 	for _, v := range victims {
 		s.queue = append(s.queue, &op{id: s.id(), why: shed, name: v.Name,
-			reason: fmt.Sprintf("%s: %s of ours loaded, budget %s, %s", why, fmtBytes(s.cat.ours()), fmtBytes(s.budget()), s.countLimit())})
+			reason: fmt.Sprintf("%s: %s of ours loaded, budget %s, %s", why, fmtBytes(s.ours()), fmtBytes(s.budget()), s.countLimit())})
 	}
 }
 
-// others is what other programs hold on the card (NVML only).
-func (s *scheduler) others() uint64 { return s.conn.others() }
+// ours is what the models on the card occupy, as the server reports them.
+func (s *scheduler) ours() uint64 {
+	var n uint64
+	for _, sl := range s.active {
+		if sl.onCard() {
+			n += sl.size
+		}
+	}
+	return n
+}
 
 // roomLeft is what our models may hold with other programs' use: the card
 // less theirs and the safety margin, never more than the budget.
 func (s *scheduler) roomLeft() uint64 {
-	v := s.conn.vram
+	v := s.card.reading()
 	budget := s.budget()
 	if v.Source != SourceNVML || v.Total == 0 {
 		return budget
 	}
-	taken := s.conn.others() + s.tune.SafetyMargin
+	taken := s.card.others() + s.tune.SafetyMargin
 	return min(budget, max(v.Total, taken)-taken)
 }
 
 // roomFor is what md may take with the models that stay loaded: the
 // budget less every loaded model but md and those the model-count limit
 // forces out anyway, and never more than the card has free.
-func (s *scheduler) roomFor(md *model) uint64 {
-	loaded := slices.DeleteFunc(s.entries(), func(e evict.Entry) bool { return e.Name == md.inst.Name })
+func (s *scheduler) roomFor(md target) uint64 {
+	loaded := slices.DeleteFunc(s.entries(), func(e evict.Entry) bool { return e.Name == md.name })
 	forced := 0
 	if n := s.maxLoaded(); n > 0 {
 		forced = max(0, len(loaded)+1-n)
@@ -94,13 +105,13 @@ func (s *scheduler) roomFor(md *model) uint64 {
 }
 
 // touch records a use of md now.
-func (s *scheduler) touch(md *model) {
+func (s *scheduler) touch(md target) {
 	now := s.now()
 	md.lastUsed = now
 	md.uses++
 	// The policy sees the previous credit and this use's time: LRFU decays
 	// the old count to now, GDSF adds to the clock.
-	e := evict.Entry{Name: md.inst.Name, Bytes: md.size, Uses: md.uses, LastUsed: now, Credit: md.credit}
+	e := evict.Entry{Name: md.name, Bytes: md.size, Uses: md.uses, LastUsed: now, Credit: md.credit}
 	s.tune.policy.Touch(&e, s.clock)
 	md.credit = e.Credit
 }
@@ -116,12 +127,12 @@ func (s *scheduler) countLimit() string {
 }
 
 // budget resolves the configured budget against the card's size.
-func (s *scheduler) budget() uint64 { return s.tune.Budget.Budget(s.conn.vram.Total) }
+func (s *scheduler) budget() uint64 { return s.tune.Budget.Budget(s.card.reading().Total) }
 
 // limits are the bounds for the next load.
 func (s *scheduler) limits() evict.Limits {
 	lim := evict.Limits{Budget: s.budget(), MaxLoaded: s.maxLoaded()}
-	if v := s.conn.vram; v.Source == SourceNVML {
+	if v := s.card.reading(); v.Source == SourceNVML {
 		lim.HasDevice = true
 		if v.Free > s.tune.SafetyMargin {
 			lim.DeviceRoom = v.Free - s.tune.SafetyMargin
@@ -138,13 +149,14 @@ func (s *scheduler) shedLimits() evict.Limits {
 // entries are the loaded models as the eviction policy sees them.
 func (s *scheduler) entries() []evict.Entry {
 	var out []evict.Entry
-	for _, md := range s.cat.models {
-		if md.state != Loaded {
+	for name, sl := range s.active {
+		if sl.state != Loaded {
 			continue
 		}
+		sp, _ := s.cat.spec(name)
 		out = append(out, evict.Entry{
-			Name: md.inst.Name, Bytes: md.size, LastUsed: md.lastUsed, Uses: md.uses,
-			Credit: md.credit, Pinned: md.pinned, Busy: s.busy(md),
+			Name: name, Bytes: sl.size, LastUsed: sl.lastUsed, Uses: sl.uses,
+			Credit: sl.credit, Pinned: sp.pinned, Busy: s.busy(name),
 		})
 	}
 	return out

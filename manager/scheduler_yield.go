@@ -39,7 +39,7 @@ func (s *scheduler) OnYield(w *waiter) {
 	}
 	s.handedBack = true
 	s.yielded = nil
-	defer s.fx.Persist()
+	defer s.persist()
 	// Loads waiting in the queue will not run.
 	s.queue = slices.DeleteFunc(s.queue, func(o *op) bool {
 		if o.kind() != opLoad {
@@ -54,17 +54,17 @@ func (s *scheduler) OnYield(w *waiter) {
 		s.queue = append(s.queue, &op{id: s.id(), why: yield, name: name, group: g,
 			reason: "gave the GPU back at the user's request"})
 	}
-	for _, md := range s.cat.models {
-		if md.state == Loaded {
-			unload(md.inst.Name)
+	for name, sl := range s.active {
+		if sl.state == Loaded {
+			unload(name)
 		}
 	}
 	// A load in flight ends first (one op at a time) and its model goes
 	// with the rest, so the answer means the card is free: a script that
 	// yields and then starts a game must not race a load.
 	if o := s.cur; o != nil && o.kind() == opLoad {
-		if md := s.cat.lookup(o.name); md != nil && md.state != Loaded {
-			unload(md.inst.Name)
+		if md, ok := s.find(o.name); ok && md.state != Loaded {
+			unload(md.name)
 		}
 	}
 	if g.pending == 0 {
@@ -79,7 +79,7 @@ func (s *scheduler) OnRestore(w *waiter) {
 	s.handedBack = false
 	g := &group{w: w, why: restore}
 	for _, y := range s.yielded {
-		if s.cat.models[y.Name] == nil {
+		if _, ok := s.cat.spec(y.Name); !ok {
 			continue // deleted since
 		}
 		g.pending++
@@ -105,7 +105,7 @@ func (s *scheduler) yieldedNames() []string {
 // giveBack unloads the least useful unpinned models when other programs
 // took so much of the card that ours no longer fit beside them.
 func (s *scheduler) giveBack() {
-	if s.handedBack || s.paused || s.conn.vram.Source != SourceNVML {
+	if s.handedBack || s.paused || s.card.reading().Source != SourceNVML {
 		return
 	}
 	for _, o := range s.pending() {
@@ -114,13 +114,13 @@ func (s *scheduler) giveBack() {
 		}
 	}
 	room := s.roomLeft()
-	if s.cat.ours() <= room {
+	if s.ours() <= room {
 		return
 	}
 	lim := evict.Limits{Budget: room}
 	for _, v := range evict.Shed(s.entries(), lim, s.tune.policy) {
 		s.queue = append(s.queue, &op{id: s.id(), why: giveBack, name: v.Name,
-			reason: fmt.Sprintf("other programs need %s of the card", fmtBytes(s.others()))})
+			reason: fmt.Sprintf("other programs need %s of the card", fmtBytes(s.card.others()))})
 	}
 }
 
@@ -128,7 +128,7 @@ func (s *scheduler) giveBack() {
 // release the memory, with a safety margin to spare so a program that
 // wavers does not make them bounce.
 func (s *scheduler) restoreReleased() {
-	if s.handedBack || len(s.yielded) == 0 || s.conn.vram.Source != SourceNVML {
+	if s.handedBack || len(s.yielded) == 0 || s.card.reading().Source != SourceNVML {
 		return
 	}
 	for _, o := range s.pending() {
@@ -136,12 +136,13 @@ func (s *scheduler) restoreReleased() {
 			return // still giving back
 		}
 	}
-	free := max(s.roomLeft(), s.cat.ours()) - s.cat.ours()
+	ours := s.ours()
+	free := max(s.roomLeft(), ours) - ours
 	keep := s.yielded[:0]
 	for _, y := range s.yielded {
-		md := s.cat.models[y.Name]
+		_, listed := s.cat.spec(y.Name)
 		switch {
-		case md == nil || md.onCard():
+		case !listed || s.slotOf(y.Name).onCard():
 		case y.Bytes+s.tune.SafetyMargin <= free:
 			free -= y.Bytes
 			s.enqueue(&op{why: restore, name: y.Name, numCtx: y.NumCtx,
