@@ -27,7 +27,7 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	t.Setenv("XDG_CONFIG_HOME", t.TempDir()) // the autostart entry goes here
+	isolateAutostart(t)
 	a := test.NewTempApp(t)
 	k := newFake(testSnapshot())
 	path := filepath.Join(t.TempDir(), "config.toml")
@@ -210,8 +210,7 @@ func TestSettingsRoundTrip(t *testing.T) {
 	if o.GPUOnly != nil || o.LoadTimeout != nil || o.Contexts != nil {
 		t.Errorf("the patch names settings the form did not change: %+v", o)
 	}
-	p, _ := autostartPath()
-	if b, err := os.ReadFile(p); err != nil || !strings.Contains(string(b), "Exec=") {
+	if b, err := readAutostart(); err != nil || !strings.Contains(b, autostartMark) {
 		t.Errorf("autostart entry: %v %q", err, b)
 	}
 

@@ -174,7 +174,7 @@ func (m *Manager) Yield(ctx context.Context) ([]string, error) {
 	return r.evicted, err
 }
 
-// Restore puts back what Yield unloaded, at the same context lengths, and
+// Restore loads again what Yield unloaded, at the same context lengths, and
 // lets loads run again. It returns the models loaded.
 func (m *Manager) Restore(ctx context.Context) ([]string, error) {
 	w := newWaiter(false)
@@ -182,7 +182,7 @@ func (m *Manager) Restore(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	r, err := m.await(ctx, w)
-	return r.evicted, err
+	return r.restored, err
 }
 
 // canonical resolves a name the way the catalogue does, for results.

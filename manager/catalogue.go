@@ -11,8 +11,8 @@ import (
 
 // catalogue is what the owner knows of the installed models: their
 // details, what each needs on the card, and the sizes measured at earlier
-// loads. Discovery fills it; the scheduler reads it and moves models
-// between states.
+// loads. Discovery fills it; the scheduler asks it (catalog) and keeps
+// where each model is in a record of its own.
 type catalogue struct {
 	models map[string]*model
 	// calib maps calibKey to the bytes the server reported after a real
@@ -20,8 +20,6 @@ type catalogue struct {
 	calib map[string]uint64
 	// details caches /api/show answers by digest across restarts.
 	details map[string]Details
-	// usage is the saved use of models not (yet) listed.
-	usage map[string]usage
 
 	// listed: one listing succeeded; listing: one is on its way; listErr:
 	// why the last one failed.
@@ -37,11 +35,14 @@ type catalogue struct {
 	version string
 }
 
-func newCatalogue(p persisted, details map[string]Details) catalogue {
+func newCatalogue(calib map[string]uint64, details map[string]Details) catalogue {
+	if calib == nil {
+		calib = map[string]uint64{}
+	}
 	if details == nil {
 		details = map[string]Details{}
 	}
-	return catalogue{models: map[string]*model{}, calib: p.Calibrations, usage: p.Models, details: details}
+	return catalogue{models: map[string]*model{}, calib: calib, details: details}
 }
 
 // lookup finds a model by name, accepting the ":latest" tag being left off.
@@ -55,22 +56,51 @@ func (c *catalogue) lookup(name string) *model {
 	return nil
 }
 
-// need is the bytes a model will take at numCtx on the server: the
+func (c *catalogue) spec(name string) (spec, bool) {
+	md := c.lookup(name)
+	if md == nil {
+		return spec{}, false
+	}
+	return spec{name: md.inst.Name, digest: md.inst.Digest, numCtx: md.numCtx, ctxAuto: md.ctxAuto, fit: md.fit(),
+		need: md.need, calibrated: md.calibrated, pinned: md.pinned, embedding: isEmbedding(md.det.Capabilities),
+		hasDetails: md.hasDetails, detailed: md.detailed, showing: md.showing, showErr: md.showErr, estErr: md.estErr}, true
+}
+
+func (c *catalogue) listState() (listed, listing bool, err error) {
+	return c.listed, c.listing, c.listErr
+}
+
+// needAt is the bytes a model will take at numCtx on the server: the
 // measured size of an earlier load there when there is one, the estimate
 // otherwise.
-func (c *catalogue) need(md *model, numCtx int) (uint64, bool) {
+func (c *catalogue) needAt(name string, numCtx int) (uint64, bool) {
+	md := c.models[name]
+	if md == nil {
+		return 0, false
+	}
 	if numCtx == md.numCtx || numCtx == 0 {
 		return md.need, md.calibrated
 	}
 	return c.lookupNeed(md, numCtx)
 }
 
-// calibrate records what a load of md at numCtx measured.
-func (c *catalogue) calibrate(md *model, numCtx int, bytes uint64) {
+func (c *catalogue) calibrate(name string, numCtx int, bytes uint64) {
+	md := c.models[name]
+	if md == nil {
+		return
+	}
 	c.calib[calibKey(md.inst.Digest, numCtx, c.version)] = bytes
 	if numCtx == md.numCtx {
 		md.need, md.calibrated = bytes, true
 	}
+}
+
+func (c *catalogue) track(name, digest string) bool {
+	if c.models[name] != nil {
+		return false
+	}
+	c.models[name] = &model{inst: Installed{Name: name, Digest: digest}}
+	return true
 }
 
 func (c *catalogue) lookupNeed(md *model, numCtx int) (uint64, bool) {
@@ -85,17 +115,6 @@ func (c *catalogue) lookupNeed(md *model, numCtx int) (uint64, bool) {
 		return md.est.Total, false
 	}
 	return est.Total, false
-}
-
-// ours is what the models on the card occupy, as the server reports them.
-func (c *catalogue) ours() uint64 {
-	var n uint64
-	for _, md := range c.models {
-		if md.onCard() {
-			n += md.size
-		}
-	}
-	return n
 }
 
 // evaluate recomputes a model's derived fields after its details or the
@@ -152,13 +171,25 @@ func (c *catalogue) estimate(md *model, numCtx int) (estimate.Breakdown, error) 
 		Generation: estimate.ParseGeneration(c.version)})
 }
 
-// maxContext is the largest power of two, from minAutoCtx up to what md was
-// trained for, whose need fits room; 0 when none does. Needs come from
-// md's estimate and its cost per token.
-func maxContext(md *model, room uint64) int {
+// ctxFit is what a model needs at each context length: base at numCtx,
+// and perToken for each token more or less, up to ceiling.
+type ctxFit struct {
+	base     uint64
+	perToken float64
+	numCtx   int
+	ceiling  int
+}
+
+func (m *model) fit() ctxFit {
+	return ctxFit{base: m.est.Total, perToken: m.perToken, numCtx: m.numCtx, ceiling: m.ctxCeiling()}
+}
+
+// maxContext is the largest power of two, from minAutoCtx up to what the
+// model was trained for, whose need fits room; 0 when none does.
+func maxContext(f ctxFit, room uint64) int {
 	best := 0
-	for n := minAutoCtx; n <= md.ctxCeiling(); n *= 2 {
-		need := float64(md.est.Total) + md.perToken*float64(n-md.numCtx)
+	for n := minAutoCtx; n <= f.ceiling; n *= 2 {
+		need := float64(f.base) + f.perToken*float64(n-f.numCtx)
 		if need > float64(room) {
 			break
 		}
@@ -259,10 +290,10 @@ type shown struct {
 }
 
 // merge takes a listing into the catalogue: new and changed models get
-// their details, models gone from the server are forgotten (unless they are
-// on the card). It reports whether anything users see changed and whether
-// the details cache did.
-func (c *catalogue) merge(results []shown, set Settings) (changed, cacheChanged bool) {
+// their details, models gone from the server are forgotten (unless active:
+// loading, loaded or unloading). It reports whether anything users see
+// changed and whether the details cache did.
+func (c *catalogue) merge(results []shown, set Settings, active func(name string) bool) (changed, cacheChanged bool) {
 	c.listed = true
 	seen := map[string]bool{}
 	digests := map[string]bool{}
@@ -271,10 +302,7 @@ func (c *catalogue) merge(results []shown, set Settings) (changed, cacheChanged 
 		digests[r.inst.Digest] = true
 		md, ok := c.models[r.inst.Name]
 		if !ok {
-			md = &model{live: live{state: Idle}}
-			if u, ok := c.usage[r.inst.Name]; ok {
-				md.lastUsed, md.uses = u.LastUsed, u.Uses
-			}
+			md = &model{}
 			c.models[r.inst.Name] = md
 			changed = true
 		}
@@ -286,8 +314,8 @@ func (c *catalogue) merge(results []shown, set Settings) (changed, cacheChanged 
 		changed = true
 		cacheChanged = c.show(md, r.det, r.err, !r.listed, set) || cacheChanged
 	}
-	for n, md := range c.models {
-		if !seen[n] && (md.state == Idle || md.state == Failed) {
+	for n := range c.models {
+		if !seen[n] && !active(n) {
 			delete(c.models, n)
 			c.gen++
 			changed = true
@@ -332,27 +360,9 @@ func (c *catalogue) undetailed() []string {
 	return out
 }
 
-// forget drops a model the server no longer has (deleted mid-load).
-func (c *catalogue) forget(md *model) {
-	delete(c.models, md.inst.Name)
+func (c *catalogue) forget(name string) {
+	delete(c.models, name)
 	c.gen++
-}
-
-// persisted is what of the catalogue survives a restart.
-func (c *catalogue) persisted() persisted {
-	p := persisted{Models: map[string]usage{}, Calibrations: map[string]uint64{}}
-	for n, u := range c.usage {
-		p.Models[n] = u
-	}
-	for n, md := range c.models {
-		if md.uses > 0 || !md.lastUsed.IsZero() {
-			p.Models[n] = usage{LastUsed: md.lastUsed, Uses: md.uses}
-		}
-	}
-	for k, v := range c.calib {
-		p.Calibrations[k] = v
-	}
-	return p
 }
 
 // unknown explains a name the catalogue does not hold.

@@ -56,16 +56,13 @@ func (c *connection) others() uint64 {
 }
 
 // device is where the estimator should assume models live: on the GPU when
-// the driver answers or Ollama reports VRAM for a loaded model, on the CPU
-// otherwise (no driver and nothing on a GPU: Ollama runs on the CPU).
-func (c *connection) device(cat *catalogue) estimate.Device {
-	if c.vram.Source == SourceNVML {
+// the driver answers or Ollama reports VRAM for a loaded model (onGPU), on
+// the CPU otherwise (no driver and nothing on a GPU: Ollama runs on the CPU).
+func (c *connection) device(onGPU bool) estimate.Device {
+	if c.vram.Source == SourceNVML || onGPU {
 		return estimate.GPU
-	}
-	for _, md := range cat.models {
-		if md.state == Loaded && md.size > 0 && md.onGPU {
-			return estimate.GPU
-		}
 	}
 	return estimate.CPU
 }
+
+func (c *connection) reading() VRAM { return c.vram }

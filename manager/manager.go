@@ -5,7 +5,7 @@
 // One goroutine (Run) owns all state. Callers and workers send it typed
 // events (a request, a load done, a poll result, a release...) and wait on
 // reply channels of their own. Run hands each event to the scheduler
-// (scheduler.go: every load and unload is decided there, as a plain value
+// (scheduler*.go: every load and unload is decided there, as a plain value
 // tested without goroutines), the catalogue (catalogue.go: what is
 // installed and what it needs) or the connection (connection.go: the
 // server and the card). Slow work (HTTP to the server, disk writes) runs in
@@ -180,12 +180,11 @@ func New(opt Options) (*Manager, error) {
 	if err != nil {
 		m.log.Warn("model details will be read again", "err", err)
 	}
-	m.cat = newCatalogue(p, details)
-	m.cat.dev = m.conn.device(&m.cat)
-	m.sched = newScheduler(&m.cat, &m.conn, &m.tune, effects{m}, m.now, m.log)
-	// A yield outlives a restart: nothing comes back until the user says so.
-	m.sched.handedBack, m.sched.yielded = p.HandedBack, p.Yielded
-	m.sched.restoreFailures(p.Failures)
+	m.cat = newCatalogue(p.Calibrations, details)
+	// A yield outlives a restart: nothing comes back until the user says
+	// so; and so do the use counts and the backoffs.
+	m.sched = newScheduler(&m.cat, &m.conn, m.tune, effects{m}, m.now, m.log, p)
+	m.cat.dev = m.conn.device(m.sched.onGPU())
 	m.publish(true)
 	return m, nil
 }
@@ -237,7 +236,7 @@ func (m *Manager) Run(ctx context.Context) error {
 				m.handle(ev)
 				continue // an agent's ranking costs no snapshot
 			}
-			if only := m.handle(ev); only != nil && !m.settle() {
+			if only := m.handle(ev); only != "" && !m.settle() {
 				m.publishOne(only)
 				m.flushReplies()
 				continue
@@ -323,9 +322,9 @@ type (
 )
 
 // handle is the owner loop's switch: each event goes to what owns its part
-// of the state. It returns the model when the event can have changed that
-// one alone, nil when it may have changed anything.
-func (m *Manager) handle(ev any) (only *model) {
+// of the state. It returns the model's name when the event can have
+// changed that one alone, "" when it may have changed anything.
+func (m *Manager) handle(ev any) (only string) {
 	s := m.sched
 	switch e := ev.(type) {
 	case evLoad:
@@ -398,7 +397,7 @@ func (m *Manager) handle(ev any) (only *model) {
 	default:
 		m.log.Error("manager: unknown event", "type", fmt.Sprintf("%T", ev))
 	}
-	return nil
+	return ""
 }
 
 // canonicalName is the catalogue's name for name (tag added), or name.
@@ -413,7 +412,7 @@ func (m *Manager) canonicalName(name string) string {
 // device the models run on. Once the models are listed and the card read,
 // it starts the warm start.
 func (m *Manager) settle() (reevaluated bool) {
-	if d := m.conn.device(&m.cat); d != m.cat.dev {
+	if d := m.conn.device(m.sched.onGPU()); d != m.cat.dev {
 		m.cat.dev = d
 		m.cat.evaluateAll(m.tune.Settings)
 		reevaluated = true
@@ -421,10 +420,8 @@ func (m *Manager) settle() (reevaluated bool) {
 	if m.warmStart != "" && m.cat.listed && m.conn.known && m.conn.up && !m.polling {
 		task := m.warmStart
 		m.warmStart = ""
-		for _, md := range m.cat.models {
-			if md.onCard() || md.state == Loading {
-				return reevaluated // something is loaded: the first request will not wait
-			}
+		if len(m.sched.activeNames()) > 0 {
+			return reevaluated // something is loaded: the first request will not wait
 		}
 		m.spawn(func(ctx context.Context) {
 			c, err := m.bestModel(ctx, task, "", "warm start: the best model for "+task)
@@ -453,7 +450,7 @@ func (m *Manager) apply(e evApply) {
 		was[name] = md.numCtx
 	}
 	m.cat.evaluateAll(next)
-	m.sched.OnSettings(was)
+	m.sched.OnSettings(m.tune, was)
 	m.wake(e.reply, nil)
 }
 
@@ -467,8 +464,8 @@ func (m *Manager) readCard(v VRAM, err error) {
 		return
 	}
 	m.conn.vramErr = ""
-	m.conn.oursAtRead = m.cat.ours()
-	if m.conn.vram != v {
+	m.conn.oursAtRead = m.sched.ours()
+	if !m.conn.vram.Equal(v) {
 		m.conn.vram = v
 		m.emit(Event{Kind: EventVRAM, Bytes: v.Used})
 	}
@@ -480,7 +477,7 @@ func (m *Manager) serverAnswered(err error) {
 	if errors.Is(err, context.Canceled) {
 		return
 	}
-	if errors.Is(err, context.DeadlineExceeded) && m.sched.cur != nil && m.sched.cur.kind == opLoad {
+	if errors.Is(err, context.DeadlineExceeded) && m.sched.status().loadRunning {
 		// From v0.32 /api/ps waits for a load in progress: slow, not down.
 		m.log.Debug("Ollama slow to answer while it loads", "err", err)
 		return
@@ -602,7 +599,7 @@ func (m *Manager) listed(e evListed) {
 	m.listWaiters = nil
 	m.serverAnswered(e.err)
 	if e.err == nil {
-		changed, cacheChanged := m.cat.merge(e.results, m.tune.Settings)
+		changed, cacheChanged := m.cat.merge(e.results, m.tune.Settings, m.sched.isActive)
 		if cacheChanged {
 			m.store.saveCatalog(maps.Clone(m.cat.details))
 		}
@@ -717,9 +714,9 @@ func (m *Manager) sample() {
 	h, _ := m.header()
 	s := timeline.Sample{Time: m.now(), Models: map[string]uint64{}, Others: h.others, Budget: h.budget,
 		Total: m.conn.vram.Total, Source: m.conn.vram.Source}
-	for _, md := range m.cat.models {
-		if md.onCard() && md.size > 0 {
-			s.Models[md.inst.Name] = md.size
+	for name, size := range m.sched.onCard() {
+		if size > 0 {
+			s.Models[name] = size
 		}
 	}
 	_ = m.timeline.Add(s)
@@ -799,9 +796,8 @@ func (x effects) Reply(w *waiter, r result) {
 
 func (x effects) Emit(e Event) { x.m.emit(e) }
 
-func (x effects) Persist() {
-	p := x.m.cat.persisted()
-	p.HandedBack, p.Yielded, p.Failures = x.m.sched.handedBack, x.m.sched.yielded, x.m.sched.failures()
+func (x effects) Persist(p persisted) {
+	p.Calibrations = maps.Clone(x.m.cat.calib) // the catalogue's part
 	x.m.store.saveState(p)
 }
 

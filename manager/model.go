@@ -28,9 +28,10 @@ var allowed = map[State][]State{
 	Unloading: {Idle, Loaded},             // Loaded: the unload failed
 }
 
-// model is the owner goroutine's record of one model: what the server says
-// of it (catalogue data), what follows from that and the settings
-// (derived), and where it is now (live). Only the owner touches it.
+// model is the catalogue's record of one model: what the server says of it,
+// what follows from that and the settings (derived), and its files in the
+// page cache. Where it is on the card and its use are the scheduler's
+// (slot). Only the owner goroutine touches it.
 type model struct {
 	inst       Installed
 	det        Details
@@ -42,8 +43,7 @@ type model struct {
 	showErr           error
 
 	derived
-	live
-	use
+	files
 	// pub is the view the last snapshot showed, and what it was made of.
 	pub *cachedView
 }
@@ -68,8 +68,8 @@ type derived struct {
 	pinned     bool
 }
 
-// live is the model's place on the card and its use. Comparable, so the
-// snapshot can tell when it changed.
+// live is the model's place on the card, as the scheduler decides it.
+// Comparable, so the snapshot can tell when it changed.
 type live struct {
 	state     State
 	size      uint64 // measured by the server while loaded
@@ -80,8 +80,12 @@ type live struct {
 	// cpuShare is the part of it Ollama put on the CPU (0-1) when a GPU
 	// is there; 0 when all of it is on the GPU or there is no GPU.
 	cpuShare float64
-	// warmth is the part of its files in the page cache (0-1), so its next
-	// load reads RAM; remoteFiles: they cannot be read here.
+}
+
+// files are what the owner knows of the model's files: warmth is the part
+// in the page cache (0-1), so its next load reads RAM; remoteFiles: they
+// cannot be read here.
+type files struct {
 	warmth      float64
 	remoteFiles bool
 }
@@ -94,18 +98,18 @@ type use struct {
 	credit   float64 // eviction policy's value
 }
 
-func (m *model) transition(to State) error {
-	if m.state == to {
+func (l *live) transition(to State) error {
+	if l.state == to {
 		return nil
 	}
-	for _, s := range allowed[m.state] {
+	for _, s := range allowed[l.state] {
 		if s == to {
-			m.state = to
+			l.state = to
 			return nil
 		}
 	}
-	return fmt.Errorf("model %s: invalid transition %s -> %s", m.inst.Name, m.state, to)
+	return fmt.Errorf("invalid transition %s -> %s", l.state, to)
 }
 
 // onCard reports whether the model occupies memory now.
-func (m *model) onCard() bool { return m.state == Loaded || m.state == Unloading }
+func (l live) onCard() bool { return l.state == Loaded || l.state == Unloading }

@@ -50,6 +50,7 @@ type recorder struct {
 	replies   []replied
 	events    []Event
 	persists  int
+	saved     persisted // the last Persist's
 }
 
 func (r *recorder) ReadServer(op uint64) { r.reads = append(r.reads, op) }
@@ -64,7 +65,7 @@ func (r *recorder) Discover()                 { r.discovers++ }
 func (r *recorder) Show(name string)          { r.shows = append(r.shows, name) }
 func (r *recorder) Reply(w *waiter, x result) { r.replies = append(r.replies, replied{w, x}) }
 func (r *recorder) Emit(e Event)              { r.events = append(r.events, e) }
-func (r *recorder) Persist()                  { r.persists++ }
+func (r *recorder) Persist(p persisted)       { r.persists++; r.saved = p }
 
 func (r *recorder) kinds() []EventKind {
 	var out []EventKind
@@ -96,17 +97,17 @@ func newRig(t *testing.T, set Settings, sizes map[string]uint64) *rig {
 	}
 	r := &rig{t: t, fx: &recorder{}, tune: tuning{Settings: set, policy: p},
 		clock: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC), onCard: map[string]uint64{}}
-	r.cat = newCatalogue(persisted{Models: map[string]usage{}, Calibrations: map[string]uint64{}}, nil)
+	r.cat = newCatalogue(nil, nil)
 	r.cat.listed = true
 	r.conn = connection{vram: VRAM{Source: SourceEstimated, Total: 8 * gib}, up: true, known: true}
 	for name, size := range sizes {
 		md := &model{inst: Installed{Name: name, Digest: "sha256:" + name}, hasDetails: true, detailed: true,
-			det: Details{Name: name, Capabilities: []string{"completion"}}, live: live{state: Idle}}
+			det: Details{Name: name, Capabilities: []string{"completion"}}}
 		md.numCtx = 4096
 		md.est, md.need = estimate.Breakdown{Total: size}, size
 		r.cat.models[name] = md
 	}
-	r.s = newScheduler(&r.cat, &r.conn, &r.tune, r.fx, func() time.Time { return r.clock }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r.s = newScheduler(&r.cat, &r.conn, r.tune, r.fx, func() time.Time { return r.clock }, slog.New(slog.NewTextHandler(io.Discard, nil)), persisted{})
 	return r
 }
 
@@ -199,7 +200,7 @@ func (r *rig) answered(w *waiter) bool {
 	return false
 }
 
-func (r *rig) state(name string) State { return r.cat.models[name].state }
+func (r *rig) state(name string) State { return r.s.record(name).state }
 
 func (r *rig) advance(d time.Duration) { r.clock = r.clock.Add(d) }
 
@@ -240,8 +241,8 @@ func TestLoadReadsServerFirstAndRepliesAfterLoad(t *testing.T) {
 func TestHitChangesOnlyItsModel(t *testing.T) {
 	r := newRig(t, Settings{}, map[string]uint64{"a": 2 * gib, "b": 2 * gib})
 	w := newWaiter(false)
-	if only := r.s.OnLoad(w, "a", "test", 0); only != nil {
-		t.Fatalf("a miss reported only %s changed", only.inst.Name)
+	if only := r.s.OnLoad(w, "a", "test", 0); only != "" {
+		t.Fatalf("a miss reported only %s changed", only)
 	}
 	r.refresh()
 	r.loaded(nil)
@@ -254,7 +255,7 @@ func TestHitChangesOnlyItsModel(t *testing.T) {
 	}{{"plain", false, 0}, {"with a lease", true, 1}} {
 		w := newWaiter(tc.lease)
 		only := r.s.OnLoad(w, "a", "test", 0)
-		if only == nil || only.inst.Name != "a" {
+		if only != "a" {
 			t.Fatalf("%s: hit on a reported %v, want a alone", tc.name, only)
 		}
 		if res := r.reply(w); !res.already || res.err != nil {
@@ -270,8 +271,8 @@ func TestHitChangesOnlyItsModel(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"b", "nope"} {
-		if only := r.s.OnLoad(newWaiter(false), name, "test", 0); only != nil {
-			t.Errorf("a request for %s (not loaded) reported %s alone changed", name, only.inst.Name)
+		if only := r.s.OnLoad(newWaiter(false), name, "test", 0); only != "" {
+			t.Errorf("a request for %s (not loaded) reported %s alone changed", name, only)
 		}
 	}
 }
@@ -407,7 +408,7 @@ func TestFailedLoadBacksOffAndRestoresVictims(t *testing.T) {
 	if res := r.reply(w); res.err == nil {
 		t.Fatal("second try succeeded")
 	}
-	if f := r.s.failed[keyOf(r.cat.models["broken"], 4096)]; f.Until.Sub(f.At) != 2*backoffBase {
+	if f := r.s.failed[loadKeyOf("broken", "sha256:broken", 4096)]; f.Until.Sub(f.At) != 2*backoffBase {
 		t.Errorf("second backoff %s, want %s", f.Until.Sub(f.At), 2*backoffBase)
 	}
 }
@@ -526,12 +527,12 @@ func TestShedsWhenOverTheLimits(t *testing.T) {
 		t.Fatalf("unloads %v, want b (never used by us)", r.fx.unloads)
 	}
 	r.unloaded(nil)
-	if n := r.cat.ours(); n != 3*gib {
+	if n := r.s.ours(); n != 3*gib {
 		t.Fatalf("ours %d", n)
 	}
 	// One model alone over the budget stays: the last one is never shed.
 	r.tune.Budget = config.Size{Bytes: 1 * gib}
-	r.s.OnSettings(nil)
+	r.s.OnSettings(r.tune, nil)
 	if len(r.fx.reads) != 0 || len(r.fx.unloads) != 0 {
 		t.Fatal("the last model was shed")
 	}
@@ -650,8 +651,8 @@ func TestYieldAndRestore(t *testing.T) {
 		l := r.loaded(nil)
 		ctxs[l.req.Name] = l.req.NumCtx
 	}
-	if res := r.reply(w); res.err != nil || len(res.evicted) != 2 {
-		t.Fatalf("restore: %+v", res)
+	if res := r.reply(w); res.err != nil || len(res.restored) != 2 || len(res.evicted) != 0 {
+		t.Fatalf("restore: %+v, want two models restored and none evicted", res)
 	}
 	if ctxs["a"] != 4096 || ctxs["b"] != 8192 {
 		t.Errorf("restored at %v, want the same context lengths (a 4096, b 8192)", ctxs)
@@ -769,7 +770,7 @@ func TestSpillIsFlaggedOnlyWithAGPU(t *testing.T) {
 			if got := slices.Contains(r.fx.kinds(), EventSpilled); got != tc.flag {
 				t.Fatalf("spilled event %v, want %v", got, tc.flag)
 			}
-			if pct := int(100*r.cat.models["a"].cpuShare + 0.5); pct != tc.cpuPct {
+			if pct := int(100*r.s.record("a").cpuShare + 0.5); pct != tc.cpuPct {
 				t.Errorf("cpu %d %%, want %d", pct, tc.cpuPct)
 			}
 		})
@@ -865,7 +866,7 @@ func TestContextChangeReloads(t *testing.T) {
 	r := newRig(t, Settings{}, map[string]uint64{"a": 2 * gib})
 	r.loadThrough("a")
 	r.cat.models["a"].numCtx = 8192
-	r.s.OnSettings(map[string]int{"a": 4096})
+	r.s.OnSettings(r.tune, map[string]int{"a": 4096})
 	r.refresh()
 	if l := r.loaded(nil); l.req.NumCtx != 8192 {
 		t.Fatalf("reloaded at %d", l.req.NumCtx)
@@ -933,7 +934,7 @@ func TestUnreachableServerIsNotTheModelsFailure(t *testing.T) {
 	if res := r.reply(w); !errors.Is(res.err, ErrLoadFailed) {
 		t.Fatalf("load with the server gone: %+v", res)
 	}
-	if !r.s.retryAt(r.cat.models["a"]).IsZero() {
+	if !r.s.retryAt("a", "sha256:a", 4096).IsZero() {
 		t.Error("a server that went away put the model in backoff")
 	}
 	w = r.load("a", false)
@@ -1043,5 +1044,144 @@ func TestFailedPutBackIsNotBackedOff(t *testing.T) {
 	r.loaded(nil)
 	if res := r.reply(w); res.err != nil {
 		t.Fatalf("request after a failed put-back: %v", res.err)
+	}
+}
+
+// An event's kind comes from what the op was for, never from its text: a
+// request whose reason reads like a restore is a load, a restore is
+// restored, and a put-back after a failed load is a load again.
+func TestEventKindFollowsThePurpose(t *testing.T) {
+	r := newRig(t, Settings{MaxLoaded: 1}, map[string]uint64{"a": 2 * gib, "broken": 2 * gib})
+	w := newWaiter(false)
+	r.s.OnLoad(w, "a", "restored: a caller's own words", 0)
+	r.refresh()
+	r.loaded(nil)
+	if k := r.fx.kinds(); k[len(k)-1] != EventLoaded {
+		t.Fatalf("a request with a restore-like reason: events %v, want loaded last", k)
+	}
+	r.load("broken", false)
+	r.refresh()
+	r.unloaded(nil)
+	r.loaded(errors.New("boom"))
+	r.refresh() // a's put-back
+	r.loaded(nil)
+	if k := r.fx.kinds(); k[len(k)-1] != EventLoaded {
+		t.Fatalf("a put-back after a failed load: events %v, want loaded last", k)
+	}
+	y := newWaiter(false)
+	r.s.OnYield(y)
+	r.refresh()
+	r.unloaded(nil)
+	if res := r.reply(y); res.err != nil || !slices.Equal(res.evicted, []string{"a"}) || res.restored != nil {
+		t.Fatalf("yield: %+v", res)
+	}
+	w = newWaiter(false)
+	r.s.OnRestore(w)
+	r.refresh()
+	r.loaded(nil)
+	if k := r.fx.kinds(); k[len(k)-1] != EventRestored {
+		t.Fatalf("a restore: events %v, want restored last", k)
+	}
+	if res := r.reply(w); res.err != nil || !slices.Equal(res.restored, []string{"a"}) || res.evicted != nil {
+		t.Fatalf("restore: %+v, want a restored and nothing evicted", res)
+	}
+}
+
+// Callers that join an op pending for the same model keep what each of
+// them needs: a request that joins a put-back or a restore may evict and
+// its failure counts, and the scheduler's own ops run even when the
+// request that joined them gives up. Two put-backs joined stay gentle.
+func TestJoinedOpKeepsWhatEachCallerNeeds(t *testing.T) {
+	for _, tc := range []struct {
+		pending, joins       purpose
+		gentle, forCallers   bool
+		wantEventKindRestore bool
+	}{
+		{loadRequested, loadRequested, false, true, false},
+		{loadRequested, reload, false, false, false},
+		{loadRequested, putBack, false, false, false},
+		{reload, loadRequested, false, false, false},
+		{putBack, putBack, true, false, false},
+		{putBack, restore, true, false, false},
+		{putBack, loadRequested, false, false, false},
+		{restore, putBack, true, false, true},
+		{restore, loadRequested, false, false, true},
+		{restore, reload, false, false, true},
+		{unloadRequested, unloadRequested, false, true, false},
+	} {
+		q, o := &op{why: tc.pending}, &op{why: tc.joins, waiters: []*waiter{newWaiter(false)}}
+		q.join(o)
+		if q.gentle() != tc.gentle || q.forCallers() != tc.forCallers || (q.why == restore) != tc.wantEventKindRestore || len(q.waiters) != 1 {
+			t.Errorf("%v joined by %v: gentle %v, for callers %v, purpose %v, waiters %d; want %v, %v",
+				tc.pending, tc.joins, q.gentle(), q.forCallers(), q.why, len(q.waiters), tc.gentle, tc.forCallers)
+		}
+	}
+}
+
+// A request that joins a restore (at the same context length) is served
+// by it, and the restore may then evict to make room for the request.
+func TestRequestJoinsARestore(t *testing.T) {
+	r := newRig(t, Settings{MaxLoaded: 1}, map[string]uint64{"a": 2 * gib, "b": 2 * gib})
+	r.loadThrough("a")
+	y := newWaiter(false)
+	r.s.OnYield(y)
+	r.refresh()
+	r.unloaded(nil)
+	r.reply(y)
+	back := newWaiter(false)
+	r.s.OnRestore(back) // a's restore reads the server first
+	r.onCard["b"] = 2 * gib
+	r.s.OnPoll(r.ps()) // meanwhile another client loads b: a's restore would now evict
+	w := newWaiter(false)
+	r.s.OnLoad(w, "a", "test", 4096) // at the context a is restored at: it joins
+	r.refresh()
+	if len(r.fx.unloads) != 1 || r.fx.unloads[0].name != "b" {
+		t.Fatalf("unloads %v: the restore a request joined must make room", r.fx.unloads)
+	}
+	r.unloaded(nil)
+	r.loaded(nil)
+	if res := r.reply(w); res.err != nil || !slices.Equal(res.evicted, []string{"b"}) {
+		t.Fatalf("the request that joined: %+v", res)
+	}
+	if res := r.reply(back); res.err != nil || !slices.Equal(res.restored, []string{"a"}) {
+		t.Fatalf("restore: %+v", res)
+	}
+}
+
+// The state file gets what the scheduler decided, handed to Persist: each
+// model's use, a yield and the models to restore, the backoffs running.
+func TestPersistGetsTheSchedulersState(t *testing.T) {
+	r := newRig(t, Settings{MaxLoaded: 1}, map[string]uint64{"a": 2 * gib, "broken": 2 * gib})
+	r.loadThrough("a")
+	if u := r.fx.saved.Models["a"]; u.Uses != 1 || !u.LastUsed.Equal(r.clock) {
+		t.Fatalf("after a load: use of a %+v", u)
+	}
+	r.load("broken", false)
+	r.refresh()
+	r.unloaded(nil)
+	r.loaded(errors.New("out of memory"))
+	if f, ok := r.fx.saved.Failures[loadKeyOf("broken", "sha256:broken", 4096).String()]; !ok || f.Count != 1 {
+		t.Fatalf("after a failed load: failures %v", r.fx.saved.Failures)
+	}
+	r.refresh() // a's put-back
+	r.loaded(nil)
+	r.s.OnYield(newWaiter(false))
+	r.refresh()
+	r.unloaded(nil)
+	if p := r.fx.saved; !p.HandedBack || len(p.Yielded) != 1 || p.Yielded[0].Name != "a" {
+		t.Fatalf("after a yield: handed back %v, yielded %+v", p.HandedBack, p.Yielded)
+	}
+	// What was handed over is a copy: the scheduler goes on without
+	// changing it under the writer.
+	kept := r.fx.saved
+	r.s.OnRestore(newWaiter(false))
+	if !kept.HandedBack || len(kept.Yielded) != 1 {
+		t.Fatalf("the saved state changed after it was handed over: %+v", kept)
+	}
+	// A new scheduler starts from it.
+	s := newScheduler(&r.cat, &r.conn, r.tune, &recorder{}, func() time.Time { return r.clock }, r.s.log, kept)
+	if !s.handedBack || !slices.Equal(s.yieldedNames(), []string{"a"}) || s.record("a").uses != 2 ||
+		s.backingOff(spec{name: "broken", digest: "sha256:broken"}, 4096) == nil {
+		t.Fatalf("restarted from the state file: handed back %v, yielded %v, a %+v", s.handedBack, s.yieldedNames(), s.record("a"))
 	}
 }

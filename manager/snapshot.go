@@ -116,7 +116,8 @@ func (s Snapshot) LoadedModels() []ModelView {
 // header is the part of a snapshot outside the model list, comparable so
 // that publish can tell whether anything changed.
 type header struct {
-	vram                         VRAM
+	vram                         vramKey
+	cards                        unsafe.Pointer // replaced whole by readCard
 	budget, used, others, free   uint64
 	up, paused, discovered       bool
 	version, runtimeErr, loading string
@@ -141,6 +142,7 @@ type viewKey struct {
 	disk                  uint64
 	hasDetails            bool
 	derived
+	files
 	live
 	use
 	fits    bool
@@ -179,13 +181,14 @@ func (m *Manager) publish(withUse bool) {
 	}
 }
 
-// publishOne is publish after an event that can have changed md alone (a
-// request that found it loaded: its holds): the header and md are
-// compared, not every model, so an agent's repeated request costs the
-// same with a thousand models installed as with ten.
-func (m *Manager) publishOne(md *model) {
+// publishOne is publish after an event that can have changed one model
+// alone (a request that found it loaded: its holds): the header and that
+// model are compared, not every model, so an agent's repeated request
+// costs the same with a thousand models installed as with ten.
+func (m *Manager) publishOne(name string) {
 	h, free := m.header()
-	if m.snap.Load() == nil || m.lastHeader != h || md.pub == nil || len(m.order) != len(m.cat.models) {
+	md := m.cat.models[name]
+	if m.snap.Load() == nil || m.lastHeader != h || md == nil || md.pub == nil || len(m.order) != len(m.cat.models) {
 		m.publish(false)
 		return
 	}
@@ -197,25 +200,27 @@ func (m *Manager) publishOne(md *model) {
 // review brings md's published view up to date; it reports whether the
 // view changed.
 func (m *Manager) review(md *model, h header, free uint64, withUse bool) bool {
+	name := md.inst.Name
+	sl := m.sched.record(name)
 	room := free
-	if md.onCard() {
-		room += md.size
+	if sl.onCard() {
+		room += sl.size
 	}
 	k := viewKey{
-		name: md.inst.Name, digest: md.inst.Digest, showErr: errString(md.showErr), disk: md.inst.SizeBytes,
-		hasDetails: md.hasDetails, derived: md.derived, live: md.live,
+		name: name, digest: md.inst.Digest, showErr: errString(md.showErr), disk: md.inst.SizeBytes,
+		hasDetails: md.hasDetails, derived: md.derived, files: md.files, live: sl.live,
 		fits:  md.need > 0 && md.need <= h.budget,
-		holds: m.sched.holds(md), retryAt: m.sched.retryAt(md), maxFit: maxContext(md, room),
+		holds: m.sched.holds(name), retryAt: m.sched.retryAt(name, md.inst.Digest, md.numCtx), maxFit: maxContext(md.fit(), room),
 	}
 	if withUse || md.pub == nil {
-		k.use = md.use
+		k.use = sl.use
 	} else {
 		k.use = md.pub.key.use
 	}
 	if md.pub != nil && md.pub.key == k {
 		return false
 	}
-	md.pub = &cachedView{key: k, view: viewOf(md, k)}
+	md.pub = &cachedView{key: k, view: viewOf(md, sl, k)}
 	return true
 }
 
@@ -223,7 +228,7 @@ func (m *Manager) review(md *model, h header, free uint64, withUse bool) bool {
 func (m *Manager) storeSnapshot(h header) {
 	m.lastHeader = h
 	snap := &Snapshot{
-		Time: m.now(), VRAM: h.vram, Budget: h.budget, Used: h.used, Others: h.others, Free: h.free,
+		Time: m.now(), VRAM: m.conn.vram, Budget: h.budget, Used: h.used, Others: h.others, Free: h.free,
 		Settings: m.tune.Settings, Tasks: m.tune.Tables.TaskNames(), Roles: m.tune.Tables.RoleNames(),
 		OllamaUp: h.up, Version: h.version, RuntimeErr: h.runtimeErr, Paused: h.paused,
 		Discovered: h.discovered, Loading: h.loading, LoadingSince: h.loadingSince,
@@ -240,20 +245,19 @@ func (m *Manager) storeSnapshot(h header) {
 // header is the snapshot's header now, and the room our models have left
 // (what a model's largest context that fits is measured against).
 func (m *Manager) header() (header, uint64) {
-	ours := m.cat.ours()
+	st := m.sched.status()
+	ours := st.ours
 	s, c := m.tune, m.conn
 	h := header{
-		vram: c.vram, budget: m.sched.budget(), used: ours,
-		up: c.up, paused: m.sched.paused, discovered: m.cat.listed, version: c.version, runtimeErr: c.err,
+		vram: c.vram.key(), cards: unsafe.Pointer(unsafe.SliceData(c.vram.Cards)), budget: st.budget, used: ours,
+		up: c.up, paused: st.paused, discovered: m.cat.listed, version: c.version, runtimeErr: c.err,
 		maxLoaded: s.MaxLoaded, numCtx: s.NumCtx, policy: s.Policy, margin: s.SafetyMargin,
 		busyGrace: s.BusyGrace, loadTimeout: s.LoadTimeout, budgetSet: s.Budget.String(),
-		pinned: strings.Join(s.Pinned, "\x00"), yielded: m.sched.handedBack,
-		yieldedModels: len(m.sched.yielded), contexts: reflect.ValueOf(s.Contexts).UnsafePointer(), gpuOnly: s.GPUOnly,
+		pinned: strings.Join(s.Pinned, "\x00"), yielded: st.handedBack,
+		yieldedModels: st.yielded, contexts: reflect.ValueOf(s.Contexts).UnsafePointer(), gpuOnly: s.GPUOnly,
 		noPrefetch: s.NoPrefetch, prefetchMargin: s.PrefetchMargin,
 		tasks: reflect.ValueOf(s.Tables.Tasks).UnsafePointer(), roles: reflect.ValueOf(s.Tables.Roles).UnsafePointer(),
-	}
-	if o := m.sched.cur; o != nil && o.kind == opLoad && !o.began.IsZero() {
-		h.loading, h.loadingSince = o.name, o.began
+		loading: st.loading, loadingSince: st.loadingSince,
 	}
 	h.others = c.others()
 	if c.vram.Source == SourceNVML {
@@ -261,23 +265,23 @@ func (m *Manager) header() (header, uint64) {
 	} else if c.vram.Total > h.used {
 		h.free = c.vram.Total - h.used
 	}
-	return h, max(m.sched.roomLeft(), ours) - ours
+	return h, max(st.room, ours) - ours
 }
 
-func viewOf(md *model, k viewKey) ModelView {
+func viewOf(md *model, sl slot, k viewKey) ModelView {
 	v := ModelView{
 		Name: md.inst.Name, Digest: md.inst.Digest, Family: md.det.Family,
 		Parameters: md.det.ParameterSize, ParamsB: md.paramsB, Quantization: md.det.Quantization,
 		Capabilities: slices.Clone(md.det.Capabilities), DiskBytes: md.inst.SizeBytes,
 		NumCtx: md.numCtx, EstimateBytes: md.need, Calibrated: md.calibrated, Breakdown: md.est,
 		EstimateErr: md.estErr, Priority: md.priority, Fits: k.fits,
-		State: md.state, Loaded: md.state == Loaded, Pinned: md.pinned,
-		LastUsed: md.lastUsed, Uses: md.uses, InFlight: k.holds, Error: md.lastErr, RetryAt: k.retryAt,
-		ContextAuto: md.ctxAuto, MaxFitCtx: k.maxFit, CPUPercent: int(100*md.cpuShare + 0.5),
+		State: sl.state, Loaded: sl.state == Loaded, Pinned: md.pinned,
+		LastUsed: sl.lastUsed, Uses: sl.uses, InFlight: k.holds, Error: sl.lastErr, RetryAt: k.retryAt,
+		ContextAuto: md.ctxAuto, MaxFitCtx: k.maxFit, CPUPercent: int(100*sl.cpuShare + 0.5),
 		WarmPercent: int(100*md.warmth + 0.5), TrainedCtx: md.trained,
 	}
-	if md.onCard() {
-		v.SizeBytes, v.LoadedCtx = md.size, md.loadedCtx
+	if sl.onCard() {
+		v.SizeBytes, v.LoadedCtx = sl.size, sl.loadedCtx
 	}
 	if v.Error == "" {
 		v.Error = k.showErr

@@ -31,6 +31,7 @@ type warming struct {
 	use      Prefetcher // nil: a prefetch.Warmer with the settings' margin
 	cancel   context.CancelFunc
 	running  uint64 // the prefetch whose cancel is held (0: none)
+	ids      uint64 // the last prefetch's
 	lastBusy time.Time
 }
 
@@ -66,23 +67,20 @@ func (m *Manager) observe(e Event) {
 // maybePrefetch starts reading the likeliest next model's files when the
 // manager has been idle long enough.
 func (m *Manager) maybePrefetch() {
-	if m.tune.NoPrefetch || m.warm.cancel != nil || m.spawn == nil || m.sched.cur != nil || len(m.sched.queue) > 0 ||
-		m.sched.handedBack || m.now().Sub(m.warm.lastBusy) < prefetchIdle {
+	if m.tune.NoPrefetch || m.warm.cancel != nil || m.spawn == nil || m.now().Sub(m.warm.lastBusy) < prefetchIdle {
 		return
 	}
-	var loaded []string
-	for n, md := range m.cat.models {
-		if md.onCard() || md.state == Loading {
-			loaded = append(loaded, n)
-		}
+	if st := m.sched.status(); !st.idle || st.handedBack {
+		return
 	}
-	for _, g := range m.warm.predict.Next(2, predict.Query{Exclude: loaded}) {
+	for _, g := range m.warm.predict.Next(2, predict.Query{Exclude: m.sched.activeNames()}) {
 		md := m.cat.models[g.Model]
 		if md == nil || len(md.det.Files) == 0 || md.remoteFiles || md.warmth >= 0.99 {
 			continue
 		}
 		ctx, cancel := context.WithCancel(m.workCtx)
-		id := m.sched.id()
+		m.warm.ids++
+		id := m.warm.ids
 		m.warm.cancel, m.warm.running = cancel, id
 		w := m.warm.use
 		if w == nil {
