@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"image"
 	"image/color"
@@ -145,4 +146,30 @@ func EncodePNG(img image.Image) ([]byte, error) {
 // gauge two-thirds full and green.
 func AppIcon() image.Image {
 	return GaugeIcon(Gauge{Used: 60, Budget: 100, Total: 100, Up: true})
+}
+
+// ICO wraps PNG bytes in an ICO container (an ICONDIR and one
+// ICONDIRENTRY pointing at the PNG, which Windows Vista and later read):
+// the tray on Windows and the installer take ICO files, not PNG.
+func ICO(pngBytes []byte) ([]byte, error) {
+	cfg, err := png.DecodeConfig(bytes.NewReader(pngBytes))
+	if err != nil {
+		return nil, fmt.Errorf("ico: %w", err)
+	}
+	if cfg.Width > 256 || cfg.Height > 256 {
+		return nil, fmt.Errorf("ico: %dx%d is larger than 256x256", cfg.Width, cfg.Height)
+	}
+	// 0 means 256 in the entry's one-byte sizes.
+	dim := func(n int) byte { return byte(n % 256) }
+	const header = 6 + 16
+	b := make([]byte, header, header+len(pngBytes))
+	binary.LittleEndian.PutUint16(b[2:], 1) // type: icon
+	binary.LittleEndian.PutUint16(b[4:], 1) // one image
+	e := b[6:]
+	e[0], e[1] = dim(cfg.Width), dim(cfg.Height)
+	binary.LittleEndian.PutUint16(e[4:], 1)  // colour planes
+	binary.LittleEndian.PutUint16(e[6:], 32) // bits per pixel
+	binary.LittleEndian.PutUint32(e[8:], uint32(len(pngBytes)))
+	binary.LittleEndian.PutUint32(e[12:], header)
+	return append(b, pngBytes...), nil
 }

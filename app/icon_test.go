@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"encoding/binary"
 	"image"
 	"image/color"
 	"image/png"
@@ -109,5 +110,48 @@ func TestEncodePNG(t *testing.T) {
 	}
 	if img.Bounds().Dx() != IconSize {
 		t.Errorf("decoded width %d", img.Bounds().Dx())
+	}
+}
+
+// The Windows tray and installer read ICO files: the header must point at
+// the whole PNG and give its size, or LoadImage says "file invalid".
+func TestICO(t *testing.T) {
+	tests := []struct {
+		name string
+		size int
+		want byte // the entry's width byte: 0 means 256
+	}{
+		{"tray icon", IconSize, IconSize},
+		{"installer icon", 256, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := EncodePNG(image.NewRGBA(image.Rect(0, 0, tt.size, tt.size)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ico, err := ICO(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			le := binary.LittleEndian
+			if le.Uint16(ico[0:]) != 0 || le.Uint16(ico[2:]) != 1 || le.Uint16(ico[4:]) != 1 {
+				t.Fatalf("ICONDIR % x", ico[:6])
+			}
+			if ico[6] != tt.want || ico[7] != tt.want {
+				t.Errorf("entry size %d×%d, want %d", ico[6], ico[7], tt.want)
+			}
+			n, off := le.Uint32(ico[14:]), le.Uint32(ico[18:])
+			if int(n) != len(p) || int(off)+int(n) != len(ico) || !bytes.Equal(ico[off:], p) {
+				t.Errorf("entry points at %d bytes from %d in %d; PNG is %d bytes", n, off, len(ico), len(p))
+			}
+		})
+	}
+	if _, err := ICO(bytes.Repeat([]byte{1}, 40)); err == nil {
+		t.Error("ICO of bytes that are no PNG succeeded")
+	}
+	big, _ := EncodePNG(image.NewRGBA(image.Rect(0, 0, 300, 300)))
+	if _, err := ICO(big); err == nil {
+		t.Error("ICO of a 300×300 PNG succeeded")
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -81,7 +80,7 @@ type OllamaStatus struct {
 // NewOllamaServer prepares a server; nothing starts before Start.
 func NewOllamaServer(opt OllamaServerOptions) *OllamaServer {
 	if opt.Bin == "" {
-		opt.Bin, _ = exec.LookPath("ollama")
+		opt.Bin = findOllama()
 	}
 	if opt.Backoff <= 0 {
 		opt.Backoff = time.Second
@@ -174,7 +173,7 @@ func (s *OllamaServer) Start(ctx context.Context) (OllamaStatus, error) {
 
 // watch starts the first child and the goroutine that restarts it.
 func (s *OllamaServer) watch() error {
-	cmd, err := s.spawn()
+	p, err := s.spawn()
 	if err != nil {
 		return err
 	}
@@ -184,43 +183,43 @@ func (s *OllamaServer) watch() error {
 	s.cancel, s.done = cancel, done
 	s.mu.Unlock()
 	s.update(func(st *OllamaStatus) {
-		*st = OllamaStatus{Ours: true, Running: true, PID: cmd.Process.Pid}
+		*st = OllamaStatus{Ours: true, Running: true, PID: p.cmd.Process.Pid}
 	})
 	go func() {
 		defer close(done)
-		s.loop(ctx, cmd)
+		s.loop(ctx, p)
 	}()
 	return nil
 }
 
 // spawn starts `ollama serve` in its own process group, so a Ctrl-C in
 // the app's terminal does not reach it before the app stops it in order.
-func (s *OllamaServer) spawn() (*exec.Cmd, error) {
+func (s *OllamaServer) spawn() (*serveProc, error) {
 	cmd := exec.Command(s.opt.Bin, "serve")
 	cmd.Env = append(os.Environ(), s.opt.Env...)
 	if h := hostOf(s.opt.URL); h != "" {
 		cmd.Env = append(cmd.Env, "OLLAMA_HOST="+h)
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	p, err := startServe(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("starting %s serve: %w", s.opt.Bin, err)
 	}
 	s.opt.Log.Info("started ollama serve", "pid", cmd.Process.Pid, "bin", s.opt.Bin)
-	return cmd, nil
+	return p, nil
 }
 
 // loop waits for each child to exit and starts the next, until ctx ends
 // (Stop) or it gives up.
-func (s *OllamaServer) loop(ctx context.Context, cmd *exec.Cmd) {
+func (s *OllamaServer) loop(ctx context.Context, p *serveProc) {
 	quick := 0
 	for {
 		began := time.Now()
 		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }() // ends when the child does; stop makes sure it does
+		go func() { exited <- p.wait() }() // ends when the child does; stop makes sure it does
 		var err error
 		select {
 		case <-ctx.Done():
-			stopChild(cmd, exited, 10*time.Second, s.opt.Log)
+			p.stop(exited, 10*time.Second, s.opt.Log)
 			s.update(func(st *OllamaStatus) { st.Running, st.PID = false, 0 })
 			return
 		case err = <-exited:
@@ -269,9 +268,9 @@ func (s *OllamaServer) loop(ctx context.Context, cmd *exec.Cmd) {
 			s.forget()
 			return
 		}
-		cmd = next
+		p = next
 		s.update(func(st *OllamaStatus) {
-			st.Running, st.PID, st.NextStart = true, cmd.Process.Pid, time.Time{}
+			st.Running, st.PID, st.NextStart = true, p.cmd.Process.Pid, time.Time{}
 			st.Restarts++
 		})
 	}
@@ -288,22 +287,9 @@ func (s *OllamaServer) forget() {
 	}
 }
 
-// stopChild ends the server we started: SIGTERM so it can stop its
-// runners, then SIGKILL to its group after grace.
-func stopChild(cmd *exec.Cmd, exited <-chan error, grace time.Duration, log *slog.Logger) {
-	pid := cmd.Process.Pid
-	_ = syscall.Kill(pid, syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(grace):
-		log.Warn("ollama serve ignored SIGTERM; killing it", "pid", pid)
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		<-exited
-	}
-}
-
-// Stop ends the server if Start started it, and its watch (SIGTERM, then
-// SIGKILL after 10 s). A server the user started is not touched.
+// Stop ends the server if Start started it, and its watch (SIGTERM, or
+// Ctrl-Break on Windows; killed after 10 s). A server the user started is
+// not touched.
 func (s *OllamaServer) Stop() {
 	s.mu.Lock()
 	cancel, done := s.cancel, s.done

@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,7 +18,8 @@ import (
 
 // The test binary doubles as a fake `ollama serve` when this variable
 // says how it should behave: "serve" answers /api/version on OLLAMA_HOST
-// until killed, "exit" exits at once with status 3.
+// until killed, "exit" exits at once with status 3; as a window, "window"
+// waits until the tray asks it to close.
 const fakeOllamaEnv = "VRAMKEEPER_FAKE_OLLAMA"
 
 func TestMain(m *testing.M) {
@@ -32,6 +32,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	case "exit":
 		os.Exit(3)
+	case "window":
+		// A window that closes when the tray asks (SIGTERM's default
+		// action, or the close event on Windows) or after a minute.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		stop := closeOnRequest(ctx, cancel)
+		<-ctx.Done()
+		stop()
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
@@ -78,14 +86,14 @@ func TestOllamaRestartedAfterCrash(t *testing.T) {
 		t.Fatalf("Start: %+v, %v", st, err)
 	}
 	first := st.PID
-	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
+	if err := killHard(first); err != nil {
 		t.Fatal(err)
 	}
 	st = waitStatus(t, s, "a restart", func(st OllamaStatus) bool { return st.Running && st.Restarts == 1 })
-	if st.PID == first || !strings.Contains(st.LastExit, "killed") {
+	if st.PID == first || !strings.Contains(st.LastExit, killedExit) {
 		t.Fatalf("after the crash: %+v", st)
 	}
-	if line := OllamaLine(st); !strings.Contains(line, "restarted once") || !strings.Contains(line, "killed") {
+	if line := OllamaLine(st); !strings.Contains(line, "restarted once") || !strings.Contains(line, killedExit) {
 		t.Errorf("tray line %q should say it was restarted and why", line)
 	}
 	// Start again while ours runs: the same server, answering.
@@ -97,7 +105,7 @@ func TestOllamaRestartedAfterCrash(t *testing.T) {
 	if st := s.Status(); st.Running {
 		t.Fatalf("after Stop: %+v", st)
 	}
-	if err := syscall.Kill(st.PID, 0); err == nil {
+	if running(st.PID) {
 		t.Fatalf("process %d still runs after Stop", st.PID)
 	}
 }

@@ -34,6 +34,9 @@ func RunWindow(ctx context.Context, opt Options) error {
 	// every goroutine below.
 	uictx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// On Windows the tray asks through an event (no SIGTERM there).
+	stopWatch := closeOnRequest(uictx, cancel)
+	defer stopWatch()
 
 	u := newUI(uictx, a, opt)
 	w := a.NewWindow("VRAM Keeper")

@@ -8,11 +8,9 @@ import (
 	"os/exec"
 	"reflect"
 	"sync"
-	"syscall"
 	"time"
 
 	"fyne.io/systray"
-	"github.com/godbus/dbus/v5"
 
 	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/config"
@@ -21,9 +19,10 @@ import (
 // The tray runs without any GUI toolkit: Fyne's GLFW driver wakes 60 times
 // a second and maps the whole GL stack (over 95 % of the idle CPU and two
 // thirds of the memory when measured), which a tray icon does not need. The
-// tray speaks StatusNotifierItem through fyne.io/systray and sends
-// notifications over D-Bus itself; the window is a child process started
-// on demand (`vramkeeper window`), a client of the local API.
+// tray speaks StatusNotifierItem through fyne.io/systray (a notification
+// area icon on Windows) and sends notifications itself (over D-Bus; as
+// toasts on Windows); the window is a child process started on demand
+// (`vramkeeper window`), a client of the local API.
 
 // TrayOptions configure RunTray.
 type TrayOptions struct {
@@ -57,8 +56,8 @@ const trayPoll = 2 * time.Second
 // it is killed.
 const windowStopWait = 5 * time.Second
 
-// RunTray shows the tray item until Quit or ctx ends. It needs a session
-// bus; it never starts a GUI toolkit.
+// RunTray shows the tray item until Quit or ctx ends. On Linux it needs a
+// session bus; it never starts a GUI toolkit.
 func RunTray(ctx context.Context, opt TrayOptions) error {
 	if opt.Keeper == nil {
 		return errors.New("tray: no keeper")
@@ -66,19 +65,16 @@ func RunTray(ctx context.Context, opt TrayOptions) error {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
-	// systray logs and carries on without a bus, then panics on quit:
-	// check first.
-	bus, err := dbus.ConnectSessionBus()
+	nt, err := openNotifier(opt.Log)
 	if err != nil {
-		return fmt.Errorf("tray: no session bus (run under a desktop session or dbus-run-session): %w", err)
+		return err
 	}
-	defer bus.Close()
+	defer nt.Close()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	t := &trayApp{opt: opt, log: opt.Log, bus: bus, acts: make(chan Action, 8), kick: make(chan struct{}, 1)}
-	start, end := systray.RunWithExternalLoop(nil, nil)
-	start()
+	t := &trayApp{opt: opt, log: opt.Log, notifier: nt, acts: make(chan Action, 8), kick: make(chan struct{}, 1)}
+	end := startSystray()
 	defer func() {
 		// Calls first (cancel ends their waits), then the menu's
 		// goroutines, the window, and the tray item last.
@@ -133,9 +129,9 @@ func RunTray(ctx context.Context, opt TrayOptions) error {
 // trayApp is the tray's state; only RunTray's goroutine touches it, except
 // where noted.
 type trayApp struct {
-	opt TrayOptions
-	log *slog.Logger
-	bus *dbus.Conn
+	opt      TrayOptions
+	log      *slog.Logger
+	notifier notifier
 
 	// acts receives menu clicks from the per-item goroutines.
 	acts chan Action
@@ -161,6 +157,9 @@ type trayApp struct {
 func (t *trayApp) refresh(s manager.Snapshot) {
 	if l := GaugeOf(s).layout(); t.lastIcon == nil || *t.lastIcon != l {
 		b, err := EncodePNG(drawLayout(l))
+		if err == nil {
+			b, err = trayIcon(b)
+		}
 		if err != nil {
 			t.log.Error("tray icon", "err", err)
 		} else {
@@ -307,7 +306,7 @@ func (t *trayApp) send(ctx context.Context, n Note) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if err := Notify(ctx, t.bus, n); err != nil {
+	if err := t.notifier.Notify(ctx, n); err != nil {
 		t.log.Warn("notification not sent", "err", err)
 	}
 }
@@ -321,16 +320,11 @@ func (t *trayApp) notificationsOn() bool {
 	return t.opt.Config.Notifications
 }
 
-// Notify shows a desktop notification through
-// org.freedesktop.Notifications on conn.
-func Notify(ctx context.Context, conn *dbus.Conn, n Note) error {
-	obj := conn.Object("org.freedesktop.Notifications", "/org/freedesktop/Notifications")
-	call := obj.CallWithContext(ctx, "org.freedesktop.Notifications.Notify", 0,
-		"VRAM Keeper", uint32(0), "", n.Title, n.Content, []string{}, map[string]dbus.Variant{}, int32(-1))
-	if call.Err != nil {
-		return fmt.Errorf("notify: %w", call.Err)
-	}
-	return nil
+// notifier shows desktop notifications: over D-Bus on Linux, as toasts on
+// Windows.
+type notifier interface {
+	Notify(ctx context.Context, n Note) error
+	Close()
 }
 
 func (t *trayApp) openWindow() {
@@ -347,6 +341,9 @@ type windowProc struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{} // closed when cmd has exited
+	// ask asks the window to close (SIGTERM; a named event on Windows,
+	// which has no SIGTERM).
+	ask func() error
 }
 
 // open starts the window unless one runs already.
@@ -361,13 +358,19 @@ func (w *windowProc) open(newCmd func() *exec.Cmd, log *slog.Logger) error {
 		}
 	}
 	cmd := newCmd()
+	ask, release, err := askToClose(cmd)
+	if err != nil {
+		return fmt.Errorf("starting the window: %w", err)
+	}
 	if err := cmd.Start(); err != nil {
+		_ = release()
 		return fmt.Errorf("starting the window: %w", err)
 	}
 	done := make(chan struct{})
-	w.cmd, w.done = cmd, done
+	w.cmd, w.done, w.ask = cmd, done, ask
 	go func() {
 		defer close(done)
+		defer release()
 		if err := cmd.Wait(); err != nil {
 			log.Warn("window process ended", "err", err)
 		}
@@ -378,7 +381,7 @@ func (w *windowProc) open(newCmd func() *exec.Cmd, log *slog.Logger) error {
 // stop closes the window, if open, and waits for it.
 func (w *windowProc) stop(log *slog.Logger) {
 	w.mu.Lock()
-	cmd, done := w.cmd, w.done
+	cmd, done, ask := w.cmd, w.done, w.ask
 	w.mu.Unlock()
 	if done == nil {
 		return
@@ -388,11 +391,13 @@ func (w *windowProc) stop(log *slog.Logger) {
 		return
 	default:
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := ask(); err != nil {
+		log.Warn("asking the window to close", "err", err)
+	}
 	select {
 	case <-done:
 	case <-time.After(windowStopWait):
-		log.Warn("window ignored SIGTERM; killing it")
+		log.Warn("window did not close when asked; killing it")
 		_ = cmd.Process.Kill()
 		<-done
 	}

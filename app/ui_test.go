@@ -27,7 +27,7 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	t.Setenv("XDG_CONFIG_HOME", t.TempDir()) // the autostart entry goes here
+	isolateAutostart(t)
 	a := test.NewTempApp(t)
 	k := newFake(testSnapshot())
 	path := filepath.Join(t.TempDir(), "config.toml")
@@ -206,8 +206,7 @@ func TestSettingsRoundTrip(t *testing.T) {
 	if o.MaxLoaded != 3 || o.NumCtx != 8192 || o.Budget.Bytes != 13*gib/2 {
 		t.Errorf("applied options = %+v", o)
 	}
-	p, _ := autostartPath()
-	if b, err := os.ReadFile(p); err != nil || !strings.Contains(string(b), "Exec=") {
+	if b, err := readAutostart(); err != nil || !strings.Contains(b, autostartMark) {
 		t.Errorf("autostart entry: %v %q", err, b)
 	}
 

@@ -463,7 +463,6 @@ func (m *Manager) apply(e evApply) {
 
 // readCard records a reading of the card.
 func (m *Manager) readCard(v VRAM, err error) {
-	defer m.connChanged(m.conn)
 	if err != nil {
 		if !errors.Is(err, context.Canceled) {
 			m.conn.vramErr = err.Error()
@@ -472,9 +471,13 @@ func (m *Manager) readCard(v VRAM, err error) {
 		return
 	}
 	m.conn.vramErr = ""
-	m.conn.oursAtRead = m.sched.ours()
-	if m.conn.vram != v {
+	if ours := m.sched.ours(); ours != m.conn.oursAtRead {
+		m.conn.oursAtRead = ours
+		m.changed.header() // what other programs hold
+	}
+	if !m.conn.vram.Equal(v) {
 		m.conn.vram = v
+		m.changed.header()
 		m.emit(Event{Kind: EventVRAM, Bytes: v.Used})
 	}
 }
@@ -491,20 +494,16 @@ func (m *Manager) serverAnswered(err error) {
 		return
 	}
 	wasDown := m.conn.known && !m.conn.up
-	defer m.connChanged(m.conn)
-	if e := m.conn.setUp(err == nil, err); e != nil {
+	was := m.conn
+	e := m.conn.setUp(err == nil, err)
+	if m.conn.up != was.up || m.conn.err != was.err {
+		m.changed.header() // whether Ollama answers, and why not
+	}
+	if e != nil {
 		m.emit(*e)
 	}
 	if err == nil && wasDown {
 		m.discover()
-	}
-}
-
-// connChanged records a change of the connection since was: whether the
-// server answers and the card's reading show in snapshots.
-func (m *Manager) connChanged(was connection) {
-	if m.conn != was {
-		m.changed.header()
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -187,5 +188,20 @@ func TestBrokenConfig(t *testing.T) {
 	_, _, errs := run(t, "status", "--config", cfg, "--state-dir", dir, "--ollama", "127.0.0.1:1")
 	if !strings.Contains(errs, cfg+":2") || !strings.Contains(errs, "budget") {
 		t.Fatalf("stderr %q does not point at %s line 2", errs, cfg)
+	}
+}
+
+// `version` answers without a config, a state folder or a server, on
+// stdout, in one line a script can read.
+func TestVersion(t *testing.T) {
+	code, out, errs := run(t, "version", "--ollama", "127.0.0.1:1", "--config", filepath.Join(t.TempDir(), "missing.toml"))
+	if code != cli.ExitOK || errs != "" {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	if !strings.HasPrefix(out, "vramkeeper ") || strings.Count(out, "\n") != 1 || !strings.Contains(out, runtime.GOOS+"/"+runtime.GOARCH) {
+		t.Errorf("version printed %q", out)
+	}
+	if code, _, _ := run(t, "version", "extra"); code != cli.ExitUsage {
+		t.Errorf("version with an argument: exit %d, want %d", code, cli.ExitUsage)
 	}
 }

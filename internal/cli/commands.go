@@ -14,6 +14,7 @@ import (
 	"github.com/vramkeeper/vramkeeper/app/describe"
 	"github.com/vramkeeper/vramkeeper/internal/instance"
 	"github.com/vramkeeper/vramkeeper/internal/plot"
+	"github.com/vramkeeper/vramkeeper/internal/version"
 	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/api"
 	"github.com/vramkeeper/vramkeeper/manager/config"
@@ -104,7 +105,7 @@ func run(ctx context.Context, cmd string, pos []string, f Flags, stdout, stderr 
 	want := map[string][2]int{ // min, max positional arguments
 		"": {0, 0}, "window": {0, 0}, "serve": {0, 0}, "models": {0, 0}, "status": {0, 0},
 		"best": {1, 2}, "load": {1, 1}, "unload": {1, 1},
-		"yield": {0, 0}, "restore": {0, 0}, "history": {0, 0},
+		"yield": {0, 0}, "restore": {0, 0}, "history": {0, 0}, "version": {0, 0},
 	}
 	n, ok := want[cmd]
 	if !ok {
@@ -112,6 +113,10 @@ func run(ctx context.Context, cmd string, pos []string, f Flags, stdout, stderr 
 	}
 	if len(pos) < n[0] || len(pos) > n[1] {
 		return usageError{fmt.Errorf("%s: wrong number of arguments (run vramkeeper -h)", cmd)}
+	}
+	if cmd == "version" { // needs no config, state or server
+		fmt.Fprintln(stdout, version.String())
+		return nil
 	}
 	env, err := Setup(f, cmd != "" && cmd != "serve" && cmd != "window", stdout, stderr)
 	if err != nil {

@@ -96,6 +96,7 @@ Usage:
   vramkeeper history [--json] [--plot FILE]
                                   recent loads and evictions; --plot writes the last
                                   hour's chart as .svg or .png
+  vramkeeper version              print this build's version
 
 Tasks: code_generation, code_review, chat, reasoning, summarization, tool_use,
 vision, embedding (and any added in the config file).

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/vramkeeper/vramkeeper/manager/statefile"
 	"github.com/vramkeeper/vramkeeper/manager/timeline"
 )
 
@@ -36,7 +37,7 @@ func WriteFile(path string, w timeline.Window, o Options) error {
 	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
 		return fmt.Errorf("plot %s: %w", path, err)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := statefile.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("plot %s: %w", path, err)
 	}
 	return nil

@@ -23,6 +23,7 @@ import (
 	"github.com/pelletier/go-toml/v2/unstable"
 
 	"github.com/vramkeeper/vramkeeper/manager/score"
+	"github.com/vramkeeper/vramkeeper/manager/statefile"
 )
 
 // Config is the settings file. Zero values of strings mean "use the
@@ -149,28 +150,14 @@ func Default() Config {
 }
 
 // DefaultPath is where the config file lives unless a flag says otherwise:
-// os.UserConfigDir()/vramkeeper/config.toml.
+// os.UserConfigDir()/vramkeeper/config.toml ($XDG_CONFIG_HOME or ~/.config
+// on Linux, %APPDATA% on Windows: settings roam with the user's profile).
 func DefaultPath() (string, error) {
 	dir, err := os.UserConfigDir()
 	if err != nil {
 		return "", fmt.Errorf("config directory: %w", err)
 	}
 	return filepath.Join(dir, "vramkeeper", "config.toml"), nil
-}
-
-// DefaultStateDir is where state that is not configuration lives (usage
-// history, logs): $XDG_STATE_HOME/vramkeeper, or ~/.local/state/vramkeeper
-// when XDG_STATE_HOME is unset or not absolute (the XDG spec says to ignore
-// relative values).
-func DefaultStateDir() (string, error) {
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
-		return filepath.Join(d, "vramkeeper"), nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("state directory: %w", err)
-	}
-	return filepath.Join(home, ".local", "state", "vramkeeper"), nil
 }
 
 // BudgetBytes resolves the budget for a card of total bytes (Size.Budget);
@@ -300,43 +287,14 @@ func (c Config) Validate() error {
 // synced, then renamed over the old one, so a crash never leaves half a
 // file. The file is 0600 and its directory 0700, since it may hold the API
 // token. Comments in an existing file are not kept.
-func Save(path string, c Config) (err error) {
+func Save(path string, c Config) error {
 	data, err := toml.Marshal(c)
 	if err != nil {
 		return fmt.Errorf("encode config: %w", err)
 	}
 	data = append([]byte("# VRAM Keeper settings. Written by the app: comments here are not kept.\n\n"), data...)
 
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("save config: %w", err)
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("save config: %w", err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close() // may already be closed; the write error matters more
-			_ = os.Remove(tmp)
-		}
-	}()
-	// CreateTemp already makes the file 0600; say so explicitly anyway, in
-	// case a platform or a future Go does otherwise.
-	if err := f.Chmod(0o600); err != nil {
-		return fmt.Errorf("save config: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("save config: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("save config: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("save config: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := statefile.WriteFile(path, data, 0o600); err != nil {
 		return fmt.Errorf("save config: %w", err)
 	}
 	return nil

@@ -20,6 +20,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+
+	"github.com/vramkeeper/vramkeeper/manager/statefile"
 )
 
 // Defaults: 1 MiB a file and 3 rotated files, 4 MiB at most on disk, some
@@ -170,7 +172,9 @@ func (j *Journal[T]) rotate() error {
 		}
 	}
 	for i := len(fs) - 1; i > 0; i-- {
-		if err := os.Rename(fs[i-1], fs[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
+		// statefile.Rename: on Windows a reader holding the file makes the
+		// rename wait for it rather than fail.
+		if err := statefile.Rename(fs[i-1], fs[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("journal %s: rotate: %w", j.path, err)
 		}
 	}

@@ -97,7 +97,8 @@ func New(opt Options) *Warmer {
 // cached is an open file whose page-cache state can be read and changed.
 type cached interface {
 	size() int64
-	// resident returns how many bytes of [off, off+n) are cached.
+	// resident returns how many bytes of [off, off+n) are cached;
+	// ErrUnsupported where the system cannot tell.
 	resident(off, n int64) (int64, error)
 	// willNeed starts reading [off, off+n) into the cache without waiting.
 	willNeed(off, n int64) error
@@ -152,6 +153,11 @@ func (w *Warmer) Warm(ctx context.Context, path string) (Result, error) {
 		}
 		n := min(w.opt.Chunk, res.Size-off)
 		have, err := f.resident(off, n)
+		if errors.Is(err, ErrUnsupported) {
+			// Nothing says what is cached (Windows): read it all; the
+			// system's cache makes a cached chunk cheap.
+			have, err = 0, nil
+		}
 		if err != nil {
 			return finish(StopDone, fmt.Errorf("prefetch %s: residency at %d: %w", path, off, err))
 		}

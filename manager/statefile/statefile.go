@@ -17,8 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
-	"github.com/google/renameio/v2"
 )
 
 // Save writes v as JSON to path, crash-safely. The folder is created (0700)
@@ -28,31 +26,23 @@ func Save(path string, v any) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := WriteFile(path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save %s: %w", path, err)
-	}
-	// The temp file goes beside the target: a rename only works within one
-	// file system, and renameio would otherwise probe $TMPDIR every time.
-	if err := renameio.WriteFile(path, append(b, '\n'), 0o600, renameio.WithTempDir(dir)); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	// The rename lives in the folder's entry list: without this fsync a
-	// power loss can bring back the old file (or none).
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("save %s: sync folder: %w", path, err)
 	}
 	return nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
+// WriteFile replaces path with data crash-safely: a temp file beside it,
+// synced, renamed over the old one, and the rename made durable (the
+// folder's fsync; on Windows a write-through move). After a crash path
+// holds the old or the new data, never a mix. The folder is created (0700)
+// when missing.
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	serr := d.Sync()
-	cerr := d.Close()
-	return errors.Join(serr, cerr)
+	return writeFile(dir, path, data, perm)
 }
 
 // DamagedError says that a state file did not parse, what of it was kept,
@@ -105,7 +95,7 @@ func Load[T any](path string) (T, error) {
 	v, ok := Salvage[T](b)
 	derr := &DamagedError{Path: path, Recovered: ok, Err: perr}
 	aside := fmt.Sprintf("%s.damaged-%s", path, time.Now().UTC().Format("20060102T150405.000Z"))
-	if err := os.Rename(path, aside); err == nil {
+	if err := Rename(path, aside); err == nil {
 		derr.SetAside = aside
 	} else {
 		derr.Err = errors.Join(perr, fmt.Errorf("setting it aside: %w", err))

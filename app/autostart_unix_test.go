@@ -1,0 +1,23 @@
+//go:build !windows
+
+package app
+
+import (
+	"os"
+	"testing"
+)
+
+// isolateAutostart points the autostart entry at a temp folder.
+func isolateAutostart(t *testing.T) { t.Setenv("XDG_CONFIG_HOME", t.TempDir()) }
+
+// autostartMark is in every entry: the command it starts.
+const autostartMark = "Exec="
+
+func readAutostart() (string, error) {
+	p, err := autostartPath()
+	if err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(p)
+	return string(b), err
+}
