@@ -159,6 +159,7 @@ func TestCallsAfterStopFailAtOnce(t *testing.T) {
 	rt := newFakeRuntime()
 	rt.add("a:3b", 3.2, nil, 1)
 	m, stop := mgrtest.Run(t, manager.Options{Runtime: rt, GPU: &fakeGPU{rt: rt, total: 8 * gib}})
+	manager.VerifySnapshots(t, m)
 	stop()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -269,7 +270,7 @@ func TestBackoffSurvivesARestart(t *testing.T) {
 
 // The window's in-flight column follows requests on a loaded model as soon
 // as each call returns, with a typical library installed (such a request
-// has only its own model's view compared, see publishOne).
+// has only its own model's view rebuilt: its holds are all it changed).
 func TestInFlightFollowsRequestsAtOnce(t *testing.T) {
 	rt := newFakeRuntime()
 	seedCatalogue(rt)

@@ -68,6 +68,7 @@ func TestAgainstRealOllama(t *testing.T) {
 	t.Cleanup(func() { probe.Close() }) // after the manager stops (cleanups run last-in first)
 	m := mgrtest.Start(t, manager.Options{Runtime: rt, GPU: probe, StateDir: t.TempDir(),
 		PollEvery: 50 * time.Millisecond, Settings: manager.Settings{MaxLoaded: 3, NumCtx: 2048}})
+	manager.VerifySnapshots(t, m)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
