@@ -12,8 +12,10 @@ import (
 	"github.com/vramkeeper/vramkeeper/manager/score"
 )
 
-// Every Apply shows in the next Snapshot's Settings, each patch changes
-// exactly the fields it names, and one out of range changes nothing.
+// Every Apply shows in the next Snapshot's Settings, whichever field it
+// changes (NoPrefetch and PrefetchMargin once did not: the snapshot was
+// redone only for a list of fields), each patch changes exactly the
+// fields it names, and one out of range changes nothing.
 func TestSnapshotSettingsFollowEveryApply(t *testing.T) {
 	rt := newFakeRuntime()
 	seedCatalogue(rt)
