@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -134,7 +135,14 @@ type Env struct {
 	// OpenWindow, when set before ServeAPI, serves POST /keeper/v1/window
 	// (the desktop tray sets it).
 	OpenWindow func() error
-	Stdout     io.Writer
+	// OllamaBin and NoTray go into what GET /keeper/v1/instance says (the
+	// desktop tray sets them): the `ollama` it starts, and whether the
+	// desktop shows no tray icon.
+	OllamaBin string
+	NoTray    func() bool
+	// mode is what Own was called for ("tray", "serve", "cli").
+	mode   string
+	Stdout io.Writer
 	Stderr     io.Writer
 }
 
@@ -192,6 +200,11 @@ func Setup(f Flags, quiet bool, stdout, stderr io.Writer) (*Env, error) {
 			return nil, err
 		}
 	}
+	// Absolute: an instance names its state folder, and a client compares
+	// it with its own, from whatever folder each was started in.
+	if env.StateDir, err = filepath.Abs(env.StateDir); err != nil {
+		return nil, fmt.Errorf("state folder: %w", err)
+	}
 
 	if cfg.OllamaURL != "" {
 		u, err := parseOllamaURL(cfg.OllamaURL)
@@ -219,7 +232,7 @@ func (e *Env) Own(mode string) error {
 	if err != nil {
 		return err
 	}
-	e.lock = l
+	e.lock, e.mode = l, mode
 	opt, err := ownOptions(mode, e.Config)
 	if err != nil {
 		return err

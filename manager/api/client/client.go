@@ -36,6 +36,10 @@ var (
 	// ErrVersionMismatch: the instance speaks another version of the API
 	// (another vramkeeper release).
 	ErrVersionMismatch = errors.New("another version of VRAM Keeper")
+	// ErrOtherInstance: the VRAM Keeper that answers manages another
+	// Ollama or state folder than the one wanted (two instances were given
+	// one listen address).
+	ErrOtherInstance = errors.New("another VRAM Keeper answers there")
 )
 
 // codeErrors maps the API's error codes back to sentinel errors, so that
@@ -111,6 +115,49 @@ func Dial(ctx context.Context, baseURL, token string) (*Client, error) {
 	}
 	return c, nil
 }
+
+// Instance says which instance answers and what it manages (GET
+// /keeper/v1/instance).
+func (c *Client) Instance(ctx context.Context) (wire.Instance, error) {
+	var i wire.Instance
+	err := c.do(ctx, http.MethodGet, "instance", nil, &i)
+	return i, err
+}
+
+// Verify checks that the instance manages the Ollama and state folder of
+// want; the error is an *OtherInstanceError (wrapping ErrOtherInstance)
+// when it manages others, or does not say.
+func (c *Client) Verify(ctx context.Context, want wire.Instance) (wire.Instance, error) {
+	got, err := c.Instance(ctx)
+	var apiErr *Error
+	switch {
+	case errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound:
+		return got, &OtherInstanceError{At: c.base.Host, Want: want}
+	case err != nil:
+		return got, err
+	}
+	if !got.Manages(want) {
+		return got, &OtherInstanceError{At: c.base.Host, Got: &got, Want: want}
+	}
+	return got, nil
+}
+
+// OtherInstanceError: the VRAM Keeper at At is not the one wanted.
+type OtherInstanceError struct {
+	At string
+	// Got is what it manages; nil when it does not say.
+	Got  *wire.Instance
+	Want wire.Instance
+}
+
+func (e *OtherInstanceError) Error() string {
+	if e.Got == nil {
+		return fmt.Sprintf("the VRAM Keeper on %s does not say what it manages", e.At)
+	}
+	return e.Got.Mismatch(e.Want)
+}
+
+func (e *OtherInstanceError) Unwrap() error { return ErrOtherInstance }
 
 // Snapshot returns the instance's snapshot (GET /keeper/v1/status).
 func (c *Client) Snapshot(ctx context.Context) (manager.Snapshot, error) {
