@@ -12,9 +12,9 @@ import (
 func TestOllamaHelpFor(t *testing.T) {
 	down := manager.Snapshot{RuntimeErr: "dial tcp 127.0.0.1:11801: connect: connection refused"}
 	for _, tc := range []struct {
-		name, url, bin string
+		name, url, bin  string
 		canStart, asked bool
-		want           OllamaHelp
+		want            OllamaHelp
 	}{
 		{"installed", "http://127.0.0.1:11801", "/usr/bin/ollama", true, false, OllamaHelp{
 			Text: "Ollama is not running at 127.0.0.1:11801. Start it with the button, or run `ollama serve` in a terminal.", Start: true}},

@@ -143,7 +143,7 @@ type Env struct {
 	// mode is what Own was called for ("tray", "serve", "cli").
 	mode   string
 	Stdout io.Writer
-	Stderr     io.Writer
+	Stderr io.Writer
 }
 
 // Close releases what Setup and Own opened.
