@@ -24,6 +24,7 @@
 //	POST /keeper/v1/ollama/start           StartOllamaResponse (desktop tray only; 404 elsewhere)
 //	POST /keeper/v1/window                 {"opened": true}: the tray opens its window (tray only)
 //	GET  /keeper/v1/instance               wire.Instance: its PID, the Ollama and state folder it manages
+//	POST /keeper/v1/pull                   {"model": ..., "insecure": bool} → NDJSON wire.PullLine: download a model
 //
 // Model names hold ':' and '/' (hf.co/user/model:Q4_K_M). The path takes the
 // name as it is, slashes included, and the action is always the last segment:
@@ -206,6 +207,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /keeper/v1/ollama/start", s.handleStartOllama)
 	mux.HandleFunc("POST /keeper/v1/window", s.handleOpenWindow)
 	mux.HandleFunc("GET /keeper/v1/instance", s.handleInstance)
+	mux.HandleFunc("POST /keeper/v1/pull", s.handlePull)
 	mux.HandleFunc("/keeper/", func(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, http.StatusNotFound, wire.CodeNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

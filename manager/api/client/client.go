@@ -249,11 +249,29 @@ func (c *Client) sign(req *http.Request) {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	resp, err := c.send(ctx, method, path, in)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("vramkeeper %s %s: malformed answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// send makes one request and returns the answer when it is a 200; any
+// other status is an *Error with the answer's message and code.
+func (c *Client) send(ctx context.Context, method, path string, in any) (*http.Response, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		body = bytes.NewReader(b)
 	}
@@ -261,7 +279,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	target := strings.TrimSuffix(c.base.JoinPath("keeper", "v1").String(), "/") + "/" + path
 	req, err := http.NewRequestWithContext(ctx, method, target, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -269,10 +287,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	c.sign(req)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("vramkeeper %s %s: %w", method, path, err)
+		return nil, fmt.Errorf("vramkeeper %s %s: %w", method, path, err)
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		var ke wire.ErrorBody
 		if json.Unmarshal(b, &ke) != nil || ke.Error == "" {
@@ -284,16 +302,43 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		if resp.StatusCode == http.StatusUnauthorized && ke.Code == "" {
 			ke.Code = wire.CodeUnauthorized
 		}
-		return &Error{Status: resp.StatusCode, Code: ke.Code, Message: ke.Error}
+		return nil, &Error{Status: resp.StatusCode, Code: ke.Code, Message: ke.Error}
 	}
-	if out == nil {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		return nil
+	return resp, nil
+}
+
+// Pull downloads a model through the instance (POST /keeper/v1/pull),
+// calling progress (may be nil) with each update; ctx ends it, and the
+// instance then stops the download.
+func (c *Client) Pull(ctx context.Context, req manager.PullRequest, progress func(manager.PullProgress)) error {
+	resp, err := c.send(ctx, http.MethodPost, "pull", req)
+	if err != nil {
+		return err
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("vramkeeper %s %s: malformed answer: %w", method, path, err)
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	succeeded := false
+	for {
+		var l wire.PullLine
+		err := dec.Decode(&l)
+		switch {
+		case err == io.EOF && succeeded:
+			return nil
+		case err == io.EOF:
+			return fmt.Errorf("vramkeeper pull %s: the answer ended before the pull did: %w", req.Name, io.ErrUnexpectedEOF)
+		case err != nil && ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			return fmt.Errorf("vramkeeper pull %s: %w", req.Name, err)
+		case l.Error != "":
+			status, _ := wire.Classify(errors.Join(codeErrors(l.Code)...))
+			return &Error{Status: status, Code: l.Code, Message: l.Error}
+		}
+		succeeded = l.Status == "success"
+		if progress != nil {
+			progress(l.PullProgress)
+		}
 	}
-	return nil
 }
 
 // SetPaused pauses or resumes automatic management.

@@ -307,6 +307,12 @@ func (r *Remote) Apply(ctx context.Context, p manager.SettingsPatch) error {
 	return r.after(ctx, r.c.Apply(ctx, p))
 }
 
+// Pull downloads a model through the instance, with its progress; once it
+// returns, the cache lists the model.
+func (r *Remote) Pull(ctx context.Context, req manager.PullRequest, progress func(manager.PullProgress)) error {
+	return r.after(ctx, r.c.Pull(ctx, req, progress))
+}
+
 // Timeline reads the instance's timeline after since; the window's chart
 // calls it from its own goroutine, so it is not cached like Snapshot.
 func (r *Remote) Timeline(ctx context.Context, since time.Time) (timeline.Window, error) {
