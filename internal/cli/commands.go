@@ -105,7 +105,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, desktop 
 func run(ctx context.Context, cmd string, pos []string, f Flags, stdout, stderr io.Writer, desktop *Desktop) error {
 	want := map[string][2]int{ // min, max positional arguments
 		"": {0, 0}, "window": {0, 0}, "serve": {0, 0}, "models": {0, 0}, "status": {0, 0},
-		"best": {1, 2}, "load": {1, 1}, "unload": {1, 1},
+		"best": {1, 2}, "load": {1, 1}, "unload": {1, 1}, "pull": {1, 1},
 		"yield": {0, 0}, "restore": {0, 0}, "history": {0, 0}, "version": {0, 0},
 	}
 	n, ok := want[cmd]
@@ -162,6 +162,8 @@ func run(ctx context.Context, cmd string, pos []string, f Flags, stdout, stderr 
 		}
 		fmt.Fprintf(env.Stdout, "unloaded %s\n", pos[0])
 		return nil
+	case "pull":
+		return cmdPull(ctx, env, k, pos[0])
 	case "yield":
 		return cmdYield(ctx, env, k)
 	case "restore":

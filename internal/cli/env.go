@@ -42,6 +42,8 @@ type Flags struct {
 	Hidden    bool
 	// Plot is the chart file `history --plot` writes (.svg or .png).
 	Plot string
+	// Insecure lets `pull` use a registry over plain HTTP.
+	Insecure bool
 }
 
 func (f *Flags) register(fs *flag.FlagSet) {
@@ -57,6 +59,7 @@ func (f *Flags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.Verbose, "v", false, "log what the manager does")
 	fs.BoolVar(&f.Hidden, "hidden", false, "desktop app: start in the tray without opening the window (as on login)")
 	fs.StringVar(&f.Plot, "plot", "", "history: also write the last hour's chart to this file (.svg or .png)")
+	fs.BoolVar(&f.Insecure, "insecure", false, "pull: allow a registry over plain HTTP (a local one)")
 }
 
 // parse splits args into flags and positional arguments, accepting flags
@@ -92,6 +95,8 @@ Usage:
   vramkeeper load MODEL [--ctx N] load a model (evicting others as needed), at N tokens
   vramkeeper unload MODEL         unload a model
   vramkeeper status [--json]      VRAM use, budget, loaded models, a load in progress
+  vramkeeper pull [--insecure] MODEL
+                                  download a model through Ollama, with its progress
   vramkeeper yield                give the GPU back: unload every model until restore
   vramkeeper restore              put back the models yield unloaded
   vramkeeper history [--json] [--plot FILE]
