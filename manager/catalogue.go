@@ -33,6 +33,8 @@ type catalogue struct {
 	// server's (measured sizes are per version); both set by the owner.
 	dev     estimate.Device
 	version string
+	// ch hears of every change a snapshot shows (the owner's).
+	ch *changes
 }
 
 func newCatalogue(calib map[string]uint64, details map[string]Details) catalogue {
@@ -92,6 +94,7 @@ func (c *catalogue) calibrate(name string, numCtx int, bytes uint64) {
 	c.calib[calibKey(md.inst.Digest, numCtx, c.version)] = bytes
 	if numCtx == md.numCtx {
 		md.need, md.calibrated = bytes, true
+		c.ch.model(name)
 	}
 }
 
@@ -100,6 +103,7 @@ func (c *catalogue) track(name, digest string) bool {
 		return false
 	}
 	c.models[name] = &model{inst: Installed{Name: name, Digest: digest}}
+	c.ch.membership()
 	return true
 }
 
@@ -121,6 +125,7 @@ func (c *catalogue) lookupNeed(md *model, numCtx int) (uint64, bool) {
 // settings change.
 func (c *catalogue) evaluate(md *model, set Settings) {
 	c.gen++
+	c.ch.model(md.inst.Name)
 	md.pinned = slices.Contains(set.Pinned, md.inst.Name)
 	if !md.hasDetails {
 		md.need, md.calibrated = 0, false
@@ -214,9 +219,13 @@ func (m *model) ctxCeiling() int {
 
 // evaluateAll redoes every model, after the settings or the device change.
 func (c *catalogue) evaluateAll(set Settings) {
+	ch := c.ch
+	c.ch = nil // one mark for all
 	for _, md := range c.models {
 		c.evaluate(md, set)
 	}
+	c.ch = ch
+	c.ch.everyModel()
 }
 
 // contextFor is the context length a model is loaded with: its own
@@ -294,6 +303,9 @@ type shown struct {
 // loading, loaded or unloading). It reports whether anything users see
 // changed and whether the details cache did.
 func (c *catalogue) merge(results []shown, set Settings, active func(name string) bool) (changed, cacheChanged bool) {
+	if !c.listed {
+		c.ch.header() // discovered
+	}
 	c.listed = true
 	seen := map[string]bool{}
 	digests := map[string]bool{}
@@ -304,9 +316,13 @@ func (c *catalogue) merge(results []shown, set Settings, active func(name string
 		if !ok {
 			md = &model{}
 			c.models[r.inst.Name] = md
+			c.ch.membership()
 			changed = true
 		}
 		unchanged := md.hasDetails && md.inst.Digest == r.inst.Digest && (md.detailed || r.listed)
+		if md.inst.Digest != r.inst.Digest || md.inst.SizeBytes != r.inst.SizeBytes {
+			c.ch.model(r.inst.Name) // what a view shows of the listing
+		}
 		md.inst = r.inst
 		if unchanged {
 			continue
@@ -317,6 +333,7 @@ func (c *catalogue) merge(results []shown, set Settings, active func(name string
 	for n := range c.models {
 		if !seen[n] && !active(n) {
 			delete(c.models, n)
+			c.ch.membership()
 			c.gen++
 			changed = true
 		}
@@ -362,6 +379,7 @@ func (c *catalogue) undetailed() []string {
 
 func (c *catalogue) forget(name string) {
 	delete(c.models, name)
+	c.ch.membership()
 	c.gen++
 }
 

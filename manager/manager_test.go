@@ -36,6 +36,7 @@ func startStop(t *testing.T, rt *fakeRuntime, opt manager.Options) (*manager.Man
 	opt.PollEvery = 20 * time.Millisecond
 	opt.RefreshEvery = 100 * time.Millisecond
 	m, stop := mgrtest.Run(t, opt)
+	manager.VerifySnapshots(t, m)
 	if err := m.Refresh(context.Background()); err != nil && !errors.Is(err, manager.ErrUnreachable) {
 		t.Fatalf("refresh: %v", err)
 	}

@@ -107,7 +107,9 @@ type GPU interface {
 
 // VRAM is one reading of the card (all devices summed).
 type VRAM struct {
-	// Source is "nvml" when the driver answered, "estimated" otherwise.
+	// Source names the driver that answered ("nvml", "amdgpu", "xe",
+	// "i915", "dxgi", joined with "+" when several did), "estimated" when
+	// none did; SourceLabel says it in words.
 	Source string `json:"source"`
 	Name   string `json:"name,omitempty"` // device name(s)
 	Total  uint64 `json:"total_bytes"`
@@ -120,9 +122,7 @@ type VRAM struct {
 	Ollama uint64 `json:"ollama_bytes,omitempty"`
 	// Note says why the source is what it is (e.g. "NVML: driver not found").
 	Note string `json:"note,omitempty"`
+	// Cards are the readings of each card apart (card.go); the sums above
+	// are over the ones Ollama uses.
+	Cards []Card `json:"cards,omitempty"`
 }
-
-const (
-	SourceNVML      = "nvml"
-	SourceEstimated = "estimated"
-)

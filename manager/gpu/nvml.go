@@ -1,126 +1,109 @@
-//go:build linux && cgo
-
 package gpu
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"math"
+	"strings"
 
-	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/vramkeeper/vramkeeper/manager"
 )
 
-// nvmlDriver is the real driver over go-nvml. go-nvml dlopens
-// libnvidia-ml.so.1 inside Init, so building and starting need no NVIDIA
-// software: a machine without it gets ERROR_LIBRARY_NOT_FOUND from Init,
-// not a crash.
-type nvmlDriver struct {
-	lib nvml.Interface
-	// v2 is whether nvmlDeviceGetMemoryInfo_v2 exists (drivers from about
-	// R510). It must be checked: go-nvml binds symbols lazily, and calling
-	// one the library lacks kills the process instead of returning an error.
-	v2   bool
-	devs []nvml.Device
+// nvmlLib is the slice of NVML the NVML driver needs. The real ones are
+// thin wrappers: go-nvml on Linux (nvml_linux.go), nvml.dll on Windows
+// (nvml_windows.go); tests use a fake with any number of cards.
+type nvmlLib interface {
+	// Init loads the library and the driver; errors wrap errNoLibrary
+	// when the library cannot be loaded.
+	Init() error
+	Shutdown() error
+	// Devices is the number of GPUs seen by Init.
+	Devices() int
+	Device(i int) (device, error)
+	// Processes lists compute processes on GPU i; errors wrap
+	// ErrNotSupported when the driver cannot tell.
+	Processes(i int) ([]process, error)
 }
 
-func newDriver() driver {
-	// A library instance of our own rather than go-nvml's package-level
-	// one, so this probe's Init/Shutdown pairs stay its own.
-	return &nvmlDriver{lib: nvml.New()}
+// device is one GPU's reading. Used includes memory the driver reserves
+// for itself, so that Used + Free = Total: reserved memory is as
+// unavailable to models as memory another program holds.
+type device struct {
+	Name     string
+	BusID    string // PCI address ("0000:01:00.0"); "" when unknown
+	Total    uint64
+	Used     uint64
+	Free     uint64
+	Reserved uint64 // part of Used; 0 where the driver only has the v1 call
 }
 
-func (d *nvmlDriver) Init() (err error) {
-	// go-nvml reports a missing library as ERROR_LIBRARY_NOT_FOUND, but a
-	// broken or foreign libnvidia-ml.so could still make its Go side panic;
-	// degrade to the fallback rather than take the tray app down.
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("nvml init panicked: %v", r)
-		}
-	}()
-	// When the library loads but nvmlInit fails (driver not loaded),
-	// go-nvml keeps the library open and Shutdown cannot close it; a retry
-	// reuses that handle, so retrying once a minute costs no more than one
-	// open library.
-	if ret := d.lib.Init(); ret != nvml.SUCCESS {
-		return initError(ret)
+// nvmlDriver reads NVIDIA cards through NVML, on any system with a lib.
+type nvmlDriver struct{ lib nvmlLib }
+
+func (nvmlDriver) name() string { return "NVML" }
+
+func (d nvmlDriver) init() error {
+	if err := d.lib.Init(); err != nil {
+		return err
 	}
-	d.v2 = d.lib.Extensions().LookupSymbol("nvmlDeviceGetMemoryInfo_v2") == nil
-	n, ret := d.lib.DeviceGetCount()
-	if ret != nvml.SUCCESS {
-		_ = d.lib.Shutdown()
-		return fmt.Errorf("nvmlDeviceGetCount: %w", ret)
+	if d.lib.Devices() == 0 {
+		_ = d.lib.Shutdown() // nothing to read; the error says so
+		return errors.New("no NVIDIA GPU found")
 	}
-	d.devs = d.devs[:0]
+	return nil
+}
+
+func (d nvmlDriver) shutdown() error {
+	if err := d.lib.Shutdown(); err != nil {
+		return fmt.Errorf("nvml shutdown: %w", err)
+	}
+	return nil
+}
+
+// read lists every compute process: NVML does it in one call per card,
+// so want is not needed.
+func (d nvmlDriver) read(_ context.Context, _ func(uint32) bool) ([]reading, error) {
+	n := d.lib.Devices()
+	out := make([]reading, 0, n)
 	for i := range n {
-		h, ret := d.lib.DeviceGetHandleByIndex(i)
-		if ret != nvml.SUCCESS {
-			_ = d.lib.Shutdown()
-			return fmt.Errorf("nvmlDeviceGetHandleByIndex(%d): %w", i, ret)
+		dev, err := d.lib.Device(i)
+		if err != nil {
+			return nil, fmt.Errorf("read GPU %d: %w", i, err)
 		}
-		d.devs = append(d.devs, h)
-	}
-	return nil
-}
-
-// initError names the common failures in words a user can act on.
-func initError(ret nvml.Return) error {
-	switch ret {
-	case nvml.ERROR_LIBRARY_NOT_FOUND:
-		return errNoLibrary
-	case nvml.ERROR_DRIVER_NOT_LOADED:
-		return fmt.Errorf("NVIDIA driver not loaded: %w", ret)
-	case nvml.ERROR_NO_PERMISSION:
-		return fmt.Errorf("no permission to use the NVIDIA driver: %w", ret)
-	case nvml.ERROR_LIB_RM_VERSION_MISMATCH:
-		return fmt.Errorf("driver and library versions differ (reboot after a driver update): %w", ret)
-	default:
-		return fmt.Errorf("nvmlInit: %w", ret)
-	}
-}
-
-func (d *nvmlDriver) Shutdown() error {
-	d.devs = d.devs[:0]
-	if ret := d.lib.Shutdown(); ret != nvml.SUCCESS {
-		return ret
-	}
-	return nil
-}
-
-func (d *nvmlDriver) Devices() int { return len(d.devs) }
-
-func (d *nvmlDriver) Device(i int) (device, error) {
-	h := d.devs[i]
-	name, ret := h.GetName()
-	if ret != nvml.SUCCESS {
-		name = fmt.Sprintf("GPU %d", i) // a name is nice, not needed
-	}
-	// v2 separates the driver's reservation from process allocations; its
-	// Used excludes Reserved, v1's Used includes it. Either way we report
-	// Used = everything not free. Some GPUs refuse v2 (NOT_SUPPORTED,
-	// ARGUMENT_VERSION_MISMATCH), so fall back to v1 on any error.
-	if d.v2 {
-		if m, ret := h.GetMemoryInfo_v2(); ret == nvml.SUCCESS {
-			return device{Name: name, Total: m.Total, Used: m.Used + m.Reserved, Free: m.Free, Reserved: m.Reserved}, nil
+		r := reading{
+			card: manager.Card{Name: dev.Name, Source: manager.SourceNVML, ID: dev.BusID,
+				Total: dev.Total, Used: dev.Used, Free: dev.Free},
+			vendor: vendorNVIDIA, reserved: dev.Reserved,
 		}
-	}
-	m, ret := h.GetMemoryInfo()
-	if ret != nvml.SUCCESS {
-		return device{}, fmt.Errorf("nvmlDeviceGetMemoryInfo: %w", ret)
-	}
-	return device{Name: name, Total: m.Total, Used: m.Used, Free: m.Free}, nil
-}
-
-func (d *nvmlDriver) Processes(i int) ([]process, error) {
-	infos, ret := d.devs[i].GetComputeRunningProcesses()
-	if errors.Is(ret, nvml.ERROR_NOT_SUPPORTED) {
-		return nil, fmt.Errorf("%w: %w", ErrNotSupported, ret)
-	}
-	if ret != nvml.SUCCESS {
-		return nil, fmt.Errorf("nvmlDeviceGetComputeRunningProcesses: %w", ret)
-	}
-	out := make([]process, 0, len(infos))
-	for _, pi := range infos {
-		out = append(out, process{PID: pi.Pid, Used: pi.UsedGpuMemory})
+		procs, err := d.lib.Processes(i)
+		if err != nil {
+			r.procsErr = fmt.Errorf("processes on GPU %d: %w", i, err)
+		}
+		for _, p := range procs {
+			if p.Used == math.MaxUint64 {
+				p.Used = 0 // unknown (Windows WDDM): listed, counted as nothing
+			}
+			r.procs = append(r.procs, p)
+		}
+		out = append(out, r)
 	}
 	return out, nil
+}
+
+// busID turns NVML's PCI bus id ("00000000:01:00.0", NUL-terminated) into
+// the kernel's form ("0000:01:00.0"), so both drivers name a card alike.
+func busID[T int8 | byte](raw []T) string {
+	b := make([]byte, 0, len(raw))
+	for _, c := range raw {
+		if c == 0 {
+			break
+		}
+		b = append(b, byte(c))
+	}
+	s := strings.ToLower(string(b))
+	if dom, rest, ok := strings.Cut(s, ":"); ok && len(dom) > 4 && strings.Trim(dom[:len(dom)-4], "0") == "" {
+		s = dom[len(dom)-4:] + ":" + rest
+	}
+	return s
 }

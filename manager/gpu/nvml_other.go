@@ -1,4 +1,4 @@
-//go:build !(linux && cgo)
+//go:build !(linux && cgo) && !windows
 
 package gpu
 
@@ -7,19 +7,19 @@ import (
 	"runtime"
 )
 
-// go-nvml needs cgo and dlopen; elsewhere (or built with CGO_ENABLED=0) the
-// probe always uses the fallback, and says why.
-type noDriver struct{}
+// go-nvml needs cgo and dlopen; elsewhere (or built with CGO_ENABLED=0 on
+// Linux) there is no NVML, and the note says why.
+type noNVML struct{}
 
-func newDriver() driver { return noDriver{} }
+func newNVML() nvmlLib { return noNVML{} }
 
-func (noDriver) Init() error {
+func (noNVML) Init() error {
 	if runtime.GOOS != "linux" {
-		return fmt.Errorf("NVML not supported on %s in this build", runtime.GOOS)
+		return fmt.Errorf("not supported on %s in this build", runtime.GOOS)
 	}
-	return fmt.Errorf("built without cgo, NVML cannot be loaded")
+	return fmt.Errorf("built without cgo, libnvidia-ml.so cannot be loaded")
 }
-func (noDriver) Shutdown() error                  { return nil }
-func (noDriver) Devices() int                     { return 0 }
-func (noDriver) Device(int) (device, error)       { return device{}, ErrUnavailable }
-func (noDriver) Processes(int) ([]process, error) { return nil, ErrUnavailable }
+func (noNVML) Shutdown() error                  { return nil }
+func (noNVML) Devices() int                     { return 0 }
+func (noNVML) Device(int) (device, error)       { return device{}, ErrUnavailable }
+func (noNVML) Processes(int) ([]process, error) { return nil, ErrUnavailable }

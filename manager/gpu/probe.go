@@ -1,6 +1,7 @@
-// Package gpu reads the graphics card's memory through NVML and falls back
-// to a configured card size when there is no NVIDIA driver. It implements
-// manager.GPU.
+// Package gpu reads the graphics cards' memory through whichever driver
+// answers (NVML, the kernel's amdgpu/xe/i915 files, DXGI with the GPU
+// performance counters on Windows) and falls back to a configured card
+// size when none does. It implements manager.GPU.
 package gpu
 
 import (
@@ -8,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
 	"strings"
 	"sync"
@@ -18,62 +18,18 @@ import (
 	"github.com/vramkeeper/vramkeeper/manager/config"
 )
 
-// Errors Processes returns, wrapped with the reason.
-var (
-	// ErrUnavailable: NVML could not be used (no library, no driver, no GPU).
-	ErrUnavailable = errors.New("NVML unavailable")
-	// ErrNotSupported: the driver does not report per-process memory.
-	ErrNotSupported = errors.New("per-process GPU memory not supported")
-)
-
-// retryEvery is how long the probe waits before trying nvmlInit again after
-// it failed. Retrying at all is worth it: the tray app often autostarts at
-// login before the nvidia kernel module or persistenced is up, and a driver
-// update unloads the module for a while; without a retry the app would stay
-// on estimates until restarted. Retrying on every Read is not: a failed
-// dlopen is cheap, but a failing nvmlInit can take tens of milliseconds and
-// Read runs every few seconds on the manager's loop.
+// retryEvery is how long the probe waits before trying a driver's init
+// again after it failed. Retrying at all is worth it: the tray app often
+// autostarts at login before the nvidia kernel module or persistenced is
+// up, and a driver update unloads the module for a while; without a retry
+// the app would stay on estimates until restarted. Retrying on every Read
+// is not: a failed dlopen is cheap, but a failing nvmlInit can take tens of
+// milliseconds and Read runs every few seconds on the manager's loop.
 const retryEvery = time.Minute
 
-// device is one GPU's reading. Used here includes memory the driver reserves
-// for itself, so that Used + Free = Total: reserved memory is as unavailable
-// to models as memory another program holds.
-type device struct {
-	Name     string
-	Total    uint64
-	Used     uint64
-	Free     uint64
-	Reserved uint64 // part of Used; 0 where the driver only has the v1 call
-}
-
-// process is one process's use of one GPU.
-type process struct {
-	PID  uint32
-	Used uint64 // bytes; math.MaxUint64 when the driver does not know
-}
-
-// driver is the slice of NVML the probe needs. The real one (nvml.go) is a
-// thin wrapper over go-nvml; tests use a fake, so the summing and the
-// fallback are tested without a GPU.
-type driver interface {
-	// Init loads the library and the driver; errors wrap errNoLibrary when
-	// libnvidia-ml.so cannot be loaded.
-	Init() error
-	Shutdown() error
-	// Devices is the number of GPUs seen by Init.
-	Devices() int
-	Device(i int) (device, error)
-	// Processes lists compute processes on GPU i; errors wrap
-	// ErrNotSupported when the driver cannot tell.
-	Processes(i int) ([]process, error)
-}
-
-// errNoLibrary marks an Init failure because the library is absent.
-var errNoLibrary = errors.New("libnvidia-ml.so not found")
-
-// Probe reads VRAM through NVML, initialising it lazily on first use and
-// falling back to an estimate when NVML is unavailable. It is safe for
-// concurrent use.
+// Probe reads the cards through its drivers, initialising each lazily on
+// first use and falling back to an estimate when none answers. It is safe
+// for concurrent use.
 type Probe struct {
 	fallbackTotal uint64
 	log           *slog.Logger
@@ -83,31 +39,43 @@ type Probe struct {
 	// Ollama's runners from other programs on the card.
 	procName func(pid uint32) string
 
-	mu        sync.Mutex
-	drv       driver
-	ready     bool      // Init succeeded and Shutdown not called since
-	tried     time.Time // last Init attempt; zero before the first
-	reason    string    // why NVML is not in use; "" while ready
-	logged    string    // the reason last logged, so each change is logged once
-	closed    bool
-	everReady bool
+	mu     sync.Mutex
+	slots  []*slot
+	closed bool
+	logged string // the fallback reason last logged, so each change is logged once
 }
 
-// New returns a probe that assumes a card of fallbackTotal bytes when NVML
-// is unavailable. Nothing is loaded until the first Read. log may be nil.
+// slot is one driver and what the probe knows of it.
+type slot struct {
+	drv    driver
+	ready  bool      // init succeeded and shutdown not called since
+	tried  time.Time // last init attempt; zero before the first
+	reason string    // why the driver is not in use; "" while ready
+}
+
+// New returns a probe over this system's drivers that assumes a card of
+// fallbackTotal bytes when none answers. Nothing is loaded until the first
+// Read. log may be nil. HOST_SYS, HOST_PROC and HOST_ROOT move the roots
+// the kernel drivers' files are read from.
 func New(fallbackTotal uint64, log *slog.Logger) *Probe {
-	return newProbe(newDriver(), fallbackTotal, log, time.Now)
+	r := hostRoots()
+	return newProbe(systemDrivers(r), fallbackTotal, log, time.Now)
 }
 
-func newProbe(drv driver, fallbackTotal uint64, log *slog.Logger, now func() time.Time) *Probe {
+func newProbe(drivers []driver, fallbackTotal uint64, log *slog.Logger, now func() time.Time) *Probe {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Probe{drv: drv, fallbackTotal: fallbackTotal, log: log, now: now, procName: procComm}
+	p := &Probe{fallbackTotal: fallbackTotal, log: log, now: now, procName: processNames(hostRoots())}
+	for _, d := range drivers {
+		p.slots = append(p.slots, &slot{drv: d})
+	}
+	return p
 }
 
-func procComm(pid uint32) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+// comm is a process's name (/proc/PID/comm), "" when it cannot be read.
+func (r roots) comm(pid uint32) string {
+	b, err := os.ReadFile(r.procPath(fmt.Sprint(pid), "comm"))
 	if err != nil {
 		return ""
 	}
@@ -120,78 +88,152 @@ func isOllama(name string) bool {
 	return strings.HasPrefix(name, "ollama") || name == "llama-server"
 }
 
-// Close shuts NVML down if it was started. Later Reads return the fallback.
+// Close shuts the drivers down that were started. Later Reads return the
+// fallback.
 func (p *Probe) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.closed = true
-	p.reason = "probe closed"
-	if !p.ready {
-		return nil
+	var errs []error
+	for _, s := range p.slots {
+		s.reason = "probe closed"
+		if s.ready {
+			s.ready = false
+			errs = append(errs, s.drv.shutdown())
+		}
 	}
-	p.ready = false
-	if err := p.drv.Shutdown(); err != nil {
-		return fmt.Errorf("nvml shutdown: %w", err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
-// Read returns the summed memory of all NVIDIA GPUs, or, when NVML is
-// unavailable, an "estimated" reading of the fallback size whose Note says
-// why. NVML being unavailable is not an error: it is the normal state on a
-// machine without an NVIDIA driver, logged once. Read returns an error only
-// when ctx is done or when a query fails on a driver that was working; the
-// returned VRAM is usable even then (the fallback).
+// Read returns every card apart and the sum over the cards Ollama uses
+// (all but integrated GPUs), or, when no driver answers, an "estimated"
+// reading of the fallback size whose Note says why. No driver answering is
+// not an error: it is the normal state on a machine without a GPU, logged
+// once. Read returns an error only when ctx is done or when a driver that
+// was working fails; the returned VRAM is usable even then.
 func (p *Probe) Read(ctx context.Context) (manager.VRAM, error) {
 	if err := ctx.Err(); err != nil {
-		return p.fallback("read cancelled"), err
+		return p.fallback("read cancelled", nil), err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.ensure() {
-		return p.fallback(p.reason), nil
-	}
+	rs, err := p.readLocked(ctx, func(pid uint32) bool { return isOllama(p.procName(pid)) })
+	return p.sum(rs), err
+}
+
+// readLocked reads every driver that is ready, leaving out cards of a
+// vendor an earlier driver already read. Called with p.mu held.
+func (p *Probe) readLocked(ctx context.Context, want func(uint32) bool) ([]reading, error) {
 	var (
-		v        = manager.VRAM{Source: manager.SourceNVML}
-		names    []string
-		reserved uint64
+		out     []reading
+		errs    []error
+		covered = map[uint16]bool{}
 	)
-	n := p.drv.Devices()
-	for i := range n {
-		d, err := p.drv.Device(i)
-		if err != nil {
-			err = fmt.Errorf("read GPU %d: %w", i, err)
-			p.fail(err.Error())
-			return p.fallback(p.reason), err
+	for _, s := range p.slots {
+		if !p.ensure(s) {
+			continue
 		}
-		v.Total += d.Total
-		v.Used += d.Used
-		v.Free += d.Free
-		reserved += d.Reserved
-		names = append(names, d.Name)
+		rs, err := s.drv.read(ctx, want)
+		if err != nil {
+			err = fmt.Errorf("%s: %w", s.drv.name(), err)
+			if ctx.Err() == nil {
+				p.fail(s, err.Error())
+			}
+			errs = append(errs, err)
+			continue
+		}
+		vendors := map[uint16]bool{}
+		for _, r := range rs {
+			if r.vendor != 0 && covered[r.vendor] {
+				continue
+			}
+			vendors[r.vendor] = true
+			out = append(out, r)
+		}
+		for v := range vendors {
+			covered[v] = true
+		}
 	}
-	v.Name = joinNames(names)
-	// Ollama's own share, where the driver lists processes; unknown (0)
-	// otherwise, and the manager falls back to Ollama's reported sizes.
-	if procs, err := p.processesLocked(); err == nil {
-		for pid, used := range procs {
-			if isOllama(p.procName(pid)) {
-				v.Ollama += used
+	return out, errors.Join(errs...)
+}
+
+// sum makes the reading the manager sees: the cards apart, and their sum
+// over the discrete ones.
+func (p *Probe) sum(rs []reading) manager.VRAM {
+	var (
+		cards         []manager.Card
+		v             manager.VRAM
+		names         []string
+		sources       []string
+		perSource     = map[string]int{}
+		reserved      uint64
+		integrated    []manager.Card
+		discreteCount int
+	)
+	for _, r := range rs {
+		c := r.card
+		if r.procsErr == nil {
+			c.OllamaKnown = true
+			for _, pr := range r.procs {
+				name := pr.Name
+				if name == "" {
+					name = p.procName(pr.PID)
+				}
+				if isOllama(name) {
+					c.Ollama += pr.Used
+				}
 			}
 		}
+		cards = append(cards, c)
+		if c.Integrated {
+			integrated = append(integrated, c)
+			continue
+		}
+		discreteCount++
+		v.Total += c.Total
+		v.Used += c.Used
+		v.Free += c.Free
+		v.Ollama += c.Ollama
+		reserved += r.reserved
+		names = append(names, c.Name)
+		if perSource[c.Source] == 0 {
+			sources = append(sources, c.Source)
+		}
+		perSource[c.Source]++
 	}
-	notes := []string{fmt.Sprintf("NVML: %d GPU", n)}
-	if n != 1 {
-		notes[0] += "s summed"
+	if discreteCount == 0 {
+		v := p.fallback(p.reasons(), integrated)
+		p.logFallback(v.Note)
+		return v
+	}
+	v.Source, v.Name, v.Cards = strings.Join(sources, "+"), joinNames(names), cards
+	var notes []string
+	for _, s := range sources {
+		n := perSource[s]
+		note := fmt.Sprintf("%s: %d GPU", manager.SourceLabel(s), n)
+		if n != 1 {
+			note += "s"
+		}
+		notes = append(notes, note)
+	}
+	if discreteCount > 1 {
+		notes[len(notes)-1] += " summed"
+		if len(sources) > 1 {
+			notes[len(notes)-1] = strings.TrimSuffix(notes[len(notes)-1], " summed")
+			notes = append(notes, fmt.Sprintf("%d GPUs summed", discreteCount))
+		}
 	}
 	if reserved > 0 {
 		notes = append(notes, config.FormatBytes(reserved)+" reserved by the driver, counted as used")
 	}
+	for _, c := range integrated {
+		notes = append(notes, c.Name+" is integrated (shares system memory), not counted")
+	}
 	v.Note = strings.Join(notes, "; ")
-	return v, nil
+	return v
 }
 
-// Processes returns the GPU memory each process uses, summed over GPUs,
+// Processes returns the GPU memory each process uses, summed over cards,
 // keyed by PID, for telling our Ollama runners' share from other programs'.
 // A process whose use the driver cannot report (e.g. under Windows WDDM)
 // appears with 0. PIDs are as the driver sees them: inside a container
@@ -202,100 +244,112 @@ func (p *Probe) Processes(ctx context.Context) (map[uint32]uint64, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.ensure() {
-		return nil, fmt.Errorf("%w: %s", ErrUnavailable, p.reason)
+	rs, err := p.readLocked(ctx, nil)
+	if err != nil {
+		return nil, err
 	}
-	return p.processesLocked()
-}
-
-func (p *Probe) processesLocked() (map[uint32]uint64, error) {
+	if len(rs) == 0 {
+		return nil, fmt.Errorf("%w: %s", ErrUnavailable, p.reasons())
+	}
 	out := map[uint32]uint64{}
-	n, unsupported := p.drv.Devices(), 0
-	for i := range n {
-		procs, err := p.drv.Processes(i)
-		if errors.Is(err, ErrNotSupported) {
+	unsupported := 0
+	for _, r := range rs {
+		if errors.Is(r.procsErr, ErrNotSupported) {
 			unsupported++
 			continue
 		}
-		if err != nil {
-			return nil, fmt.Errorf("processes on GPU %d: %w", i, err)
+		if r.procsErr != nil {
+			return nil, r.procsErr
 		}
-		for _, pr := range procs {
-			used := pr.Used
-			if used == math.MaxUint64 {
-				used = 0
-			}
-			out[pr.PID] += used
+		for _, pr := range r.procs {
+			out[pr.PID] += pr.Used
 		}
 	}
-	if n > 0 && unsupported == n {
-		return nil, fmt.Errorf("%w on any of %d GPUs", ErrNotSupported, n)
+	if unsupported == len(rs) {
+		return nil, fmt.Errorf("%w on any of %d GPUs", ErrNotSupported, len(rs))
 	}
 	return out, nil
 }
 
-// ensure makes NVML ready if it can, trying at most once per retryEvery.
-// It reports whether NVML is ready. Called with p.mu held.
-func (p *Probe) ensure() bool {
-	if p.ready {
+// ensure makes a driver ready if it can, trying at most once per
+// retryEvery. It reports whether the driver is ready. Called with p.mu
+// held.
+func (p *Probe) ensure(s *slot) bool {
+	if s.ready {
 		return true
 	}
 	if p.closed {
 		return false
 	}
 	now := p.now()
-	if !p.tried.IsZero() && now.Sub(p.tried) < retryEvery {
+	if !s.tried.IsZero() && now.Sub(s.tried) < retryEvery {
 		return false
 	}
-	p.tried = now
-	if err := p.drv.Init(); err != nil {
-		p.setReason(describe(err))
+	s.tried = now
+	if err := s.drv.init(); err != nil {
+		s.reason = describe(err)
 		return false
 	}
-	if p.drv.Devices() == 0 {
-		_ = p.drv.Shutdown() // nothing to read; the reason below says so
-		p.setReason("no NVIDIA GPU found")
-		return false
-	}
-	p.ready = true
-	if p.logged != "" || !p.everReady {
-		p.log.Info("NVML ready", "gpus", p.drv.Devices())
-	}
-	p.reason, p.logged, p.everReady = "", "", true
+	s.ready, s.reason = true, ""
+	p.logged = ""
+	p.log.Info(s.drv.name()+" ready", "driver", s.drv.name())
 	return true
 }
 
-// fail records that a working NVML stopped answering: shut it down and let
-// ensure retry after retryEvery.
-func (p *Probe) fail(reason string) {
-	p.ready = false
-	p.tried = p.now()
-	_ = p.drv.Shutdown() // best effort: the driver already misbehaves
-	p.setReason(reason)
+// fail records that a working driver stopped answering: shut it down and
+// let ensure retry after retryEvery.
+func (p *Probe) fail(s *slot, reason string) {
+	s.ready = false
+	s.tried = p.now()
+	_ = s.drv.shutdown() // best effort: the driver already misbehaves
+	s.reason = reason
 }
 
-// setReason records why NVML is unavailable and logs it when it changed, so
-// a machine without a driver logs one line, not one per Read.
-func (p *Probe) setReason(reason string) {
-	p.reason = reason
-	if reason == p.logged {
-		p.log.Debug("NVML still unavailable", "reason", reason)
-		return
+// reasons says why each driver is not in use.
+func (p *Probe) reasons() string {
+	var parts []string
+	for _, s := range p.slots {
+		if s.reason != "" {
+			parts = append(parts, s.drv.name()+" unavailable: "+s.reason)
+		}
 	}
-	p.logged = reason
-	p.log.Warn("NVML unavailable, using the configured card size",
-		"reason", reason, "vram", config.FormatBytes(p.fallbackTotal), "retry_every", retryEvery)
+	if len(parts) == 0 {
+		return "no GPU driver in this build"
+	}
+	return strings.Join(parts, "; ")
 }
 
-func (p *Probe) fallback(reason string) manager.VRAM {
+// fallback is the reading when no driver answers for a card Ollama uses:
+// the configured size, with why, and the integrated GPUs found.
+func (p *Probe) fallback(why string, integrated []manager.Card) manager.VRAM {
+	if len(integrated) > 0 {
+		names := make([]string, len(integrated))
+		for i, c := range integrated {
+			names[i] = c.Name
+		}
+		why = joinNames(names) + " is integrated (shares system memory)"
+	}
 	return manager.VRAM{
 		Source: manager.SourceEstimated,
 		Total:  p.fallbackTotal,
-		Note:   fmt.Sprintf("NVML unavailable: %s; using --vram %s", reason, config.FormatBytes(p.fallbackTotal)),
+		Note:   fmt.Sprintf("%s; using --vram %s", why, config.FormatBytes(p.fallbackTotal)),
+		Cards:  integrated,
 	}
 }
 
-// describe turns an Init error into the short reason shown in the UI.
+// logFallback logs why the configured size is used when that changed, so
+// a machine without a GPU logs one line, not one per Read.
+func (p *Probe) logFallback(note string) {
+	if note == p.logged {
+		p.log.Debug("still no GPU driver answers", "note", note)
+		return
+	}
+	p.logged = note
+	p.log.Warn("no GPU driver answers, using the configured card size",
+		"note", note, "retry_every", retryEvery)
+}
+
+// describe turns an init error into the short reason shown in the UI.
 func describe(err error) string {
 	if errors.Is(err, errNoLibrary) {
 		return errNoLibrary.Error()

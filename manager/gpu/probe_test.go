@@ -21,7 +21,7 @@ const (
 	fallback = 8 * gib
 )
 
-// fakeDriver scripts NVML's answers.
+// fakeDriver scripts NVML's answers (an nvmlLib).
 type fakeDriver struct {
 	initErrs  []error // consumed one per Init; nil entry or empty = success
 	devs      []device
@@ -79,11 +79,17 @@ type logBuf struct{ bytes.Buffer }
 
 func (b *logBuf) count(level string) int { return strings.Count(b.String(), "level="+level) }
 
-func newTestProbe(drv driver) (*Probe, *clock, *logBuf) {
+func newTestProbe(drv nvmlLib, more ...driver) (*Probe, *clock, *logBuf) {
 	c := &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
 	var buf logBuf
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	return newProbe(drv, fallback, log, c.now), c, &buf
+	return newProbe(append([]driver{nvmlDriver{lib: drv}}, more...), fallback, log, c.now), c, &buf
+}
+
+// bare is a reading without its cards, comparable.
+func bare(v manager.VRAM) manager.VRAM {
+	v.Cards = nil
+	return v
 }
 
 func TestReadNVML(t *testing.T) {
@@ -124,7 +130,10 @@ func TestReadNVML(t *testing.T) {
 			}
 			note := got.Note
 			got.Note = ""
-			if got != tt.want {
+			if len(got.Cards) != len(tt.devs) {
+				t.Errorf("%d cards, want %d", len(got.Cards), len(tt.devs))
+			}
+			if got := bare(got); !got.Equal(tt.want) {
 				t.Errorf("Read = %+v, want %+v", got, tt.want)
 			}
 			for _, s := range tt.wantNote {
@@ -163,7 +172,7 @@ func TestFallback(t *testing.T) {
 					t.Fatalf("Read %d: %v (unavailable NVML is not an error)", i, err)
 				}
 				want := manager.VRAM{Source: manager.SourceEstimated, Total: fallback, Note: got.Note}
-				if got != want || !strings.HasPrefix(got.Note, tt.wantNote) {
+				if !bare(got).Equal(want) || len(got.Cards) != 0 || !strings.HasPrefix(got.Note, tt.wantNote) {
 					t.Fatalf("Read %d = %+v, want %+v with note %q", i, got, want, tt.wantNote)
 				}
 				clk.t = clk.t.Add(10 * time.Second)
@@ -334,9 +343,9 @@ func TestClose(t *testing.T) {
 	}
 }
 
-// TestRealProbe uses the real NVML binding. On a machine without the
-// driver (CI, this sandbox) it must fall back without error or panic; with
-// a driver it must report a card.
+// TestRealProbe uses this system's drivers. On a machine without a GPU
+// (CI, this sandbox, Wine) it must fall back without error or panic; with
+// one it must report a card.
 func TestRealProbe(t *testing.T) {
 	var buf bytes.Buffer
 	p := New(fallback, slog.New(slog.NewTextHandler(&buf, nil)))
@@ -346,13 +355,13 @@ func TestRealProbe(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Read: %v", err)
 		}
-		switch v.Source {
-		case manager.SourceNVML:
-			if v.Total == 0 || v.Used+v.Free > v.Total+gib {
-				t.Errorf("implausible NVML reading %+v", v)
+		switch {
+		case v.Measured():
+			if v.Total == 0 || v.Used+v.Free > v.Total+gib || len(v.Cards) == 0 {
+				t.Errorf("implausible reading %+v", v)
 			}
-			t.Logf("NVML: %+v", v)
-		case manager.SourceEstimated:
+			t.Logf("%s: %+v", manager.SourceLabel(v.Source), v)
+		case v.Source == manager.SourceEstimated:
 			if v.Total != fallback || v.Used != 0 || v.Free != 0 || !strings.HasPrefix(v.Note, "NVML unavailable: ") {
 				t.Errorf("fallback reading %+v", v)
 			}
@@ -386,5 +395,42 @@ func TestReadOllamaShare(t *testing.T) {
 	drv.procErr = map[int]error{0: ErrNotSupported}
 	if got, _ := p.Read(context.Background()); got.Ollama != 0 {
 		t.Fatalf("Ollama share = %d where the driver lists no processes, want 0 (unknown)", got.Ollama)
+	}
+}
+
+// cardDriver is a driver that answers with fixed readings.
+type cardDriver struct {
+	rs      []reading
+	initErr error
+}
+
+func (cardDriver) name() string    { return "fake" }
+func (d cardDriver) init() error   { return d.initErr }
+func (cardDriver) shutdown() error { return nil }
+func (d cardDriver) read(context.Context, func(uint32) bool) ([]reading, error) {
+	return d.rs, nil
+}
+
+// On Windows DXGI sees NVIDIA's cards too: a card of a vendor an earlier
+// driver (NVML) read is left out, so it is not counted twice.
+func TestLaterDriverSkipsCoveredVendor(t *testing.T) {
+	nv := device{Name: "NVIDIA GeForce RTX 3060", Total: 12 * gib, Used: gib, Free: 11 * gib}
+	dxgi := cardDriver{rs: []reading{
+		{card: manager.Card{Name: "NVIDIA GeForce RTX 3060", Source: manager.SourceDXGI, Total: 12 * gib}, vendor: vendorNVIDIA},
+		{card: manager.Card{Name: "AMD Radeon RX 7600", Source: manager.SourceDXGI, Total: 8 * gib, Used: 2 * gib, Free: 6 * gib}, vendor: vendorAMD},
+	}}
+	p, _, _ := newTestProbe(&fakeDriver{devs: []device{nv}}, dxgi)
+	v, err := p.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Cards) != 2 || v.Cards[0].Source != manager.SourceNVML || v.Cards[1].Source != manager.SourceDXGI ||
+		v.Total != 20*gib || v.Source != "nvml+dxgi" || manager.SourceLabel(v.Source) != "NVML + DXGI" {
+		t.Errorf("Read = %+v", v)
+	}
+	// Without NVML, DXGI reads both.
+	p, _, _ = newTestProbe(&fakeDriver{initErrs: []error{errNoLibrary}}, dxgi)
+	if v, _ := p.Read(context.Background()); len(v.Cards) != 2 || v.Total != 20*gib || v.Source != manager.SourceDXGI {
+		t.Errorf("Read without NVML = %+v", v)
 	}
 }

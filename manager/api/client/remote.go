@@ -1,0 +1,240 @@
+package client
+
+import (
+	"context"
+	"log/slog"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/timeline"
+)
+
+// Remote is a running instance seen through its API with the shape of the
+// in-process manager (the desktop app's Keeper), so that the window can run
+// in a process of its own. Snapshot and History answer from a cache that
+// Run keeps fresh from the event stream and a poll; calls that change
+// state refresh it before they return, so a caller reading Snapshot right
+// after sees the effect.
+type Remote struct {
+	c   *Client
+	log *slog.Logger
+
+	mu   sync.Mutex
+	snap manager.Snapshot
+	hist []manager.Event
+	subs map[int]chan manager.Event
+	next int
+}
+
+// RemotePoll is how often Run reads the status besides events: VRAM use by
+// other programs changes without an event.
+const RemotePoll = 2 * time.Second
+
+// NewRemote wraps a client; call Refresh once and run Run.
+func NewRemote(c *Client, log *slog.Logger) *Remote {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Remote{c: c, log: log, subs: map[int]chan manager.Event{}}
+}
+
+// Refresh reads the status and the history into the cache.
+func (r *Remote) Refresh(ctx context.Context) error {
+	s, err := r.c.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	h, err := r.c.History(ctx)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.snap, r.hist = s, h
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *Remote) refreshStatus(ctx context.Context) {
+	s, err := r.c.Snapshot(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("reading the running instance's status", "err", err)
+		}
+		return
+	}
+	r.mu.Lock()
+	changed := !reflect.DeepEqual(r.snap, s)
+	r.snap = s
+	r.mu.Unlock()
+	if changed {
+		// The manager publishes an event before the snapshot that shows
+		// it, so the read after an event can be stale: say when the poll
+		// finds news.
+		r.broadcast(manager.Event{Kind: manager.EventVRAM, Time: time.Now()})
+	}
+}
+
+// Run follows the instance until ctx ends: it relays its events to the
+// subscribers (after refreshing the cache, so that a subscriber reading
+// History sees the event) and polls its status. A broken event stream is
+// reopened after a second.
+func (r *Remote) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(RemotePoll)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				r.refreshStatus(ctx)
+			}
+		}
+	}()
+	for ctx.Err() == nil {
+		if err := r.follow(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("event stream from the running instance", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	wg.Wait()
+	r.mu.Lock()
+	for id, ch := range r.subs {
+		close(ch)
+		delete(r.subs, id)
+	}
+	r.mu.Unlock()
+}
+
+func (r *Remote) follow(ctx context.Context) error {
+	ch, errc, err := r.c.Events(ctx)
+	if err != nil {
+		return err
+	}
+	// The stream is live once its headers are in: read the state again so
+	// that nothing between the last read and now is missed, and tell the
+	// subscribers to look.
+	if err := r.Refresh(ctx); err != nil && ctx.Err() == nil {
+		r.log.Warn("refreshing after connecting", "err", err)
+	}
+	r.broadcast(manager.Event{Kind: manager.EventVRAM, Time: time.Now()})
+	for e := range ch {
+		if err := r.Refresh(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("refreshing after an event", "err", err)
+		}
+		r.broadcast(e)
+	}
+	return <-errc
+}
+
+func (r *Remote) broadcast(e manager.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, sub := range r.subs {
+		select {
+		case sub <- e:
+		default: // a slow subscriber misses events, as with the manager
+		}
+	}
+}
+
+// Snapshot is the last status read.
+func (r *Remote) Snapshot() manager.Snapshot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.snap
+}
+
+// History is the last history read.
+func (r *Remote) History() []manager.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.hist
+}
+
+// Subscribe returns the instance's events as Run relays them, plus a
+// "vram" event each time the stream (re)connects, since events may have
+// been missed; the channel is closed by the returned function or when Run
+// ends.
+func (r *Remote) Subscribe(buf int) (<-chan manager.Event, func()) {
+	ch := make(chan manager.Event, buf)
+	r.mu.Lock()
+	id := r.next
+	r.next++
+	r.subs[id] = ch
+	r.mu.Unlock()
+	return ch, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if _, ok := r.subs[id]; ok {
+			delete(r.subs, id)
+			close(ch)
+		}
+	}
+}
+
+// after refreshes the cache once a call that changed state returns.
+func (r *Remote) after(ctx context.Context, err error) error {
+	if rerr := r.Refresh(ctx); rerr != nil && err == nil && ctx.Err() == nil {
+		r.log.Warn("refreshing after a call", "err", rerr)
+	}
+	return err
+}
+
+// LoadAt loads a model at a given context length (0: its own).
+func (r *Remote) LoadAt(ctx context.Context, name string, numCtx int, reason string) (manager.LoadResult, error) {
+	res, err := r.c.LoadAt(ctx, name, numCtx, reason)
+	return res, r.after(ctx, err)
+}
+
+// Yield gives the GPU back and returns the models unloaded.
+func (r *Remote) Yield(ctx context.Context) ([]string, error) {
+	names, err := r.c.Yield(ctx)
+	return names, r.after(ctx, err)
+}
+
+// Restore puts back what Yield unloaded and returns the models loaded.
+func (r *Remote) Restore(ctx context.Context) ([]string, error) {
+	names, err := r.c.Restore(ctx)
+	return names, r.after(ctx, err)
+}
+
+// Unload unloads a model.
+func (r *Remote) Unload(ctx context.Context, name string) error {
+	return r.after(ctx, r.c.Unload(ctx, name))
+}
+
+// SetPinned pins or unpins a model.
+func (r *Remote) SetPinned(ctx context.Context, name string, pinned bool) error {
+	return r.after(ctx, r.c.SetPinned(ctx, name, pinned))
+}
+
+// SetPaused pauses or resumes automatic management.
+func (r *Remote) SetPaused(ctx context.Context, paused bool) error {
+	return r.after(ctx, r.c.SetPaused(ctx, paused))
+}
+
+// BestModelForTask chooses and loads the best model for a task.
+func (r *Remote) BestModelForTask(ctx context.Context, task, role string) (manager.Choice, error) {
+	c, err := r.c.BestModelForTask(ctx, task, role)
+	return c, r.after(ctx, err)
+}
+
+// Apply changes the settings the patch names on the instance.
+func (r *Remote) Apply(ctx context.Context, p manager.SettingsPatch) error {
+	return r.after(ctx, r.c.Apply(ctx, p))
+}
+
+// Timeline reads the instance's timeline after since; the window's chart
+// calls it from its own goroutine, so it is not cached like Snapshot.
+func (r *Remote) Timeline(ctx context.Context, since time.Time) (timeline.Window, error) {
+	return r.c.Timeline(ctx, since)
+}
