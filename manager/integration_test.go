@@ -98,7 +98,7 @@ func TestAgainstRealOllama(t *testing.T) {
 	if est[0]+est[1] <= budget {
 		t.Fatalf("test models too close in size: %v", est)
 	}
-	if err := m.Apply(ctx, func(s *manager.Settings) { s.Budget = config.Size{Bytes: budget} }); err != nil {
+	if err := m.Apply(ctx, manager.SettingsPatch{Budget: &config.Size{Bytes: budget}}); err != nil {
 		t.Fatal(err)
 	}
 	var sampler psSampler

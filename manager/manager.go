@@ -787,9 +787,6 @@ func (m *Manager) sample() {
 	_ = m.timeline.Add(s)
 }
 
-// Timeline returns the polls and decisions since t (at most the last hour).
-func (m *Manager) Timeline(since time.Time) timeline.Window { return m.timeline.Since(since) }
-
 // effects carry out what the scheduler decides.
 type effects struct{ m *Manager }
 

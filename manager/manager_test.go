@@ -111,13 +111,18 @@ func TestLRUOrder(t *testing.T) {
 	for _, n := range []string{"a:3b", "b:3b", "c:3b"} {
 		rt.add(n, 3.2, nil, 1)
 	}
-	m := start(t, rt, manager.Options{Settings: manager.Settings{Policy: "lru", MaxLoaded: 2}})
+	// A test clock, a second between uses: the system's can give two quick
+	// uses one time (Windows' ticks are 15.6 ms), and LRU then goes by name.
+	clk := newClock()
+	m := start(t, rt, manager.Options{Now: clk.now, Settings: manager.Settings{Policy: "lru", MaxLoaded: 2}})
 	ctx := ctxT(t)
 	for _, n := range []string{"a:3b", "b:3b", "a:3b"} { // a used last
+		clk.advance(time.Second)
 		if _, err := m.Load(ctx, n, "test"); err != nil {
 			t.Fatal(err)
 		}
 	}
+	clk.advance(time.Second)
 	res, err := m.Load(ctx, "c:3b", "test")
 	if err != nil {
 		t.Fatal(err)
@@ -424,36 +429,5 @@ func TestReloadAtOtherContextCountsOnce(t *testing.T) {
 	}
 	if got := rt.runningNames(); !slices.Equal(got, []string{"a:7b", "b:1b"}) {
 		t.Fatalf("running %v", got)
-	}
-}
-
-// Snapshot().Settings follows every Apply, whichever field it changes:
-// the snapshot is redone when anything changed, not when one of a list of
-// fields did (NoPrefetch and PrefetchMargin were missing from that list,
-// so turning prefetch off left the old settings showing).
-func TestSnapshotSettingsFollowEveryApply(t *testing.T) {
-	rt := newFakeRuntime()
-	rt.add("a:3b", 3.2, nil, 1)
-	m := start(t, rt, manager.Options{})
-	for _, tc := range []struct {
-		name string
-		edit func(*manager.Settings)
-		got  func(manager.Settings) bool
-	}{
-		{"no_prefetch", func(s *manager.Settings) { s.NoPrefetch = true }, func(s manager.Settings) bool { return s.NoPrefetch }},
-		{"prefetch_margin", func(s *manager.Settings) { s.PrefetchMargin = 3 << 30 }, func(s manager.Settings) bool { return s.PrefetchMargin == 3<<30 }},
-		{"busy_grace", func(s *manager.Settings) { s.BusyGrace = time.Minute }, func(s manager.Settings) bool { return s.BusyGrace == time.Minute }},
-		{"gpu_only", func(s *manager.Settings) { s.GPUOnly = true }, func(s manager.Settings) bool { return s.GPUOnly }},
-		{"a model's context", func(s *manager.Settings) { s.Contexts = map[string]int{"a:3b": 8192} },
-			func(s manager.Settings) bool { return s.Contexts["a:3b"] == 8192 }},
-		{"policy", func(s *manager.Settings) { s.Policy = "lru" }, func(s manager.Settings) bool { return s.Policy == "lru" }},
-	} {
-		if err := m.Apply(ctxT(t), tc.edit); err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		if s := m.Snapshot().Settings; !tc.got(s) {
-			t.Errorf("after an Apply of %s, Snapshot().Settings does not show it (no_prefetch %v, prefetch margin %d, busy grace %s)",
-				tc.name, s.NoPrefetch, s.PrefetchMargin, s.BusyGrace)
-		}
 	}
 }
