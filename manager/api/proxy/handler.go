@@ -66,7 +66,10 @@ type Options struct {
 	// AllowAdmin lets Ollama's delete, pull, push, create, copy and blob
 	// uploads through (admin.go).
 	AllowAdmin bool
-	Log        *slog.Logger
+	// Waited, when set, hears how long each request waited for its model
+	// (loaded, swaps included) before it went to Ollama (the metrics).
+	Waited func(time.Duration)
+	Log    *slog.Logger
 }
 
 func (o *Options) setDefaults() {
