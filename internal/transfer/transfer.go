@@ -97,7 +97,9 @@ func (m *Meter) Left() (time.Duration, bool) {
 
 // Downloading says the files are coming (not the manifest, the check or
 // the end).
-func (m *Meter) Downloading() bool { return strings.HasPrefix(m.status, "pulling ") && m.status != "pulling manifest" }
+func (m *Meter) Downloading() bool {
+	return strings.HasPrefix(m.status, "pulling ") && m.status != "pulling manifest"
+}
 
 // Line says where the pull stands in a few words: "Reading the manifest",
 // "1.2 GiB of 2.0 GiB · 35 MB/s · 25 s left", "Checking the download",
