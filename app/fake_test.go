@@ -21,8 +21,10 @@ type fakeKeeper struct {
 	applied *manager.SettingsPatch
 	events  chan manager.Event
 	reads   int // Snapshot calls
-	// pullGate, when set, holds a Pull halfway until closed.
+	// pullGate, when set, holds a Pull halfway until closed; pullHalf
+	// then receives a value once the halfway progress is reported.
 	pullGate chan struct{}
+	pullHalf chan struct{}
 }
 
 func newFake(s manager.Snapshot) *fakeKeeper {
@@ -186,6 +188,7 @@ func (f *fakeKeeper) Pull(ctx context.Context, req manager.PullRequest, progress
 	}
 	step(gib)
 	if gate != nil {
+		f.pullHalf <- struct{}{}
 		select {
 		case <-gate:
 		case <-ctx.Done():

@@ -63,8 +63,10 @@ type ui struct {
 	// ollamaAsked: the tray was asked to start Ollama (opt.StartOllama).
 	ollamaAsked bool
 
-	// table
-	filter *widget.Entry
+	// table, or the models offered for download in its place
+	get       *getModels
+	getButton *widget.Button
+	filter    *widget.Entry
 	table  *widget.Table
 	sort   Sort
 	rows   []Row
@@ -132,6 +134,12 @@ func (u *ui) build() {
 		u.noTray.Hide()
 	}
 
+	u.get = newGetModels(u)
+	u.getButton = widget.NewButton("Get models…", func() {
+		u.get.asked = true
+		u.get.update(u.snap)
+		u.showModels()
+	})
 	u.filter = widget.NewEntry()
 	u.filter.SetPlaceHolder("Filter models by name, family or quantization")
 	u.filter.OnChanged = func(string) { u.refreshRows() }
@@ -152,8 +160,9 @@ func (u *ui) build() {
 	u.settings = newSettingsForm(u)
 
 	header := container.NewVBox(u.noTray, u.banner, u.bar, container.NewBorder(nil, nil, nil, u.yieldButton, u.source),
-		u.yieldText, u.loading, u.status)
-	models := container.NewBorder(u.filter, u.detail, nil, nil, u.table)
+		u.yieldText, u.loading, u.get.progress, u.status)
+	models := container.NewBorder(container.NewBorder(nil, nil, nil, u.getButton, u.filter), u.detail, nil, nil,
+		container.NewStack(u.table, u.get.panel))
 	u.tabs = container.NewAppTabs(
 		container.NewTabItem("Models", models),
 		container.NewTabItem("History", container.NewVSplit(u.chart, u.historyList)),
@@ -340,10 +349,28 @@ func (u *ui) showDetail() {
 	}
 }
 
+// showModels shows the table, or the models offered for download in its
+// place (none installed, or "Get models…" pressed).
+func (u *ui) showModels() {
+	offer := u.get.visible()
+	showIf(u.get.panel, offer)
+	showIf(u.table, !offer)
+	showIf(u.filter, !offer)
+	showIf(u.detail, !offer)
+	showIf(u.getButton, !offer)
+	if u.snap.OllamaUp {
+		u.getButton.Enable()
+	} else {
+		u.getButton.Disable()
+	}
+}
+
 // apply shows a snapshot in the window.
 func (u *ui) apply(s manager.Snapshot) {
 	u.snap = s
 	u.refreshRows()
+	u.get.update(s)
+	u.showModels()
 
 	u.bar.SetSnapshot(s)
 	u.source.SetText(sourceText(s))
