@@ -67,9 +67,9 @@ type ui struct {
 	get       *getModels
 	getButton *widget.Button
 	filter    *widget.Entry
-	table  *widget.Table
-	sort   Sort
-	rows   []Row
+	table     *widget.Table
+	sort      Sort
+	rows      []Row
 	// detail says more about the selected row (selected: its model).
 	detail   *widget.Label
 	selected string
