@@ -41,6 +41,14 @@ type Snapshot struct {
 	// the card, their leaving) puts back.
 	Yielded       bool     `json:"yielded"`
 	YieldedModels []string `json:"yielded_models,omitempty"`
+	// Cards are the cards apart, with what other programs hold on each
+	// (card.go); empty when no driver answers.
+	Cards []CardView `json:"cards,omitempty"`
+	// Accounting is the server generation whose memory accounting the
+	// estimates follow ("v0.17"); AccountingFrom names the model whose load
+	// showed it, when the server's version says nothing (a source build).
+	Accounting     string `json:"accounting,omitempty"`
+	AccountingFrom string `json:"accounting_inferred_from,omitempty"`
 
 	Models []ModelView `json:"models"`
 }
@@ -90,6 +98,11 @@ type ModelView struct {
 	// WarmPercent is how much of its files is in the page cache (0-100):
 	// a load reads that part from RAM.
 	WarmPercent int `json:"warm_percent,omitempty"`
+	// Card names the card Ollama would put it on, on a machine with
+	// several, when it fits on one (the freest); CardCount says over how
+	// many it spreads otherwise. Both empty with one card, or once loaded.
+	Card      string `json:"card,omitempty"`
+	CardCount int    `json:"card_count,omitempty"`
 }
 
 // Model returns the view of the named model.
@@ -133,6 +146,7 @@ type header struct {
 	contexts                     unsafe.Pointer // replaced whole by Apply
 	gpuOnly                      bool
 	tasks, roles                 unsafe.Pointer // the tables' maps: Apply replaces them whole
+	accounting, accountingFrom   string
 }
 
 // viewKey is everything a model's view is made of, comparable.
@@ -148,6 +162,10 @@ type viewKey struct {
 	holds   int
 	retryAt time.Time
 	maxFit  int
+	// card and cardCount: where Ollama would put it, on a machine with
+	// several cards (placement).
+	card      string
+	cardCount int
 }
 
 type cachedView struct {
@@ -211,6 +229,9 @@ func (m *Manager) review(md *model, h header, free uint64, withUse bool) bool {
 		fits:  md.need > 0 && md.need <= h.budget,
 		holds: m.sched.holds(name), retryAt: m.sched.retryAt(name, md.inst.Digest, md.numCtx), maxFit: maxContext(md.fit(), room),
 	}
+	if !sl.onCard() {
+		k.card, k.cardCount = placement(md.need, m.conn.vram.Cards, h.margin)
+	}
 	if withUse || md.pub == nil {
 		k.use = sl.use
 	} else {
@@ -232,6 +253,7 @@ func (m *Manager) storeSnapshot(h header) {
 		OllamaUp: h.up, Version: h.version, RuntimeErr: h.runtimeErr, Paused: h.paused,
 		Discovered: h.discovered, Loading: h.loading, LoadingSince: h.loadingSince,
 		Yielded: h.yielded, YieldedModels: m.sched.yieldedNames(),
+		Cards: cardViews(m.conn.vram, m.conn.oursAtRead), Accounting: h.accounting, AccountingFrom: h.accountingFrom,
 		Models: make([]ModelView, len(m.order)),
 	}
 	snap.Settings.Pinned = slices.Clone(m.tune.Pinned)
@@ -257,8 +279,9 @@ func (m *Manager) header() (header, uint64) {
 		tasks: reflect.ValueOf(s.Tables.Tasks).UnsafePointer(), roles: reflect.ValueOf(s.Tables.Roles).UnsafePointer(),
 		loading: st.loading, loadingSince: st.loadingSince,
 	}
+	h.accounting, h.accountingFrom = m.cat.accounting()
 	h.others = c.others()
-	if c.vram.Source == SourceNVML {
+	if c.vram.Measured() {
 		h.free = c.vram.Free
 	} else if c.vram.Total > h.used {
 		h.free = c.vram.Total - h.used
@@ -281,6 +304,7 @@ func viewOf(md *model, sl slot, k viewKey) ModelView {
 	if sl.onCard() {
 		v.SizeBytes, v.LoadedCtx = sl.size, sl.loadedCtx
 	}
+	v.Card, v.CardCount = k.card, k.cardCount
 	if v.Error == "" {
 		v.Error = k.showErr
 	}
