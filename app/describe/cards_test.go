@@ -6,7 +6,6 @@ import (
 	"github.com/vramkeeper/vramkeeper/manager"
 )
 
-
 func TestCardWords(t *testing.T) {
 	tests := []struct {
 		got, want string
