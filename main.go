@@ -19,13 +19,13 @@ import (
 	"github.com/vramkeeper/vramkeeper/app"
 	"github.com/vramkeeper/vramkeeper/internal/cli"
 	"github.com/vramkeeper/vramkeeper/internal/instance"
-	"github.com/vramkeeper/vramkeeper/manager/api"
+	"github.com/vramkeeper/vramkeeper/manager/api/client"
+	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 	"github.com/vramkeeper/vramkeeper/manager/ollama"
 )
 
 // The window drives the tray's manager through the API.
-var _ app.Keeper = (*api.Remote)(nil)
 
 func main() {
 	quietinit.Restore()
@@ -72,9 +72,9 @@ func desktop(ctx context.Context, env *cli.Env) error {
 	// the window, and Quit stops it.
 	ollama := app.NewOllamaServer(app.OllamaServerOptions{URL: env.OllamaURL.String(), Log: env.Log, Env: serveEnv(ctx, env)})
 	defer ollama.Stop()
-	env.StartOllama = func(ctx context.Context) (api.StartOllamaResponse, error) {
+	env.StartOllama = func(ctx context.Context) (wire.StartOllamaResponse, error) {
 		st, err := ollama.Start(ctx)
-		return api.StartOllamaResponse{
+		return wire.StartOllamaResponse{
 			Started: err == nil, Ours: st.Ours, PID: st.PID, Restarts: st.Restarts, LastExit: st.LastExit,
 		}, err
 	}
@@ -131,7 +131,7 @@ func window(ctx context.Context, env *cli.Env) error {
 	if err != nil {
 		return err
 	}
-	k := api.NewRemote(c, env.Log)
+	k := client.NewRemote(c, env.Log)
 	if err := k.Refresh(ctx); err != nil {
 		return fmt.Errorf("reading the tray's state: %w", err)
 	}

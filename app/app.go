@@ -11,36 +11,17 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/config"
+	"github.com/vramkeeper/vramkeeper/manager/keeper"
 )
 
 // AppID is the application's unique ID (also FyneApp.toml's).
 const AppID = "io.github.vramkeeper"
 
-// Keeper is what the app needs of the manager; *manager.Manager (the tray)
-// and *api.Remote (the window, a client of the tray's API) satisfy it,
-// tests use a fake.
-type Keeper interface {
-	Snapshot() manager.Snapshot
-	Subscribe(buf int) (<-chan manager.Event, func())
-	Load(ctx context.Context, name, reason string) (manager.LoadResult, error)
-	Unload(ctx context.Context, name string) error
-	SetPinned(ctx context.Context, name string, pinned bool) error
-	SetPaused(ctx context.Context, paused bool) error
-	Yield(ctx context.Context) ([]string, error)
-	Restore(ctx context.Context) ([]string, error)
-	BestModelForTask(ctx context.Context, task, role string) (manager.Choice, error)
-	History() []manager.Event
-	Apply(ctx context.Context, f func(*manager.Settings)) error
-}
-
-var _ Keeper = (*manager.Manager)(nil)
-
 // Options configure Run.
 type Options struct {
 	// Keeper is the running manager (its Run goroutine already started).
-	Keeper Keeper
+	Keeper keeper.Keeper
 	// Config is the settings the manager was started with; the Settings tab
 	// edits a copy and saves it to ConfigPath ("" disables saving).
 	Config     config.Config

@@ -4,6 +4,7 @@ package app
 
 import (
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -20,4 +21,12 @@ func readAutostart() (string, error) {
 	}
 	b, err := os.ReadFile(p)
 	return string(b), err
+}
+
+func TestAutostartEntry(t *testing.T) {
+	got := autostartEntry("/opt/VRAM Keeper/vramkeeper")
+	want := "Exec=\"/opt/VRAM Keeper/vramkeeper\" --hidden\n"
+	if !strings.Contains(got, want) || !strings.Contains(got, "[Desktop Entry]\n") {
+		t.Errorf("entry:\n%s", got)
+	}
 }

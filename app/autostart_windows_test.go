@@ -17,3 +17,12 @@ func isolateAutostart(t *testing.T) {
 const autostartMark = "--hidden"
 
 func readAutostart() (string, error) { return autostartCommand() }
+
+// The Run key's command starts the tray hidden, the path quoted (it has
+// spaces under Program Files).
+func TestAutostartEntry(t *testing.T) {
+	got := autostartEntry(`C:\Program Files\VRAM Keeper\vramkeeper.exe`)
+	if want := `"C:\Program Files\VRAM Keeper\vramkeeper.exe" --hidden`; got != want {
+		t.Errorf("entry %s, want %s", got, want)
+	}
+}

@@ -14,16 +14,9 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/vramkeeper/vramkeeper/internal/plot"
+	"github.com/vramkeeper/vramkeeper/manager/keeper"
 	"github.com/vramkeeper/vramkeeper/manager/timeline"
 )
-
-// TimelineSource is where the History tab's chart reads the manager's
-// samples and marks; api.Remote, the window's Keeper, has it. The window
-// asks its Keeper for it, so a Keeper without one (a test fake) shows an
-// empty chart. It can join Keeper once the in-process manager has it too.
-type TimelineSource interface {
-	Timeline(ctx context.Context, since time.Time) (timeline.Window, error)
-}
 
 // Chart shows the card over the last hour: our models stacked by model in
 // the colours the card bar uses, other programs on top, the budget as a
@@ -199,12 +192,12 @@ const (
 // timelineFeed is the window's copy of the tray's timeline, kept by
 // reading what is new every few seconds.
 type timelineFeed struct {
-	src   TimelineSource
+	src   keeper.Keeper
 	ring  *timeline.Ring
 	since time.Time
 }
 
-func newTimelineFeed(src TimelineSource) *timelineFeed {
+func newTimelineFeed(src keeper.Keeper) *timelineFeed {
 	return &timelineFeed{src: src, ring: timeline.New(0, 0)}
 }
 
@@ -233,7 +226,7 @@ func (f *timelineFeed) pull(ctx context.Context) (timeline.Window, error) {
 // followTimeline feeds the chart until ctx ends: a read now, then one every
 // poll (timelinePoll). A failed read leaves the chart as it was and is
 // logged once until it changes.
-func (u *ui) followTimeline(ctx context.Context, src TimelineSource, poll time.Duration) {
+func (u *ui) followTimeline(ctx context.Context, src keeper.Keeper, poll time.Duration) {
 	f := newTimelineFeed(src)
 	t := time.NewTicker(poll)
 	defer t.Stop()

@@ -16,12 +16,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/vramkeeper/vramkeeper/internal/plot"
-	"github.com/vramkeeper/vramkeeper/manager/api"
+	"github.com/vramkeeper/vramkeeper/manager/keeper"
 	"github.com/vramkeeper/vramkeeper/manager/timeline"
 )
-
-// The window's Keeper over the API has the timeline.
-var _ TimelineSource = (*api.Remote)(nil)
 
 var c0 = time.Date(2026, 1, 2, 12, 0, 0, 0, time.UTC)
 
@@ -166,6 +163,7 @@ func TestChartHover(t *testing.T) {
 
 // fakeTimeline answers reads from a ring and records the since of each.
 type fakeTimeline struct {
+	keeper.Keeper
 	mu     sync.Mutex
 	ring   *timeline.Ring
 	asked  []time.Time
@@ -269,7 +267,7 @@ func TestFollowTimeline(t *testing.T) {
 }
 
 // The window shows the card as the stacked bar in its header and the
-// chart above the history; a keeper without a timeline says so.
+// chart above the history.
 func TestWindowShowsPictures(t *testing.T) {
 	h := newHarness(t)
 	var names []string
@@ -282,9 +280,6 @@ func TestWindowShowsPictures(t *testing.T) {
 	split, ok := h.u.tabs.Items[1].Content.(*container.Split)
 	if !ok || h.u.tabs.Items[1].Text != "History" || split.Leading != h.u.chart || split.Trailing != h.u.historyList {
 		t.Fatalf("History tab holds %T, want the chart above the history list", h.u.tabs.Items[1].Content)
-	}
-	if !strings.Contains(h.u.chart.empty, "keeps no timeline") {
-		t.Errorf("chart without a timeline says %q", h.u.chart.empty)
 	}
 	// A model loads: the bar follows the next snapshot.
 	s := h.k.Snapshot()

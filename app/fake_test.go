@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/timeline"
 )
 
 const gib = 1 << 30
@@ -17,7 +18,7 @@ type fakeKeeper struct {
 	snap    manager.Snapshot
 	calls   []string
 	history []manager.Event
-	applied *manager.Settings
+	applied *manager.SettingsPatch
 	events  chan manager.Event
 	reads   int // Snapshot calls
 }
@@ -55,7 +56,7 @@ func (f *fakeKeeper) Subscribe(int) (<-chan manager.Event, func()) {
 	return f.events, func() {}
 }
 
-func (f *fakeKeeper) Load(_ context.Context, name, _ string) (manager.LoadResult, error) {
+func (f *fakeKeeper) LoadAt(_ context.Context, name string, _ int, _ string) (manager.LoadResult, error) {
 	f.record("load " + name)
 	return manager.LoadResult{Model: name}, nil
 }
@@ -120,17 +121,19 @@ func (f *fakeKeeper) BestModelForTask(_ context.Context, task, _ string) (manage
 	return manager.Choice{Model: "a:7b", Reason: "test"}, nil
 }
 
+func (f *fakeKeeper) Timeline(context.Context, time.Time) (timeline.Window, error) {
+	return timeline.Window{}, nil
+}
+
 func (f *fakeKeeper) History() []manager.Event {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]manager.Event(nil), f.history...)
 }
 
-func (f *fakeKeeper) Apply(_ context.Context, fn func(*manager.Settings)) error {
-	var o manager.Settings
-	fn(&o)
+func (f *fakeKeeper) Apply(_ context.Context, p manager.SettingsPatch) error {
 	f.mu.Lock()
-	f.applied = &o
+	f.applied = &p
 	f.mu.Unlock()
 	f.record("apply")
 	return nil

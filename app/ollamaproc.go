@@ -103,9 +103,6 @@ func NewOllamaServer(opt OllamaServerOptions) *OllamaServer {
 	return &OllamaServer{opt: opt, changed: make(chan struct{}, 1)}
 }
 
-// Available reports whether there is a binary to start.
-func (s *OllamaServer) Available() bool { return s.opt.Bin != "" }
-
 // Status is the server's state now.
 func (s *OllamaServer) Status() OllamaStatus {
 	s.mu.Lock()

@@ -14,7 +14,6 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/vramkeeper/vramkeeper/manager"
-	"github.com/vramkeeper/vramkeeper/manager/api"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 )
 
@@ -255,35 +254,64 @@ func (f *settingsForm) submit() error {
 	return nil
 }
 
+// applyToManager sends the running manager what the form changed, and
+// only that: a setting the form did not touch (a budget given on the
+// command line, say) stays as it is.
 func (f *settingsForm) applyToManager(old, c config.Config) {
-	var size config.Size
-	if c.Budget != "" {
-		size, _ = config.ParseSize(c.Budget) // validated above
-	}
-	timeout, _ := c.LoadTimeoutDuration() // validated above
-	contexts, ctxErr := api.ConfigContexts(c)
+	p, err := settingsPatch(old, c)
 	k := f.u.keeper
+	if ctxs, cerr := c.Contexts(); cerr == nil {
+		p.Contexts = manager.ContextsPatch(k.Snapshot().Settings.Contexts, ctxs)
+	} else {
+		err = errors.Join(err, cerr)
+	}
 	add, remove := diff(old.Pinned, c.Pinned)
 	f.u.call("Applying settings", func(ctx context.Context) error {
-		errs := []error{ctxErr}
+		errs := []error{err}
 		for _, n := range add {
 			errs = append(errs, ignoreUnknown(k.SetPinned(ctx, n, true)))
 		}
 		for _, n := range remove {
 			errs = append(errs, ignoreUnknown(k.SetPinned(ctx, n, false)))
 		}
-		errs = append(errs, k.Apply(ctx, func(s *manager.Settings) {
-			s.Budget = size
-			s.MaxLoaded = c.ModelLimit()
-			s.NumCtx = c.ContextLength
-			s.GPUOnly = c.GPUOnly
-			s.LoadTimeout = timeout
-			if ctxErr == nil {
-				s.Contexts = contexts
-			}
-		}))
+		if !p.IsZero() {
+			errs = append(errs, k.Apply(ctx, p))
+		}
 		return errors.Join(errs...)
 	})
+}
+
+// settingsPatch is the change from the settings in old to those in c, for
+// the fields the running manager takes.
+func settingsPatch(old, c config.Config) (manager.SettingsPatch, error) {
+	var p manager.SettingsPatch
+	var errs []error
+	if c.Budget != old.Budget {
+		var size config.Size // "": the default
+		if c.Budget != "" {
+			var err error
+			size, err = config.ParseSize(c.Budget)
+			errs = append(errs, err)
+		}
+		p.Budget = &size
+	}
+	if c.ModelLimit() != old.ModelLimit() {
+		n := c.ModelLimit()
+		p.MaxLoaded = &n
+	}
+	if c.ContextLength != old.ContextLength {
+		p.NumCtx = &c.ContextLength
+	}
+	if c.GPUOnly != old.GPUOnly {
+		p.GPUOnly = &c.GPUOnly
+	}
+	if c.LoadTimeout != old.LoadTimeout {
+		t, err := c.LoadTimeoutDuration()
+		errs = append(errs, err)
+		d := config.Duration(t)
+		p.LoadTimeout = &d
+	}
+	return p, errors.Join(errs...)
 }
 
 // ignoreUnknown: a pinned model that is not installed (any more) is kept

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/config"
+	"github.com/vramkeeper/vramkeeper/manager/keeper"
 )
 
 // The tray runs without any GUI toolkit: Fyne's GLFW driver wakes 60 times
@@ -27,7 +28,7 @@ import (
 // TrayOptions configure RunTray.
 type TrayOptions struct {
 	// Keeper is the running manager.
-	Keeper Keeper
+	Keeper keeper.Keeper
 	// Config and ConfigPath: notifications follow the file's setting, which
 	// the window's Settings tab may change while the tray runs.
 	Config     config.Config

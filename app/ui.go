@@ -15,11 +15,11 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/widget"
 
-	"github.com/vramkeeper/vramkeeper/app/describe"
+	"github.com/vramkeeper/vramkeeper/internal/describe"
 	"github.com/vramkeeper/vramkeeper/internal/plot"
 	"github.com/vramkeeper/vramkeeper/manager"
-	"github.com/vramkeeper/vramkeeper/manager/api"
 	"github.com/vramkeeper/vramkeeper/manager/config"
+	"github.com/vramkeeper/vramkeeper/manager/keeper"
 )
 
 // ui owns every widget. All its fields are touched on the Fyne main
@@ -27,7 +27,7 @@ import (
 type ui struct {
 	ctx    context.Context // cancelled when the app quits
 	app    fyne.App
-	keeper Keeper
+	keeper keeper.Keeper
 	opt    Options
 	log    *slog.Logger
 	cfg    config.Config
@@ -130,9 +130,6 @@ func (u *ui) build() {
 	)
 
 	u.chart = NewChart(u.palette)
-	if _, ok := u.keeper.(TimelineSource); !ok {
-		u.chart.SetEmpty("This VRAM Keeper keeps no timeline")
-	}
 
 	u.settings = newSettingsForm(u)
 
@@ -435,7 +432,7 @@ func (u *ui) loadModel(name string) {
 	u.wg.Add(1)
 	go func() {
 		defer u.wg.Done()
-		_, err := u.keeper.Load(u.ctx, name, "loaded from the window")
+		_, err := u.keeper.LoadAt(u.ctx, name, 0, "loaded from the window")
 		if err != nil && u.ctx.Err() == nil {
 			u.log.Warn("load failed", "model", name, "err", err)
 		}
@@ -506,11 +503,6 @@ func (u *ui) setContext(name, choice string) {
 	default:
 		c.Models = withModel(c.Models, name, config.ModelConfig{ContextLength: int64(n)})
 	}
-	contexts, err := api.ConfigContexts(c)
-	if err != nil {
-		u.setStatus(err.Error())
-		return
-	}
 	if err := u.saveConfig(c); err != nil {
 		u.setStatus(err.Error())
 		return
@@ -518,7 +510,12 @@ func (u *ui) setContext(name, choice string) {
 	u.cfg = c
 	u.setStatus("")
 	u.call("Setting the context of "+name, func(ctx context.Context) error {
-		return u.keeper.Apply(ctx, func(s *manager.Settings) { s.Contexts = contexts })
+		var set *manager.ContextLength // 0: the model follows the default again
+		if n != 0 {
+			c := manager.ContextLength(n)
+			set = &c
+		}
+		return u.keeper.Apply(ctx, manager.SettingsPatch{Contexts: map[string]*manager.ContextLength{name: set}})
 	})
 }
 
@@ -528,19 +525,6 @@ func withModel(m map[string]config.ModelConfig, name string, mc config.ModelConf
 	}
 	m[name] = mc
 	return m
-}
-
-func (u *ui) loadBest(task string) {
-	u.setStatus("Choosing a model for " + task + "…")
-	u.call("Load best for "+task, func(ctx context.Context) error {
-		c, err := u.keeper.BestModelForTask(ctx, task, "")
-		if err == nil {
-			// The reason already names the model and the task:
-			// "qwen2.5-coder:7b: code model for code_generation, priority 8 (7.6B)".
-			fyne.Do(func() { u.setStatus("Loaded " + c.Reason) })
-		}
-		return err
-	})
 }
 
 // setPinned pins or unpins a model in the manager and in the config file,
@@ -629,13 +613,11 @@ func (u *ui) loop(ctx context.Context, wg *sync.WaitGroup) {
 			}
 		}
 	}()
-	if src, ok := u.keeper.(TimelineSource); ok {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			u.followTimeline(ctx, src, timelinePoll)
-		}()
-	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		u.followTimeline(ctx, u.keeper, timelinePoll)
+	}()
 	go func() {
 		defer wg.Done()
 		t := time.NewTicker(2 * time.Second)

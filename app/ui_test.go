@@ -203,8 +203,12 @@ func TestSettingsRoundTrip(t *testing.T) {
 	h.k.mu.Lock()
 	o := *h.k.applied
 	h.k.mu.Unlock()
-	if o.MaxLoaded != 3 || o.NumCtx != 8192 || o.Budget.Bytes != 13*gib/2 {
+	if o.MaxLoaded == nil || *o.MaxLoaded != 3 || o.NumCtx == nil || *o.NumCtx != 8192 || o.Budget == nil || o.Budget.Bytes != 13*gib/2 {
 		t.Errorf("applied options = %+v", o)
+	}
+	// Only what the form changed reaches the manager.
+	if o.GPUOnly != nil || o.LoadTimeout != nil || o.Contexts != nil {
+		t.Errorf("the patch names settings the form did not change: %+v", o)
 	}
 	if b, err := readAutostart(); err != nil || !strings.Contains(b, autostartMark) {
 		t.Errorf("autostart entry: %v %q", err, b)
@@ -370,14 +374,15 @@ func TestContextSelector(t *testing.T) {
 	if slices.Contains(h.k.Calls(), "apply") {
 		t.Fatalf("drawing the table applied settings: %v", h.k.Calls())
 	}
+	tokens := func(n int) *manager.ContextLength { c := manager.ContextLength(n); return &c }
 	for _, tc := range []struct {
 		choice string
 		file   any // context_length in the file; nil: none
-		want   map[string]int
+		want   map[string]*manager.ContextLength
 	}{
-		{"16384", int64(16384), map[string]int{"llama3.2:3b": 16384}},
-		{"auto", "auto", map[string]int{"llama3.2:3b": manager.ContextAuto}},
-		{"Default (4096)", nil, nil},
+		{"16384", int64(16384), map[string]*manager.ContextLength{"llama3.2:3b": tokens(16384)}},
+		{"auto", "auto", map[string]*manager.ContextLength{"llama3.2:3b": tokens(manager.ContextAuto)}},
+		{"Default (4096)", nil, map[string]*manager.ContextLength{"llama3.2:3b": nil}},
 	} {
 		sel.SetSelected(tc.choice) // as a user's pick: OnChanged runs
 		waitCalls(t, h, "apply")
@@ -445,7 +450,7 @@ func TestSettingsGPUOnlyAndTimeout(t *testing.T) {
 	h.k.mu.Lock()
 	o := *h.k.applied
 	h.k.mu.Unlock()
-	if !o.GPUOnly || o.LoadTimeout != 90*time.Second {
+	if o.GPUOnly == nil || !*o.GPUOnly || o.LoadTimeout == nil || *o.LoadTimeout != config.Duration(90*time.Second) || o.Budget != nil {
 		t.Errorf("applied %+v", o)
 	}
 	f.loadTimeout.SetText("soon")

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vramkeeper/vramkeeper/app/describe"
+	"github.com/vramkeeper/vramkeeper/internal/describe"
 	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 )

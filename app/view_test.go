@@ -3,7 +3,6 @@ package app
 import (
 	"reflect"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -311,13 +310,5 @@ func TestContextChoices(t *testing.T) {
 		if got != tc.want || (err != nil) != tc.err {
 			t.Errorf("ContextOf(%q) = %d, %v", tc.in, got, err)
 		}
-	}
-}
-
-func TestAutostartEntry(t *testing.T) {
-	got := autostartEntry("/opt/VRAM Keeper/vramkeeper")
-	want := "Exec=\"/opt/VRAM Keeper/vramkeeper\" --hidden\n"
-	if !strings.Contains(got, want) || !strings.Contains(got, "[Desktop Entry]\n") {
-		t.Errorf("entry:\n%s", got)
 	}
 }

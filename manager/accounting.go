@@ -80,6 +80,7 @@ func (c *catalogue) infer(md *model, numCtx int, bytes uint64) bool {
 	}
 	was := c.generation()
 	c.inferred = inference{version: c.version, gen: g, model: md.inst.Name, relErr: rel}
+	c.ch.header() // the snapshot says where the accounting comes from
 	return g != was
 }
 

@@ -25,6 +25,7 @@ func TestAccountingInferredFromALoad(t *testing.T) {
 	rt.Add("second:7b", 7, nil, 1)
 	m := mgrtest.Start(t, manager.Options{Runtime: unstamped{rt}, GPU: &fakert.GPU{RT: rt, Total: 16 << 30},
 		StateDir: t.TempDir(), PollEvery: time.Hour, Settings: manager.Settings{NumCtx: 4096}})
+	manager.VerifySnapshots(t, m)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := m.Refresh(ctx); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vramkeeper/vramkeeper/manager/evict"
 	"github.com/vramkeeper/vramkeeper/manager/score"
+	"github.com/vramkeeper/vramkeeper/manager/timeline"
 )
 
 // The manager's methods. Each sends one event to the owner goroutine and
@@ -117,8 +118,8 @@ func (m *Manager) LoadAt(ctx context.Context, name string, numCtx int, reason st
 
 func (m *Manager) load(ctx context.Context, ev evLoad) (LoadResult, error) {
 	name, numCtx := ev.name, ev.numCtx
-	if numCtx < 0 {
-		return LoadResult{Model: name}, fmt.Errorf("context length %d: must be positive", numCtx)
+	if numCtx < 0 || numCtx > MaxContext {
+		return LoadResult{Model: name}, fmt.Errorf("context length %d: %w: want 1 to %d tokens, or 0 for the model's own", numCtx, ErrBadSettings, MaxContext)
 	}
 	w := newWaiter(false)
 	ev.w = w
@@ -186,14 +187,28 @@ func (m *Manager) Restore(ctx context.Context) ([]string, error) {
 
 // canonical resolves a name the way the catalogue does, for results.
 func (m *Manager) canonical(name string) string {
-	s := m.Snapshot()
-	if _, ok := s.Model(name); ok || strings.Contains(name, ":") {
-		return name
-	}
-	if _, ok := s.Model(name + ":latest"); ok {
-		return name + ":latest"
+	if v, ok := m.Snapshot().Lookup(name); ok {
+		return v.Name
 	}
 	return name
+}
+
+// Lookup finds a model by the name a client gave, as Ollama reads names:
+// without a tag, ":latest".
+func (s Snapshot) Lookup(name string) (ModelView, bool) {
+	if v, ok := s.Model(name); ok {
+		return v, true
+	}
+	if !strings.Contains(name, ":") {
+		return s.Model(name + ":latest")
+	}
+	return ModelView{}, false
+}
+
+// Timeline returns the polls and decisions after since (at most the last
+// hour); it answers from memory at once.
+func (m *Manager) Timeline(_ context.Context, since time.Time) (timeline.Window, error) {
+	return m.timeline.Since(since), nil
 }
 
 // SetPinned pins a model (never evicted automatically) or unpins it.
@@ -209,12 +224,15 @@ func (m *Manager) SetPaused(ctx context.Context, paused bool) error {
 	return m.ask(ctx, evPause{paused: paused, reply: reply}, reply)
 }
 
-// Apply changes the running settings: f edits a copy of the current ones,
-// which replace them if they are valid. Estimates are redone for a new
-// context length; models that no longer fit a smaller budget are evicted.
-func (m *Manager) Apply(ctx context.Context, f func(*Settings)) error {
+// Apply changes the running settings the patch names, if the result is
+// valid, and leaves the others. Estimates are redone for a new context
+// length; models that no longer fit a smaller budget are evicted.
+func (m *Manager) Apply(ctx context.Context, p SettingsPatch) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
 	reply := make(chan error, 1)
-	return m.ask(ctx, evApply{f: f, reply: reply}, reply)
+	return m.ask(ctx, evApply{f: p.ApplyTo, reply: reply}, reply)
 }
 
 // Choice is the answer to BestModelForTask.

@@ -94,7 +94,7 @@ func TestTimelineRecordsPollsAndLoads(t *testing.T) {
 	if err := m.Refresh(ctxT(t)); err != nil { // one more poll, after the load
 		t.Fatal(err)
 	}
-	w := m.Timeline(began.Add(-time.Second))
+	w, _ := m.Timeline(ctxT(t), began.Add(-time.Second))
 	var marked, sampled bool
 	for _, mk := range w.Marks {
 		marked = marked || mk.Kind == timeline.MarkLoad && mk.Model == "a:3b"
@@ -124,10 +124,8 @@ func TestConcurrentCallsAreSafe(t *testing.T) {
 			for j := range 5 {
 				switch (i + j) % 5 {
 				case 0:
-					_ = m.Apply(ctx, func(s *manager.Settings) {
-						s.Budget = config.Size{Bytes: uint64(6+j%2) << 30}
-						s.Pinned = append(s.Pinned, name)
-					})
+					_ = m.Apply(ctx, manager.SettingsPatch{Budget: &config.Size{Bytes: uint64(6+j%2) << 30}})
+					_ = m.SetPinned(ctx, name, true)
 				case 1:
 					ch, stop := m.Subscribe(4)
 					_ = m.Snapshot()
@@ -143,7 +141,8 @@ func TestConcurrentCallsAreSafe(t *testing.T) {
 				case 3:
 					_, _ = m.Load(ctx, name, "test")
 				case 4:
-					_, _ = m.History(), m.Timeline(time.Time{})
+					_ = m.History()
+					_, _ = m.Timeline(ctx, time.Time{})
 					_ = m.SetPinned(ctx, name, false)
 				}
 			}
@@ -160,6 +159,7 @@ func TestCallsAfterStopFailAtOnce(t *testing.T) {
 	rt := newFakeRuntime()
 	rt.add("a:3b", 3.2, nil, 1)
 	m, stop := mgrtest.Run(t, manager.Options{Runtime: rt, GPU: &fakeGPU{rt: rt, total: 8 * gib}})
+	manager.VerifySnapshots(t, m)
 	stop()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -168,7 +168,7 @@ func TestCallsAfterStopFailAtOnce(t *testing.T) {
 		"acquire": func() error { _, _, err := m.Acquire(ctx, "a:3b", "test"); return err },
 		"unload":  func() error { return m.Unload(ctx, "a:3b") },
 		"refresh": func() error { return m.Refresh(ctx) },
-		"apply":   func() error { return m.Apply(ctx, func(*manager.Settings) {}) },
+		"apply":   func() error { return m.Apply(ctx, manager.SettingsPatch{}) },
 		"best":    func() error { _, err := m.BestModelForTask(ctx, "chat", ""); return err },
 		"yield":   func() error { _, err := m.Yield(ctx); return err },
 		"pin":     func() error { return m.SetPinned(ctx, "a:3b", true) },
@@ -270,7 +270,7 @@ func TestBackoffSurvivesARestart(t *testing.T) {
 
 // The window's in-flight column follows requests on a loaded model as soon
 // as each call returns, with a typical library installed (such a request
-// has only its own model's view compared, see publishOne).
+// has only its own model's view rebuilt: its holds are all it changed).
 func TestInFlightFollowsRequestsAtOnce(t *testing.T) {
 	rt := newFakeRuntime()
 	seedCatalogue(rt)

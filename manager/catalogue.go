@@ -33,6 +33,8 @@ type catalogue struct {
 	// server's (measured sizes are per version); both set by the owner.
 	dev     estimate.Device
 	version string
+	// ch hears of every change a snapshot shows (the owner's).
+	ch *changes
 	// cards are the sizes of the cards Ollama uses, largest first (set by
 	// the owner); inferred is the accounting a load showed when the
 	// version says nothing (accounting.go).
@@ -100,6 +102,7 @@ func (c *catalogue) calibrate(name string, numCtx int, bytes uint64) {
 	c.calib[calibKey(md.inst.Digest, numCtx, c.version)] = bytes
 	if numCtx == md.numCtx {
 		md.need, md.calibrated = bytes, true
+		c.ch.model(name)
 	}
 	c.restale = c.infer(md, numCtx, bytes) || c.restale
 }
@@ -109,6 +112,7 @@ func (c *catalogue) track(name, digest string) bool {
 		return false
 	}
 	c.models[name] = &model{inst: Installed{Name: name, Digest: digest}}
+	c.ch.membership()
 	return true
 }
 
@@ -130,6 +134,7 @@ func (c *catalogue) lookupNeed(md *model, numCtx int) (uint64, bool) {
 // settings change.
 func (c *catalogue) evaluate(md *model, set Settings) {
 	c.gen++
+	c.ch.model(md.inst.Name)
 	md.pinned = slices.Contains(set.Pinned, md.inst.Name)
 	if !md.hasDetails {
 		md.need, md.calibrated = 0, false
@@ -222,9 +227,13 @@ func (m *model) ctxCeiling() int {
 
 // evaluateAll redoes every model, after the settings or the device change.
 func (c *catalogue) evaluateAll(set Settings) {
+	ch := c.ch
+	c.ch = nil // one mark for all
 	for _, md := range c.models {
 		c.evaluate(md, set)
 	}
+	c.ch = ch
+	c.ch.everyModel()
 }
 
 // contextFor is the context length a model is loaded with: its own
@@ -302,6 +311,9 @@ type shown struct {
 // loading, loaded or unloading). It reports whether anything users see
 // changed and whether the details cache did.
 func (c *catalogue) merge(results []shown, set Settings, active func(name string) bool) (changed, cacheChanged bool) {
+	if !c.listed {
+		c.ch.header() // discovered
+	}
 	c.listed = true
 	seen := map[string]bool{}
 	digests := map[string]bool{}
@@ -312,9 +324,13 @@ func (c *catalogue) merge(results []shown, set Settings, active func(name string
 		if !ok {
 			md = &model{}
 			c.models[r.inst.Name] = md
+			c.ch.membership()
 			changed = true
 		}
 		unchanged := md.hasDetails && md.inst.Digest == r.inst.Digest && (md.detailed || r.listed)
+		if md.inst.Digest != r.inst.Digest || md.inst.SizeBytes != r.inst.SizeBytes {
+			c.ch.model(r.inst.Name) // what a view shows of the listing
+		}
 		md.inst = r.inst
 		if unchanged {
 			continue
@@ -325,6 +341,7 @@ func (c *catalogue) merge(results []shown, set Settings, active func(name string
 	for n := range c.models {
 		if !seen[n] && !active(n) {
 			delete(c.models, n)
+			c.ch.membership()
 			c.gen++
 			changed = true
 		}
@@ -370,6 +387,7 @@ func (c *catalogue) undetailed() []string {
 
 func (c *catalogue) forget(name string) {
 	delete(c.models, name)
+	c.ch.membership()
 	c.gen++
 }
 

@@ -70,6 +70,7 @@ func realDesktop(t *testing.T, set manager.Settings) (*manager.Manager, *ollamat
 	set.Budget = config.Size{Bytes: 2 << 30}
 	m := mgrtest.Start(t, manager.Options{Runtime: rt, GPU: card, StateDir: t.TempDir(),
 		PollEvery: 100 * time.Millisecond, Settings: set})
+	manager.VerifySnapshots(t, m)
 	if err := m.Refresh(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}

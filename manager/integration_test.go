@@ -68,6 +68,7 @@ func TestAgainstRealOllama(t *testing.T) {
 	t.Cleanup(func() { probe.Close() }) // after the manager stops (cleanups run last-in first)
 	m := mgrtest.Start(t, manager.Options{Runtime: rt, GPU: probe, StateDir: t.TempDir(),
 		PollEvery: 50 * time.Millisecond, Settings: manager.Settings{MaxLoaded: 3, NumCtx: 2048}})
+	manager.VerifySnapshots(t, m)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
@@ -97,7 +98,7 @@ func TestAgainstRealOllama(t *testing.T) {
 	if est[0]+est[1] <= budget {
 		t.Fatalf("test models too close in size: %v", est)
 	}
-	if err := m.Apply(ctx, func(s *manager.Settings) { s.Budget = config.Size{Bytes: budget} }); err != nil {
+	if err := m.Apply(ctx, manager.SettingsPatch{Budget: &config.Size{Bytes: budget}}); err != nil {
 		t.Fatal(err)
 	}
 	var sampler psSampler

@@ -141,9 +141,17 @@ type Manager struct {
 	polling                  bool
 	warmStart                string // WarmStart, until it has been done
 	ranks                    map[[2]string]ranking
-	// What the last snapshot was built from (see publish).
-	lastHeader header
-	order      []*model // the models in the last snapshot, by name
+	// What changed since the last snapshot, and what that one was made at
+	// (see publish); used are the models whose use changed since the last
+	// poll, retrying those whose views show a retry time.
+	changed  changes
+	pub      published
+	used     map[string]struct{}
+	retrying map[string]time.Time
+	order    []*model // the models in the last snapshot, by name
+	// verify: check each snapshot against one built from scratch (tests).
+	verify    atomic.Bool
+	verifyErr atomic.Pointer[error]
 }
 
 // New builds a Manager; it does no I/O beyond reading its state files.
@@ -168,6 +176,8 @@ func New(opt Options) (*Manager, error) {
 		conn:     connection{vram: VRAM{Source: SourceEstimated}},
 		timeline: timeline.New(0, 0),
 		warm:     warming{predict: predict.New(), use: opt.Prefetcher},
+		used:     map[string]struct{}{},
+		retrying: map[string]time.Time{},
 	}
 	m.every.refresh, m.every.poll = opt.RefreshEvery, opt.PollEvery
 	m.warmStart = opt.WarmStart
@@ -181,6 +191,7 @@ func New(opt Options) (*Manager, error) {
 		m.log.Warn("model details will be read again", "err", err)
 	}
 	m.cat = newCatalogue(p.Calibrations, details)
+	m.cat.ch = &m.changed
 	// A yield outlives a restart: nothing comes back until the user says
 	// so; and so do the use counts and the backoffs.
 	m.sched = newScheduler(&m.cat, &m.conn, m.tune, effects{m}, m.now, m.log, p)
@@ -232,14 +243,9 @@ func (m *Manager) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case ev := <-m.events:
+			m.handle(ev)
 			if _, read := ev.(evRead); read {
-				m.handle(ev)
 				continue // an agent's ranking costs no snapshot
-			}
-			if only := m.handle(ev); only != "" && !m.settle() {
-				m.publishOne(only)
-				m.flushReplies()
-				continue
 			}
 			_, withUse = ev.(evPolled)
 		case <-refresh.C:
@@ -322,15 +328,14 @@ type (
 )
 
 // handle is the owner loop's switch: each event goes to what owns its part
-// of the state. It returns the model's name when the event can have
-// changed that one alone, "" when it may have changed anything.
-func (m *Manager) handle(ev any) (only string) {
+// of the state.
+func (m *Manager) handle(ev any) {
 	s := m.sched
 	switch e := ev.(type) {
 	case evLoad:
 		m.busy()
 		m.warm.predict.Observe(predict.Obs{Kind: predict.Request, Model: m.canonicalName(e.name), Task: e.task})
-		return s.OnLoad(e.w, e.name, e.reason, e.numCtx)
+		s.OnLoad(e.w, e.name, e.reason, e.numCtx)
 	case evUnload:
 		m.busy()
 		s.OnUnload(e.w, e.name, e.reason)
@@ -391,13 +396,14 @@ func (m *Manager) handle(ev any) (only string) {
 			m.tune.Pinned = append(m.tune.Pinned, md.inst.Name)
 		}
 		md.pinned = e.pinned
+		m.changed.model(md.inst.Name)
+		m.changed.header() // the settings' pinned list
 		m.wake(e.reply, nil)
 	case evRead:
 		e.f()
 	default:
 		m.log.Error("manager: unknown event", "type", fmt.Sprintf("%T", ev))
 	}
-	return ""
 }
 
 // canonicalName is the catalogue's name for name (tag added), or name.
@@ -415,7 +421,7 @@ func (m *Manager) settle() (reevaluated bool) {
 	d, cards := m.conn.device(m.sched.onGPU()), m.conn.vram.cardTotals()
 	if d != m.cat.dev || !slices.Equal(cards, m.cat.cards) || m.cat.restale || m.cat.inferSaved() {
 		m.cat.dev, m.cat.cards, m.cat.restale = d, cards, false
-		m.cat.evaluateAll(m.tune.Settings)
+		m.cat.evaluateAll(m.tune.Settings) // every view changes
 		reevaluated = true
 	}
 	if m.warmStart != "" && m.cat.listed && m.conn.known && m.conn.up && !m.polling {
@@ -446,6 +452,7 @@ func (m *Manager) apply(e evApply) {
 		return
 	}
 	m.tune = tuning{Settings: next, policy: p}
+	m.changed.header() // Snapshot().Settings: every field, whichever changed
 	was := map[string]int{}
 	for name, md := range m.cat.models {
 		was[name] = md.numCtx
@@ -465,9 +472,16 @@ func (m *Manager) readCard(v VRAM, err error) {
 		return
 	}
 	m.conn.vramErr = ""
-	m.conn.oursAtRead = m.sched.ours()
+	if ours := m.sched.ours(); ours != m.conn.oursAtRead {
+		m.conn.oursAtRead = ours
+		m.changed.header() // what other programs hold
+	}
 	if !m.conn.vram.Equal(v) {
+		if m.conn.vram.cardTotals() != nil || v.cardTotals() != nil {
+			m.changed.everyModel() // where each model would go (placement)
+		}
 		m.conn.vram = v
+		m.changed.header()
 		m.emit(Event{Kind: EventVRAM, Bytes: v.Used})
 	}
 }
@@ -484,7 +498,12 @@ func (m *Manager) serverAnswered(err error) {
 		return
 	}
 	wasDown := m.conn.known && !m.conn.up
-	if e := m.conn.setUp(err == nil, err); e != nil {
+	was := m.conn
+	e := m.conn.setUp(err == nil, err)
+	if m.conn.up != was.up || m.conn.err != was.err {
+		m.changed.header() // whether Ollama answers, and why not
+	}
+	if e != nil {
 		m.emit(*e)
 	}
 	if err == nil && wasDown {
@@ -518,6 +537,7 @@ func (m *Manager) polled(e evPolled) {
 	m.polling = false
 	if e.version != "" && e.version != m.conn.version {
 		m.conn.version, m.cat.version = e.version, e.version
+		m.changed.header()
 		m.cat.evaluateAll(m.tune.Settings) // measured sizes are per version
 	}
 	m.readCard(e.vram, e.vramErr)
@@ -712,8 +732,7 @@ var markKinds = map[EventKind]timeline.MarkKind{
 
 // sample records the card as the last poll left it, for the charts.
 func (m *Manager) sample() {
-	h, _ := m.header()
-	s := timeline.Sample{Time: m.now(), Models: map[string]uint64{}, Others: h.others, Budget: h.budget,
+	s := timeline.Sample{Time: m.now(), Models: map[string]uint64{}, Others: m.conn.others(), Budget: m.sched.status().budget,
 		Total: m.conn.vram.Total, Source: m.conn.vram.Source}
 	for name, size := range m.sched.onCard() {
 		if size > 0 {
@@ -722,9 +741,6 @@ func (m *Manager) sample() {
 	}
 	_ = m.timeline.Add(s)
 }
-
-// Timeline returns the polls and decisions since t (at most the last hour).
-func (m *Manager) Timeline(since time.Time) timeline.Window { return m.timeline.Since(since) }
 
 // effects carry out what the scheduler decides.
 type effects struct{ m *Manager }
@@ -799,6 +815,16 @@ func (x effects) Reply(w *waiter, r result) {
 }
 
 func (x effects) Emit(e Event) { x.m.emit(e) }
+
+func (x effects) Changed(name string) {
+	if name == "" {
+		x.m.changed.header()
+		return
+	}
+	x.m.changed.model(name)
+}
+
+func (x effects) Used(name string) { x.m.used[name] = struct{}{} }
 
 func (x effects) Persist(p persisted) {
 	p.Calibrations = maps.Clone(x.m.cat.calib) // the catalogue's part

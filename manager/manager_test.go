@@ -36,6 +36,7 @@ func startStop(t *testing.T, rt *fakeRuntime, opt manager.Options) (*manager.Man
 	opt.PollEvery = 20 * time.Millisecond
 	opt.RefreshEvery = 100 * time.Millisecond
 	m, stop := mgrtest.Run(t, opt)
+	manager.VerifySnapshots(t, m)
 	if err := m.Refresh(context.Background()); err != nil && !errors.Is(err, manager.ErrUnreachable) {
 		t.Fatalf("refresh: %v", err)
 	}
@@ -110,13 +111,18 @@ func TestLRUOrder(t *testing.T) {
 	for _, n := range []string{"a:3b", "b:3b", "c:3b"} {
 		rt.add(n, 3.2, nil, 1)
 	}
-	m := start(t, rt, manager.Options{Settings: manager.Settings{Policy: "lru", MaxLoaded: 2}})
+	// A test clock, a second between uses: the system's can give two quick
+	// uses one time (Windows' ticks are 15.6 ms), and LRU then goes by name.
+	clk := newClock()
+	m := start(t, rt, manager.Options{Now: clk.now, Settings: manager.Settings{Policy: "lru", MaxLoaded: 2}})
 	ctx := ctxT(t)
 	for _, n := range []string{"a:3b", "b:3b", "a:3b"} { // a used last
+		clk.advance(time.Second)
 		if _, err := m.Load(ctx, n, "test"); err != nil {
 			t.Fatal(err)
 		}
 	}
+	clk.advance(time.Second)
 	res, err := m.Load(ctx, "c:3b", "test")
 	if err != nil {
 		t.Fatal(err)

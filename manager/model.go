@@ -44,8 +44,8 @@ type model struct {
 
 	derived
 	files
-	// pub is the view the last snapshot showed, and what it was made of.
-	pub *cachedView
+	// pub is the view the last snapshot showed.
+	pub *ModelView
 }
 
 // derived is recomputed by catalogue.evaluate when the details or the
@@ -69,7 +69,6 @@ type derived struct {
 }
 
 // live is the model's place on the card, as the scheduler decides it.
-// Comparable, so the snapshot can tell when it changed.
 type live struct {
 	state     State
 	size      uint64 // measured by the server while loaded

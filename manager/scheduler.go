@@ -46,6 +46,12 @@ type Effects interface {
 	// Persist saves p: the scheduler's part of the state file (use,
 	// yield, backoffs); the measured sizes are the catalogue's to add.
 	Persist(p persisted)
+	// Changed reports that what a snapshot shows of model changed (its
+	// place on the card, its holds, its backoff); "" for the scheduler's
+	// own state (a yield, a pause, the load that runs).
+	Changed(model string)
+	// Used reports a use of model, which snapshots show at the next poll.
+	Used(model string)
 }
 
 // installedModels is what the scheduler asks of the installed models; the
@@ -342,6 +348,16 @@ func (s *scheduler) transition(name string, to State) {
 	} else {
 		s.active[name] = sl
 	}
+	s.fx.Changed(name) // and what comes with a transition: size, context, error
+}
+
+// setCur makes o the op that runs (nil: none); a load that runs shows in
+// snapshots.
+func (s *scheduler) setCur(o *op) {
+	if was := s.cur; was != nil && was.kind() == opLoad || o != nil && o.kind() == opLoad {
+		s.fx.Changed("")
+	}
+	s.cur = o
 }
 
 func names(es []evict.Entry) []string {

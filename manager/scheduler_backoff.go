@@ -22,6 +22,7 @@ type failure struct {
 // remember records a failed load of md at numCtx, for the backoff.
 func (s *scheduler) remember(md target, numCtx int, err error) {
 	md.lastErr = err.Error()
+	s.fx.Changed(md.name)
 	key := keyOf(md.spec, numCtx)
 	f := s.failed[key]
 	f.Count++

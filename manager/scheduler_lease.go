@@ -24,6 +24,7 @@ func (s *scheduler) OnRelease(id uint64) {
 	if _, ok := s.leases[id]; !ok {
 		return
 	}
+	s.fx.Changed(s.leases[id].model)
 	delete(s.leases, id)
 	s.pump()
 }
@@ -39,6 +40,7 @@ func (s *scheduler) grant(w *waiter, md target, r result) result {
 	}
 	r.lease = s.id()
 	s.leases[r.lease] = &lease{model: md.name, since: s.now()}
+	s.fx.Changed(md.name)
 	return r
 }
 

@@ -35,10 +35,13 @@ func (s *scheduler) reconcile(ps []Running) {
 			s.fx.Discover() // loaded but not (yet) listed: its bytes count meanwhile
 		}
 		sl := s.slotOf(name)
-		sl.size = r.VRAMBytes
-		sl.onGPU = r.VRAMBytes > 0
-		if sl.size == 0 {
-			sl.size = r.SizeBytes
+		size, onGPU := r.VRAMBytes, r.VRAMBytes > 0
+		if size == 0 {
+			size = r.SizeBytes
+		}
+		if sl.size != size || sl.onGPU != onGPU {
+			sl.size, sl.onGPU = size, onGPU
+			s.fx.Changed(name)
 		}
 		if sl.state == Idle || sl.state == Failed {
 			s.transition(name, Loaded)
@@ -93,7 +96,7 @@ func (s *scheduler) OnRefreshed(id uint64, ps []Running, err error) {
 		s.pump()
 		return
 	}
-	s.cur = nil
+	s.setCur(nil)
 	if err != nil {
 		s.fail(o, fmt.Errorf("reading what %s has loaded before %sing %s: %w", "Ollama", o.kind(), o.name, err))
 	} else {
@@ -112,7 +115,7 @@ func (s *scheduler) OnUnloaded(id uint64, name string, err error, took time.Dura
 	}
 	sl := s.slots[name]
 	if o.kind() == opUnload {
-		s.cur = nil
+		s.setCur(nil)
 		s.unloaded(o, name, sl, err, took)
 		s.pump()
 		return
@@ -127,7 +130,7 @@ func (s *scheduler) OnUnloaded(id uint64, name string, err error, took time.Dura
 		for _, r := range o.victims[o.step:] {
 			s.transition(r.Name, Loaded)
 		}
-		s.cur = nil
+		s.setCur(nil)
 		s.transition(o.name, Idle)
 		err = fmt.Errorf("making room for %s: unloading %s: %w", o.name, name, err)
 		s.fx.Emit(Event{Kind: EventLoadFailed, Model: o.name, Reason: o.reason, Error: err.Error()})
@@ -168,6 +171,7 @@ func (s *scheduler) unloaded(o *op, name string, sl *slot, err error, took time.
 		kind = EventYielded
 		if s.handedBack || s.now().Sub(sl.lastUsed) <= recentUse {
 			s.yielded = append(s.yielded, yielded{Name: name, NumCtx: ctx, Bytes: size, LastUsed: sl.lastUsed})
+			s.fx.Changed("")
 		}
 	case o.why == shed:
 		kind = EventEvicted
@@ -184,7 +188,7 @@ func (s *scheduler) OnLoaded(id uint64, ps []Running, err error, took time.Durat
 	if o == nil || o.id != id {
 		return
 	}
-	s.cur = nil
+	s.setCur(nil)
 	md, ok := s.find(o.name)
 	if !ok { // forgotten while it loaded; the listing will tell
 		s.answerAll(o, result{evicted: o.evicted, err: err})
@@ -265,7 +269,7 @@ func (s *scheduler) spill(o *op, md target) {
 	} else {
 		o.failAfter = fmt.Errorf("%s does not fit on the GPU (%s) and gpu_only keeps it off the CPU: %w", o.name, why, ErrSpilled)
 	}
-	s.cur = o
+	s.setCur(o)
 	s.transition(md.name, Unloading)
 	s.fx.Unload(o.id, md.name, s.unloadWithin())
 }
@@ -274,7 +278,7 @@ func (s *scheduler) spill(o *op, md target) {
 func (s *scheduler) respilled(o *op, sl *slot, err error) {
 	if err != nil {
 		s.transition(o.name, Loaded) // still there; the next poll tells more
-		s.cur = nil
+		s.setCur(nil)
 		s.answerAll(o, result{evicted: o.evicted, err: fmt.Errorf("unloading %s after it spilled to the CPU: %w", o.name, err)})
 		s.pump()
 		return
@@ -282,7 +286,7 @@ func (s *scheduler) respilled(o *op, sl *slot, err error) {
 	s.transition(o.name, Idle)
 	sl.size, sl.loadedCtx, sl.cpuShare = 0, 0, 0
 	if o.failAfter != nil {
-		s.cur = nil
+		s.setCur(nil)
 		if md, ok := s.find(o.name); ok {
 			s.remember(md, o.asked, o.failAfter)
 		}

@@ -35,32 +35,29 @@ func loadDeadline(need uint64, configured time.Duration) time.Duration {
 }
 
 // OnLoad asks for name to be loaded (at numCtx, 0 for the model's own).
-// When the model is loaded already it returns its name: the request
-// changed that model's use and holds, nothing else.
-func (s *scheduler) OnLoad(w *waiter, name, reason string, numCtx int) (only string) {
+func (s *scheduler) OnLoad(w *waiter, name, reason string, numCtx int) {
 	if s.handedBack {
 		s.fx.Reply(w, result{err: fmt.Errorf("not loading %s: %w", name, ErrYielded)})
-		return ""
+		return
 	}
 	md, ok := s.find(name)
 	if listed, _, _ := s.cat.listState(); !ok && listed {
 		s.fx.Reply(w, result{err: s.cat.unknown(name)})
-		return ""
+		return
 	}
 	if ok {
 		name = md.name
 		if s.hit(md, numCtx) {
 			s.touch(md)
 			s.fx.Reply(w, s.grant(w, md, result{already: true, numCtx: md.loadedCtx}))
-			return md.name
+			return
 		}
 		if err := s.backingOff(md.spec, s.ctxFor(md, numCtx)); err != nil {
 			s.fx.Reply(w, result{err: err})
-			return ""
+			return
 		}
 	}
 	s.enqueue(&op{why: loadRequested, name: name, numCtx: numCtx, reason: reason, waiters: []*waiter{w}})
-	return ""
 }
 
 // OnUnload asks for name to be unloaded.
@@ -112,7 +109,11 @@ func (s *scheduler) OnCancel(w *waiter) {
 func (s *scheduler) OnTick() { s.pump() }
 
 // OnPaused stops (or resumes) evictions.
-func (s *scheduler) OnPaused(p bool) { s.paused = p; s.pump() }
+func (s *scheduler) OnPaused(p bool) {
+	s.paused = p
+	s.fx.Changed("")
+	s.pump()
+}
 
 // OnListed runs what waited for the catalogue.
 func (s *scheduler) OnListed() { s.pump() }
@@ -134,7 +135,7 @@ func (s *scheduler) pump() {
 		if act == actDone {
 			continue
 		}
-		s.cur = o
+		s.setCur(o)
 		if !o.refreshed {
 			s.fx.ReadServer(o.id)
 			return
@@ -262,6 +263,7 @@ func (s *scheduler) drop(o *op) action {
 // start runs o's first step.
 func (s *scheduler) start(o *op) {
 	o.began = s.now()
+	s.fx.Changed("") // a load shows from when it starts
 	if o.kind() == opUnload {
 		s.transition(o.name, Unloading)
 		s.fx.Unload(o.id, o.name, s.unloadWithin())
@@ -292,7 +294,8 @@ func (s *scheduler) OnStop(err error) {
 	for _, o := range s.pending() {
 		s.answerAll(o, result{err: err})
 	}
-	s.queue, s.cur = nil, nil
+	s.queue = nil
+	s.setCur(nil)
 }
 
 // fail answers o's callers with err and records a failed load.

@@ -109,6 +109,7 @@ func (s *scheduler) touch(md target) {
 	now := s.now()
 	md.lastUsed = now
 	md.uses++
+	s.fx.Used(md.name)
 	// The policy sees the previous credit and this use's time: LRFU decays
 	// the old count to now, GDSF adds to the clock.
 	e := evict.Entry{Name: md.name, Bytes: md.size, Uses: md.uses, LastUsed: now, Credit: md.credit}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -51,6 +52,8 @@ type recorder struct {
 	events    []Event
 	persists  int
 	saved     persisted // the last Persist's
+	changed   map[string]int
+	used      map[string]int
 }
 
 func (r *recorder) ReadServer(op uint64) { r.reads = append(r.reads, op) }
@@ -66,6 +69,8 @@ func (r *recorder) Show(name string)          { r.shows = append(r.shows, name) 
 func (r *recorder) Reply(w *waiter, x result) { r.replies = append(r.replies, replied{w, x}) }
 func (r *recorder) Emit(e Event)              { r.events = append(r.events, e) }
 func (r *recorder) Persist(p persisted)       { r.persists++; r.saved = p }
+func (r *recorder) Changed(name string)       { r.changed[name]++ }
+func (r *recorder) Used(name string)          { r.used[name]++ }
 
 func (r *recorder) kinds() []EventKind {
 	var out []EventKind
@@ -95,7 +100,7 @@ func newRig(t *testing.T, set Settings, sizes map[string]uint64) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, fx: &recorder{}, tune: tuning{Settings: set, policy: p},
+	r := &rig{t: t, fx: &recorder{changed: map[string]int{}, used: map[string]int{}}, tune: tuning{Settings: set, policy: p},
 		clock: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC), onCard: map[string]uint64{}}
 	r.cat = newCatalogue(nil, nil)
 	r.cat.listed = true
@@ -234,35 +239,34 @@ func TestLoadReadsServerFirstAndRepliesAfterLoad(t *testing.T) {
 	}
 }
 
-// A request that finds its model loaded changes that model alone (its use
-// and its holds) and asks for nothing but the reply: the owner then
-// compares that model's view only (publishOne). Any other request may
-// change more, and says so.
+// A request that finds its model loaded changes nothing a snapshot shows
+// but that model's use (shown at the next poll) and, with a lease, its
+// holds: it costs no snapshot, or one model's view. It asks for nothing but
+// the reply.
 func TestHitChangesOnlyItsModel(t *testing.T) {
 	r := newRig(t, Settings{}, map[string]uint64{"a": 2 * gib, "b": 2 * gib})
-	w := newWaiter(false)
-	if only := r.s.OnLoad(w, "a", "test", 0); only != "" {
-		t.Fatalf("a miss reported only %s changed", only)
-	}
-	r.refresh()
-	r.loaded(nil)
-	r.reply(w)
-	before := *r.fx
+	r.loadThrough("a")
 	for _, tc := range []struct {
-		name  string
-		lease bool
-		holds int
-	}{{"plain", false, 0}, {"with a lease", true, 1}} {
+		name    string
+		lease   bool
+		holds   int
+		changed map[string]int
+	}{{"plain", false, 0, map[string]int{}}, {"with a lease", true, 1, map[string]int{"a": 1}}} {
+		before := *r.fx
+		changed, used := maps.Clone(r.fx.changed), maps.Clone(r.fx.used)
 		w := newWaiter(tc.lease)
-		only := r.s.OnLoad(w, "a", "test", 0)
-		if only != "a" {
-			t.Fatalf("%s: hit on a reported %v, want a alone", tc.name, only)
-		}
+		r.s.OnLoad(w, "a", "test", 0)
 		if res := r.reply(w); !res.already || res.err != nil {
 			t.Fatalf("%s: reply %+v", tc.name, res)
 		}
-		if got := r.s.holds(only); got != tc.holds {
+		if got := r.s.holds("a"); got != tc.holds {
 			t.Errorf("%s: holds %d, want %d", tc.name, got, tc.holds)
+		}
+		if d := delta(changed, r.fx.changed); !maps.Equal(d, tc.changed) {
+			t.Errorf("%s: a hit reported changes %v, want %v", tc.name, d, tc.changed)
+		}
+		if d := delta(used, r.fx.used); !maps.Equal(d, map[string]int{"a": 1}) {
+			t.Errorf("%s: a hit reported uses %v, want a's", tc.name, d)
 		}
 		if len(r.fx.reads) != len(before.reads) || len(r.fx.loads) != len(before.loads) ||
 			len(r.fx.unloads) != len(before.unloads) || len(r.fx.events) != len(before.events) ||
@@ -270,11 +274,24 @@ func TestHitChangesOnlyItsModel(t *testing.T) {
 			t.Errorf("%s: a hit asked for more than its reply: %+v, before %+v", tc.name, *r.fx, before)
 		}
 	}
-	for _, name := range []string{"b", "nope"} {
-		if only := r.s.OnLoad(newWaiter(false), name, "test", 0); only != "" {
-			t.Errorf("a request for %s (not loaded) reported %s alone changed", name, only)
+	// A request that must load reports the load it starts.
+	changed := maps.Clone(r.fx.changed)
+	r.load("b", false)
+	r.refresh()
+	if d := delta(changed, r.fx.changed); d["b"] == 0 || d[""] == 0 {
+		t.Errorf("a load of b reported changes %v, want b's and the scheduler's (the load that runs)", d)
+	}
+}
+
+// delta is what counts grew from before to after.
+func delta(before, after map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, n := range after {
+		if n > before[k] {
+			out[k] = n - before[k]
 		}
 	}
+	return out
 }
 
 func TestConcurrentRequestsJoinOneLoad(t *testing.T) {

@@ -39,6 +39,7 @@ func (s *scheduler) OnYield(w *waiter) {
 	}
 	s.handedBack = true
 	s.yielded = nil
+	s.fx.Changed("")
 	defer s.persist()
 	// Loads waiting in the queue will not run.
 	s.queue = slices.DeleteFunc(s.queue, func(o *op) bool {
@@ -77,6 +78,7 @@ func (s *scheduler) OnYield(w *waiter) {
 // lengths, and lets loads run again; w is answered once all are back.
 func (s *scheduler) OnRestore(w *waiter) {
 	s.handedBack = false
+	s.fx.Changed("")
 	g := &group{w: w, why: restore}
 	for _, y := range s.yielded {
 		if _, ok := s.cat.spec(y.Name); !ok {
@@ -150,6 +152,9 @@ func (s *scheduler) restoreReleased() {
 		default:
 			keep = append(keep, y)
 		}
+	}
+	if len(keep) != len(s.yielded) {
+		s.fx.Changed("")
 	}
 	s.yielded = keep
 }

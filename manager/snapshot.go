@@ -1,12 +1,12 @@
 package manager
 
 import (
+	"fmt"
 	"maps"
 	"reflect"
 	"slices"
 	"strings"
 	"time"
-	"unsafe"
 
 	"github.com/vramkeeper/vramkeeper/manager/estimate"
 )
@@ -126,187 +126,241 @@ func (s Snapshot) LoadedModels() []ModelView {
 	return out
 }
 
-// header is the part of a snapshot outside the model list, comparable so
-// that publish can tell whether anything changed.
-type header struct {
-	vram                         vramKey
-	cards                        unsafe.Pointer // replaced whole by readCard
-	budget, used, others, free   uint64
-	up, paused, discovered       bool
-	version, runtimeErr, loading string
-	loadingSince                 time.Time
-	maxLoaded, numCtx            int
-	policy                       string
-	margin                       uint64
-	busyGrace, loadTimeout       time.Duration
-	budgetSet                    string
-	pinned                       string
-	yielded                      bool
-	yieldedModels                int
-	contexts                     unsafe.Pointer // replaced whole by Apply
-	gpuOnly                      bool
-	tasks, roles                 unsafe.Pointer // the tables' maps: Apply replaces them whole
-	accounting, accountingFrom   string
+// changes is what changed since the last snapshot: a version bumped on
+// every change a snapshot shows, and the models whose views it touched.
+// Whoever changes state reports it where it does: the catalogue, the
+// scheduler (Effects.Changed), the owner for the settings, the connection
+// and the files. A nil *changes records nothing (a catalogue in a test).
+type changes struct {
+	version uint64
+	models  map[string]struct{}
+	// all: every view (the settings, the device, the room changed);
+	// members: models were added or removed, so the order is redone.
+	all, members bool
 }
 
-// viewKey is everything a model's view is made of, comparable.
-type viewKey struct {
-	name, digest, showErr string
-	disk                  uint64
-	hasDetails            bool
-	derived
-	files
-	live
-	use
-	fits    bool
-	holds   int
-	retryAt time.Time
-	maxFit  int
-	// card and cardCount: where Ollama would put it, on a machine with
-	// several cards (placement).
-	card      string
-	cardCount int
-}
-
-type cachedView struct {
-	key  viewKey
-	view ModelView
-}
-
-// publish stores a new snapshot when anything visible changed since the
-// last one; a model's use (last used, count) counts only when withUse, at
-// each poll, so that a request on a loaded model costs no snapshot. Changes
-// are found by comparing what the snapshot is built from, model by model,
-// so nothing needs to flag them; a model's view is rebuilt only when its
-// own inputs changed.
-func (m *Manager) publish(withUse bool) {
-	h, free := m.header()
-	changed := m.snap.Load() == nil || m.lastHeader != h
-	fresh := len(m.order) != len(m.cat.models) // the set of models changed
-	for _, md := range m.cat.models {
-		if md.pub == nil {
-			fresh = true
-		}
-		changed = m.review(md, h, free, withUse) || changed
-	}
-	if fresh {
-		m.order = slices.SortedFunc(maps.Values(m.cat.models), func(a, b *model) int { return strings.Compare(a.inst.Name, b.inst.Name) })
-		changed = true
-	}
-	if changed {
-		m.storeSnapshot(h)
+// header records a change outside the model list.
+func (c *changes) header() {
+	if c != nil {
+		c.version++
 	}
 }
 
-// publishOne is publish after an event that can have changed one model
-// alone (a request that found it loaded: its holds): the header and that
-// model are compared, not every model, so an agent's repeated request
-// costs the same with a thousand models installed as with ten.
-func (m *Manager) publishOne(name string) {
-	h, free := m.header()
-	md := m.cat.models[name]
-	if m.snap.Load() == nil || m.lastHeader != h || md == nil || md.pub == nil || len(m.order) != len(m.cat.models) {
-		m.publish(false)
+// model records a change of name's view.
+func (c *changes) model(name string) {
+	if c == nil {
 		return
 	}
-	if m.review(md, h, free, false) {
-		m.storeSnapshot(h)
+	c.version++
+	if c.models == nil {
+		c.models = map[string]struct{}{}
+	}
+	c.models[name] = struct{}{}
+}
+
+// everyModel records a change of every view.
+func (c *changes) everyModel() {
+	if c != nil {
+		c.version++
+		c.all = true
 	}
 }
 
-// review brings md's published view up to date; it reports whether the
-// view changed.
-func (m *Manager) review(md *model, h header, free uint64, withUse bool) bool {
+// membership records models added or removed.
+func (c *changes) membership() {
+	if c != nil {
+		c.version++
+		c.members = true
+	}
+}
+
+// published is what the last snapshot was made at.
+type published struct {
+	version uint64
+	// budget and room are what every view is measured against (whether a
+	// model fits, the largest context that fits): when they move, every
+	// view is redone.
+	budget, room uint64
+}
+
+// publish stores a new snapshot when anything it shows changed since the
+// last one: the version tells, and only the views of the models reported
+// changed are rebuilt. A model's use (last used, count) shows only when
+// withUse, at each poll, so that a request on a loaded model costs no
+// snapshot.
+func (m *Manager) publish(withUse bool) {
+	if withUse {
+		for name := range m.used {
+			m.changed.model(name)
+		}
+		clear(m.used)
+		m.retryEnded()
+	}
+	st := m.sched.status()
+	room := max(st.room, st.ours) - st.ours
+	first := m.snap.Load() == nil
+	if first || st.budget != m.pub.budget || room != m.pub.room {
+		m.changed.everyModel()
+	}
+	if m.changed.version == m.pub.version {
+		m.verifySnapshot(withUse)
+		return
+	}
+	ch := &m.changed
+	if ch.all {
+		for _, md := range m.cat.models {
+			m.review(md, st.budget, room)
+		}
+	} else {
+		for name := range ch.models {
+			if md := m.cat.models[name]; md != nil {
+				m.review(md, st.budget, room)
+			}
+		}
+	}
+	if first || ch.members {
+		m.order = slices.SortedFunc(maps.Values(m.cat.models), func(a, b *model) int { return strings.Compare(a.inst.Name, b.inst.Name) })
+		for _, md := range m.order {
+			if md.pub == nil {
+				m.review(md, st.budget, room)
+			}
+		}
+	}
+	m.storeSnapshot(st)
+	m.pub = published{version: ch.version, budget: st.budget, room: room}
+	clear(ch.models)
+	ch.all, ch.members = false, false
+	m.verifySnapshot(withUse)
+}
+
+// review rebuilds md's published view.
+func (m *Manager) review(md *model, budget, free uint64) {
 	name := md.inst.Name
 	sl := m.sched.record(name)
 	room := free
 	if sl.onCard() {
 		room += sl.size
 	}
-	k := viewKey{
-		name: name, digest: md.inst.Digest, showErr: errString(md.showErr), disk: md.inst.SizeBytes,
-		hasDetails: md.hasDetails, derived: md.derived, files: md.files, live: sl.live,
-		fits:  md.need > 0 && md.need <= h.budget,
-		holds: m.sched.holds(name), retryAt: m.sched.retryAt(name, md.inst.Digest, md.numCtx), maxFit: maxContext(md.fit(), room),
-	}
-	if !sl.onCard() {
-		k.card, k.cardCount = placement(md.need, m.conn.vram.Cards, h.margin)
-	}
-	if withUse || md.pub == nil {
-		k.use = sl.use
+	v := viewOf(md, sl, budget, room, m.sched.holds(name), m.sched.retryAt(name, md.inst.Digest, md.numCtx))
+	m.place(&v, md, sl)
+	if !v.RetryAt.IsZero() {
+		m.retrying[name] = v.RetryAt
 	} else {
-		k.use = md.pub.key.use
+		delete(m.retrying, name)
 	}
-	if md.pub != nil && md.pub.key == k {
-		return false
-	}
-	md.pub = &cachedView{key: k, view: viewOf(md, sl, k)}
-	return true
+	md.pub = &v
 }
 
-// storeSnapshot publishes a snapshot of h and the models' views.
-func (m *Manager) storeSnapshot(h header) {
-	m.lastHeader = h
+// retryEnded marks the views of models whose backoff has ended since, so
+// their retry time leaves the snapshot at the next poll.
+func (m *Manager) retryEnded() {
+	now := m.now()
+	for name, at := range m.retrying {
+		if !now.Before(at) {
+			m.changed.model(name)
+			delete(m.retrying, name)
+		}
+	}
+}
+
+// storeSnapshot publishes a snapshot of the settings, the card, the
+// scheduler's state st and the models' views.
+func (m *Manager) storeSnapshot(st status) {
+	m.snap.Store(m.snapshot(st, func(md *model) ModelView { return *md.pub }))
+}
+
+// snapshot builds a snapshot with each model's view as view gives it.
+func (m *Manager) snapshot(st status, view func(*model) ModelView) *Snapshot {
+	c := m.conn
 	snap := &Snapshot{
-		Time: m.now(), VRAM: m.conn.vram, Budget: h.budget, Used: h.used, Others: h.others, Free: h.free,
+		Time: m.now(), VRAM: c.vram, Budget: st.budget, Used: st.ours, Others: c.others(),
 		Settings: m.tune.Settings, Tasks: m.tune.Tables.TaskNames(), Roles: m.tune.Tables.RoleNames(),
-		OllamaUp: h.up, Version: h.version, RuntimeErr: h.runtimeErr, Paused: h.paused,
-		Discovered: h.discovered, Loading: h.loading, LoadingSince: h.loadingSince,
-		Yielded: h.yielded, YieldedModels: m.sched.yieldedNames(),
-		Cards: cardViews(m.conn.vram, m.conn.oursAtRead), Accounting: h.accounting, AccountingFrom: h.accountingFrom,
+		OllamaUp: c.up, Version: c.version, RuntimeErr: c.err, Paused: st.paused,
+		Discovered: m.cat.listed, Loading: st.loading, LoadingSince: st.loadingSince,
+		Yielded: st.handedBack, YieldedModels: m.sched.yieldedNames(),
+		Cards:  cardViews(c.vram, c.oursAtRead),
 		Models: make([]ModelView, len(m.order)),
+	}
+	snap.Accounting, snap.AccountingFrom = m.cat.accounting()
+	if c.vram.Measured() {
+		snap.Free = c.vram.Free
+	} else if c.vram.Total > st.ours {
+		snap.Free = c.vram.Total - st.ours
 	}
 	snap.Settings.Pinned = slices.Clone(m.tune.Pinned)
 	for i, md := range m.order {
-		snap.Models[i] = md.pub.view
+		snap.Models[i] = view(md)
 	}
-	m.snap.Store(snap)
+	return snap
 }
 
-// header is the snapshot's header now, and the room our models have left
-// (what a model's largest context that fits is measured against).
-func (m *Manager) header() (header, uint64) {
+// verifySnapshot, in tests (VerifySnapshots), checks that the snapshot
+// kept up to date by the version equals one built from scratch now: a
+// change nobody reported shows as a difference. Use and retry times show
+// only at a poll (withUse), so they are compared only then.
+func (m *Manager) verifySnapshot(withUse bool) {
+	if !m.verify.Load() || m.verifyErr.Load() != nil {
+		return
+	}
 	st := m.sched.status()
-	ours := st.ours
-	s, c := m.tune, m.conn
-	h := header{
-		vram: c.vram.key(), cards: unsafe.Pointer(unsafe.SliceData(c.vram.Cards)), budget: st.budget, used: ours,
-		up: c.up, paused: st.paused, discovered: m.cat.listed, version: c.version, runtimeErr: c.err,
-		maxLoaded: s.MaxLoaded, numCtx: s.NumCtx, policy: s.Policy, margin: s.SafetyMargin,
-		busyGrace: s.BusyGrace, loadTimeout: s.LoadTimeout, budgetSet: s.Budget.String(),
-		pinned: strings.Join(s.Pinned, "\x00"), yielded: st.handedBack,
-		yieldedModels: st.yielded, contexts: reflect.ValueOf(s.Contexts).UnsafePointer(), gpuOnly: s.GPUOnly,
-		tasks: reflect.ValueOf(s.Tables.Tasks).UnsafePointer(), roles: reflect.ValueOf(s.Tables.Roles).UnsafePointer(),
-		loading: st.loading, loadingSince: st.loadingSince,
+	room := max(st.room, st.ours) - st.ours
+	fresh := m.snapshot(st, func(md *model) ModelView {
+		name := md.inst.Name
+		sl := m.sched.record(name)
+		r := room
+		if sl.onCard() {
+			r += sl.size
+		}
+		v := viewOf(md, sl, st.budget, r, m.sched.holds(name), m.sched.retryAt(name, md.inst.Digest, md.numCtx))
+		m.place(&v, md, sl)
+		return v
+	})
+	got := *m.snap.Load()
+	got.Models = slices.Clone(got.Models)
+	if len(got.Models) != len(m.cat.models) {
+		err := fmt.Errorf("snapshot lists %d models, the catalogue %d", len(got.Models), len(m.cat.models))
+		m.verifyErr.Store(&err)
+		return
 	}
-	h.accounting, h.accountingFrom = m.cat.accounting()
-	h.others = c.others()
-	if c.vram.Measured() {
-		h.free = c.vram.Free
-	} else if c.vram.Total > h.used {
-		h.free = c.vram.Total - h.used
+	got.Time, fresh.Time = time.Time{}, time.Time{}
+	if !withUse {
+		for _, ms := range [][]ModelView{got.Models, fresh.Models} {
+			for i := range ms {
+				ms[i].LastUsed, ms[i].Uses, ms[i].RetryAt = time.Time{}, 0, time.Time{}
+			}
+		}
 	}
-	return h, max(st.room, ours) - ours
+	if !reflect.DeepEqual(got, *fresh) {
+		err := fmt.Errorf("the published snapshot differs from one built now:\n%+v\n%+v", got, *fresh)
+		m.verifyErr.Store(&err)
+	}
 }
 
-func viewOf(md *model, sl slot, k viewKey) ModelView {
+func viewOf(md *model, sl slot, budget, room uint64, holds int, retryAt time.Time) ModelView {
 	v := ModelView{
 		Name: md.inst.Name, Digest: md.inst.Digest, Family: md.det.Family,
 		Parameters: md.det.ParameterSize, ParamsB: md.paramsB, Quantization: md.det.Quantization,
 		Capabilities: slices.Clone(md.det.Capabilities), DiskBytes: md.inst.SizeBytes,
 		NumCtx: md.numCtx, EstimateBytes: md.need, Calibrated: md.calibrated, Breakdown: md.est,
-		EstimateErr: md.estErr, Priority: md.priority, Fits: k.fits,
+		EstimateErr: md.estErr, Priority: md.priority, Fits: md.need > 0 && md.need <= budget,
 		State: sl.state, Loaded: sl.state == Loaded, Pinned: md.pinned,
-		LastUsed: sl.lastUsed, Uses: sl.uses, InFlight: k.holds, Error: sl.lastErr, RetryAt: k.retryAt,
-		ContextAuto: md.ctxAuto, MaxFitCtx: k.maxFit, CPUPercent: int(100*sl.cpuShare + 0.5),
+		LastUsed: sl.lastUsed, Uses: sl.uses, InFlight: holds, Error: sl.lastErr, RetryAt: retryAt,
+		ContextAuto: md.ctxAuto, MaxFitCtx: maxContext(md.fit(), room), CPUPercent: int(100*sl.cpuShare + 0.5),
 		WarmPercent: int(100*md.warmth + 0.5), TrainedCtx: md.trained,
 	}
 	if sl.onCard() {
 		v.SizeBytes, v.LoadedCtx = sl.size, sl.loadedCtx
 	}
-	v.Card, v.CardCount = k.card, k.cardCount
 	if v.Error == "" {
-		v.Error = k.showErr
+		v.Error = errString(md.showErr)
 	}
 	return v
+}
+
+// place says where Ollama would put a model not on the card yet, on a
+// machine with several cards (placement).
+func (m *Manager) place(v *ModelView, md *model, sl slot) {
+	if !sl.onCard() {
+		v.Card, v.CardCount = placement(md.need, m.conn.vram.Cards, m.tune.SafetyMargin)
+	}
 }

@@ -120,6 +120,7 @@ func (m *Manager) prefetched(e evPrefetched) {
 		m.log.Warn("prefetch failed", "model", e.model, "err", e.err)
 	}
 	md.warmth = residentShare(e.res)
+	m.changed.model(e.model)
 	var read int64
 	for _, r := range e.res {
 		read += r.Read
@@ -188,7 +189,10 @@ func statSize(path string) (int64, error) {
 func (m *Manager) residency(e evResidency) {
 	for n, w := range e.warm {
 		if md := m.cat.models[n]; md != nil {
-			md.warmth = w
+			if md.warmth != w {
+				md.warmth = w
+				m.changed.model(n)
+			}
 		}
 	}
 }

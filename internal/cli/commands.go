@@ -11,14 +11,15 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/vramkeeper/vramkeeper/app/describe"
+	"github.com/vramkeeper/vramkeeper/internal/describe"
 	"github.com/vramkeeper/vramkeeper/internal/instance"
 	"github.com/vramkeeper/vramkeeper/internal/plot"
 	"github.com/vramkeeper/vramkeeper/internal/version"
 	"github.com/vramkeeper/vramkeeper/manager"
-	"github.com/vramkeeper/vramkeeper/manager/api"
+	"github.com/vramkeeper/vramkeeper/manager/api/client"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 	"github.com/vramkeeper/vramkeeper/manager/evict"
+	"github.com/vramkeeper/vramkeeper/manager/keeper"
 	"github.com/vramkeeper/vramkeeper/manager/timeline"
 )
 
@@ -65,7 +66,7 @@ func ExitCode(err error) int {
 		return ExitLoadFailed
 	case errors.Is(err, instance.ErrHeld):
 		return ExitAnotherInstance
-	case errors.Is(err, api.ErrUnauthorized), errors.Is(err, api.ErrVersionMismatch):
+	case errors.Is(err, client.ErrUnauthorized), errors.Is(err, client.ErrVersionMismatch):
 		return ExitRefused
 	}
 	return ExitError
@@ -171,37 +172,10 @@ func run(ctx context.Context, cmd string, pos []string, f Flags, stdout, stderr 
 	return nil
 }
 
-// Keeper is what the CLI needs: the in-process manager (local) or a
-// running instance seen through its API (api.Remote), with the manager's
-// own names.
-type Keeper interface {
-	Snapshot() manager.Snapshot
-	BestModelForTask(ctx context.Context, task, role string) (manager.Choice, error)
-	LoadAt(ctx context.Context, name string, numCtx int, reason string) (manager.LoadResult, error)
-	Unload(ctx context.Context, name string) error
-	Yield(ctx context.Context) ([]string, error)
-	Restore(ctx context.Context) ([]string, error)
-	History() []manager.Event
-	Timeline(ctx context.Context, since time.Time) (timeline.Window, error)
-}
-
-var (
-	_ Keeper = local{}
-	_ Keeper = (*api.Remote)(nil)
-)
-
-// local is the manager running in this process, with a Timeline shaped
-// like the API's.
-type local struct{ *manager.Manager }
-
-func (l local) Timeline(_ context.Context, since time.Time) (timeline.Window, error) {
-	return l.Manager.Timeline(since), nil
-}
-
 // inProcess reports whether k is a manager this command runs (and stops
 // when it exits), not a running instance.
-func inProcess(k Keeper) bool {
-	_, ok := k.(local)
+func inProcess(k keeper.Keeper) bool {
+	_, ok := k.(*manager.Manager)
 	return ok
 }
 
@@ -210,12 +184,12 @@ func inProcess(k Keeper) bool {
 // Ollama of a running instance beside it: an instance that refuses this
 // command (token, version) is an error, and so is one that holds the
 // state folder but does not answer.
-func (e *Env) keeper(ctx context.Context) (Keeper, func(), error) {
+func (e *Env) keeper(ctx context.Context) (keeper.Keeper, func(), error) {
 	k, err := e.remote(ctx, e.Config.Listen)
 	if err == nil {
 		return k, func() {}, nil
 	}
-	if !errors.Is(err, api.ErrNotRunning) {
+	if !errors.Is(err, client.ErrNotRunning) {
 		return nil, nil, err
 	}
 	if err := e.Own("cli"); err != nil {
@@ -229,7 +203,7 @@ func (e *Env) keeper(ctx context.Context) (Keeper, func(), error) {
 			if rerr == nil {
 				return k, func() {}, nil
 			}
-			if !errors.Is(rerr, api.ErrNotRunning) {
+			if !errors.Is(rerr, client.ErrNotRunning) {
 				return nil, nil, rerr
 			}
 		}
@@ -240,7 +214,7 @@ func (e *Env) keeper(ctx context.Context) (Keeper, func(), error) {
 		stop()
 		return nil, nil, err
 	}
-	return local{e.Manager}, stop, nil
+	return e.Manager, stop, nil
 }
 
 func (e *Env) printJSON(v any) error {
@@ -249,7 +223,7 @@ func (e *Env) printJSON(v any) error {
 	return enc.Encode(v)
 }
 
-func cmdModels(ctx context.Context, env *Env, k Keeper) error {
+func cmdModels(ctx context.Context, env *Env, k keeper.Keeper) error {
 	s := k.Snapshot()
 	if env.Flags.JSON {
 		if s.Models == nil {
@@ -380,7 +354,7 @@ func statusOf(s manager.Snapshot, ollamaURL string, now time.Time) StatusJSON {
 	return out
 }
 
-func cmdStatus(ctx context.Context, env *Env, k Keeper) error {
+func cmdStatus(ctx context.Context, env *Env, k keeper.Keeper) error {
 	s := k.Snapshot()
 	now := time.Now()
 	out := statusOf(s, env.OllamaURL.String(), now)
@@ -439,7 +413,7 @@ func ago(t time.Time) string {
 	return time.Since(t).Round(time.Second).String() + " ago"
 }
 
-func cmdBest(ctx context.Context, env *Env, k Keeper, task, role string) error {
+func cmdBest(ctx context.Context, env *Env, k keeper.Keeper, task, role string) error {
 	stop := env.progress(ctx, "choosing and loading a model for "+task)
 	c, err := k.BestModelForTask(ctx, task, role)
 	stop()
@@ -460,7 +434,7 @@ func cmdBest(ctx context.Context, env *Env, k Keeper, task, role string) error {
 	return nil
 }
 
-func cmdLoad(ctx context.Context, env *Env, k Keeper, name string) error {
+func cmdLoad(ctx context.Context, env *Env, k keeper.Keeper, name string) error {
 	stop := env.progress(ctx, "loading "+name)
 	r, err := k.LoadAt(ctx, name, env.Flags.Ctx, "loaded from the command line")
 	stop()
@@ -482,7 +456,7 @@ func cmdLoad(ctx context.Context, env *Env, k Keeper, name string) error {
 	return nil
 }
 
-func cmdYield(ctx context.Context, env *Env, k Keeper) error {
+func cmdYield(ctx context.Context, env *Env, k keeper.Keeper) error {
 	stop := env.progress(ctx, "giving the GPU back")
 	names, err := k.Yield(ctx)
 	stop()
@@ -503,7 +477,7 @@ func cmdYield(ctx context.Context, env *Env, k Keeper) error {
 	return nil
 }
 
-func cmdRestore(ctx context.Context, env *Env, k Keeper) error {
+func cmdRestore(ctx context.Context, env *Env, k keeper.Keeper) error {
 	stop := env.progress(ctx, "putting the models back")
 	names, err := k.Restore(ctx)
 	stop()
@@ -520,7 +494,7 @@ func cmdRestore(ctx context.Context, env *Env, k Keeper) error {
 
 // cmdHistory prints the recent history, newest last, and with --plot
 // writes the last hour's chart.
-func cmdHistory(ctx context.Context, env *Env, k Keeper) error {
+func cmdHistory(ctx context.Context, env *Env, k keeper.Keeper) error {
 	events := k.History()
 	if env.Flags.Plot != "" {
 		w, err := k.Timeline(ctx, time.Now().Add(-timeline.DefaultSpan))

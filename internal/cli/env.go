@@ -17,7 +17,7 @@ import (
 
 	"github.com/vramkeeper/vramkeeper/internal/instance"
 	"github.com/vramkeeper/vramkeeper/manager"
-	"github.com/vramkeeper/vramkeeper/manager/api"
+	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 	"github.com/vramkeeper/vramkeeper/manager/evict"
 	"github.com/vramkeeper/vramkeeper/manager/gpu"
@@ -130,7 +130,7 @@ type Env struct {
 	Log     *slog.Logger
 	// StartOllama, when set before ServeAPI, serves POST
 	// /keeper/v1/ollama/start (the desktop tray sets it).
-	StartOllama func(ctx context.Context) (api.StartOllamaResponse, error)
+	StartOllama func(ctx context.Context) (wire.StartOllamaResponse, error)
 	// OpenWindow, when set before ServeAPI, serves POST /keeper/v1/window
 	// (the desktop tray sets it).
 	OpenWindow func() error
@@ -226,7 +226,7 @@ func (e *Env) Own(mode string) error {
 	}
 	e.GPU = gpu.New(e.Config.VRAMBytes(), e.Log)
 	opt.Runtime, opt.GPU, opt.StateDir, opt.Logger = e.Runtime, e.GPU, e.StateDir, e.Log
-	if !api.IsLoopback(e.OllamaURL.Host) {
+	if !wire.IsLoopback(e.OllamaURL.Host) {
 		// The model files live on the server's machine: nothing to warm here.
 		opt.Settings.NoPrefetch = true
 	}
@@ -286,7 +286,7 @@ func Options(cfg config.Config) (manager.Options, error) {
 		return opt, fmt.Errorf("load_timeout: %w", err)
 	}
 	set.LoadTimeout, set.GPUOnly = timeout, cfg.GPUOnly
-	if set.Contexts, err = api.ConfigContexts(cfg); err != nil {
+	if set.Contexts, err = cfg.Contexts(); err != nil {
 		return opt, err
 	}
 	set.Tables = score.Defaults().Merge(cfg.Tasks, cfg.Roles)

@@ -18,7 +18,7 @@ import (
 	"github.com/vramkeeper/vramkeeper/internal/fakert"
 	"github.com/vramkeeper/vramkeeper/internal/mgrtest"
 	"github.com/vramkeeper/vramkeeper/manager"
-	keeper "github.com/vramkeeper/vramkeeper/manager/api"
+	"github.com/vramkeeper/vramkeeper/manager/api"
 )
 
 // fakeInstance is a running VRAM Keeper (a manager over the in-memory
@@ -47,7 +47,7 @@ func startInstance(t *testing.T) *fakeInstance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := keeper.New(m, &url.URL{Scheme: "http", Host: "127.0.0.1:1"}, keeper.Options{Log: slog.New(slog.DiscardHandler)})
+	srv := api.New(m, &url.URL{Scheme: "http", Host: "127.0.0.1:1"}, api.Options{Log: slog.New(slog.DiscardHandler)})
 	served := make(chan error, 1)
 	go func() { served <- srv.ServeListener(ctx, ln) }()
 	t.Cleanup(func() { cancel(); <-served })

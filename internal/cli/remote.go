@@ -10,6 +10,8 @@ import (
 
 	"github.com/vramkeeper/vramkeeper/internal/instance"
 	"github.com/vramkeeper/vramkeeper/manager/api"
+	"github.com/vramkeeper/vramkeeper/manager/api/client"
+	"github.com/vramkeeper/vramkeeper/manager/keeper"
 )
 
 // apiBase is the URL of the local API for the configured listen address.
@@ -17,25 +19,25 @@ func (e *Env) apiBase() string { return "http://" + e.Config.Listen }
 
 // remote returns the API of the instance at addr (the tray app or serve),
 // so the CLI and the tray share one state. The error wraps
-// api.ErrNotRunning when none answers there; any other error is an
+// client.ErrNotRunning when none answers there; any other error is an
 // instance that answers but refuses this command.
-func (e *Env) remote(ctx context.Context, addr string) (Keeper, error) {
-	c, err := api.Dial(ctx, "http://"+addr, e.Config.Token)
+func (e *Env) remote(ctx context.Context, addr string) (keeper.Keeper, error) {
+	c, err := client.Dial(ctx, "http://"+addr, e.Config.Token)
 	if err == nil {
-		r := api.NewRemote(c, e.Log)
+		r := client.NewRemote(c, e.Log)
 		if err = r.Refresh(ctx); err == nil {
 			e.Log.Info("using the running instance", "addr", addr)
 			return r, nil
 		}
 	}
-	if errors.Is(err, api.ErrNotRunning) {
+	if errors.Is(err, client.ErrNotRunning) {
 		return nil, err
 	}
 	hint := ""
 	switch {
-	case errors.Is(err, api.ErrUnauthorized):
+	case errors.Is(err, client.ErrUnauthorized):
 		hint = ": its token was refused (set token in the config to the instance's)"
-	case errors.Is(err, api.ErrVersionMismatch):
+	case errors.Is(err, client.ErrVersionMismatch):
 		hint = ": it is another vramkeeper release (use the same one, or stop it first)"
 	}
 	return nil, fmt.Errorf("the running VRAM Keeper at http://%s refused this command%s: %w", addr, hint, err)
@@ -106,12 +108,12 @@ func WindowArgs(f Flags, configPath, listen string) []string {
 
 // DialWindow connects the window to the tray's API, waiting up to wait for
 // it: the tray opens the window while its API may still be starting.
-func (e *Env) DialWindow(ctx context.Context, wait time.Duration) (*api.Client, error) {
+func (e *Env) DialWindow(ctx context.Context, wait time.Duration) (*client.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	for {
-		c, err := api.Dial(ctx, e.apiBase(), e.Config.Token)
-		if err == nil || !errors.Is(err, api.ErrNotRunning) {
+		c, err := client.Dial(ctx, e.apiBase(), e.Config.Token)
+		if err == nil || !errors.Is(err, client.ErrNotRunning) {
 			return c, err
 		}
 		select {
@@ -128,7 +130,7 @@ func (e *Env) OpenRunningWindow(ctx context.Context, held *instance.HeldError) e
 	if held.Holder.API == "" {
 		return fmt.Errorf("it has no API to ask (%s)", held.Holder.Mode)
 	}
-	c, err := api.Dial(ctx, "http://"+held.Holder.API, e.Config.Token)
+	c, err := client.Dial(ctx, "http://"+held.Holder.API, e.Config.Token)
 	if err != nil {
 		return err
 	}

@@ -16,12 +16,12 @@ import (
 	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
 	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
 	"github.com/vramkeeper/vramkeeper/manager"
-	"github.com/vramkeeper/vramkeeper/manager/api"
+	"github.com/vramkeeper/vramkeeper/manager/api/client"
 )
 
 // serving is a `vramkeeper serve` run in this process for a test.
 type serving struct {
-	c    *api.Client
+	c    *client.Client
 	stop func()
 }
 
@@ -53,7 +53,7 @@ func serve(t *testing.T, args []string) *serving {
 	}
 	t.Cleanup(stop)
 	for i := 0; ; i++ {
-		c, err := api.Dial(ctx, "http://"+addr, "")
+		c, err := client.Dial(ctx, "http://"+addr, "")
 		if err == nil {
 			return &serving{c: c, stop: stop}
 		}

@@ -416,7 +416,7 @@ func (r *run) view(name string) manager.ModelView {
 
 // setBudget applies a budget to the manager.
 func (r *run) setBudget(b uint64) {
-	if err := r.m.Apply(r.ctx, func(s *manager.Settings) { s.Budget = config.Size{Bytes: b} }); err != nil {
+	if err := r.m.Apply(r.ctx, manager.SettingsPatch{Budget: &config.Size{Bytes: b}}); err != nil {
 		r.fail("setting the budget to %s: %v", config.FormatBytes(b), err)
 	}
 }

@@ -165,7 +165,7 @@ func checkExecutable(p string) error {
 	if err != nil {
 		return err
 	}
-	if fi.IsDir() || fi.Mode()&0o111 == 0 {
+	if !fi.Mode().IsRegular() || !executable(fi.Mode()) {
 		return fmt.Errorf("%s is not an executable file", p)
 	}
 	return nil

@@ -2,7 +2,14 @@
 
 package ollamatest
 
-import "os/exec"
+import (
+	"io/fs"
+	"os/exec"
+)
+
+// executable: Windows keeps no execute bit (Go reports 0666 or 0444); the
+// system decides by the file when it starts it.
+func executable(fs.FileMode) bool { return true }
 
 func setProcAttr(*exec.Cmd) {}
 

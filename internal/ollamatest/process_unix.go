@@ -3,9 +3,13 @@
 package ollamatest
 
 import (
+	"io/fs"
 	"os/exec"
 	"syscall"
 )
+
+// executable: some execute bit is set.
+func executable(m fs.FileMode) bool { return m&0o111 != 0 }
 
 // setProcAttr puts the server in a process group of its own, led by its PID,
 // so killGroup reaches the runner subprocesses it spawns as well.

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"testing"
 
-	keeper "github.com/vramkeeper/vramkeeper/manager/api"
+	server "github.com/vramkeeper/vramkeeper/manager/api"
 )
 
 // callLog is shared by the fake manager and the fake Ollama, so a test sees
@@ -53,7 +53,7 @@ func (k adminKeeper) Refresh(context.Context) error {
 
 // adminRig is a fake Ollama that answers admin calls with status and logs
 // them, behind a server with the given options.
-func adminRig(t *testing.T, opt keeper.Options, status int) (*httptest.Server, *callLog) {
+func adminRig(t *testing.T, opt server.Options, status int) (*httptest.Server, *callLog) {
 	t.Helper()
 	log := &callLog{}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -66,7 +66,7 @@ func adminRig(t *testing.T, opt keeper.Options, status int) (*httptest.Server, *
 	t.Cleanup(up.Close)
 	u, _ := url.Parse(up.URL)
 	k := adminKeeper{&fakeKeeper{models: map[string]bool{"a/b:c": true, "idle:7b": false}}, log}
-	hs := httptest.NewServer(keeper.New(k, u, opt).Handler())
+	hs := httptest.NewServer(server.New(k, u, opt).Handler())
 	t.Cleanup(hs.Close)
 	return hs, log
 }
@@ -86,13 +86,13 @@ func TestAdminEndpointsByChoice(t *testing.T) {
 	}
 	cases := []struct {
 		name   string
-		opt    keeper.Options
+		opt    server.Options
 		header string
 		allow  bool
 	}{
-		{"loopback without a token: the user's own machine", keeper.Options{}, "", true},
-		{"token: refused", keeper.Options{Token: "t"}, "Bearer t", false},
-		{"token and allow_admin", keeper.Options{Token: "t", AllowAdmin: true}, "Bearer t", true},
+		{"loopback without a token: the user's own machine", server.Options{}, "", true},
+		{"token: refused", server.Options{Token: "t"}, "Bearer t", false},
+		{"token and allow_admin", server.Options{Token: "t", AllowAdmin: true}, "Bearer t", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -158,7 +158,7 @@ func TestAdminKeepsTableTrue(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			hs, log := adminRig(t, keeper.Options{}, tc.status)
+			hs, log := adminRig(t, server.Options{}, tc.status)
 			req, _ := http.NewRequest(tc.method, hs.URL+tc.path, strings.NewReader(tc.body))
 			resp, err := hs.Client().Do(req)
 			if err != nil {
@@ -179,7 +179,7 @@ func TestAdminKeepsTableTrue(t *testing.T) {
 }
 
 func TestDeleteBadBody(t *testing.T) {
-	hs, log := adminRig(t, keeper.Options{}, 200)
+	hs, log := adminRig(t, server.Options{}, 200)
 	for _, body := range []string{``, `{"model":`, `{}`, `[1]`} {
 		req, _ := http.NewRequest("DELETE", hs.URL+"/api/delete", strings.NewReader(body))
 		resp, err := hs.Client().Do(req)

@@ -19,7 +19,8 @@ import (
 	"github.com/vramkeeper/vramkeeper/internal/fakert"
 	"github.com/vramkeeper/vramkeeper/internal/mgrtest"
 	"github.com/vramkeeper/vramkeeper/manager"
-	keeper "github.com/vramkeeper/vramkeeper/manager/api"
+	server "github.com/vramkeeper/vramkeeper/manager/api"
+	"github.com/vramkeeper/vramkeeper/manager/api/client"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 )
 
@@ -78,12 +79,12 @@ func TestEventStreamCap(t *testing.T) {
 	const clients, capN = 500, 40
 	k := newStreamKeeper()
 	u, _ := url.Parse("http://127.0.0.1:1")
-	hs := httptest.NewServer(keeper.New(k, u, keeper.Options{MaxEventStreams: capN,
+	hs := httptest.NewServer(server.New(k, u, server.Options{MaxEventStreams: capN,
 		Log: slog.New(slog.DiscardHandler)}).Handler())
 	defer hs.Close()
 	tr := &http.Transport{MaxConnsPerHost: 0, MaxIdleConnsPerHost: clients}
 	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var ok, refused, other atomic.Int32
@@ -92,7 +93,7 @@ func TestEventStreamCap(t *testing.T) {
 	for range clients {
 		wg.Go(func() {
 			req, _ := http.NewRequestWithContext(ctx, "GET", hs.URL+"/keeper/v1/events", nil)
-			resp, err := client.Do(req)
+			resp, err := hc.Do(req)
 			if err != nil {
 				other.Add(1)
 				opened <- struct{}{}
@@ -118,7 +119,7 @@ func TestEventStreamCap(t *testing.T) {
 		<-opened
 	}
 	// With every stream slot taken, the manager is still driven.
-	c, err := keeper.Dial(context.Background(), hs.URL, "")
+	c, err := client.Dial(context.Background(), hs.URL, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +136,7 @@ func TestEventStreamCap(t *testing.T) {
 	for range capN {
 		<-k.unsubscribed // every handler let go of its subscription
 	}
-	client.CloseIdleConnections()
+	hc.CloseIdleConnections()
 }
 
 // TestSlowSubscriberDropped: a client that stops reading is dropped after
@@ -144,7 +145,7 @@ func TestSlowSubscriberDropped(t *testing.T) {
 	k := newStreamKeeper()
 	u, _ := url.Parse("http://127.0.0.1:1")
 	logs := &lineCounter{}
-	hs := httptest.NewServer(keeper.New(k, u, keeper.Options{
+	hs := httptest.NewServer(server.New(k, u, server.Options{
 		MaxEventStreams: 1, EventWriteTimeout: 200 * time.Millisecond,
 		Log: slog.New(slog.NewTextHandler(logs, nil)),
 	}).Handler())
@@ -196,7 +197,7 @@ feed:
 func TestStreamEndsWhenManagerDrops(t *testing.T) {
 	k := newStreamKeeper()
 	u, _ := url.Parse("http://127.0.0.1:1")
-	hs := httptest.NewServer(keeper.New(k, u, keeper.Options{Log: slog.New(slog.DiscardHandler)}).Handler())
+	hs := httptest.NewServer(server.New(k, u, server.Options{Log: slog.New(slog.DiscardHandler)}).Handler())
 	defer hs.Close()
 	resp, err := hs.Client().Get(hs.URL + "/keeper/v1/events")
 	if err != nil {
@@ -238,11 +239,11 @@ func TestEventStreamsRealManager(t *testing.T) {
 		t.Fatal(err)
 	}
 	u, _ := url.Parse("http://127.0.0.1:1")
-	hs := httptest.NewServer(keeper.New(m, u, keeper.Options{MaxEventStreams: capN, Log: slog.New(slog.DiscardHandler)}).Handler())
+	hs := httptest.NewServer(server.New(m, u, server.Options{MaxEventStreams: capN, Log: slog.New(slog.DiscardHandler)}).Handler())
 	defer hs.Close()
 	tr := &http.Transport{MaxIdleConnsPerHost: clients}
 	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr}
+	hc := &http.Client{Transport: tr}
 
 	streamCtx, stopStreams := context.WithCancel(ctx)
 	var open, refused atomic.Int32
@@ -252,7 +253,7 @@ func TestEventStreamsRealManager(t *testing.T) {
 	for range clients {
 		wg.Go(func() {
 			req, _ := http.NewRequestWithContext(streamCtx, "GET", hs.URL+"/keeper/v1/events?kinds=loaded", nil)
-			resp, err := client.Do(req)
+			resp, err := hc.Do(req)
 			if err != nil {
 				ready <- struct{}{}
 				return
@@ -279,7 +280,7 @@ func TestEventStreamsRealManager(t *testing.T) {
 	for range clients {
 		<-ready
 	}
-	c, err := keeper.Dial(ctx, hs.URL, "")
+	c, err := client.Dial(ctx, hs.URL, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,8 @@ import (
 	"github.com/ollama/ollama/types/model"
 
 	"github.com/vramkeeper/vramkeeper/manager"
-	keeper "github.com/vramkeeper/vramkeeper/manager/api"
+	server "github.com/vramkeeper/vramkeeper/manager/api"
+	"github.com/vramkeeper/vramkeeper/manager/api/client"
 )
 
 // anyKeeper knows every model name and records the names it is asked for.
@@ -52,9 +53,9 @@ func FuzzModelPath(f *testing.F) {
 		f.Add(s)
 	}
 	k := &anyKeeper{fakeKeeper: &fakeKeeper{}}
-	hs := httptest.NewServer(keeper.New(k, &url.URL{Scheme: "http", Host: "127.0.0.1:1"}, keeper.Options{}).Handler())
+	hs := httptest.NewServer(server.New(k, &url.URL{Scheme: "http", Host: "127.0.0.1:1"}, server.Options{}).Handler())
 	defer hs.Close()
-	c, err := keeper.Dial(context.Background(), hs.URL, "")
+	c, err := client.Dial(context.Background(), hs.URL, "")
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func FuzzManagementBodies(f *testing.F) {
 		f.Add(uint8(i), []byte(s))
 	}
 	k := &fakeKeeper{models: map[string]bool{"a/b:c": true}}
-	h := keeper.New(k, &url.URL{Scheme: "http", Host: "127.0.0.1:1"}, keeper.Options{}).Handler()
+	h := server.New(k, &url.URL{Scheme: "http", Host: "127.0.0.1:1"}, server.Options{}).Handler()
 	f.Fuzz(func(t *testing.T, e uint8, body []byte) {
 		ep := managementBodies[int(e)%len(managementBodies)]
 		req := httptest.NewRequest(ep.method, ep.path, bytes.NewReader(body))

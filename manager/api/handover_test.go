@@ -10,7 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	keeper "github.com/vramkeeper/vramkeeper/manager/api"
+	server "github.com/vramkeeper/vramkeeper/manager/api"
+	"github.com/vramkeeper/vramkeeper/manager/api/client"
+	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 )
 
 // POST /keeper/v1/window: the tray opens its window for a second start;
@@ -31,14 +33,14 @@ func TestOpenWindow(t *testing.T) {
 			if tc.open != nil {
 				open = func() error { opened++; return tc.open() }
 			}
-			hs := httptest.NewServer(keeper.New(&fakeKeeper{}, u, keeper.Options{OpenWindow: open}).Handler())
+			hs := httptest.NewServer(server.New(&fakeKeeper{}, u, server.Options{OpenWindow: open}).Handler())
 			defer hs.Close()
-			c, err := keeper.Dial(context.Background(), hs.URL, "")
+			c, err := client.Dial(context.Background(), hs.URL, "")
 			if err != nil {
 				t.Fatal(err)
 			}
 			err = c.OpenWindow(context.Background())
-			var ae *keeper.Error
+			var ae *client.Error
 			switch {
 			case tc.status == 0 && (err != nil || opened != 1):
 				t.Fatalf("%v, opened %d", err, opened)
@@ -52,15 +54,15 @@ func TestOpenWindow(t *testing.T) {
 // A client of another API version is refused with a clear message, which
 // the client maps to ErrVersionMismatch.
 func TestVersionMismatch(t *testing.T) {
-	hs := httptest.NewServer(keeper.New(&fakeKeeper{}, &url.URL{Scheme: "http", Host: "127.0.0.1:1"}, keeper.Options{}).Handler())
+	hs := httptest.NewServer(server.New(&fakeKeeper{}, &url.URL{Scheme: "http", Host: "127.0.0.1:1"}, server.Options{}).Handler())
 	defer hs.Close()
 	for _, tc := range []struct {
 		version string
 		status  int
-	}{{"", 200}, {keeper.APIVersion, 200}, {"0", 409}, {"2", 409}} {
+	}{{"", 200}, {wire.APIVersion, 200}, {"0", 409}, {"2", 409}} {
 		req, _ := http.NewRequest("GET", hs.URL+"/keeper/v1/status", nil)
 		if tc.version != "" {
-			req.Header.Set(keeper.VersionHeader, tc.version)
+			req.Header.Set(wire.VersionHeader, tc.version)
 		}
 		resp, err := hs.Client().Do(req)
 		if err != nil {
@@ -68,7 +70,7 @@ func TestVersionMismatch(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != tc.status || resp.Header.Get(keeper.VersionHeader) != keeper.APIVersion {
+		if resp.StatusCode != tc.status || resp.Header.Get(wire.VersionHeader) != wire.APIVersion {
 			t.Errorf("version %q: %d %s", tc.version, resp.StatusCode, b)
 		}
 		if tc.status == 409 && !strings.Contains(string(b), "version_mismatch") {

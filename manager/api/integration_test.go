@@ -25,7 +25,8 @@ import (
 	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
 	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
 	"github.com/vramkeeper/vramkeeper/manager"
-	keeper "github.com/vramkeeper/vramkeeper/manager/api"
+	server "github.com/vramkeeper/vramkeeper/manager/api"
+	"github.com/vramkeeper/vramkeeper/manager/api/client"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 	"github.com/vramkeeper/vramkeeper/manager/gpu"
 	"github.com/vramkeeper/vramkeeper/manager/ollama"
@@ -49,13 +50,13 @@ var tinyBert = ggufgen.Spec{
 type rig struct {
 	ollama *ollamatest.Server
 	m      *manager.Manager
-	srv    *keeper.Server
+	srv    *server.Server
 	http   *httptest.Server
 	url    *url.URL
 	client *api.Client // the official client, pointed at VRAM Keeper
 }
 
-func newRig(t *testing.T, models map[string]ggufgen.Spec, mopt manager.Options, opt keeper.Options) *rig {
+func newRig(t *testing.T, models map[string]ggufgen.Spec, mopt manager.Options, opt server.Options) *rig {
 	t.Helper()
 	o := ollamatest.Start(t)
 	for name, spec := range models {
@@ -75,7 +76,7 @@ func newRig(t *testing.T, models map[string]ggufgen.Spec, mopt manager.Options, 
 		t.Fatalf("refresh: %v", err)
 	}
 	opt.Log = log
-	s := keeper.New(m, o.URL, opt)
+	s := server.New(m, o.URL, opt)
 	hs := httptest.NewServer(s.Handler())
 	t.Cleanup(hs.Close)
 	u, _ := url.Parse(hs.URL)
@@ -102,7 +103,7 @@ func TestProxyAgainstRealOllama(t *testing.T) {
 		"tiny-chat":  llama(2, 64),
 		"tiny-coder": llama(2, 128),
 		"tiny-embed": tinyBert,
-	}, manager.Options{Settings: manager.Settings{MaxLoaded: 3}}, keeper.Options{})
+	}, manager.Options{Settings: manager.Settings{MaxLoaded: 3}}, server.Options{})
 	ctx := ctxFor(t, 3*time.Minute)
 	opts := map[string]any{"num_predict": 8, "temperature": 0}
 	step := func(name string, f func(t *testing.T)) {
@@ -294,7 +295,7 @@ func TestProxyAgainstRealOllama(t *testing.T) {
 		}
 	})
 	step("management API through the client", func(t *testing.T) {
-		c, err := keeper.Dial(ctx, r.http.URL, "")
+		c, err := client.Dial(ctx, r.http.URL, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -344,7 +345,7 @@ func TestProxyAgainstRealOllama(t *testing.T) {
 				t.Errorf("%s: %v, want errors.Is %v", tc.name, tc.err, tc.want)
 			}
 		}
-		if _, err := keeper.Dial(ctx, "127.0.0.1:1", ""); !errors.Is(err, keeper.ErrNotRunning) {
+		if _, err := client.Dial(ctx, "127.0.0.1:1", ""); !errors.Is(err, client.ErrNotRunning) {
 			t.Errorf("dial nothing: %v", err)
 		}
 	})
@@ -446,7 +447,7 @@ func badInput(t *testing.T, r *rig) {
 	}
 
 	t.Run("token", func(t *testing.T) {
-		s := keeper.New(r.m, r.ollama.URL, keeper.Options{Token: "s3cret"})
+		s := server.New(r.m, r.ollama.URL, server.Options{Token: "s3cret"})
 		hs := httptest.NewServer(s.Handler())
 		defer hs.Close()
 		for _, tc := range []struct {
@@ -469,10 +470,10 @@ func badInput(t *testing.T, r *rig) {
 				}
 			}
 		}
-		if _, err := keeper.Dial(context.Background(), hs.URL, "wrong"); !errors.Is(err, keeper.ErrUnauthorized) {
+		if _, err := client.Dial(context.Background(), hs.URL, "wrong"); !errors.Is(err, client.ErrUnauthorized) {
 			t.Errorf("dial with a wrong token: %v", err)
 		}
-		c, err := keeper.Dial(context.Background(), hs.URL, "s3cret")
+		c, err := client.Dial(context.Background(), hs.URL, "s3cret")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
 	"github.com/vramkeeper/vramkeeper/manager"
-	keeper "github.com/vramkeeper/vramkeeper/manager/api"
+	server "github.com/vramkeeper/vramkeeper/manager/api"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 )
 
@@ -41,7 +41,7 @@ func TestLoadStaysInBudget(t *testing.T) {
 		models[n] = llama(8+i, 64)
 		names = append(names, n+":latest")
 	}
-	r := newRig(t, models, manager.Options{Settings: manager.Settings{MaxLoaded: nModels}}, keeper.Options{})
+	r := newRig(t, models, manager.Options{Settings: manager.Settings{MaxLoaded: nModels}}, server.Options{})
 	ctx := ctxFor(t, 5*time.Minute)
 
 	// The budget from the manager's own estimates: above the two largest,
@@ -60,7 +60,7 @@ func TestLoadStaysInBudget(t *testing.T) {
 		t.Fatalf("sizes %v: two largest %d ≥ three smallest %d", sizes, maxPair, minTriple)
 	}
 	budget := (maxPair + minTriple) / 2
-	if err := r.m.Apply(ctx, func(s *manager.Settings) { s.Budget = config.Size{Bytes: budget} }); err != nil {
+	if err := r.m.Apply(ctx, manager.SettingsPatch{Budget: &config.Size{Bytes: budget}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := r.m.Snapshot().Budget; got != budget {

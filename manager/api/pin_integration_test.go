@@ -9,7 +9,7 @@ import (
 
 	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
 	"github.com/vramkeeper/vramkeeper/manager"
-	keeper "github.com/vramkeeper/vramkeeper/manager/api"
+	server "github.com/vramkeeper/vramkeeper/manager/api"
 )
 
 // TestSmuggledLoadOptions: a request that asks for another context length
@@ -20,7 +20,7 @@ import (
 func TestSmuggledLoadOptions(t *testing.T) {
 	long := llama(2, 64)
 	long.ContextLength = 65536 // so Ollama does not cap 32768 to the trained length
-	r := newRig(t, map[string]ggufgen.Spec{"long-chat": long}, manager.Options{Settings: manager.Settings{NumCtx: 4096}}, keeper.Options{})
+	r := newRig(t, map[string]ggufgen.Spec{"long-chat": long}, manager.Options{Settings: manager.Settings{NumCtx: 4096}}, server.Options{})
 	ctx := ctxFor(t, 3*time.Minute)
 	if _, err := r.m.Load(ctx, "long-chat", "test"); err != nil {
 		t.Fatal(err)
@@ -85,7 +85,7 @@ func TestProxyKeepsLoadedContext(t *testing.T) {
 	own.ContextLength, asked.ContextLength = 65536, 65536
 	r := newRig(t, map[string]ggufgen.Spec{"own-ctx": own, "asked-ctx": asked}, manager.Options{Settings: manager.Settings{
 		NumCtx: 4096, MaxLoaded: 2, Contexts: map[string]int{"own-ctx:latest": 8192},
-	}}, keeper.Options{})
+	}}, server.Options{})
 	ctx := ctxFor(t, 3*time.Minute)
 	if _, err := r.m.Load(ctx, "own-ctx", "test"); err != nil {
 		t.Fatal(err)

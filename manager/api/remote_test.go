@@ -3,36 +3,69 @@ package api_test
 import (
 	"context"
 	"errors"
+	"maps"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/manager"
-	keeper "github.com/vramkeeper/vramkeeper/manager/api"
+	server "github.com/vramkeeper/vramkeeper/manager/api"
+	"github.com/vramkeeper/vramkeeper/manager/api/client"
+	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 )
 
-func TestSettingsRequestValidate(t *testing.T) {
+// A settings patch sent through the API changes exactly the fields it
+// names; one the manager does not know, or a malformed value, is a 400 and
+// changes nothing.
+func TestSettingsPatchOverTheWire(t *testing.T) {
+	start := manager.Settings{
+		Budget: config.Size{Bytes: 5 << 30}, MaxLoaded: 3, NumCtx: 8192, GPUOnly: true, LoadTimeout: 90 * time.Second,
+		Contexts: map[string]int{"a:7b": 2048, "b:3b": manager.ContextAuto},
+	}
+	with := func(f func(s *manager.Settings)) manager.Settings {
+		s := start
+		s.Contexts = maps.Clone(start.Contexts)
+		f(&s)
+		return s
+	}
 	for _, tc := range []struct {
-		name string
-		req  keeper.SettingsRequest
-		want config.Size
-		err  string
+		body   string
+		status int
+		want   manager.Settings
 	}{
-		{"defaults", keeper.SettingsRequest{}, config.Size{}, ""},
-		{"bytes", keeper.SettingsRequest{Budget: "1GiB", MaxLoaded: 2, ContextLength: 4096}, config.Size{Bytes: 1 << 30}, ""},
-		{"percent", keeper.SettingsRequest{Budget: "80%"}, config.Size{Percent: 80}, ""},
-		{"bad budget", keeper.SettingsRequest{Budget: "lots"}, config.Size{}, "budget"},
-		{"negative", keeper.SettingsRequest{MaxLoaded: -1, ContextLength: -2}, config.Size{}, "context_length"},
+		{`{}`, 200, start},
+		{`{"max_loaded":4}`, 200, with(func(s *manager.Settings) { s.MaxLoaded = 4 })},
+		{`{"budget":"80%"}`, 200, with(func(s *manager.Settings) { s.Budget = config.Size{Percent: 80} })},
+		{`{"budget":""}`, 200, with(func(s *manager.Settings) { s.Budget = config.Size{} })},
+		{`{"contexts":{"a:7b":null,"c:1b":"auto","d:1b":32768}}`, 200, with(func(s *manager.Settings) {
+			s.Contexts = map[string]int{"b:3b": manager.ContextAuto, "c:1b": manager.ContextAuto, "d:1b": 32768}
+		})},
+		{`{"load_timeout":"2m","gpu_only":false,"no_prefetch":true}`, 200, with(func(s *manager.Settings) {
+			s.LoadTimeout, s.GPUOnly, s.NoPrefetch = 2*time.Minute, false, true
+		})},
+		{`{"taks":1}`, 400, start},
+		{`{"budget":"lots"}`, 400, start},
+		{`{"contexts":{"a:7b":"big"}}`, 400, start},
+		{`{"load_timeout":"-1s"}`, 400, start},
 	} {
-		got, err := tc.req.Validate()
-		if tc.err == "" && (err != nil || got != tc.want) {
-			t.Errorf("%s: %+v, %v; want %+v", tc.name, got, err, tc.want)
+		k := &fakeKeeper{settings: with(func(*manager.Settings) {})}
+		hs := httptest.NewServer(server.New(k, &url.URL{Scheme: "http", Host: "127.0.0.1:1"}, server.Options{}).Handler())
+		resp, err := http.Post(hs.URL+"/keeper/v1/settings", "application/json", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
 		}
-		if tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
-			t.Errorf("%s: error %v, want one naming %q", tc.name, err, tc.err)
+		resp.Body.Close()
+		hs.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s: HTTP %d, want %d", tc.body, resp.StatusCode, tc.status)
+		}
+		if !reflect.DeepEqual(k.settings, tc.want) {
+			t.Errorf("%s: settings\n %+v\nwant\n %+v", tc.body, k.settings, tc.want)
 		}
 	}
 }
@@ -49,15 +82,15 @@ func (k *eventKeeper) Subscribe(int) (<-chan manager.Event, func()) { return k.e
 // a subscriber.
 func TestRemote(t *testing.T) {
 	k := &eventKeeper{fakeKeeper: fakeKeeper{models: map[string]bool{"a:b": true}}, events: make(chan manager.Event, 1)}
-	hs := httptest.NewServer(keeper.New(k, &url.URL{Scheme: "http", Host: "127.0.0.1:1"}, keeper.Options{}).Handler())
+	hs := httptest.NewServer(server.New(k, &url.URL{Scheme: "http", Host: "127.0.0.1:1"}, server.Options{}).Handler())
 	defer hs.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := keeper.Dial(ctx, hs.URL, "")
+	c, err := client.Dial(ctx, hs.URL, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := keeper.NewRemote(c, nil)
+	r := client.NewRemote(c, nil)
 	if err := r.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -77,18 +110,17 @@ func TestRemote(t *testing.T) {
 	if err := r.SetPaused(ctx, false); err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range []manager.Settings{
-		{Budget: config.Size{Bytes: 3<<30 + 5}, MaxLoaded: 3, NumCtx: 2048},
-		{Budget: config.Size{Percent: 80}},
+	three, ctx2k := 3, 2048
+	for _, p := range []manager.SettingsPatch{
+		{Budget: &config.Size{Bytes: 3<<30 + 5}, MaxLoaded: &three, NumCtx: &ctx2k},
+		{Budget: &config.Size{Percent: 80}},
 	} {
-		if err := r.Apply(ctx, func(p *manager.Settings) { p.Budget, p.MaxLoaded, p.NumCtx = o.Budget, o.MaxLoaded, o.NumCtx }); err != nil {
+		if err := r.Apply(ctx, p); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := c.ApplySettings(ctx, keeper.SettingsRequest{Budget: "lots"}); !errors.Is(err, keeper.ErrBadRequest) {
-		t.Errorf("bad budget: %v, want ErrBadRequest", err)
-	}
-	want := []string{"paused true", "paused false", "apply 3.0 GiB 3 2048", "apply 80% 0 0"}
+	// The second patch named only the budget: the rest stays.
+	want := []string{"paused true", "paused false", "apply 3.0 GiB 3 2048", "apply 80% 3 2048"}
 	if got := strings.Join(k.calls, ","); got != strings.Join(want, ",") {
 		t.Errorf("calls %s, want %s", got, strings.Join(want, ","))
 	}
@@ -119,25 +151,25 @@ func TestStartOllama(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name   string
-		hook   func(context.Context) (keeper.StartOllamaResponse, error)
+		hook   func(context.Context) (wire.StartOllamaResponse, error)
 		status int
 	}{
 		{"no hook", nil, 404},
-		{"hook", func(context.Context) (keeper.StartOllamaResponse, error) {
-			return keeper.StartOllamaResponse{Started: true, Ours: true, PID: 42}, nil
+		{"hook", func(context.Context) (wire.StartOllamaResponse, error) {
+			return wire.StartOllamaResponse{Started: true, Ours: true, PID: 42}, nil
 		}, 0},
-		{"server exits at once", func(context.Context) (keeper.StartOllamaResponse, error) {
-			return keeper.StartOllamaResponse{Ours: true, LastExit: "exit status 1"}, errors.New("ollama serve does not answer (it exited: exit status 1)")
+		{"server exits at once", func(context.Context) (wire.StartOllamaResponse, error) {
+			return wire.StartOllamaResponse{Ours: true, LastExit: "exit status 1"}, errors.New("ollama serve does not answer (it exited: exit status 1)")
 		}, 502},
 	} {
-		hs := httptest.NewServer(keeper.New(&fakeKeeper{}, &url.URL{Scheme: "http", Host: "127.0.0.1:1"},
-			keeper.Options{StartOllama: tc.hook}).Handler())
-		c, err := keeper.Dial(ctx, hs.URL, "")
+		hs := httptest.NewServer(server.New(&fakeKeeper{}, &url.URL{Scheme: "http", Host: "127.0.0.1:1"},
+			server.Options{StartOllama: tc.hook}).Handler())
+		c, err := client.Dial(ctx, hs.URL, "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		err = c.StartOllama(ctx)
-		var ae *keeper.Error
+		var ae *client.Error
 		switch {
 		case tc.status == 0 && err != nil:
 			t.Errorf("%s: %v", tc.name, err)

@@ -17,7 +17,9 @@ import (
 	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
 	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
 	"github.com/vramkeeper/vramkeeper/manager"
-	keeper "github.com/vramkeeper/vramkeeper/manager/api"
+	server "github.com/vramkeeper/vramkeeper/manager/api"
+	"github.com/vramkeeper/vramkeeper/manager/api/client"
+	"github.com/vramkeeper/vramkeeper/manager/config"
 )
 
 // sdkDir holds the pinned SDKs (package.json, package-lock.json) and the
@@ -84,7 +86,7 @@ func TestOfficialSDKs(t *testing.T) {
 	r := newRig(t, map[string]ggufgen.Spec{
 		"tiny-chat":  llama(2, 64),
 		"tiny-coder": llama(2, 128),
-	}, manager.Options{}, keeper.Options{Token: sdkToken})
+	}, manager.Options{}, server.Options{Token: sdkToken})
 	ctx := ctxFor(t, 4*time.Minute)
 
 	// A budget above the larger estimate and below both together.
@@ -97,11 +99,11 @@ func TestOfficialSDKs(t *testing.T) {
 		sizes = append(sizes, v.EstimateBytes)
 	}
 	budget := (max(sizes[0], sizes[1]) + sizes[0] + sizes[1]) / 2
-	c, err := keeper.Dial(ctx, r.http.URL, sdkToken)
+	c, err := client.Dial(ctx, r.http.URL, sdkToken)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.ApplySettings(ctx, keeper.SettingsRequest{Budget: fmt.Sprintf("%dB", budget)}); err != nil {
+	if err := c.Apply(ctx, manager.SettingsPatch{Budget: &config.Size{Bytes: budget}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := r.m.Snapshot().Budget; got != budget {

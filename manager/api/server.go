@@ -46,20 +46,8 @@
 //
 // # Proxy
 //
-// Everything outside /keeper/ goes to Ollama. The inference endpoints
-// (/api/generate, /api/chat, /api/embed, /api/embeddings, the OpenAI
-// /v1/chat/completions, /v1/completions, /v1/embeddings and /v1/responses,
-// and the Anthropic /v1/messages) first resolve the model (auto:TASK and
-// auto:TASK/ROLE through BestModelForTask), wait until the manager has
-// loaded it within the budget, hold it against eviction until the response
-// is fully written (or the client left), and force keep_alive -1 and the
-// context length the model is loaded at (its own, "auto"'s pick, or a
-// load's context_length), so that Ollama neither unloads it nor reloads it
-// for a client's other num_ctx. Errors come in each API's own shape. GET
-// /v1/models and /v1/models/{id} list the models and the auto:TASK
-// aliases, in Anthropic's shape when the request carries anthropic-version
-// or x-api-key. See proxy.go, openai.go, responses.go and anthropic.go for
-// the details.
+// Everything outside /keeper/ goes to the proxy (package proxy), which
+// loads every model through the manager before Ollama sees a request.
 package api
 
 import (
@@ -70,7 +58,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"slices"
 	"strings"
@@ -78,42 +65,20 @@ import (
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/manager"
-	"github.com/vramkeeper/vramkeeper/manager/score"
+	"github.com/vramkeeper/vramkeeper/manager/api/proxy"
+	"github.com/vramkeeper/vramkeeper/manager/api/wire"
+	"github.com/vramkeeper/vramkeeper/manager/keeper"
 )
 
-// APIVersion is the management API's version. Clients send it in
-// VersionHeader; an instance refuses (409, version_mismatch) a client that
-// speaks another, so a CLI from another release never misreads the
-// answers of a running instance.
-const (
-	APIVersion    = "1"
-	VersionHeader = "VRAM-Keeper-API"
-)
-
-// DefaultAddr is where the desktop app and `vramkeeper serve` listen: one
-// port above Ollama's.
-const DefaultAddr = "127.0.0.1:11435"
-
-// Keeper is what the server needs from the manager, under the manager's
-// own names; *manager.Manager satisfies it, and tests may use a fake.
-type Keeper interface {
-	Acquire(ctx context.Context, name, reason string) (release func(), res manager.LoadResult, err error)
-	BestModelForTask(ctx context.Context, task, role string) (manager.Choice, error)
-	LoadAt(ctx context.Context, name string, numCtx int, reason string) (manager.LoadResult, error)
-	Unload(ctx context.Context, name string) error
-	Yield(ctx context.Context) ([]string, error)
-	Restore(ctx context.Context) ([]string, error)
-	SetPinned(ctx context.Context, name string, pinned bool) error
-	Snapshot() manager.Snapshot
-	Subscribe(buf int) (<-chan manager.Event, func())
-	History() []manager.Event
-	Rank(task, role string) ([]score.Ranked, error)
-	Refresh(ctx context.Context) error
-	SetPaused(ctx context.Context, paused bool) error
-	Apply(ctx context.Context, f func(*manager.Settings)) error
+// Manager is what the server needs: the Keeper every client uses, and
+// what the proxy needs besides. *manager.Manager satisfies it, tests may
+// use a fake.
+type Manager interface {
+	keeper.Keeper
+	proxy.Manager
 }
 
-var _ Keeper = (*manager.Manager)(nil)
+var _ Manager = (*manager.Manager)(nil)
 
 // Options configure a Server. Zero values take the documented defaults.
 type Options struct {
@@ -151,7 +116,7 @@ type Options struct {
 	AllowAdmin bool
 	// StartOllama, when set, serves POST /keeper/v1/ollama/start: the
 	// desktop tray starts `ollama serve` for its window's banner.
-	StartOllama func(ctx context.Context) (StartOllamaResponse, error)
+	StartOllama func(ctx context.Context) (wire.StartOllamaResponse, error)
 	// OpenWindow, when set, serves POST /keeper/v1/window: the desktop
 	// tray opens its window.
 	OpenWindow func() error
@@ -159,15 +124,6 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() {
-	if o.MaxBody <= 0 {
-		o.MaxBody = 32 << 20
-	}
-	if o.UpstreamHeaderTimeout <= 0 {
-		o.UpstreamHeaderTimeout = 10 * time.Minute
-	}
-	if o.AcquireTimeout <= 0 {
-		o.AcquireTimeout = 10 * time.Minute
-	}
 	if o.MaxEventStreams <= 0 {
 		o.MaxEventStreams = 64
 	}
@@ -180,26 +136,20 @@ func (o *Options) setDefaults() {
 }
 
 const (
-	maxKeeperBody     = 1 << 20
 	readHeaderTimeout = 10 * time.Second
 	idleTimeout       = 2 * time.Minute
-	// bodyReadTimeout bounds reading a request body we parse ourselves.
-	bodyReadTimeout = 60 * time.Second
-	shutdownGrace   = 10 * time.Second
-	sseKeepAlive    = 15 * time.Second
+	shutdownGrace     = 10 * time.Second
+	sseKeepAlive      = 15 * time.Second
 )
 
 // Server is the HTTP face of one manager.
 type Server struct {
-	k        Keeper
+	k        Manager
 	upstream *url.URL
 	opt      Options
 	log      *slog.Logger
-	proxy    *httputil.ReverseProxy
-	// adminProxy serves Ollama's admin endpoints (admin.go).
-	adminProxy *httputil.ReverseProxy
-	client     *http.Client // to upstream, for requests we translate
-	handler    http.Handler
+	proxy    *proxy.Proxy
+	handler  http.Handler
 
 	// streams holds a token per open event stream.
 	streams chan struct{}
@@ -209,7 +159,7 @@ type Server struct {
 }
 
 // New returns a server for k that forwards to the Ollama at upstream.
-func New(k Keeper, upstream *url.URL, opt Options) *Server {
+func New(k Manager, upstream *url.URL, opt Options) *Server {
 	opt.setDefaults()
 	s := &Server{
 		k:        k,
@@ -219,48 +169,13 @@ func New(k Keeper, upstream *url.URL, opt Options) *Server {
 		stopping: make(chan struct{}),
 		streams:  make(chan struct{}, opt.MaxEventStreams),
 	}
-	tr := &http.Transport{
-		Proxy: http.ProxyFromEnvironment,
-		DialContext: (&net.Dialer{
-			Timeout:   5 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: opt.UpstreamHeaderTimeout,
-		IdleConnTimeout:       90 * time.Second,
-		MaxIdleConnsPerHost:   32,
-		// Ollama's responses are not compressed; asking for gzip would only
-		// make the transport buffer streamed chunks.
-		DisableCompression: true,
-	}
-	s.client = &http.Client{Transport: tr}
-	s.proxy = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(upstream)
-			// Our token is not Ollama's business, and we did the origin
-			// check already: Ollama's own would refuse origins we allow.
-			pr.Out.Header.Del("Authorization")
-			pr.Out.Header.Del("X-Api-Key")
-			pr.Out.Header.Del("Origin")
-			pr.Out.Header.Del("Referer")
-		},
-		Transport:     tr,
-		FlushInterval: -1, // stream every chunk as it comes
-		ErrorLog:      slog.NewLogLogger(opt.Log.Handler(), slog.LevelWarn),
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			if r.Context().Err() != nil {
-				return // the client left; nobody to answer
-			}
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				writeOllamaError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", mbe.Limit))
-				return
-			}
-			s.log.Warn("proxy: upstream failed", "path", r.URL.Path, "err", err)
-			writeOllamaError(w, http.StatusBadGateway, fmt.Sprintf("ollama at %s: %v", upstream.Redacted(), err))
-		},
-	}
-	s.adminProxy = adminProxyFor(s.proxy)
+	s.proxy = proxy.New(k, upstream, proxy.Options{
+		MaxBody: opt.MaxBody, UpstreamHeaderTimeout: opt.UpstreamHeaderTimeout, AcquireTimeout: opt.AcquireTimeout,
+		// Without a token the server is loopback only: the user's own
+		// machine may change what is installed.
+		AllowAdmin: opt.Token == "" || opt.AllowAdmin,
+		Log:        opt.Log,
+	})
 	s.handler = s.routes()
 	return s
 }
@@ -271,7 +186,6 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	// Management API.
 	mux.HandleFunc("GET /keeper/v1/status", s.handleStatus)
 	mux.HandleFunc("GET /keeper/v1/models", s.handleModels)
 	mux.HandleFunc("GET /keeper/v1/models/{name...}", s.handleModel)
@@ -288,39 +202,10 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /keeper/v1/ollama/start", s.handleStartOllama)
 	mux.HandleFunc("POST /keeper/v1/window", s.handleOpenWindow)
 	mux.HandleFunc("/keeper/", func(w http.ResponseWriter, r *http.Request) {
-		writeKeeperError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
+		wire.WriteError(w, http.StatusNotFound, wire.CodeNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
-
-	// Inference through the manager.
-	for _, p := range []string{"/api/generate", "/api/chat", "/api/embed", "/api/embeddings"} {
-		mux.HandleFunc("POST "+p, s.handleNative)
-	}
-	mux.HandleFunc("POST /v1/chat/completions", s.handleOpenAIChat)
-	mux.HandleFunc("POST /v1/completions", s.handleOpenAICompletion)
-	mux.HandleFunc("POST /v1/embeddings", s.handleOpenAIEmbed)
-	mux.HandleFunc("POST /v1/responses", s.handleResponses)
-	mux.HandleFunc("POST /v1/messages", s.handleMessages)
-	// Ollama also serves these, but passed through they would load models
-	// behind the manager's back and outside the budget: refuse them plainly.
-	for _, p := range []string{"/v1/images/generations", "/v1/images/edits"} {
-		mux.HandleFunc("POST "+p, func(w http.ResponseWriter, r *http.Request) {
-			writeOpenAIError(w, http.StatusNotImplemented, r.URL.Path+" is not served through VRAM Keeper (it would bypass the VRAM budget); use /v1/chat/completions or /api/chat")
-		})
-	}
-	// Lists with the auto: aliases beside the real models.
-	mux.HandleFunc("GET /api/tags", s.handleTags)
-	mux.HandleFunc("GET /v1/models", s.handleModelList)
-	mux.HandleFunc("GET /v1/models/{model...}", s.handleModelInfo)
-	mux.HandleFunc("POST /api/show", s.handleShow)
-	// Admin: by choice only (admin.go); any method, in case a newer
-	// Ollama accepts another.
-	mux.HandleFunc("/api/delete", s.handleDelete)
-	for _, p := range []string{"/api/pull", "/api/push", "/api/create", "/api/copy"} {
-		mux.HandleFunc(p, s.handleAdmin)
-	}
-	mux.HandleFunc("POST /api/blobs/{digest...}", s.handleAdmin)
-	// The rest as it is.
-	mux.HandleFunc("/", s.handlePassThrough)
+	// Everything else: inference through the manager, the rest passed on.
+	mux.Handle("/", s.proxy)
 	return s.guard(mux)
 }
 
@@ -344,16 +229,16 @@ func (s *Server) guard(next http.Handler) http.Handler {
 				return
 			}
 		}
-		w.Header().Set(VersionHeader, APIVersion)
-		if v := r.Header.Get(VersionHeader); v != "" && v != APIVersion && strings.HasPrefix(r.URL.Path, "/keeper/") {
-			s.deny(w, r, http.StatusConflict, CodeVersion,
-				fmt.Sprintf("this VRAM Keeper speaks API version %s, the client %s: use the same vramkeeper release for both", APIVersion, v))
+		w.Header().Set(wire.VersionHeader, wire.APIVersion)
+		if v := r.Header.Get(wire.VersionHeader); v != "" && v != wire.APIVersion && strings.HasPrefix(r.URL.Path, "/keeper/") {
+			s.deny(w, r, http.StatusConflict, wire.CodeVersion,
+				fmt.Sprintf("this VRAM Keeper speaks API version %s, the client %s: use the same vramkeeper release for both", wire.APIVersion, v))
 			return
 		}
 		if s.opt.Token == "" {
 			// Loopback only: refuse other Host names so that a web page on
 			// a rebound DNS name cannot reach the API through the browser.
-			if !loopbackHost(r.Host) {
+			if !wire.LoopbackHost(r.Host) {
 				s.deny(w, r, http.StatusForbidden, "forbidden", fmt.Sprintf("host %q is not allowed without a token", r.Host))
 				return
 			}
@@ -368,16 +253,11 @@ func (s *Server) guard(next http.Handler) http.Handler {
 
 func (s *Server) deny(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
 	s.log.Warn("request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "status", status, "why", msg)
-	switch {
-	case strings.HasPrefix(r.URL.Path, "/keeper/"):
-		writeKeeperError(w, status, code, msg)
-	case speaksAnthropic(r):
-		writeAnthropicError(w, status, msg)
-	case strings.HasPrefix(r.URL.Path, "/v1/"):
-		writeOpenAIError(w, status, msg)
-	default:
-		writeOllamaError(w, status, msg)
+	if strings.HasPrefix(r.URL.Path, "/keeper/") {
+		wire.WriteError(w, status, code, msg)
+		return
 	}
+	proxy.Refuse(w, r, status, msg)
 }
 
 // tokenOK: the token as a bearer token (OpenAI's SDKs, ours) or as an
@@ -394,36 +274,10 @@ func (s *Server) originAllowed(origin string) bool {
 	return slices.Contains(s.opt.CORSOrigins, "*") || slices.Contains(s.opt.CORSOrigins, origin)
 }
 
-// loopbackHost reports whether a Host header names this machine's loopback.
-func loopbackHost(hostport string) bool {
-	if hostport == "" {
-		return true // HTTP/1.0 clients
-	}
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-// IsLoopback reports whether addr (host:port) listens on loopback only.
-func IsLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil || host == "" {
-		return false // ":11435" listens everywhere
-	}
-	return loopbackHost(host)
-}
-
 // Serve listens on addr and serves until ctx ends, then shuts down
 // gracefully. It refuses a non-loopback address without a token.
 func (s *Server) Serve(ctx context.Context, addr string) error {
-	if !IsLoopback(addr) && s.opt.Token == "" {
+	if !wire.IsLoopback(addr) && s.opt.Token == "" {
 		return fmt.Errorf("listening on %s (not loopback) needs a token: anyone who can reach it could load and unload models", addr)
 	}
 	var lc net.ListenConfig
@@ -443,7 +297,7 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       idleTimeout,
 		// No ReadTimeout or WriteTimeout: a generation streams for minutes
 		// and a blob upload takes as long as it takes. Bodies we parse get
-		// their own read deadline (readBody).
+		// their own read deadline (wire.ReadBody).
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)

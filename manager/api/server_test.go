@@ -12,10 +12,15 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vramkeeper/vramkeeper/manager"
-	keeper "github.com/vramkeeper/vramkeeper/manager/api"
+	server "github.com/vramkeeper/vramkeeper/manager/api"
+	"github.com/vramkeeper/vramkeeper/manager/api/client"
+	"github.com/vramkeeper/vramkeeper/manager/api/proxy"
+	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 	"github.com/vramkeeper/vramkeeper/manager/score"
+	"github.com/vramkeeper/vramkeeper/manager/timeline"
 )
 
 // fakeKeeper records calls and answers from a table; no goroutines.
@@ -125,6 +130,9 @@ func (f *fakeKeeper) Subscribe(int) (<-chan manager.Event, func()) {
 	return ch, func() {}
 }
 func (f *fakeKeeper) History() []manager.Event { return nil }
+func (f *fakeKeeper) Timeline(context.Context, time.Time) (timeline.Window, error) {
+	return timeline.Window{}, nil
+}
 func (f *fakeKeeper) Rank(task, role string) ([]score.Ranked, error) {
 	return nil, nil
 }
@@ -135,8 +143,8 @@ func (f *fakeKeeper) SetPaused(_ context.Context, paused bool) error {
 }
 
 // Apply edits the settings the last Apply left, as the manager does.
-func (f *fakeKeeper) Apply(_ context.Context, fn func(*manager.Settings)) error {
-	fn(&f.settings)
+func (f *fakeKeeper) Apply(_ context.Context, p manager.SettingsPatch) error {
+	p.ApplyTo(&f.settings)
 	o := f.settings
 	f.calls = append(f.calls, fmt.Sprintf("apply %s %d %d", o.Budget, o.MaxLoaded, o.NumCtx))
 	return nil
@@ -153,7 +161,7 @@ func TestParseAlias(t *testing.T) {
 		{"llama3:8b", "", "", false},
 		{"hf.co/user/model:Q4", "", "", false},
 	} {
-		task, role, ok := keeper.ParseAlias(tc.in)
+		task, role, ok := proxy.ParseAlias(tc.in)
 		if task != tc.task || role != tc.role || ok != tc.ok {
 			t.Errorf("ParseAlias(%q) = %q %q %v", tc.in, task, role, ok)
 		}
@@ -165,11 +173,11 @@ func TestIsLoopback(t *testing.T) {
 		"127.0.0.1:11435": true, "localhost:11435": true, "[::1]:11435": true,
 		":11435": false, "0.0.0.0:11435": false, "192.168.1.2:11435": false,
 	} {
-		if got := keeper.IsLoopback(addr); got != want {
+		if got := wire.IsLoopback(addr); got != want {
 			t.Errorf("IsLoopback(%q) = %v", addr, got)
 		}
 	}
-	s := keeper.New(&fakeKeeper{}, &url.URL{Scheme: "http", Host: "127.0.0.1:1"}, keeper.Options{})
+	s := server.New(&fakeKeeper{}, &url.URL{Scheme: "http", Host: "127.0.0.1:1"}, server.Options{})
 	if err := s.Serve(context.Background(), "0.0.0.0:0"); err == nil || !strings.Contains(err.Error(), "token") {
 		t.Errorf("Serve on all interfaces without a token: %v", err)
 	}
@@ -184,10 +192,10 @@ func TestManagementAPI(t *testing.T) {
 	}))
 	defer up.Close()
 	u, _ := url.Parse(up.URL)
-	hs := httptest.NewServer(keeper.New(f, u, keeper.Options{Token: "t"}).Handler())
+	hs := httptest.NewServer(server.New(f, u, server.Options{Token: "t"}).Handler())
 	defer hs.Close()
 	ctx := context.Background()
-	c, err := keeper.Dial(ctx, hs.URL, "t")
+	c, err := client.Dial(ctx, hs.URL, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +222,7 @@ func TestManagementAPI(t *testing.T) {
 		{"unknown task", func() error { _, err := c.BestModelForTask(ctx, "juggle", ""); return err }(), manager.ErrUnknownTask, 400},
 		{"never fits", func() error { _, err := c.BestModelForTask(ctx, "huge", ""); return err }(), manager.ErrNeverFits, 507},
 	} {
-		var ae *keeper.Error
+		var ae *client.Error
 		if !errors.Is(tc.err, tc.want) || !errors.As(tc.err, &ae) || ae.Status != tc.code {
 			t.Errorf("%s: %v, want %v with HTTP %d", tc.name, tc.err, tc.want, tc.code)
 		}

@@ -3,7 +3,6 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -11,33 +10,34 @@ import (
 	"testing"
 	"time"
 
-	keeper "github.com/vramkeeper/vramkeeper/manager/api"
+	server "github.com/vramkeeper/vramkeeper/manager/api"
+	"github.com/vramkeeper/vramkeeper/manager/api/client"
+	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 	"github.com/vramkeeper/vramkeeper/manager/timeline"
 )
 
-// timelineKeeper is a keeper with a timeline: what the manager becomes
-// once it records its polls.
+// timelineKeeper is a keeper with a timeline, as the manager keeps one.
 type timelineKeeper struct {
 	fakeKeeper
 	ring  *timeline.Ring
 	asked []time.Time
 }
 
-func (k *timelineKeeper) Timeline(since time.Time) timeline.Window {
+func (k *timelineKeeper) Timeline(_ context.Context, since time.Time) (timeline.Window, error) {
 	k.asked = append(k.asked, since)
-	return k.ring.Since(since)
+	return k.ring.Since(since), nil
 }
 
 var tl0 = time.Date(2026, 1, 2, 12, 0, 0, 0, time.UTC)
 
 // serveKeeper serves k's API until the test ends and dials it.
-func serveKeeper(t *testing.T, k keeper.Keeper) (context.Context, *httptest.Server, *keeper.Client) {
+func serveKeeper(t *testing.T, k server.Manager) (context.Context, *httptest.Server, *client.Client) {
 	t.Helper()
-	hs := httptest.NewServer(keeper.New(k, &url.URL{Scheme: "http", Host: "127.0.0.1:1"}, keeper.Options{}).Handler())
+	hs := httptest.NewServer(server.New(k, &url.URL{Scheme: "http", Host: "127.0.0.1:1"}, server.Options{}).Handler())
 	t.Cleanup(hs.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
-	c, err := keeper.Dial(ctx, hs.URL, "")
+	c, err := client.Dial(ctx, hs.URL, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestTimeline(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, hs, c := serveKeeper(t, k)
-	r := keeper.NewRemote(c, nil)
+	r := client.NewRemote(c, nil)
 
 	tests := []struct {
 		name           string
@@ -113,24 +113,10 @@ func TestTimeline(t *testing.T) {
 		defer resp.Body.Close()
 		var body struct{ Error, Code string }
 		_ = json.NewDecoder(resp.Body).Decode(&body)
-		if resp.StatusCode != 400 || body.Code != keeper.CodeBadRequest || !strings.Contains(body.Error, `since="yesterday"`) {
+		if resp.StatusCode != 400 || body.Code != wire.CodeBadRequest || !strings.Contains(body.Error, `since="yesterday"`) {
 			t.Errorf("HTTP %d %+v, want 400 bad_request naming the value", resp.StatusCode, body)
 		}
 	})
-}
-
-// An instance whose manager keeps no timeline answers 404, and the client
-// says so with ErrNoTimeline; the rest of the API is unaffected.
-func TestTimelineMissing(t *testing.T) {
-	ctx, _, c := serveKeeper(t, &fakeKeeper{models: map[string]bool{}})
-	_, err := keeper.NewRemote(c, nil).Timeline(ctx, time.Time{})
-	var ae *keeper.Error
-	if !errors.Is(err, keeper.ErrNoTimeline) || !errors.As(err, &ae) || ae.Status != 404 {
-		t.Errorf("%v, want ErrNoTimeline from a 404", err)
-	}
-	if _, err := c.Snapshot(ctx); err != nil {
-		t.Errorf("status after the 404: %v", err)
-	}
 }
 
 func TestParseSince(t *testing.T) {
@@ -152,7 +138,7 @@ func TestParseSince(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			got, err := keeper.ParseSince(tt.in, now)
+			got, err := wire.ParseSince(tt.in, now)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("error %v, want one containing %q", err, tt.err)
@@ -171,7 +157,7 @@ func TestParseSince(t *testing.T) {
 func FuzzParseSince(f *testing.F) {
 	f.Add("2026-01-02T12:00:00Z")
 	f.Fuzz(func(t *testing.T, v string) {
-		got, err := keeper.ParseSince(v, tl0)
+		got, err := wire.ParseSince(v, tl0)
 		if err != nil {
 			if !strings.Contains(err.Error(), "since=") {
 				t.Fatalf("error %q does not name the parameter", err)

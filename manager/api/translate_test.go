@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/manager"
-	keeper "github.com/vramkeeper/vramkeeper/manager/api"
+	server "github.com/vramkeeper/vramkeeper/manager/api"
 	"github.com/vramkeeper/vramkeeper/manager/score"
 )
 
@@ -110,7 +110,7 @@ func newTranslateRig(t testing.TB, reply chatReply) *translateRig {
 	up := httptest.NewServer(http.HandlerFunc(tr.ollama))
 	t.Cleanup(up.Close)
 	u, _ := url.Parse(up.URL)
-	h := keeper.New(tr.k, u, keeper.Options{}).Handler()
+	h := server.New(tr.k, u, server.Options{}).Handler()
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(w, r)
 		tr.served <- struct{}{}

@@ -10,13 +10,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/manager"
-	keeper "github.com/vramkeeper/vramkeeper/manager/api"
+	server "github.com/vramkeeper/vramkeeper/manager/api"
+	"github.com/vramkeeper/vramkeeper/manager/api/client"
+	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 )
 
@@ -34,7 +37,7 @@ func TestYieldRestore(t *testing.T) {
 		t.Fatalf("Restore = %v, %v; want the two models back", back, err)
 	}
 	// Nothing to restore: an empty list, not null.
-	r := keeper.NewRemote(c, nil)
+	r := client.NewRemote(c, nil)
 	if back, err := r.Restore(ctx); err != nil || back == nil || len(back) != 0 {
 		t.Fatalf("second Restore = %#v, %v; want []", back, err)
 	}
@@ -52,7 +55,7 @@ func TestLoadAtContext(t *testing.T) {
 	if err != nil || res.NumCtx != 16384 {
 		t.Fatalf("LoadAt = %+v, %v; want it loaded at 16384", res, err)
 	}
-	if _, err := keeper.NewRemote(c, nil).LoadAt(ctx, "hf.co/u/m:Q4", 0, "test"); err != nil {
+	if _, err := client.NewRemote(c, nil).LoadAt(ctx, "hf.co/u/m:Q4", 0, "test"); err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{"load hf.co/u/m:Q4 at 16384", "load hf.co/u/m:Q4"}; !slices.Equal(f.calls, want) {
@@ -82,19 +85,19 @@ func TestNewErrorsOverTheWire(t *testing.T) {
 		code   string
 		is     []error
 	}{
-		{"yielded", fmt.Errorf("not loading m: %w", manager.ErrYielded), 409, keeper.CodeYielded, []error{manager.ErrYielded}},
+		{"yielded", fmt.Errorf("not loading m: %w", manager.ErrYielded), 409, wire.CodeYielded, []error{manager.ErrYielded}},
 		{"load timed out", fmt.Errorf("loading m: %w", errors.Join(
 			fmt.Errorf("m did not load within 10s (load_timeout): %w", manager.ErrTimedOut), manager.ErrLoadFailed)),
-			504, keeper.CodeLoadTimeout, []error{manager.ErrTimedOut, manager.ErrLoadFailed}},
-		{"unload timed out", fmt.Errorf("m was still loaded after 10s: %w", manager.ErrTimedOut), 504, keeper.CodeTimedOut, []error{manager.ErrTimedOut}},
+			504, wire.CodeLoadTimeout, []error{manager.ErrTimedOut, manager.ErrLoadFailed}},
+		{"unload timed out", fmt.Errorf("m was still loaded after 10s: %w", manager.ErrTimedOut), 504, wire.CodeTimedOut, []error{manager.ErrTimedOut}},
 		{"spilled", errors.Join(fmt.Errorf("m does not fit on the GPU (38 %% on the CPU): %w", manager.ErrSpilled), manager.ErrLoadFailed),
-			409, keeper.CodeSpilled, []error{manager.ErrSpilled}},
+			409, wire.CodeSpilled, []error{manager.ErrSpilled}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &fakeKeeper{models: map[string]bool{"m:1b": true}, fail: tc.err}
 			ctx, hs, c := serveKeeper(t, f)
 			_, err := c.LoadAt(ctx, "m:1b", 0, "test")
-			var ae *keeper.Error
+			var ae *client.Error
 			if !errors.As(err, &ae) || ae.Status != tc.status || ae.Code != tc.code {
 				t.Fatalf("error %v; want HTTP %d code %s", err, tc.status, tc.code)
 			}
@@ -141,7 +144,7 @@ func TestProxyForcesLoadedContext(t *testing.T) {
 			defer up.Close()
 			u, _ := url.Parse(up.URL)
 			f := &fakeKeeper{models: map[string]bool{"m:1b": true}, loadedCtx: map[string]int{"m:1b": tc.loaded}}
-			hs := httptest.NewServer(keeper.New(f, u, keeper.Options{}).Handler())
+			hs := httptest.NewServer(server.New(f, u, server.Options{}).Handler())
 			defer hs.Close()
 			resp, err := http.Post(hs.URL+"/api/generate", "application/json",
 				strings.NewReader(`{"model":"m:1b","prompt":"hi","options":{"num_ctx":4096}}`))
@@ -195,15 +198,17 @@ func TestSettingsNewFields(t *testing.T) {
 	if s := f.settings; !s.GPUOnly || s.LoadTimeout != 90*time.Second || !maps.Equal(s.Contexts, want) || s.MaxLoaded != 3 {
 		t.Fatalf("absent fields changed: %+v", s)
 	}
-	// Remote.Apply sends what it has, an empty map included.
-	r := keeper.NewRemote(c, nil)
+	// Remote.Apply sends the patch whole: false, zero and null included.
+	r := client.NewRemote(c, nil)
 	if err := r.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Apply(ctx, func(s *manager.Settings) { s.GPUOnly, s.LoadTimeout, s.Contexts = false, 0, nil }); err != nil {
+	off, zero := false, config.Duration(0)
+	if err := r.Apply(ctx, manager.SettingsPatch{GPUOnly: &off, LoadTimeout: &zero,
+		Contexts: manager.ContextsPatch(want, nil)}); err != nil {
 		t.Fatal(err)
 	}
-	if s := f.settings; s.GPUOnly || s.LoadTimeout != 0 || len(s.Contexts) != 0 {
+	if s := f.settings; s.GPUOnly || s.LoadTimeout != 0 || len(s.Contexts) != 0 || s.MaxLoaded != 3 {
 		t.Fatalf("after Remote.Apply clearing them: %+v", s)
 	}
 	for _, tc := range []struct{ body, names string }{
@@ -221,61 +226,49 @@ func TestSettingsNewFields(t *testing.T) {
 	}
 }
 
-// FuzzSettingsRequest: any body either is refused with an error or, once
-// valid, survives the trip through SettingsOf unchanged, so what the
-// window sends is what the endpoint applies.
-func FuzzSettingsRequest(f *testing.F) {
+// FuzzSettingsPatch: any body is refused, or, valid, crosses the wire
+// unchanged (what the window sends is what the endpoint applies) and
+// changes exactly what it names.
+func FuzzSettingsPatch(f *testing.F) {
 	for _, s := range []string{
 		`{}`, `{"budget":"7GiB","max_loaded":2,"context_length":4096}`,
 		`{"gpu_only":true,"load_timeout":"90s","contexts":{"a:1b":8192,"b":"AUTO"}}`,
-		`{"contexts":{"a":"auto","b":1}}`, `{"contexts":null}`, `{"load_timeout":""}`,
+		`{"contexts":{"a":"auto","b":1,"c":null}}`, `{"contexts":null}`, `{"load_timeout":""}`,
 		`{"contexts":{"a":1.5}}`, `{"contexts":{"a":-1}}`, `{"budget":"80%","contexts":{}}`,
+		`{"context_length":9223372036854775807}`, `{"policy":"gdsf","busy_grace":"10s","no_prefetch":false}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var q keeper.SettingsRequest
+		var p manager.SettingsPatch
 		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.DisallowUnknownFields()
-		if dec.Decode(&q) != nil {
+		if dec.Decode(&p) != nil || p.Validate() != nil {
 			return
 		}
-		size, err := q.Validate()
-		if err != nil {
-			return
-		}
-		set := manager.Settings{Budget: size, MaxLoaded: q.MaxLoaded, NumCtx: q.ContextLength}
-		if q.GPUOnly != nil {
-			set.GPUOnly = *q.GPUOnly
-		}
-		if q.LoadTimeout != nil {
-			set.LoadTimeout, _ = config.Config{LoadTimeout: *q.LoadTimeout}.LoadTimeoutDuration()
-		}
-		for name, n := range q.Contexts {
-			if set.Contexts == nil {
-				set.Contexts = map[string]int{}
-			}
-			set.Contexts[name] = int(n)
-		}
-		again, err := json.Marshal(keeper.SettingsOf(set))
+		again, err := json.Marshal(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var q2 keeper.SettingsRequest
-		if err := json.Unmarshal(again, &q2); err != nil {
+		var p2 manager.SettingsPatch
+		if err := json.Unmarshal(again, &p2); err != nil {
 			t.Fatalf("%s: %v", again, err)
 		}
-		size2, err := q2.Validate()
-		if err != nil {
+		if err := p2.Validate(); err != nil {
 			t.Fatalf("valid %s comes back as invalid %s: %v", b, again, err)
 		}
-		if size2 != size || q2.MaxLoaded != q.MaxLoaded || q2.ContextLength != q.ContextLength || *q2.GPUOnly != set.GPUOnly {
-			t.Fatalf("%s came back as %s", b, again)
+		base := manager.Settings{MaxLoaded: 7, NumCtx: 1234, Contexts: map[string]int{"kept:1b": 99}}
+		s1, s2 := base, base
+		p.ApplyTo(&s1)
+		p2.ApplyTo(&s2)
+		if !reflect.DeepEqual(s1, s2) {
+			t.Fatalf("%s applied as %+v; after the trip (%s) as %+v", b, s1, again, s2)
 		}
-		for name, n := range q.Contexts {
-			if q2.Contexts[name] != n {
-				t.Fatalf("context of %q: %d came back as %d", name, n, q2.Contexts[name])
-			}
+		if p.MaxLoaded == nil && s1.MaxLoaded != 7 || p.NumCtx == nil && s1.NumCtx != 1234 {
+			t.Fatalf("%s changed a field it does not name: %+v", b, s1)
+		}
+		if _, named := p.Contexts["kept:1b"]; !named && s1.Contexts["kept:1b"] != 99 {
+			t.Fatalf("%s changed a model context it does not name: %v", b, s1.Contexts)
 		}
 	})
 }

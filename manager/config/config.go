@@ -76,6 +76,10 @@ type ModelConfig struct {
 // ContextAuto is the context length that means "auto".
 const ContextAuto = -1
 
+// MaxContext bounds every context length: 16M tokens, past every model's
+// trained length, and far from the overflow of a size computed from it.
+const MaxContext = 1 << 24
+
 // NoModelLimit is the running max loaded that means "as many as the
 // budget holds" (max_loaded = 0 in the file).
 const NoModelLimit = -1
@@ -96,8 +100,8 @@ func (m ModelConfig) Context() (int, error) {
 	case nil:
 		return 0, nil
 	case int64:
-		if v < 1 || v > 1<<24 {
-			return 0, fmt.Errorf("context_length must be between 1 and %d tokens, got %d", 1<<24, v)
+		if v < 1 || v > MaxContext {
+			return 0, fmt.Errorf("context_length must be between 1 and %d tokens, got %d", MaxContext, v)
 		}
 		return int(v), nil
 	case string:
@@ -106,6 +110,28 @@ func (m ModelConfig) Context() (int, error) {
 		}
 	}
 	return 0, fmt.Errorf(`context_length must be a number of tokens or "auto", got %v`, m.ContextLength)
+}
+
+// Contexts are the per-model context lengths ([models."NAME"]
+// context_length) by name, ContextAuto for "auto"; nil when none is set.
+// The command line starts the manager with them and the window applies
+// them.
+func (c Config) Contexts() (map[string]int, error) {
+	var out map[string]int
+	for name, mc := range c.Models {
+		n, err := mc.Context()
+		if err != nil {
+			return nil, fmt.Errorf("models.%q.context_length: %w", name, err)
+		}
+		if n == 0 {
+			continue
+		}
+		if out == nil {
+			out = map[string]int{}
+		}
+		out[name] = n
+	}
+	return out, nil
 }
 
 // LoadTimeoutDuration parses load_timeout (0 when unset).
@@ -335,8 +361,8 @@ func (c Config) problems() []problem {
 	if c.MaxLoaded < 0 {
 		add("max_loaded", fmt.Errorf("must be 0 (as many as the budget holds) or more, got %d", c.MaxLoaded), func(c *Config, d Config) { c.MaxLoaded = d.MaxLoaded })
 	}
-	if c.ContextLength < 1 {
-		add("context_length", fmt.Errorf("must be at least 1, got %d", c.ContextLength), func(c *Config, d Config) { c.ContextLength = d.ContextLength })
+	if c.ContextLength < 1 || c.ContextLength > MaxContext {
+		add("context_length", fmt.Errorf("must be between 1 and %d tokens, got %d", MaxContext, c.ContextLength), func(c *Config, d Config) { c.ContextLength = d.ContextLength })
 	}
 	if !slices.Contains(Policies(), c.Policy) {
 		add("policy", fmt.Errorf("unknown policy %q (known: %s)", c.Policy, strings.Join(Policies(), ", ")), func(c *Config, d Config) { c.Policy = d.Policy })

@@ -26,22 +26,42 @@ FROM /not/a/command"""
 
 var errAny = errors.New("any error")
 
+// abs turns a POSIX path into this system's absolute form: the server on
+// the same machine writes its blob paths that way (C:\... on Windows).
+func abs(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return `C:` + filepath.FromSlash(p)
+}
+
+// foreign is an absolute path of the other kind of system: the model
+// server runs elsewhere, so its files are not ours to read.
+func foreign() string {
+	if filepath.IsAbs("/m/x") {
+		return `C:\m\x`
+	}
+	return "/m/x"
+}
+
 func TestModelPaths(t *testing.T) {
+	llava := []string{
+		abs("/home/u/.ollama/models/blobs/sha256-170370233dd5c5415250a2ecd5c71586352850729062ccef1496385647293868"),
+		abs("/home/u/.ollama/models/blobs/sha256-72d6f08a42f656d36b356dbe0920675899a99ce21192fd66266fb7d82ed07539")}
 	cases := map[string]struct {
 		in   string
 		want []string
 		err  error
 	}{
-		"llava with projector": {in: showModelfile, want: []string{
-			"/home/u/.ollama/models/blobs/sha256-170370233dd5c5415250a2ecd5c71586352850729062ccef1496385647293868",
-			"/home/u/.ollama/models/blobs/sha256-72d6f08a42f656d36b356dbe0920675899a99ce21192fd66266fb7d82ed07539"}},
-		"one blob":        {in: "FROM /m/blobs/sha256-ab\nPARAMETER num_ctx 4096\n", want: []string{"/m/blobs/sha256-ab"}},
-		"unclean path":    {in: "FROM /m/./blobs//x\n", want: []string{"/m/blobs/x"}},
-		"quoted path":     {in: "FROM \"/m/my blobs/x\"\n", want: []string{"/m/my blobs/x"}},
-		"name only":       {in: "FROM llama3.2:1b\n", err: ErrNoPath},
-		"relative file":   {in: "FROM ./model.gguf\n", err: ErrNoPath},
-		"empty":           {in: "", err: errAny},
-		"adapter ignored": {in: "FROM /m/base\nADAPTER /m/lora\n", want: []string{"/m/base"}},
+		"llava with projector": {in: strings.ReplaceAll(showModelfile, "FROM /home/u/.ollama/models/blobs/", "FROM "+abs("/home/u/.ollama/models/blobs/")), want: llava},
+		"one blob":             {in: "FROM " + abs("/m/blobs/sha256-ab") + "\nPARAMETER num_ctx 4096\n", want: []string{abs("/m/blobs/sha256-ab")}},
+		"unclean path":         {in: "FROM " + abs("/m/./blobs//x") + "\n", want: []string{abs("/m/blobs/x")}},
+		"quoted path":          {in: "FROM \"" + abs("/m/my blobs/x") + "\"\n", want: []string{abs("/m/my blobs/x")}},
+		"name only":            {in: "FROM llama3.2:1b\n", err: ErrNoPath},
+		"relative file":        {in: "FROM ./model.gguf\n", err: ErrNoPath},
+		"another system's":     {in: "FROM " + foreign() + "\n", err: ErrNoPath},
+		"empty":                {in: "", err: errAny},
+		"adapter ignored":      {in: "FROM " + abs("/m/base") + "\nADAPTER " + abs("/m/lora") + "\n", want: []string{abs("/m/base")}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

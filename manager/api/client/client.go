@@ -1,4 +1,7 @@
-package api
+// Package client talks to a running VRAM Keeper through its management
+// API: Client makes one call per endpoint; Remote is the instance with the
+// manager's own shape (keeper.Keeper), for the window and the command line.
+package client
 
 import (
 	"bufio"
@@ -15,6 +18,7 @@ import (
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 )
 
 // DialTimeout is how long Dial waits for a running instance: short, since
@@ -36,19 +40,18 @@ var (
 
 // codeErrors maps the API's error codes back to sentinel errors, so that
 // errors.Is(err, manager.ErrNeverFits) works across the wire: the
-// manager's from errorKinds, the server's own besides.
-var codeErrors = func() map[string][]error {
-	m := map[string][]error{
-		CodeUnauthorized: {ErrUnauthorized},
-		CodeBadRequest:   {ErrBadRequest},
-		CodeTooLarge:     {ErrBadRequest},
-		CodeVersion:      {ErrVersionMismatch},
+// server's own here, the manager's from wire.CodeErrors.
+func codeErrors(code string) []error {
+	switch code {
+	case wire.CodeUnauthorized:
+		return []error{ErrUnauthorized}
+	case wire.CodeBadRequest, wire.CodeTooLarge:
+		return []error{ErrBadRequest}
+	case wire.CodeVersion:
+		return []error{ErrVersionMismatch}
 	}
-	for _, k := range errorKinds {
-		m[k.code] = k.errs
-	}
-	return m
-}()
+	return wire.CodeErrors(code)
+}
 
 // Error is an error answer from the API. It unwraps to the sentinels its
 // code stands for.
@@ -62,7 +65,7 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s (HTTP %d from the running instance)", e.Message, e.Status)
 }
 
-func (e *Error) Unwrap() []error { return codeErrors[e.Code] }
+func (e *Error) Unwrap() []error { return codeErrors(e.Code) }
 
 // Client talks to a running instance's management API; the CLI uses it so
 // that the tray and the CLI share one state.
@@ -118,7 +121,7 @@ func (c *Client) Snapshot(ctx context.Context) (manager.Snapshot, error) {
 
 // Models returns every installed model.
 func (c *Client) Models(ctx context.Context) ([]manager.ModelView, error) {
-	var r ModelsResponse
+	var r wire.ModelsResponse
 	err := c.do(ctx, http.MethodGet, "models", nil, &r)
 	return r.Models, err
 }
@@ -126,7 +129,7 @@ func (c *Client) Models(ctx context.Context) ([]manager.ModelView, error) {
 // BestModelForTask chooses (and loads) the best model for a task and role.
 func (c *Client) BestModelForTask(ctx context.Context, task, role string) (manager.Choice, error) {
 	var ch manager.Choice
-	err := c.do(ctx, http.MethodPost, "best", BestRequest{Task: task, Role: role}, &ch)
+	err := c.do(ctx, http.MethodPost, "best", wire.BestRequest{Task: task, Role: role}, &ch)
 	return ch, err
 }
 
@@ -139,7 +142,7 @@ func (c *Client) Load(ctx context.Context, name, reason string) (manager.LoadRes
 // LoadAt is Load at a given context length (0: the model's own).
 func (c *Client) LoadAt(ctx context.Context, name string, numCtx int, reason string) (manager.LoadResult, error) {
 	var r manager.LoadResult
-	err := c.do(ctx, http.MethodPost, modelPath(name, "load"), ModelActionRequest{Reason: reason, ContextLength: numCtx}, &r)
+	err := c.do(ctx, http.MethodPost, modelPath(name, "load"), wire.ModelActionRequest{Reason: reason, ContextLength: numCtx}, &r)
 	return r, err
 }
 
@@ -147,14 +150,14 @@ func (c *Client) LoadAt(ctx context.Context, name string, numCtx int, reason str
 // loads fail with manager.ErrYielded until Restore. It returns the models
 // unloaded.
 func (c *Client) Yield(ctx context.Context) ([]string, error) {
-	var r YieldResponse
+	var r wire.YieldResponse
 	err := c.do(ctx, http.MethodPost, "yield", nil, &r)
 	return r.Unloaded, err
 }
 
 // Restore puts back what Yield unloaded and returns the models loaded.
 func (c *Client) Restore(ctx context.Context) ([]string, error) {
-	var r RestoreResponse
+	var r wire.RestoreResponse
 	err := c.do(ctx, http.MethodPost, "restore", nil, &r)
 	return r.Restored, err
 }
@@ -175,7 +178,7 @@ func (c *Client) SetPinned(ctx context.Context, name string, pinned bool) error 
 
 // History returns the recent loads, unloads, evictions and failures.
 func (c *Client) History(ctx context.Context) ([]manager.Event, error) {
-	var r HistoryResponse
+	var r wire.HistoryResponse
 	err := c.do(ctx, http.MethodGet, "history", nil, &r)
 	return r.Events, err
 }
@@ -192,7 +195,7 @@ func modelPath(name, action string) string {
 
 // sign adds the token and the API version every request carries.
 func (c *Client) sign(req *http.Request) {
-	req.Header.Set(VersionHeader, APIVersion)
+	req.Header.Set(wire.VersionHeader, wire.APIVersion)
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
@@ -224,15 +227,15 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		var ke keeperError
+		var ke wire.ErrorBody
 		if json.Unmarshal(b, &ke) != nil || ke.Error == "" {
-			ke = keeperError{Error: strings.TrimSpace(string(b)), Code: ""}
+			ke = wire.ErrorBody{Error: strings.TrimSpace(string(b)), Code: ""}
 			if ke.Error == "" {
 				ke.Error = http.StatusText(resp.StatusCode)
 			}
 		}
 		if resp.StatusCode == http.StatusUnauthorized && ke.Code == "" {
-			ke.Code = CodeUnauthorized
+			ke.Code = wire.CodeUnauthorized
 		}
 		return &Error{Status: resp.StatusCode, Code: ke.Code, Message: ke.Error}
 	}
@@ -255,10 +258,9 @@ func (c *Client) SetPaused(ctx context.Context, paused bool) error {
 	return c.do(ctx, http.MethodPost, path, nil, nil)
 }
 
-// ApplySettings changes the running manager's budget, model count and
-// context length (POST /keeper/v1/settings).
-func (c *Client) ApplySettings(ctx context.Context, s SettingsRequest) error {
-	return c.do(ctx, http.MethodPost, "settings", s, nil)
+// Apply changes the settings the patch names (POST /keeper/v1/settings).
+func (c *Client) Apply(ctx context.Context, p manager.SettingsPatch) error {
+	return c.do(ctx, http.MethodPost, "settings", p, nil)
 }
 
 // Events streams the instance's events (GET /keeper/v1/events) until ctx

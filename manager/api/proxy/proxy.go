@@ -1,7 +1,6 @@
-package api
+package proxy
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,9 +9,9 @@ import (
 	"maps"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 )
 
 // AliasPrefix starts the model names that pick a model by task:
@@ -41,22 +40,22 @@ type held struct {
 // until the manager has it loaded within the budget, and holds it against
 // eviction until release. A model unknown to the manager is looked up again
 // once, in case it was pulled since the last discovery.
-func (s *Server) acquire(ctx context.Context, requested, reason string) (held, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.opt.AcquireTimeout)
+func (p *Proxy) acquire(ctx context.Context, requested, reason string) (held, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.opt.AcquireTimeout)
 	defer cancel()
 	name := requested
-	if task, role, ok := ParseAlias(requested); ok && !s.isModel(requested) {
-		c, err := s.k.BestModelForTask(ctx, task, role)
+	if task, role, ok := ParseAlias(requested); ok && !p.isModel(requested) {
+		c, err := p.k.BestModelForTask(ctx, task, role)
 		if err != nil {
 			return held{}, fmt.Errorf("resolving %s: %w", requested, err)
 		}
 		name = c.Model
 		reason = fmt.Sprintf("%s (%s)", reason, requested)
 	}
-	release, res, err := s.k.Acquire(ctx, name, reason)
+	release, res, err := p.k.Acquire(ctx, name, reason)
 	if errors.Is(err, manager.ErrModelUnknown) {
-		if rerr := s.k.Refresh(ctx); rerr == nil {
-			release, res, err = s.k.Acquire(ctx, name, reason)
+		if rerr := p.k.Refresh(ctx); rerr == nil {
+			release, res, err = p.k.Acquire(ctx, name, reason)
 		}
 	}
 	if err != nil {
@@ -67,7 +66,7 @@ func (s *Server) acquire(ctx context.Context, requested, reason string) (held, e
 	// make Ollama load it again. The model's own when the manager does not
 	// know it (a model adopted from a server that does not say).
 	h := held{model: res.Model, numCtx: res.NumCtx, release: release}
-	if v, ok := s.lookup(res.Model); ok && h.numCtx == 0 {
+	if v, ok := p.k.Snapshot().Lookup(res.Model); ok && h.numCtx == 0 {
 		h.numCtx = v.NumCtx
 	}
 	return h, nil
@@ -75,19 +74,19 @@ func (s *Server) acquire(ctx context.Context, requested, reason string) (held, e
 
 // isModel reports whether name is an installed model (a real model could be
 // called "auto" with a tag; it wins over the alias).
-func (s *Server) isModel(name string) bool {
-	_, ok := s.lookup(name)
+func (p *Proxy) isModel(name string) bool {
+	_, ok := p.k.Snapshot().Lookup(name)
 	return ok
 }
 
 // peek names the model an alias points to now, without loading anything.
-func (s *Server) peek(alias string) (string, error) {
+func (p *Proxy) peek(alias string) (string, error) {
 	task, role, _ := ParseAlias(alias)
-	ranked, err := s.k.Rank(task, role)
+	ranked, err := p.k.Rank(task, role)
 	if err != nil {
 		return "", fmt.Errorf("resolving %s: %w", alias, err)
 	}
-	snap := s.k.Snapshot()
+	snap := p.k.Snapshot()
 	for _, r := range ranked {
 		if v, ok := snap.Model(r.Name); ok && v.Fits {
 			return r.Name, nil
@@ -99,91 +98,12 @@ func (s *Server) peek(alias string) (string, error) {
 	return "", fmt.Errorf("resolving %s: %w", alias, manager.ErrNoCandidate)
 }
 
-// handleNative serves /api/generate, /api/chat, /api/embed and
-// /api/embeddings: the model is loaded and held for the whole response,
-// which streams through the reverse proxy chunk by chunk.
-func (s *Server) handleNative(w http.ResponseWriter, r *http.Request) {
-	b, err := readBody(w, r, s.opt.MaxBody)
-	if err != nil {
-		s.ollamaFail(w, r, err)
-		return
-	}
-	req, err := parseNative(r.URL.Path, b)
-	if err != nil {
-		s.ollamaFail(w, r, err)
-		return
-	}
-	if req.unload {
-		s.unloadByRequest(w, r, req.model)
-		return
-	}
-	h, err := s.acquire(r.Context(), req.model, "request on "+r.URL.Path)
-	if err != nil {
-		s.ollamaFail(w, r, err)
-		return
-	}
-	// The proxy returns once the upstream body is copied to the client (or
-	// either side failed); only then may the model be evicted.
-	defer h.release()
-	nb, err := req.pin(h)
-	if err != nil {
-		s.ollamaFail(w, r, err)
-		return
-	}
-	s.forward(w, r, nb)
-}
-
-// forward proxies r with body b in place of its own.
-func (s *Server) forward(w http.ResponseWriter, r *http.Request, b []byte) {
-	out := r.Clone(r.Context())
-	out.Body = io.NopCloser(bytes.NewReader(b))
-	out.ContentLength = int64(len(b))
-	out.GetBody = nil
-	s.proxy.ServeHTTP(w, out)
-}
-
-// unloadByRequest answers Ollama's unload idiom through the manager, so
-// its state stays true, with the answer Ollama would give.
-func (s *Server) unloadByRequest(w http.ResponseWriter, r *http.Request, name string) {
-	if _, _, ok := ParseAlias(name); ok && !s.isModel(name) {
-		real, err := s.peek(name)
-		if err != nil {
-			s.ollamaFail(w, r, err)
-			return
-		}
-		name = real
-	}
-	if err := s.k.Unload(r.Context(), name); err != nil {
-		s.ollamaFail(w, r, err)
-		return
-	}
-	resp := map[string]any{
-		"model": s.canonical(name), "created_at": time.Now().UTC(),
-		"done": true, "done_reason": "unload",
-	}
-	if r.URL.Path == "/api/chat" {
-		resp["message"] = map[string]string{"role": "assistant", "content": ""}
-	} else {
-		resp["response"] = ""
-	}
-	writeJSON(w, http.StatusOK, resp)
-}
-
-func (s *Server) ollamaFail(w http.ResponseWriter, r *http.Request, err error) {
-	status, _ := classify(err)
-	s.logFailure(r, status, err)
-	if status == statusClientGone {
-		return
-	}
-	writeOllamaError(w, status, err.Error())
-}
-
 // handleShow resolves an alias to the model it points to now, so that
 // clients that show a model before using it work with aliases.
-func (s *Server) handleShow(w http.ResponseWriter, r *http.Request) {
-	b, err := readBody(w, r, s.opt.MaxBody)
+func (p *Proxy) handleShow(w http.ResponseWriter, r *http.Request) {
+	b, err := wire.ReadBody(w, r, p.opt.MaxBody)
 	if err != nil {
-		s.ollamaFail(w, r, err)
+		p.ollamaFail(w, r, err)
 		return
 	}
 	var req map[string]json.RawMessage
@@ -193,10 +113,10 @@ func (s *Server) handleShow(w http.ResponseWriter, r *http.Request) {
 			if json.Unmarshal(req[key], &name) != nil {
 				continue
 			}
-			if _, _, ok := ParseAlias(name); ok && !s.isModel(name) {
-				real, err := s.peek(name)
+			if _, _, ok := ParseAlias(name); ok && !p.isModel(name) {
+				real, err := p.peek(name)
 				if err != nil {
-					s.ollamaFail(w, r, err)
+					p.ollamaFail(w, r, err)
 					return
 				}
 				req[key], _ = json.Marshal(real)
@@ -206,19 +126,19 @@ func (s *Server) handleShow(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	s.forward(w, r, b)
+	p.forward(w, r, b)
 }
 
 // handlePassThrough forwards everything else unchanged, bodies capped at
 // MaxBody except blob uploads (model files).
-func (s *Server) handlePassThrough(w http.ResponseWriter, r *http.Request) {
+func (p *Proxy) handlePassThrough(w http.ResponseWriter, r *http.Request) {
 	if !strings.HasPrefix(r.URL.Path, "/api/blobs/") {
-		if err := capBody(w, r, s.opt.MaxBody); err != nil {
-			s.ollamaFail(w, r, err)
+		if err := capBody(w, r, p.opt.MaxBody); err != nil {
+			p.ollamaFail(w, r, err)
 			return
 		}
 	}
-	s.proxy.ServeHTTP(w, r)
+	p.rp.ServeHTTP(w, r)
 }
 
 // capBody refuses a body announced larger than limit and caps one that
@@ -241,14 +161,14 @@ type alias struct {
 // aliases lists auto:TASK for every task some installed model suits.
 // auto:TASK/ROLE names resolve too but are not listed: tasks × roles would
 // drown the real models in pickers.
-func (s *Server) aliases() []alias {
+func (p *Proxy) aliases() []alias {
 	var out []alias
-	for _, task := range s.k.Snapshot().Tasks {
+	for _, task := range p.k.Snapshot().Tasks {
 		name := AliasPrefix + task
-		if s.isModel(name) {
+		if p.isModel(name) {
 			continue
 		}
-		if target, err := s.peek(name); err == nil {
+		if target, err := p.peek(name); err == nil {
 			out = append(out, alias{Name: name, Target: target})
 		}
 	}
@@ -257,13 +177,13 @@ func (s *Server) aliases() []alias {
 
 // handleTags lists the installed models, then the aliases, each alias
 // carrying the details of the model it points to now.
-func (s *Server) handleTags(w http.ResponseWriter, r *http.Request) {
+func (p *Proxy) handleTags(w http.ResponseWriter, r *http.Request) {
 	var list struct {
 		Models []map[string]any `json:"models"`
 	}
-	resp, err := s.upstreamGet(r.Context(), "/api/tags", &list)
+	resp, err := p.upstreamGet(r.Context(), "/api/tags", &list)
 	if err != nil {
-		s.ollamaFail(w, r, err)
+		p.ollamaFail(w, r, err)
 		return
 	}
 	if resp != nil { // not 200: Ollama's answer as it is
@@ -276,7 +196,7 @@ func (s *Server) handleTags(w http.ResponseWriter, r *http.Request) {
 			byName[n] = m
 		}
 	}
-	for _, a := range s.aliases() {
+	for _, a := range p.aliases() {
 		e := map[string]any{}
 		if t, ok := byName[a.Target]; ok {
 			e = maps.Clone(t)
@@ -288,20 +208,20 @@ func (s *Server) handleTags(w http.ResponseWriter, r *http.Request) {
 	if list.Models == nil {
 		list.Models = []map[string]any{}
 	}
-	writeJSON(w, http.StatusOK, list)
+	wire.WriteJSON(w, http.StatusOK, list)
 }
 
 // upstreamGet GETs path from Ollama and decodes a 200 answer into v. Any
 // other status comes back as the response, body unread, for the caller to
 // pass on.
-func (s *Server) upstreamGet(ctx context.Context, path string, v any) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.upstream.JoinPath(path).String(), nil)
+func (p *Proxy) upstreamGet(ctx context.Context, path string, v any) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.upstream.JoinPath(path).String(), nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := s.client.Do(req)
+	resp, err := p.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("ollama at %s: %w: %w", s.upstream.Redacted(), manager.ErrUnreachable, err)
+		return nil, fmt.Errorf("ollama at %s: %w: %w", p.upstream.Redacted(), manager.ErrUnreachable, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return resp, nil
@@ -322,4 +242,13 @@ func copyResponse(w http.ResponseWriter, resp *http.Response) {
 	}
 	w.WriteHeader(resp.StatusCode)
 	_, _ = io.Copy(w, io.LimitReader(resp.Body, maxUpstreamErrMsg))
+}
+
+// canonical is the manager's name for a model a client named ("llama3"
+// for "llama3:latest"), or the name as given.
+func (p *Proxy) canonical(name string) string {
+	if v, ok := p.k.Snapshot().Lookup(name); ok {
+		return v.Name
+	}
+	return name
 }

@@ -1,4 +1,4 @@
-package api
+package client
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/timeline"
 )
 
 // Remote is a running instance seen through its API with the shape of the
@@ -188,11 +189,6 @@ func (r *Remote) after(ctx context.Context, err error) error {
 	return err
 }
 
-// Load loads a model at its own context length.
-func (r *Remote) Load(ctx context.Context, name, reason string) (manager.LoadResult, error) {
-	return r.LoadAt(ctx, name, 0, reason)
-}
-
 // LoadAt loads a model at a given context length (0: its own).
 func (r *Remote) LoadAt(ctx context.Context, name string, numCtx int, reason string) (manager.LoadResult, error) {
 	res, err := r.c.LoadAt(ctx, name, numCtx, reason)
@@ -232,31 +228,13 @@ func (r *Remote) BestModelForTask(ctx context.Context, task, role string) (manag
 	return c, r.after(ctx, err)
 }
 
-// Apply carries the settings the desktop's Settings tab and its model
-// table change (budget, max loaded, context length, gpu_only,
-// load_timeout, the per-model contexts) to POST /keeper/v1/settings: f
-// runs on the instance's current settings, and those fields cross the
-// wire.
-func (r *Remote) Apply(ctx context.Context, f func(*manager.Settings)) error {
-	set := r.Snapshot().Settings
-	f(&set)
-	return r.after(ctx, r.c.ApplySettings(ctx, SettingsOf(set)))
+// Apply changes the settings the patch names on the instance.
+func (r *Remote) Apply(ctx context.Context, p manager.SettingsPatch) error {
+	return r.after(ctx, r.c.Apply(ctx, p))
 }
 
-// SettingsOf is the request that sets what SettingsRequest carries of set.
-func SettingsOf(set manager.Settings) SettingsRequest {
-	budget, _ := set.Budget.MarshalText() // exact: String rounds
-	timeout := ""
-	if set.LoadTimeout > 0 {
-		timeout = set.LoadTimeout.String()
-	}
-	// Never nil: an absent map would keep the instance's contexts.
-	ctxs := make(map[string]ContextLength, len(set.Contexts))
-	for name, n := range set.Contexts {
-		ctxs[name] = ContextLength(n)
-	}
-	return SettingsRequest{
-		Budget: string(budget), MaxLoaded: set.MaxLoaded, ContextLength: set.NumCtx,
-		GPUOnly: &set.GPUOnly, LoadTimeout: &timeout, Contexts: ctxs,
-	}
+// Timeline reads the instance's timeline after since; the window's chart
+// calls it from its own goroutine, so it is not cached like Snapshot.
+func (r *Remote) Timeline(ctx context.Context, since time.Time) (timeline.Window, error) {
+	return r.c.Timeline(ctx, since)
 }

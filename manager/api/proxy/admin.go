@@ -1,4 +1,4 @@
-package api
+package proxy
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/ollama/ollama/api"
+
+	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 )
 
 // Ollama's admin endpoints change what is installed. Through the proxy
@@ -23,37 +25,35 @@ import (
 // adminRefreshTimeout bounds the catalogue refresh after an admin call.
 const adminRefreshTimeout = 30 * time.Second
 
-// adminAllowed reports whether admin endpoints pass.
-func (s *Server) adminAllowed() bool { return s.opt.Token == "" || s.opt.AllowAdmin }
-
 // refuseAdmin answers 403 when admin endpoints are not allowed; true when
 // it did.
-func (s *Server) refuseAdmin(w http.ResponseWriter, r *http.Request) bool {
-	if s.adminAllowed() {
+func (p *Proxy) refuseAdmin(w http.ResponseWriter, r *http.Request) bool {
+	if p.opt.AllowAdmin {
 		return false
 	}
-	s.deny(w, r, http.StatusForbidden, CodeForbidden,
-		fmt.Sprintf("%s %s changes the installed models and is not allowed through VRAM Keeper with a token; set allow_admin = true in the config to allow it", r.Method, r.URL.Path))
+	msg := fmt.Sprintf("%s %s changes the installed models and is not allowed through VRAM Keeper with a token; set allow_admin = true in the config to allow it", r.Method, r.URL.Path)
+	p.log.Warn("request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "status", http.StatusForbidden, "why", msg)
+	Refuse(w, r, http.StatusForbidden, msg)
 	return true
 }
 
 // handleAdmin serves /api/pull, /api/push, /api/create, /api/copy and blob
 // uploads: passed through when allowed; the catalogue is refreshed once
 // Ollama answers, so a pulled or created model is known at once.
-func (s *Server) handleAdmin(w http.ResponseWriter, r *http.Request) {
-	if s.refuseAdmin(w, r) {
+func (p *Proxy) handleAdmin(w http.ResponseWriter, r *http.Request) {
+	if p.refuseAdmin(w, r) {
 		return
 	}
 	rec := &statusRecorder{ResponseWriter: w}
 	if !strings.HasPrefix(r.URL.Path, "/api/blobs/") {
-		if err := capBody(w, r, s.opt.MaxBody); err != nil {
-			s.ollamaFail(w, r, err)
+		if err := capBody(w, r, p.opt.MaxBody); err != nil {
+			p.ollamaFail(w, r, err)
 			return
 		}
 	}
-	s.adminProxy.ServeHTTP(rec, r)
+	p.admin.ServeHTTP(rec, r)
 	if r.URL.Path != "/api/push" && !strings.HasPrefix(r.URL.Path, "/api/blobs/") && rec.status == http.StatusOK {
-		s.refreshAfter(r)
+		p.refreshAfter(r)
 	}
 }
 
@@ -61,37 +61,37 @@ func (s *Server) handleAdmin(w http.ResponseWriter, r *http.Request) {
 // first (so its table never shows a deleted model as loaded, and the VRAM
 // is freed through it), then Ollama deletes it, then the catalogue is
 // refreshed before the answer ends.
-func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
-	if s.refuseAdmin(w, r) {
+func (p *Proxy) handleDelete(w http.ResponseWriter, r *http.Request) {
+	if p.refuseAdmin(w, r) {
 		return
 	}
-	b, err := readBody(w, r, maxKeeperBody)
+	b, err := wire.ReadBody(w, r, wire.MaxBody)
 	if err != nil {
-		s.ollamaFail(w, r, err)
+		p.ollamaFail(w, r, err)
 		return
 	}
 	var req api.DeleteRequest
 	if err := decodeFirst(b, &req); err != nil {
-		s.ollamaFail(w, r, badRequestf("malformed JSON body: %w", err))
+		p.ollamaFail(w, r, wire.BadRequestf("malformed JSON body: %w", err))
 		return
 	}
 	name := cmp.Or(req.Model, req.Name) // as Ollama reads it
 	if name == "" {
-		s.ollamaFail(w, r, badRequestf("model is required"))
+		p.ollamaFail(w, r, wire.BadRequestf("model is required"))
 		return
 	}
-	if v, ok := s.lookup(name); ok && v.Loaded {
-		if err := s.k.Unload(r.Context(), v.Name); err != nil {
-			s.ollamaFail(w, r, fmt.Errorf("unloading %s before deleting it: %w", v.Name, err))
+	if v, ok := p.k.Snapshot().Lookup(name); ok && v.Loaded {
+		if err := p.k.Unload(r.Context(), v.Name); err != nil {
+			p.ollamaFail(w, r, fmt.Errorf("unloading %s before deleting it: %w", v.Name, err))
 			return
 		}
 	}
 	rec := &statusRecorder{ResponseWriter: w}
 	out := r.Clone(r.Context())
 	out.Body, out.ContentLength, out.GetBody = io.NopCloser(bytes.NewReader(b)), int64(len(b)), nil
-	s.adminProxy.ServeHTTP(rec, out)
+	p.admin.ServeHTTP(rec, out)
 	if rec.status == http.StatusOK {
-		s.refreshAfter(r)
+		p.refreshAfter(r)
 	}
 }
 
@@ -111,11 +111,11 @@ func adminProxyFor(p *httputil.ReverseProxy) *httputil.ReverseProxy {
 
 // refreshAfter rereads the catalogue after an admin call succeeded, on a
 // context that outlives a client that hung up once it had its answer.
-func (s *Server) refreshAfter(r *http.Request) {
+func (p *Proxy) refreshAfter(r *http.Request) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), adminRefreshTimeout)
 	defer cancel()
-	if err := s.k.Refresh(ctx); err != nil {
-		s.log.Warn("catalogue not refreshed after an admin call", "path", r.URL.Path, "err", err)
+	if err := p.k.Refresh(ctx); err != nil {
+		p.log.Warn("catalogue not refreshed after an admin call", "path", r.URL.Path, "err", err)
 	}
 }
 

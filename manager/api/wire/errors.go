@@ -1,16 +1,12 @@
-package api
+package wire
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"time"
-
-	"github.com/ollama/ollama/openai"
 
 	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/evict"
@@ -42,9 +38,10 @@ const (
 	CodeTooManyStreams = "too_many_streams"
 	CodeVersion        = "version_mismatch"
 	CodeInternal       = "internal"
-	codeClientGone     = "canceled"
-	statusClientGone   = 499 // nginx's "client closed request"; nobody reads it
-	maxUpstreamErrMsg  = 64 << 10
+	CodeClientGone     = "canceled"
+	// StatusClientGone is nginx's "client closed request": nobody reads it,
+	// so handlers answer nothing with it.
+	StatusClientGone = 499
 )
 
 // errorKinds maps the manager's errors to a status and a code, most
@@ -77,16 +74,16 @@ var errorKinds = []struct {
 	{[]error{manager.ErrLoadFailed}, http.StatusBadGateway, CodeLoadFailed},
 	{[]error{manager.ErrStopped}, http.StatusServiceUnavailable, CodeStopped},
 	{[]error{context.DeadlineExceeded}, http.StatusGatewayTimeout, CodeTimeout},
-	{[]error{context.Canceled}, statusClientGone, codeClientGone},
+	{[]error{context.Canceled}, StatusClientGone, CodeClientGone},
 }
 
-// classify returns the status and code for an error from the manager.
-func classify(err error) (int, string) {
+// Classify returns the status and code for an error from the manager.
+func Classify(err error) (int, string) {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return http.StatusRequestEntityTooLarge, CodeTooLarge
 	}
-	var bad badRequest
+	var bad BadRequest
 	if errors.As(err, &bad) {
 		return http.StatusBadRequest, CodeBadRequest
 	}
@@ -98,6 +95,18 @@ func classify(err error) (int, string) {
 	return http.StatusInternalServerError, CodeInternal
 }
 
+// CodeErrors are the sentinel errors a code stands for: the manager's,
+// from the same table Classify reads, so that errors.Is(err,
+// manager.ErrNeverFits) works across the wire.
+func CodeErrors(code string) []error {
+	for _, k := range errorKinds {
+		if k.code == code {
+			return k.errs
+		}
+	}
+	return nil
+}
+
 func isAll(err error, targets []error) bool {
 	for _, t := range targets {
 		if !errors.Is(err, t) {
@@ -107,62 +116,33 @@ func isAll(err error, targets []error) bool {
 	return true
 }
 
-// badRequest marks an error in what the client sent.
-type badRequest struct{ err error }
+// BadRequest marks an error in what the client sent.
+type BadRequest struct{ Err error }
 
-func (b badRequest) Error() string { return b.err.Error() }
-func (b badRequest) Unwrap() error { return b.err }
+func (b BadRequest) Error() string { return b.Err.Error() }
+func (b BadRequest) Unwrap() error { return b.Err }
 
-func badRequestf(format string, a ...any) error { return badRequest{fmt.Errorf(format, a...)} }
+// BadRequestf is a BadRequest with a formatted message.
+func BadRequestf(format string, a ...any) error { return BadRequest{fmt.Errorf(format, a...)} }
 
-// keeperError is the management API's error body.
-type keeperError struct {
+// ErrorBody is the management API's error answer.
+type ErrorBody struct {
 	Error string `json:"error"`
 	Code  string `json:"code"`
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v) // the client may have left; nothing to do
+// WriteError answers with the management API's error body.
+func WriteError(w http.ResponseWriter, status int, code, msg string) {
+	WriteJSON(w, status, ErrorBody{Error: msg, Code: code})
 }
 
-func writeKeeperError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, keeperError{Error: msg, Code: code})
-}
-
-func (s *Server) keeperFail(w http.ResponseWriter, r *http.Request, err error) {
-	status, code := classify(err)
-	s.logFailure(r, status, err)
-	writeKeeperError(w, status, code, err.Error())
-}
-
-// writeOllamaError answers the way Ollama does: {"error": "..."}.
-func writeOllamaError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
-}
-
-// writeOpenAIError answers the way OpenAI (and Ollama's /v1) does.
-func writeOpenAIError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, openai.NewError(status, msg))
-}
-
-func (s *Server) logFailure(r *http.Request, status int, err error) {
-	if status == statusClientGone {
-		s.log.Debug("client left", "path", r.URL.Path, "err", err)
-		return
-	}
-	lvl := slog.LevelInfo // the client's mistakes; ours and Ollama's warn
-	if status >= 500 {
-		lvl = slog.LevelWarn
-	}
-	s.log.Log(r.Context(), lvl, "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
-}
-
-// readBody reads a request body up to limit bytes, with a read deadline so
+// BodyReadTimeout bounds reading a request body that is parsed here, so
 // that a client trickling bytes cannot hold a handler forever.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyReadTimeout))
+const BodyReadTimeout = 60 * time.Second
+
+// ReadBody reads a request body up to limit bytes within BodyReadTimeout.
+func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(BodyReadTimeout))
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	if err != nil {
@@ -170,7 +150,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		if errors.As(err, &mbe) {
 			return nil, fmt.Errorf("request body larger than %d bytes: %w", limit, err)
 		}
-		return nil, badRequestf("reading request body: %w", err)
+		return nil, BadRequestf("reading request body: %w", err)
 	}
 	return b, nil
 }

@@ -1,4 +1,4 @@
-package api
+package proxy
 
 // The native endpoints' bodies are rewritten so that what Ollama reads
 // carries the manager's model, keep_alive and load options, whatever the
@@ -22,10 +22,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/ollama/ollama/api"
+
+	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 )
 
 // runnerOptions are the options Ollama compares to decide whether a loaded
@@ -133,18 +137,18 @@ func parseNative(path string, b []byte) (nativeRequest, error) {
 		return req, fmt.Errorf("no native rewrite for %s", path)
 	}
 	if errors.Is(err, io.EOF) {
-		return req, badRequestf("missing request body")
+		return req, wire.BadRequestf("missing request body")
 	}
 	if err != nil {
-		return req, badRequestf("malformed JSON body: %w", err)
+		return req, wire.BadRequestf("malformed JSON body: %w", err)
 	}
 	if req.model == "" {
-		return req, badRequestf("model is required")
+		return req, wire.BadRequestf("model is required")
 	}
 	req.unload = (path == "/api/generate" || path == "/api/chat") && empty &&
 		keepAlive != nil && keepAlive.Duration == 0
 	if req.members, err = topMembers(b); err != nil {
-		return req, badRequestf("malformed JSON body: %w", err)
+		return req, wire.BadRequestf("malformed JSON body: %w", err)
 	}
 	return req, nil
 }
@@ -226,4 +230,74 @@ func (req nativeRequest) pin(h held) ([]byte, error) {
 	}
 	buf.Write(tail[1:]) // without its '{'
 	return buf.Bytes(), nil
+}
+
+// handleNative serves /api/generate, /api/chat, /api/embed and
+// /api/embeddings: the model is loaded and held for the whole response,
+// which streams through the reverse proxy chunk by chunk.
+func (p *Proxy) handleNative(w http.ResponseWriter, r *http.Request) {
+	b, err := wire.ReadBody(w, r, p.opt.MaxBody)
+	if err != nil {
+		p.ollamaFail(w, r, err)
+		return
+	}
+	req, err := parseNative(r.URL.Path, b)
+	if err != nil {
+		p.ollamaFail(w, r, err)
+		return
+	}
+	if req.unload {
+		p.unloadByRequest(w, r, req.model)
+		return
+	}
+	h, err := p.acquire(r.Context(), req.model, "request on "+r.URL.Path)
+	if err != nil {
+		p.ollamaFail(w, r, err)
+		return
+	}
+	// The proxy returns once the upstream body is copied to the client (or
+	// either side failed); only then may the model be evicted.
+	defer h.release()
+	nb, err := req.pin(h)
+	if err != nil {
+		p.ollamaFail(w, r, err)
+		return
+	}
+	p.forward(w, r, nb)
+}
+
+// forward proxies r with body b in place of its own.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, b []byte) {
+	out := r.Clone(r.Context())
+	out.Body = io.NopCloser(bytes.NewReader(b))
+	out.ContentLength = int64(len(b))
+	out.GetBody = nil
+	p.rp.ServeHTTP(w, out)
+}
+
+// unloadByRequest answers Ollama's unload idiom through the manager, so
+// its state stays true, with the answer Ollama would give.
+func (p *Proxy) unloadByRequest(w http.ResponseWriter, r *http.Request, name string) {
+	if _, _, ok := ParseAlias(name); ok && !p.isModel(name) {
+		real, err := p.peek(name)
+		if err != nil {
+			p.ollamaFail(w, r, err)
+			return
+		}
+		name = real
+	}
+	if err := p.k.Unload(r.Context(), name); err != nil {
+		p.ollamaFail(w, r, err)
+		return
+	}
+	resp := map[string]any{
+		"model": p.canonical(name), "created_at": time.Now().UTC(),
+		"done": true, "done_reason": "unload",
+	}
+	if r.URL.Path == "/api/chat" {
+		resp["message"] = map[string]string{"role": "assistant", "content": ""}
+	} else {
+		resp["response"] = ""
+	}
+	wire.WriteJSON(w, http.StatusOK, resp)
 }

@@ -1,4 +1,4 @@
-package api
+package proxy
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/ollama/ollama/api"
+
+	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 )
 
 var testHeld = held{model: "qwen2.5-coder:7b", numCtx: 4096}
@@ -162,7 +164,7 @@ func TestParseNativeRefuses(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseNative(tc.path, []byte(tc.body))
-			var bad badRequest
+			var bad wire.BadRequest
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.As(err, &bad) {
 				t.Fatalf("want a bad request containing %q, got %v", tc.want, err)
 			}

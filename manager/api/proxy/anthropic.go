@@ -1,4 +1,4 @@
-package api
+package proxy
 
 // Anthropic's Messages API (POST /v1/messages, what Claude-Code-style
 // agents speak) is translated here like OpenAI's chat (see openai.go) and
@@ -20,15 +20,17 @@ import (
 
 	"github.com/ollama/ollama/anthropic"
 	"github.com/ollama/ollama/api"
+
+	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 )
 
 // writeAnthropicError answers the way Anthropic (and Ollama's
 // /v1/messages) does: {"type":"error","error":{"type":...,"message":...}}.
 func writeAnthropicError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, anthropic.NewError(status, msg))
+	wire.WriteJSON(w, status, anthropic.NewError(status, msg))
 }
 
-var anthropicWire = wire{
+var anthropicDialect = dialect{
 	writeError: writeAnthropicError,
 	streamError: func(status int, msg string) any {
 		return sseEvent{"error", anthropic.StreamErrorEvent{Type: "error", Error: anthropic.NewError(status, msg).Error}}
@@ -42,46 +44,40 @@ func speaksAnthropic(r *http.Request) bool {
 		r.Header.Get("anthropic-version") != "" || r.Header.Get("x-api-key") != ""
 }
 
-func (s *Server) anthropicFail(w http.ResponseWriter, r *http.Request, err error) {
-	s.failAs(w, r, writeAnthropicError, err)
+func (p *Proxy) anthropicFail(w http.ResponseWriter, r *http.Request, err error) {
+	p.failAs(w, r, writeAnthropicError, err)
 }
 
-func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) {
-	var req anthropic.MessagesRequest
-	if err := s.decodeOpenAI(w, r, &req); err != nil {
-		s.anthropicFail(w, r, err)
-		return
-	}
-	// The same checks, in the same order, as Ollama's middleware.
-	switch {
-	case req.Model == "":
-		s.anthropicFail(w, r, badRequestf("model is required"))
-		return
-	case req.MaxTokens <= 0:
-		s.anthropicFail(w, r, badRequestf("max_tokens is required and must be positive"))
-		return
-	case len(req.Messages) == 0:
-		s.anthropicFail(w, r, badRequestf("messages is required"))
-		return
-	}
-	native, err := anthropic.FromMessagesRequest(req)
-	if err != nil {
-		s.anthropicFail(w, r, badRequest{err})
-		return
-	}
-	h, ok := s.holdChat(w, r, anthropicWire, req.Model, native)
+func (p *Proxy) handleMessages(w http.ResponseWriter, r *http.Request) {
+	req, native, h, ok := translate(p, w, r, anthropicDialect, func(req *anthropic.MessagesRequest) (string, *api.ChatRequest, error) {
+		// The same checks, in the same order, as Ollama's middleware.
+		switch {
+		case req.Model == "":
+			return "", nil, wire.BadRequestf("model is required")
+		case req.MaxTokens <= 0:
+			return "", nil, wire.BadRequestf("max_tokens is required and must be positive")
+		case len(req.Messages) == 0:
+			return "", nil, wire.BadRequestf("messages is required")
+		}
+		n, err := anthropic.FromMessagesRequest(*req)
+		if err != nil {
+			return "", nil, badRequest(err)
+		}
+		// Ollama relaxes "thinking enabled" to unset for Anthropic clients,
+		// so that a model without thinking answers instead of failing; a
+		// model with thinking thinks when unset anyway. /api/chat does not
+		// relax it.
+		n.Think = nil
+		return req.Model, n, nil
+	}, pinChat)
 	if !ok {
 		return
 	}
 	defer h.release()
-	// Ollama relaxes "thinking enabled" to unset for Anthropic clients, so
-	// that a model without thinking answers instead of failing; a model
-	// with thinking thinks when unset anyway. /api/chat does not relax it.
-	native.Think = nil
 
 	id := anthropic.GenerateMessageID()
 	conv := anthropic.NewStreamConverter(id, h.model, anthropic.EstimateInputTokens(req))
-	s.relay(w, r, anthropicWire, "/api/chat", native, req.Stream, func(raw []byte) ([]any, bool, error) {
+	p.relay(w, r, anthropicDialect, "/api/chat", native, req.Stream, func(raw []byte) ([]any, bool, error) {
 		cr, err := decodeChatResponse(raw)
 		if err != nil {
 			return nil, false, err
@@ -131,31 +127,31 @@ const (
 )
 
 // handleModelList serves GET /v1/models in the shape of the client's API.
-func (s *Server) handleModelList(w http.ResponseWriter, r *http.Request) {
+func (p *Proxy) handleModelList(w http.ResponseWriter, r *http.Request) {
 	if speaksAnthropic(r) {
-		s.handleAnthropicModels(w, r)
+		p.handleAnthropicModels(w, r)
 		return
 	}
-	s.handleOpenAIModels(w, r)
+	p.handleOpenAIModels(w, r)
 }
 
 // handleModelInfo serves GET /v1/models/{id} in the shape of the client's API.
-func (s *Server) handleModelInfo(w http.ResponseWriter, r *http.Request) {
+func (p *Proxy) handleModelInfo(w http.ResponseWriter, r *http.Request) {
 	if speaksAnthropic(r) {
-		s.handleAnthropicModel(w, r)
+		p.handleAnthropicModel(w, r)
 		return
 	}
-	s.handleOpenAIModel(w, r)
+	p.handleOpenAIModel(w, r)
 }
 
 // anthropicModels lists the installed models, then the aliases. When
 // Ollama answers /api/tags with an error, ok is false and the error is
 // written.
-func (s *Server) anthropicModels(w http.ResponseWriter, r *http.Request) (list []anthropicModel, ok bool) {
+func (p *Proxy) anthropicModels(w http.ResponseWriter, r *http.Request) (list []anthropicModel, ok bool) {
 	var tags api.ListResponse
-	resp, err := s.upstreamGet(r.Context(), "/api/tags", &tags)
+	resp, err := p.upstreamGet(r.Context(), "/api/tags", &tags)
 	if err != nil {
-		s.anthropicFail(w, r, err)
+		p.anthropicFail(w, r, err)
 		return nil, false
 	}
 	if resp != nil {
@@ -168,7 +164,7 @@ func (s *Server) anthropicModels(w http.ResponseWriter, r *http.Request) (list [
 		e := anthropicModel{
 			Type: "model", ID: m.Name, DisplayName: m.Name, CreatedAt: m.ModifiedAt.UTC(), Lifecycle: "active",
 		}
-		if v, ok := s.lookup(m.Name); ok && v.NumCtx > 0 {
+		if v, ok := p.k.Snapshot().Lookup(m.Name); ok && v.NumCtx > 0 {
 			n := v.NumCtx
 			if v.LoadedCtx > 0 { // what requests get: the context it is loaded at
 				n = v.LoadedCtx
@@ -178,7 +174,7 @@ func (s *Server) anthropicModels(w http.ResponseWriter, r *http.Request) (list [
 		byName[m.Name] = e
 		list = append(list, e)
 	}
-	for _, a := range s.aliases() {
+	for _, a := range p.aliases() {
 		e, ok := byName[a.Target]
 		if !ok { // gone from /api/tags since the manager last looked
 			e.CreatedAt = time.Unix(0, 0).UTC() // Anthropic's "unknown"
@@ -190,17 +186,17 @@ func (s *Server) anthropicModels(w http.ResponseWriter, r *http.Request) (list [
 	return list, true
 }
 
-func (s *Server) handleAnthropicModels(w http.ResponseWriter, r *http.Request) {
-	list, ok := s.anthropicModels(w, r)
+func (p *Proxy) handleAnthropicModels(w http.ResponseWriter, r *http.Request) {
+	list, ok := p.anthropicModels(w, r)
 	if !ok {
 		return
 	}
 	out, err := anthropicPage(list, r.URL.Query().Get("limit"), r.URL.Query().Get("after_id"), r.URL.Query().Get("before_id"))
 	if err != nil {
-		s.anthropicFail(w, r, err)
+		p.anthropicFail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	wire.WriteJSON(w, http.StatusOK, out)
 }
 
 // anthropicPage cuts one page out of list the way Anthropic pages: limit
@@ -210,12 +206,12 @@ func anthropicPage(list []anthropicModel, limitArg, afterID, beforeID string) (a
 	if limitArg != "" {
 		n, err := strconv.Atoi(limitArg)
 		if err != nil || n < 1 || n > anthropicMaxLimit {
-			return anthropicModelList{}, badRequestf("limit: %q is not a number from 1 to %d", limitArg, anthropicMaxLimit)
+			return anthropicModelList{}, wire.BadRequestf("limit: %q is not a number from 1 to %d", limitArg, anthropicMaxLimit)
 		}
 		limit = n
 	}
 	if afterID != "" && beforeID != "" {
-		return anthropicModelList{}, badRequestf("after_id and before_id cannot both be set")
+		return anthropicModelList{}, wire.BadRequestf("after_id and before_id cannot both be set")
 	}
 	index := func(id string) (int, error) {
 		for i, m := range list {
@@ -223,7 +219,7 @@ func anthropicPage(list []anthropicModel, limitArg, afterID, beforeID string) (a
 				return i, nil
 			}
 		}
-		return 0, badRequestf("no model %q to page from", id)
+		return 0, wire.BadRequestf("no model %q to page from", id)
 	}
 	from, to := 0, min(limit, len(list))
 	hasMore := to < len(list)
@@ -254,16 +250,16 @@ func anthropicPage(list []anthropicModel, limitArg, afterID, beforeID string) (a
 
 // handleAnthropicModel answers for one model or alias, by the name the
 // client gave or its canonical form ("llama3" for "llama3:latest").
-func (s *Server) handleAnthropicModel(w http.ResponseWriter, r *http.Request) {
-	list, ok := s.anthropicModels(w, r)
+func (p *Proxy) handleAnthropicModel(w http.ResponseWriter, r *http.Request) {
+	list, ok := p.anthropicModels(w, r)
 	if !ok {
 		return
 	}
 	id := r.PathValue("model")
-	for _, name := range []string{id, s.canonical(id)} {
+	for _, name := range []string{id, p.canonical(id)} {
 		for _, m := range list {
 			if m.ID == name {
-				writeJSON(w, http.StatusOK, m)
+				wire.WriteJSON(w, http.StatusOK, m)
 				return
 			}
 		}

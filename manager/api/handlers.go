@@ -12,17 +12,13 @@ import (
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 )
 
 // The management API: thin handlers, one manager call each.
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.k.Snapshot())
-}
-
-// ModelsResponse is GET /keeper/v1/models.
-type ModelsResponse struct {
-	Models []manager.ModelView `json:"models"`
+	wire.WriteJSON(w, http.StatusOK, s.k.Snapshot())
 }
 
 func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
@@ -30,76 +26,42 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 	if ms == nil {
 		ms = []manager.ModelView{}
 	}
-	writeJSON(w, http.StatusOK, ModelsResponse{Models: ms})
+	wire.WriteJSON(w, http.StatusOK, wire.ModelsResponse{Models: ms})
 }
 
 func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	v, ok := s.lookup(name)
+	v, ok := s.k.Snapshot().Lookup(name)
 	if !ok {
 		s.keeperFail(w, r, fmt.Errorf("%q: %w", name, manager.ErrModelUnknown))
 		return
 	}
-	writeJSON(w, http.StatusOK, v)
-}
-
-// lookup finds a model in the snapshot as the manager would, accepting a
-// missing ":latest".
-func (s *Server) lookup(name string) (manager.ModelView, bool) {
-	snap := s.k.Snapshot()
-	if v, ok := snap.Model(name); ok {
-		return v, true
-	}
-	if !strings.Contains(name, ":") {
-		return snap.Model(name + ":latest")
-	}
-	return manager.ModelView{}, false
+	wire.WriteJSON(w, http.StatusOK, v)
 }
 
 // Actions on a model; the name is everything before the last segment.
 var modelActions = []string{"load", "unload", "pin", "unpin"}
 
-// ModelActionRequest is the optional body of POST .../{action}: the reason
-// the history records for a load ("loaded from the command line") and the
-// context length to load at (0 or absent: the model's own; a model loaded
-// at another is loaded again).
-type ModelActionRequest struct {
-	Reason        string `json:"reason,omitempty"`
-	ContextLength int    `json:"context_length,omitempty"`
-}
-
-// UnloadResponse answers POST .../unload.
-type UnloadResponse struct {
-	Model    string `json:"model"`
-	Unloaded bool   `json:"unloaded"`
-}
-
-// PinResponse answers POST .../pin and .../unpin.
-type PinResponse struct {
-	Model  string `json:"model"`
-	Pinned bool   `json:"pinned"`
-}
-
 func (s *Server) handleModelAction(w http.ResponseWriter, r *http.Request) {
 	path := r.PathValue("name")
 	i := strings.LastIndexByte(path, '/')
 	if i <= 0 || !slices.Contains(modelActions, path[i+1:]) {
-		writeKeeperError(w, http.StatusNotFound, CodeNotFound,
+		wire.WriteError(w, http.StatusNotFound, wire.CodeNotFound,
 			fmt.Sprintf("POST /keeper/v1/models/{name}/{action}: action must be one of %s, got %q", strings.Join(modelActions, ", "), path))
 		return
 	}
 	name, action := path[:i], path[i+1:]
 	// The body is optional; a small one is read so keep-alive works, a big
 	// one refused.
-	b, err := readBody(w, r, maxKeeperBody)
+	b, err := wire.ReadBody(w, r, wire.MaxBody)
 	if err != nil {
 		s.keeperFail(w, r, err)
 		return
 	}
-	var req ModelActionRequest
+	var req wire.ModelActionRequest
 	if len(bytes.TrimSpace(b)) > 0 {
 		if err := json.Unmarshal(b, &req); err != nil {
-			s.keeperFail(w, r, badRequestf("malformed JSON body: %w", err))
+			s.keeperFail(w, r, wire.BadRequestf("malformed JSON body: %w", err))
 			return
 		}
 	}
@@ -107,7 +69,7 @@ func (s *Server) handleModelAction(w http.ResponseWriter, r *http.Request) {
 		req.Reason = "loaded through the API"
 	}
 	if req.ContextLength < 0 {
-		s.keeperFail(w, r, badRequestf("context_length: %d is negative (0 or absent: the model's own)", req.ContextLength))
+		s.keeperFail(w, r, wire.BadRequestf("context_length: %d is negative (0 or absent: the model's own)", req.ContextLength))
 		return
 	}
 	ctx := r.Context()
@@ -118,45 +80,34 @@ func (s *Server) handleModelAction(w http.ResponseWriter, r *http.Request) {
 			s.keeperFail(w, r, err)
 			return
 		}
-		res.Evicted = nonNil(res.Evicted)
-		writeJSON(w, http.StatusOK, res)
+		res.Evicted = wire.NonNil(res.Evicted)
+		wire.WriteJSON(w, http.StatusOK, res)
 	case "unload":
 		if err := s.k.Unload(ctx, name); err != nil {
 			s.keeperFail(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, UnloadResponse{Model: s.canonical(name), Unloaded: true})
+		wire.WriteJSON(w, http.StatusOK, wire.UnloadResponse{Model: s.canonical(name), Unloaded: true})
 	case "pin", "unpin":
 		pinned := action == "pin"
 		if err := s.k.SetPinned(ctx, name, pinned); err != nil {
 			s.keeperFail(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, PinResponse{Model: s.canonical(name), Pinned: pinned})
+		wire.WriteJSON(w, http.StatusOK, wire.PinResponse{Model: s.canonical(name), Pinned: pinned})
 	}
 }
 
+// canonical is the manager's name for a model a client named.
 func (s *Server) canonical(name string) string {
-	if v, ok := s.lookup(name); ok {
+	if v, ok := s.k.Snapshot().Lookup(name); ok {
 		return v.Name
 	}
 	return name
 }
 
-// YieldResponse answers POST /keeper/v1/yield: the models unloaded to give
-// the GPU back. Until a restore, loads fail with code "yielded" (409).
-type YieldResponse struct {
-	Unloaded []string `json:"unloaded"`
-}
-
-// RestoreResponse answers POST /keeper/v1/restore: the models put back, at
-// the context lengths they had.
-type RestoreResponse struct {
-	Restored []string `json:"restored"`
-}
-
 func (s *Server) handleYield(w http.ResponseWriter, r *http.Request) {
-	if _, err := readBody(w, r, maxKeeperBody); err != nil {
+	if _, err := wire.ReadBody(w, r, wire.MaxBody); err != nil {
 		s.keeperFail(w, r, err)
 		return
 	}
@@ -165,11 +116,11 @@ func (s *Server) handleYield(w http.ResponseWriter, r *http.Request) {
 		s.keeperFail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, YieldResponse{Unloaded: nonNil(names)})
+	wire.WriteJSON(w, http.StatusOK, wire.YieldResponse{Unloaded: wire.NonNil(names)})
 }
 
 func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
-	if _, err := readBody(w, r, maxKeeperBody); err != nil {
+	if _, err := wire.ReadBody(w, r, wire.MaxBody); err != nil {
 		s.keeperFail(w, r, err)
 		return
 	}
@@ -178,31 +129,17 @@ func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 		s.keeperFail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, RestoreResponse{Restored: nonNil(names)})
-}
-
-// nonNil makes a list answer [] rather than null.
-func nonNil(names []string) []string {
-	if names == nil {
-		return []string{}
-	}
-	return names
-}
-
-// BestRequest is POST /keeper/v1/best.
-type BestRequest struct {
-	Task string `json:"task"`
-	Role string `json:"role,omitempty"`
+	wire.WriteJSON(w, http.StatusOK, wire.RestoreResponse{Restored: wire.NonNil(names)})
 }
 
 func (s *Server) handleBest(w http.ResponseWriter, r *http.Request) {
-	var req BestRequest
+	var req wire.BestRequest
 	if err := decodeStrict(w, r, &req); err != nil {
 		s.keeperFail(w, r, err)
 		return
 	}
 	if req.Task == "" {
-		s.keeperFail(w, r, badRequestf(`"task" is required (one of %s)`, strings.Join(s.k.Snapshot().Tasks, ", ")))
+		s.keeperFail(w, r, wire.BadRequestf(`"task" is required (one of %s)`, strings.Join(s.k.Snapshot().Tasks, ", ")))
 		return
 	}
 	c, err := s.k.BestModelForTask(r.Context(), req.Task, req.Role)
@@ -210,31 +147,26 @@ func (s *Server) handleBest(w http.ResponseWriter, r *http.Request) {
 		s.keeperFail(w, r, err)
 		return
 	}
-	c.Evicted = nonNil(c.Evicted)
-	writeJSON(w, http.StatusOK, c)
+	c.Evicted = wire.NonNil(c.Evicted)
+	wire.WriteJSON(w, http.StatusOK, c)
 }
 
 // decodeStrict reads a small JSON body into v, refusing unknown fields and
 // trailing data, so a typo ("taks") is an error and not a silent default.
 func decodeStrict(w http.ResponseWriter, r *http.Request, v any) error {
-	b, err := readBody(w, r, maxKeeperBody)
+	b, err := wire.ReadBody(w, r, wire.MaxBody)
 	if err != nil {
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return badRequestf("malformed JSON body: %w", err)
+		return wire.BadRequestf("malformed JSON body: %w", err)
 	}
 	if dec.More() {
-		return badRequestf("malformed JSON body: more than one JSON value")
+		return wire.BadRequestf("malformed JSON body: more than one JSON value")
 	}
 	return nil
-}
-
-// HistoryResponse is GET /keeper/v1/history.
-type HistoryResponse struct {
-	Events []manager.Event `json:"events"`
 }
 
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
@@ -242,7 +174,7 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	if ev == nil {
 		ev = []manager.Event{}
 	}
-	writeJSON(w, http.StatusOK, HistoryResponse{Events: ev})
+	wire.WriteJSON(w, http.StatusOK, wire.HistoryResponse{Events: ev})
 }
 
 // handleEvents streams events as Server-Sent Events: "event: <kind>" and
@@ -260,7 +192,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		defer func() { <-s.streams }()
 	default:
 		w.Header().Set("Retry-After", "5")
-		writeKeeperError(w, http.StatusServiceUnavailable, CodeTooManyStreams,
+		wire.WriteError(w, http.StatusServiceUnavailable, wire.CodeTooManyStreams,
 			fmt.Sprintf("too many event streams open (%d); close one or retry later", cap(s.streams)))
 		s.log.Warn("event stream refused: at the cap", "remote", r.RemoteAddr, "cap", cap(s.streams))
 		return
@@ -334,4 +266,10 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+func (s *Server) keeperFail(w http.ResponseWriter, r *http.Request, err error) {
+	status, code := wire.Classify(err)
+	wire.LogFailure(s.log, r, status, err)
+	wire.WriteError(w, status, code, err.Error())
 }
