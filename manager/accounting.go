@@ -15,9 +15,8 @@ type savedTry struct {
 // version says nothing (a build from source answers 0.0.0).
 type inference struct {
 	version string // the server's, when inferred: another server infers anew
-	gen     estimate.Generation
-	model   string  // the model whose load showed it
-	relErr  float64 // how far that accounting was from the measurement
+	estimate.Inferred
+	model string // the model whose load showed it
 }
 
 // generation is the accounting estimates follow: the server's version's,
@@ -25,7 +24,7 @@ type inference struct {
 // matched (the newest until then).
 func (c *catalogue) generation() estimate.Generation {
 	if !estimate.Stamped(c.version) && c.inferred.model != "" && c.inferred.version == c.version {
-		return c.inferred.gen
+		return c.inferred.Generation
 	}
 	return estimate.ParseGeneration(c.version)
 }
@@ -34,11 +33,10 @@ func (c *catalogue) generation() estimate.Generation {
 // and the model whose load it was inferred from ("" when the server's
 // version named it).
 func (c *catalogue) accounting() (gen, from string) {
-	g := c.generation()
-	if estimate.Stamped(c.version) || c.inferred.version != c.version {
-		return g.String(), ""
+	if estimate.Stamped(c.version) || c.inferred.model == "" || c.inferred.version != c.version {
+		return c.generation().String(), ""
 	}
-	return g.String(), c.inferred.model
+	return c.inferred.String(), c.inferred.model
 }
 
 // options are the estimator's settings for numCtx spread over devices GPUs.
@@ -74,14 +72,14 @@ func (c *catalogue) infer(md *model, numCtx int, bytes uint64) bool {
 	if estimate.Stamped(c.version) || (c.inferred.model != "" && c.inferred.version == c.version) || !md.detailed || bytes == 0 {
 		return false
 	}
-	g, rel, err := estimate.InferGeneration(md.det.Meta, c.options(numCtx, 1), bytes)
+	in, err := estimate.InferGeneration(md.det.Meta, c.options(numCtx, 1), bytes)
 	if err != nil {
 		return false
 	}
 	was := c.generation()
-	c.inferred = inference{version: c.version, gen: g, model: md.inst.Name, relErr: rel}
+	c.inferred = inference{version: c.version, Inferred: in, model: md.inst.Name}
 	c.ch.header() // the snapshot says where the accounting comes from
-	return g != was
+	return in.Generation != was
 }
 
 // inferSaved infers the accounting from a size measured at an earlier

@@ -23,12 +23,14 @@ func TestInferGeneration(t *testing.T) {
 		m      Model
 		served Generation
 		want   Generation
+		says   string
 	}{
-		{"gemma4 on v0.17: llama.cpp engine", llamaModel("gemma4"), TwoEngines, TwoEngines},
-		{"gemma4 on v0.18: Ollama engine", llamaModel("gemma4"), TwoEnginesV018, TwoEnginesV018},
-		{"gemma3 on llama-server", gemma3Model(), LlamaServer, LlamaServer},
-		{"gemma3 on v0.17", gemma3Model(), TwoEngines, TwoEnginesV018}, // v0.17 and v0.18 alike: the newer
-		{"llama on v0.17", llamaModel("llama"), TwoEngines, TwoEnginesV018},
+		{"gemma4 on v0.17: llama.cpp engine", llamaModel("gemma4"), TwoEngines, TwoEngines, "v0.17"},
+		{"gemma4 on v0.18: Ollama engine", llamaModel("gemma4"), TwoEnginesV018, TwoEnginesV018, "v0.18-v0.29"},
+		{"gemma3 on llama-server", gemma3Model(), LlamaServer, LlamaServer, "v0.30+"},
+		// v0.17 and v0.18 account alike for these: the newer, saying so
+		{"gemma3 on v0.17", gemma3Model(), TwoEngines, TwoEnginesV018, "v0.17 or v0.18-v0.29"},
+		{"llama on v0.17", llamaModel("llama"), TwoEngines, TwoEnginesV018, "v0.17 or v0.18-v0.29"},
 	}
 	for _, dev := range []Device{CPU, GPU} {
 		for _, tt := range tests {
@@ -37,13 +39,13 @@ func TestInferGeneration(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, rel, err := InferGeneration(tt.m, o, b.Reported(dev))
-			if err != nil || got != tt.want || rel != 0 {
-				t.Errorf("%s (device %v): inferred %v (error %.3f), %v; want %v", tt.name, dev, got, rel, err, tt.want)
+			got, err := InferGeneration(tt.m, o, b.Reported(dev))
+			if err != nil || got.Generation != tt.want || got.RelErr != 0 || got.String() != tt.says {
+				t.Errorf("%s (device %v): inferred %+v (%s), %v; want %v (%s)", tt.name, dev, got, got, err, tt.want, tt.says)
 			}
 		}
 	}
-	if _, _, err := InferGeneration(llamaModel("llama"), Options{}, 0); err == nil {
+	if _, err := InferGeneration(llamaModel("llama"), Options{}, 0); err == nil {
 		t.Error("inferred from nothing measured")
 	}
 }
