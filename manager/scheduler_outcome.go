@@ -46,7 +46,7 @@ func (s *scheduler) reconcile(ps []Running) {
 		if sl.state == Idle || sl.state == Failed {
 			s.transition(name, Loaded)
 			sl.loadedCtx, sl.adopted = r.ContextLength, true
-			s.fx.Emit(Event{Kind: EventLoaded, Model: name, Bytes: sl.size, Reason: "found loaded in Ollama (adopted)"})
+			s.fx.Emit(Event{Kind: EventLoaded, Model: name, Bytes: sl.size, Reason: reasonAdopted})
 		}
 	}
 	for name, sl := range s.active {

@@ -53,7 +53,7 @@ func (s *scheduler) OnYield(w *waiter) {
 	unload := func(name string) {
 		g.pending++
 		s.queue = append(s.queue, &op{id: s.id(), why: yield, name: name, group: g,
-			reason: "gave the GPU back at the user's request"})
+			reason: reasonUserYield})
 	}
 	for name, sl := range s.active {
 		if sl.state == Loaded {

@@ -9,6 +9,7 @@
 //	GET  /keeper/v1/models                 {"models": [manager.ModelView...]}
 //	GET  /keeper/v1/models/{name}          manager.ModelView
 //	POST /keeper/v1/best                   {"task": "...", "role": "..."} → manager.Choice
+//	POST /keeper/v1/plan                   manager.PlanRequest → manager.Plan: what a load would do, done nothing
 //	POST /keeper/v1/models/{name}/load     {"context_length": N} (optional) → manager.LoadResult
 //	POST /keeper/v1/models/{name}/unload   {"model": ..., "unloaded": true}
 //	POST /keeper/v1/models/{name}/pin      {"model": ..., "pinned": true}
@@ -24,15 +25,21 @@
 //	POST /keeper/v1/ollama/start           StartOllamaResponse (desktop tray only; 404 elsewhere)
 //	POST /keeper/v1/window                 {"opened": true}: the tray opens its window (tray only)
 //
+// # Metrics
+//
+//	GET  /metrics                          Prometheus metrics (package metrics)
+//
 // Model names hold ':' and '/' (hf.co/user/model:Q4_K_M). The path takes the
 // name as it is, slashes included, and the action is always the last segment:
 // POST /keeper/v1/models/hf.co/user/model:Q4_K_M/load. Percent-escaped names
 // (hf.co%2Fuser%2Fmodel%3AQ4_K_M) work as well.
 //
-// Status codes: 400 malformed request, unknown task or role; 401 missing or
-// wrong token; 403 a browser origin or host that is not allowed, or an
-// admin endpoint (delete, pull, push, create, copy) with a token and
-// without allow_admin; 404 unknown model, or no installed model suits the
+// Status codes: 400 malformed request (a path that decodes more than three
+// times, or to control characters, included), unknown task or role; 401
+// missing or wrong token; 403 a browser origin or host that is not
+// allowed, or with a token an admin endpoint (delete, pull, push, create,
+// copy, blobs, alias changes, the server's account) without allow_admin,
+// or an endpoint the proxy does not know; 404 unknown model, or no installed model suits the
 // task; 409 the model fits the budget but not now (paused, or other
 // programs hold the card), the GPU was given back (yield: nothing loads
 // until restore, code "yielded", with the manager's message), the model
@@ -48,6 +55,10 @@
 //
 // Everything outside /keeper/ goes to the proxy (package proxy), which
 // loads every model through the manager before Ollama sees a request.
+//
+// Every path is decoded as Ollama's router will read it before anything
+// is decided on it (path.go): /api%2Fcopy is /api/copy, and is refused
+// like it.
 package api
 
 import (
@@ -65,6 +76,7 @@ import (
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/api/metrics"
 	"github.com/vramkeeper/vramkeeper/manager/api/proxy"
 	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 	"github.com/vramkeeper/vramkeeper/manager/keeper"
@@ -110,9 +122,11 @@ type Options struct {
 	// EventWriteTimeout is how long one event may take to reach a client
 	// before its stream is dropped (default 10 s).
 	EventWriteTimeout time.Duration
-	// AllowAdmin lets Ollama's delete, pull, push, create, copy and blob
-	// uploads through when a token is set. Without a token the server is
-	// loopback only and they always pass.
+	// AllowAdmin lets Ollama's delete, pull, push, create, copy, blob
+	// uploads, alias changes and account calls through when a token is
+	// set. Without a token the server is loopback only and they always
+	// pass, as does every endpoint the proxy does not know; with one, those
+	// are refused.
 	AllowAdmin bool
 	// StartOllama, when set, serves POST /keeper/v1/ollama/start: the
 	// desktop tray starts `ollama serve` for its window's banner.
@@ -149,6 +163,7 @@ type Server struct {
 	opt      Options
 	log      *slog.Logger
 	proxy    *proxy.Proxy
+	metrics  *metrics.Metrics
 	handler  http.Handler
 
 	// streams holds a token per open event stream.
@@ -168,12 +183,15 @@ func New(k Manager, upstream *url.URL, opt Options) *Server {
 		log:      opt.Log,
 		stopping: make(chan struct{}),
 		streams:  make(chan struct{}, opt.MaxEventStreams),
+		metrics:  metrics.New(k, opt.Log),
 	}
 	s.proxy = proxy.New(k, upstream, proxy.Options{
+		Waited:  s.metrics.ObserveWait,
 		MaxBody: opt.MaxBody, UpstreamHeaderTimeout: opt.UpstreamHeaderTimeout, AcquireTimeout: opt.AcquireTimeout,
 		// Without a token the server is loopback only: the user's own
 		// machine may change what is installed.
 		AllowAdmin: opt.Token == "" || opt.AllowAdmin,
+		KnownOnly:  opt.Token != "",
 		Log:        opt.Log,
 	})
 	s.handler = s.routes()
@@ -184,6 +202,10 @@ func New(k Manager, upstream *url.URL, opt Options) *Server {
 // checks applied.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// Metrics are the server's Prometheus metrics; ServeListener runs them
+// (tests serving Handler alone run Metrics().Run to count events).
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /keeper/v1/status", s.handleStatus)
@@ -191,6 +213,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /keeper/v1/models/{name...}", s.handleModel)
 	mux.HandleFunc("POST /keeper/v1/models/{name...}", s.handleModelAction)
 	mux.HandleFunc("POST /keeper/v1/best", s.handleBest)
+	mux.HandleFunc("POST /keeper/v1/plan", s.handlePlan)
 	mux.HandleFunc("GET /keeper/v1/history", s.handleHistory)
 	mux.HandleFunc("GET /keeper/v1/timeline", s.handleTimeline)
 	mux.HandleFunc("GET /keeper/v1/events", s.handleEvents)
@@ -201,6 +224,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /keeper/v1/settings", s.handleSettings)
 	mux.HandleFunc("POST /keeper/v1/ollama/start", s.handleStartOllama)
 	mux.HandleFunc("POST /keeper/v1/window", s.handleOpenWindow)
+	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.HandleFunc("/keeper/", func(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, http.StatusNotFound, wire.CodeNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -209,9 +233,14 @@ func (s *Server) routes() http.Handler {
 	return s.guard(mux)
 }
 
-// guard applies the checks every request passes: token, host, origin.
+// guard applies the checks every request passes: the path as Ollama
+// reads it (path.go), then token, host, origin.
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := canonicalize(r); err != nil {
+			s.deny(w, r, http.StatusBadRequest, wire.CodeBadRequest, err.Error())
+			return
+		}
 		origin := r.Header.Get("Origin")
 		if origin != "" {
 			if !s.originAllowed(origin) {
@@ -263,11 +292,21 @@ func (s *Server) deny(w http.ResponseWriter, r *http.Request, status int, code, 
 // tokenOK: the token as a bearer token (OpenAI's SDKs, ours) or as an
 // x-api-key (Anthropic's SDKs and Claude Code with an API key).
 func (s *Server) tokenOK(h http.Header) bool {
-	got, ok := strings.CutPrefix(h.Get("Authorization"), "Bearer ")
+	got, ok := bearer(h.Get("Authorization"))
 	if !ok {
 		got, ok = h.Get("X-Api-Key"), h.Get("X-Api-Key") != ""
 	}
 	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(s.opt.Token)) == 1
+}
+
+// bearer reads "Bearer <token>"; the scheme is case-insensitive (RFC 9110
+// section 11.1), so "bearer x" is the same credential.
+func bearer(authorization string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(authorization), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(token), true
 }
 
 func (s *Server) originAllowed(origin string) bool {
@@ -302,6 +341,10 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	mctx, stopMetrics := context.WithCancel(ctx)
+	metricsDone := make(chan struct{})
+	go func() { defer close(metricsDone); s.metrics.Run(mctx) }()
+	defer func() { stopMetrics(); <-metricsDone }()
 	s.log.Info("serving", "addr", ln.Addr().String(), "upstream", s.upstream.Redacted(), "token", s.opt.Token != "")
 	select {
 	case err := <-errc:

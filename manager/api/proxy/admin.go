@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,13 +26,27 @@ import (
 // adminRefreshTimeout bounds the catalogue refresh after an admin call.
 const adminRefreshTimeout = 30 * time.Second
 
+// adminPaths are the admin endpoints handleAdmin serves (/api/delete has a
+// handler of its own): what is installed, the blobs models are made of,
+// the aliases that redirect a model's name to another model, and the
+// server's ollama.com account.
+var adminPaths = []string{
+	"/api/pull", "/api/push", "/api/create", "/api/copy", "POST /api/blobs/{digest...}",
+	"POST /api/experimental/aliases", "DELETE /api/experimental/aliases",
+	"/api/signout", "/api/me", "/api/user/keys/{key...}",
+}
+
+// changesCatalogue: after these succeed the installed models are read
+// again.
+var changesCatalogue = []string{"/api/pull", "/api/create", "/api/copy"}
+
 // refuseAdmin answers 403 when admin endpoints are not allowed; true when
 // it did.
 func (p *Proxy) refuseAdmin(w http.ResponseWriter, r *http.Request) bool {
 	if p.opt.AllowAdmin {
 		return false
 	}
-	msg := fmt.Sprintf("%s %s changes the installed models and is not allowed through VRAM Keeper with a token; set allow_admin = true in the config to allow it", r.Method, r.URL.Path)
+	msg := fmt.Sprintf("%s %s changes the installed models or the server's account and is not allowed through VRAM Keeper with a token; set allow_admin = true in the config to allow it", r.Method, r.URL.Path)
 	p.log.Warn("request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "status", http.StatusForbidden, "why", msg)
 	Refuse(w, r, http.StatusForbidden, msg)
 	return true
@@ -52,7 +67,7 @@ func (p *Proxy) handleAdmin(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p.admin.ServeHTTP(rec, r)
-	if r.URL.Path != "/api/push" && !strings.HasPrefix(r.URL.Path, "/api/blobs/") && rec.status == http.StatusOK {
+	if slices.Contains(changesCatalogue, r.URL.Path) && rec.status == http.StatusOK {
 		p.refreshAfter(r)
 	}
 }

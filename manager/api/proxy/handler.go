@@ -63,10 +63,17 @@ type Options struct {
 	// AcquireTimeout bounds how long a request waits for its model to be
 	// loaded, swaps included (default 10 minutes).
 	AcquireTimeout time.Duration
-	// AllowAdmin lets Ollama's delete, pull, push, create, copy and blob
-	// uploads through (admin.go).
+	// AllowAdmin lets Ollama's delete, pull, push, create, copy, blob
+	// uploads, alias changes and account calls through (admin.go).
 	AllowAdmin bool
-	Log        *slog.Logger
+	// KnownOnly passes on only the endpoints this proxy knows (the
+	// server sets it with a token): an endpoint a newer Ollama adds might
+	// load a model or change what is installed behind the manager's back.
+	KnownOnly bool
+	// Waited, when set, hears how long each request waited for its model
+	// (loaded, swaps included) before it went to Ollama (the metrics).
+	Waited func(time.Duration)
+	Log    *slog.Logger
 }
 
 func (o *Options) setDefaults() {
@@ -178,13 +185,37 @@ func (p *Proxy) routes() *http.ServeMux {
 	// Admin: by choice only (admin.go); any method, in case a newer
 	// Ollama accepts another.
 	mux.HandleFunc("/api/delete", p.handleDelete)
-	for _, path := range []string{"/api/pull", "/api/push", "/api/create", "/api/copy"} {
+	for _, path := range adminPaths {
 		mux.HandleFunc(path, p.handleAdmin)
 	}
-	mux.HandleFunc("POST /api/blobs/{digest...}", p.handleAdmin)
-	// The rest as it is.
-	mux.HandleFunc("/", p.handlePassThrough)
+	// Read-only calls pass as they are.
+	for _, pattern := range readOnly {
+		mux.HandleFunc(pattern, p.handlePassThrough)
+	}
+	// The rest: passed on without a token (the user's own machine, and
+	// whatever a newer Ollama serves), refused with one.
+	mux.HandleFunc("/", p.handleUnknown)
 	return mux
+}
+
+// readOnly are Ollama's endpoints that change nothing and load nothing
+// (a GET pattern serves HEAD too).
+var readOnly = []string{
+	"GET /{$}", "GET /api/version", "GET /api/ps", "GET /api/status",
+	"GET /api/experimental/aliases", "HEAD /api/blobs/{digest...}",
+}
+
+// handleUnknown serves what no other route does: passed through as it is
+// where the proxy passes everything, refused where it passes only what it
+// knows.
+func (p *Proxy) handleUnknown(w http.ResponseWriter, r *http.Request) {
+	if p.opt.KnownOnly {
+		msg := fmt.Sprintf("%s %s is not passed to Ollama through VRAM Keeper with a token: only inference, the model lists and read-only calls are", r.Method, r.URL.Path)
+		p.log.Warn("request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "status", http.StatusForbidden, "why", msg)
+		Refuse(w, r, http.StatusForbidden, msg)
+		return
+	}
+	p.handlePassThrough(w, r)
 }
 
 // Refuse answers a request the server will not serve in the shape its API
