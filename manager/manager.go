@@ -443,8 +443,9 @@ func (m *Manager) canonicalName(name string) string {
 // device the models run on. Once the models are listed and the card read,
 // it starts the warm start.
 func (m *Manager) settle() (reevaluated bool) {
-	if d := m.conn.device(m.sched.onGPU()); d != m.cat.dev {
-		m.cat.dev = d
+	d, cards := m.conn.device(m.sched.onGPU()), m.conn.vram.cardTotals()
+	if d != m.cat.dev || !slices.Equal(cards, m.cat.cards) || m.cat.restale || m.cat.inferSaved() {
+		m.cat.dev, m.cat.cards, m.cat.restale = d, cards, false
 		m.cat.evaluateAll(m.tune.Settings) // every view changes
 		reevaluated = true
 	}
@@ -510,6 +511,9 @@ func (m *Manager) readCard(v VRAM, err error) {
 		m.changed.header() // what other programs hold
 	}
 	if !m.conn.vram.Equal(v) {
+		if m.conn.vram.cardTotals() != nil || v.cardTotals() != nil {
+			m.changed.everyModel() // where each model would go (placement)
+		}
 		m.conn.vram = v
 		m.changed.header()
 		m.emit(Event{Kind: EventVRAM, Bytes: v.Used})
