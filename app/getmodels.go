@@ -168,6 +168,7 @@ func newGetModels(u *ui) *getModels {
 	g.name.OnChanged = func(string) { g.refreshButtons() }
 	g.name.OnSubmitted = func(s string) { g.pull(s) }
 	g.get = widget.NewButton("Download", func() { g.pull(g.name.Text) })
+	g.get.Importance = widget.HighImportance
 	g.back = widget.NewButton("Back to my models", func() { g.asked = false; u.showModels() })
 	g.panel = container.NewBorder(container.NewBorder(nil, nil, nil, g.back, g.intro),
 		container.NewBorder(nil, nil, nil, g.get, g.name), nil, nil, g.table)

@@ -10,6 +10,9 @@ import (
 	"fyne.io/fyne/v2/widget"
 )
 
+// ProblemTitle is the title of the window RunProblem shows.
+const ProblemTitle = "VRAM Keeper: no local API"
+
 // RunProblem shows a window that says why VRAM Keeper cannot show its
 // models and what to do (text), with a Close button, until it is closed
 // or ctx ends. Like RunWindow, it needs the main goroutine.
@@ -18,10 +21,11 @@ func RunProblem(ctx context.Context, text string) error {
 	if b, err := EncodePNG(AppIcon()); err == nil {
 		a.SetIcon(fyne.NewStaticResource("vramkeeper.png", b))
 	}
-	w := a.NewWindow("VRAM Keeper")
+	w := a.NewWindow(ProblemTitle)
 	w.SetContent(problemContent(text, a.Quit))
 	w.Resize(fyne.NewSize(640, 220))
 	w.SetMaster()
+	closeOnCtrlW(w)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup

@@ -8,6 +8,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	fyneapp "fyne.io/fyne/v2/app"
+	"fyne.io/fyne/v2/driver/desktop"
 )
 
 // The window's size when it opens: room for every column of the models
@@ -43,6 +44,7 @@ func RunWindow(ctx context.Context, opt Options) error {
 	w.SetContent(u.content)
 	w.Resize(fyne.NewSize(windowWidth, windowHeight))
 	w.SetMaster() // closing the window ends the process
+	closeOnCtrlW(w)
 	u.win = w
 	u.apply(opt.Keeper.Snapshot())
 	u.history = opt.Keeper.History()
@@ -64,4 +66,12 @@ func RunWindow(ctx context.Context, opt Options) error {
 	wg.Wait()
 	u.wg.Wait()
 	return nil
+}
+
+// closeOnCtrlW closes the window on Ctrl+W (Cmd+W on macOS), as most
+// desktop windows do; on a desktop without a window manager (Xvfb) it is
+// also the only way to close it.
+func closeOnCtrlW(w fyne.Window) {
+	w.Canvas().AddShortcut(&desktop.CustomShortcut{KeyName: fyne.KeyW, Modifier: fyne.KeyModifierShortcutDefault},
+		func(fyne.Shortcut) { w.Close() })
 }

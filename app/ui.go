@@ -629,9 +629,13 @@ func (u *ui) onStartOllama() {
 	u.setStatus("Starting `ollama serve`; waiting for it to answer…")
 	u.call("Starting Ollama", func(ctx context.Context) error {
 		err := u.opt.StartOllama(ctx)
-		if err != nil {
-			fyne.Do(func() { u.ollamaAsked = false })
-		}
+		fyne.Do(func() {
+			if err != nil {
+				u.ollamaAsked = false
+			} else {
+				u.setStatus("") // the banner goes, and what comes next says what to do
+			}
+		})
 		return err
 	})
 }

@@ -18,14 +18,20 @@
 #                             tray and the command line, an eviction, Give GPU
 #                             back and Restore models. About 7 minutes on 2
 #                             cores with the default hold.
+#   VRAMKEEPER_E2E_RUN        which tests (default TestDesktop|TestFirstRun):
+#                             TestFirstRun plays a first run on a desktop
+#                             without a tray (no Ollama, Start Ollama, a
+#                             model pulled from a local docker-registry)
 #   VRAMKEEPER_E2E_HOLD       realistic: how long each state is held so the
 #                             chart has a shape (default 30s, at most 15m;
 #                             there are six).
 # The README's pictures:
 #   VRAMKEEPER_E2E_REALISTIC=1 VRAMKEEPER_E2E_HOLD=3m \
 #     VRAMKEEPER_E2E_SHOTS=docs/screenshots scripts/e2e-desktop.sh
+#   VRAMKEEPER_E2E_RUN=TestFirstRun VRAMKEEPER_E2E_SHOTS=assets/screenshots \
+#     scripts/e2e-desktop.sh
 # Exits non-zero when any check fails. Needs xvfb dbus x11-utils xdotool
-# imagemagick (scripts/deps.sh).
+# imagemagick docker-registry (scripts/deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -95,7 +101,7 @@ xdpyinfo >/dev/null || { echo "e2e-desktop: cannot open display $DISPLAY" >&2; e
 echo ">> Xvfb on $DISPLAY" >&2
 
 export VRAMKEEPER_E2E=1 VRAMKEEPER_E2E_BIN="$work/vramkeeper" VRAMKEEPER_E2E_SHOTS="$shots"
-export VRAMKEEPER_REQUIRE_OLLAMA=1 LANG=en_US.UTF-8
+export VRAMKEEPER_REQUIRE_OLLAMA=1 VRAMKEEPER_REQUIRE_REGISTRY=1 LANG=en_US.UTF-8
 # The test must not see the developer's bus or desktop session.
 unset DBUS_SESSION_BUS_ADDRESS XDG_SESSION_TYPE WAYLAND_DISPLAY
 echo ">> desktop test (private session bus)" >&2
@@ -106,7 +112,7 @@ set -m
 # The realistic scenario holds six states for up to 15 minutes each.
 timeout=5m
 [ "${VRAMKEEPER_E2E_REALISTIC:-}" = 1 ] && timeout=2h
-dbus-run-session -- go test -count=1 -timeout "$timeout" -run '^TestDesktop$' -v ./internal/e2e &
+dbus-run-session -- go test -count=1 -timeout "$timeout" -run "^(${VRAMKEEPER_E2E_RUN:-TestDesktop|TestFirstRun})\$" -v ./internal/e2e &
 test_pid=$!
 set +m
 wait "$test_pid"

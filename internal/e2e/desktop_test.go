@@ -407,6 +407,12 @@ type appProc struct {
 // file it writes (config, state, autostart entry, Fyne's caches) in a temp
 // dir, and stops it on cleanup: SIGTERM, then SIGKILL to its process group.
 func startApp(t *testing.T, bin, ollamaURL string, flags []string) *appProc {
+	return startAppEnv(t, bin, ollamaURL, flags, nil)
+}
+
+// startAppEnv is startApp with env (KEY=value) added to the app's
+// environment, replacing what the test's has.
+func startAppEnv(t *testing.T, bin, ollamaURL string, flags, extra []string) *appProc {
 	dir := t.TempDir()
 	home := filepath.Join(dir, "home")
 	for _, d := range []string{home, filepath.Join(dir, "runtime")} {
@@ -436,11 +442,13 @@ func startApp(t *testing.T, bin, ollamaURL string, flags []string) *appProc {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "OLLAMA_") || strings.HasPrefix(k, "XDG_") || k == "HOME" || k == "LANG" || strings.HasPrefix(k, "LC_") {
+		if strings.HasPrefix(k, "OLLAMA_") || strings.HasPrefix(k, "XDG_") || k == "HOME" || k == "LANG" || strings.HasPrefix(k, "LC_") ||
+			slices.ContainsFunc(extra, func(e string) bool { return strings.HasPrefix(e, k+"=") }) {
 			continue
 		}
 		env = append(env, kv)
 	}
+	env = append(env, extra...)
 	cmd.Env = append(env,
 		"HOME="+home,
 		"XDG_CONFIG_HOME="+filepath.Join(home, ".config"),
