@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"time"
 
 	"fyne.io/fyne/v2"
 	fyneapp "fyne.io/fyne/v2/app"
@@ -41,7 +42,8 @@ func RunWindow(ctx context.Context, opt Options) error {
 
 	u := newUI(uictx, a, opt)
 	w := a.NewWindow("VRAM Keeper")
-	w.SetContent(u.content)
+	u.gov = newGovernor(time.Now)
+	w.SetContent(watchInput(a, w, u.content, u.gov))
 	w.Resize(fyne.NewSize(windowWidth, windowHeight))
 	w.SetMaster() // closing the window ends the process
 	closeOnCtrlW(w)
@@ -52,6 +54,7 @@ func RunWindow(ctx context.Context, opt Options) error {
 	var wg sync.WaitGroup
 	a.Lifecycle().SetOnStarted(func() {
 		u.loop(uictx, &wg)
+		startGovernor(uictx, &wg, w, u.gov)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
