@@ -1,8 +1,10 @@
 package api_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"slices"
@@ -87,5 +89,62 @@ func TestEncodedPathsAgainstRealOllama(t *testing.T) {
 	if len(ps) != 1 || ps[0].ContextLength != 1024 || !v.Loaded || v.LoadedCtx != 1024 {
 		t.Errorf("after /api%%2Fgenerate: /api/ps %+v, manager: loaded %v at %d; want it loaded by the manager at 1024 tokens",
 			ps, v.Loaded, v.LoadedCtx)
+	}
+}
+
+// TestClientThatStopsReadingAgainstRealOllama: a client starts a long
+// streamed generation and stops reading. Its hold on the model ends once
+// the socket buffers are full and a write has waited the write deadline;
+// meanwhile a yield waits for it (it never pulls a model from under a
+// request), and returns once the hold ended.
+func TestClientThatStopsReadingAgainstRealOllama(t *testing.T) {
+	const writeTimeout = time.Second
+	r := newRig(t, map[string]ggufgen.Spec{"tiny-chat": llama(2, 64)},
+		manager.Options{Settings: manager.Settings{NumCtx: 1024}}, server.Options{WriteTimeout: writeTimeout})
+	ctx := ctxFor(t, 3*time.Minute)
+	body := `{"model":"tiny-chat","prompt":"tell me everything","options":{"num_predict":1000000}}`
+	base := serveReal(t, r.srv)
+	c := dialRaw(t, base, fmt.Sprintf("POST /api/generate HTTP/1.1\nHost: %s\nContent-Length: %d", r.url.Host, len(body)), body)
+	// A small receive buffer: the client's kernel takes little of what it
+	// does not read, so the stall shows within seconds of a tiny model's
+	// output rather than a minute (the table in docs/RELIABILITY.md has
+	// both).
+	if err := c.(*net.TCPConn).SetReadBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil {
+		t.Fatal(err)
+	}
+	stalled := time.Now() // the client reads nothing more
+	held := func() int {
+		v, _ := r.m.Snapshot().Lookup("tiny-chat")
+		return v.InFlight
+	}
+	if held() != 1 {
+		t.Fatalf("holds on tiny-chat while it streams: %d, want 1", held())
+	}
+	yielded := make(chan error, 1)
+	go func() {
+		_, err := r.m.Yield(ctx)
+		yielded <- err
+	}()
+	var freed time.Duration
+	for held() > 0 {
+		if time.Since(stalled) > 2*time.Minute {
+			t.Fatal("the hold outlived the client that stopped reading by two minutes")
+		}
+		time.Sleep(20 * time.Millisecond) // a poll of the published snapshot, not a decision
+	}
+	freed = time.Since(stalled)
+	if err := <-yielded; err != nil {
+		t.Fatalf("yield: %v", err)
+	}
+	t.Logf("the hold ended %s after the client stopped reading (write deadline %s); the yield returned %s after",
+		freed.Round(time.Millisecond), writeTimeout, time.Since(stalled).Round(time.Millisecond))
+	if ps := r.ollama.Running(t); len(ps) != 0 {
+		t.Errorf("after the yield Ollama has %+v loaded", ps)
+	}
+	if _, err := r.m.Restore(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

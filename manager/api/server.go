@@ -116,6 +116,15 @@ type Options struct {
 	// EventWriteTimeout is how long one event may take to reach a client
 	// before its stream is dropped (default 10 s).
 	EventWriteTimeout time.Duration
+	// WriteTimeout is how long each write of a response may take to reach
+	// the client (default 30 s), extended at every chunk: a client that
+	// stops reading loses its request, and its hold on the model, within
+	// it once the socket buffers are full (deadline.go).
+	WriteTimeout time.Duration
+	// BodyTimeout is how long a request body may take to arrive, from the
+	// request's start (default 60 s); a blob upload only has to keep
+	// moving, each read within it.
+	BodyTimeout time.Duration
 	// AllowAdmin lets Ollama's delete, pull, push, create, copy, blob
 	// uploads, alias changes and account calls through when a token is
 	// set. Without a token the server is loopback only and they always
@@ -137,6 +146,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.EventWriteTimeout <= 0 {
 		o.EventWriteTimeout = 10 * time.Second
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = defaultWriteTimeout
+	}
+	if o.BodyTimeout <= 0 {
+		o.BodyTimeout = wire.BodyReadTimeout
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -219,11 +234,15 @@ func (s *Server) routes() http.Handler {
 }
 
 // guard applies the checks every request passes: the path as Ollama
-// reads it (path.go), then token, host, origin.
+// reads it (path.go), the deadlines (deadline.go), then token, host,
+// origin.
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := canonicalize(r); err != nil {
-			s.deny(w, r, http.StatusBadRequest, wire.CodeBadRequest, err.Error())
+		perr := canonicalize(r)
+		w, r, done := withDeadlines(w, r, s.opt.WriteTimeout, s.opt.BodyTimeout)
+		defer done() // the server's last write of the answer, after the handler
+		if perr != nil {
+			s.deny(w, r, http.StatusBadRequest, wire.CodeBadRequest, perr.Error())
 			return
 		}
 		origin := r.Header.Get("Origin")
@@ -320,8 +339,9 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		// No ReadTimeout or WriteTimeout: a generation streams for minutes
-		// and a blob upload takes as long as it takes. Bodies we parse get
-		// their own read deadline (wire.ReadBody).
+		// and a blob upload takes as long as it takes. Every request gets
+		// deadlines of its own instead, per write and for its body
+		// (deadline.go).
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)

@@ -135,6 +135,10 @@ func New(k Manager, upstream *url.URL, opt Options) *Proxy {
 		FlushInterval: -1, // stream every chunk as it comes
 		ErrorLog:      slog.NewLogLogger(opt.Log.Handler(), slog.LevelWarn),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if berr := wire.BodyFailed(r.Context()); berr != nil {
+				p.ollamaFail(w, r, berr) // the client is there, its body is not
+				return
+			}
 			if r.Context().Err() != nil {
 				return // the client left; nobody to answer
 			}
