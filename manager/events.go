@@ -89,6 +89,9 @@ func newHub(limit int, history []Event, log *slog.Logger) *hub {
 	if len(history) > limit {
 		history = history[len(history)-limit:]
 	}
+	for i := range history { // written before events were bounded
+		history[i] = history[i].bounded()
+	}
 	return &hub{subs: map[*subscriber]struct{}{}, limit: limit, history: history, log: log}
 }
 

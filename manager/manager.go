@@ -705,6 +705,7 @@ func (m *Manager) flushReplies() {
 
 // emit records an event and sends it to subscribers.
 func (m *Manager) emit(e Event) {
+	e = e.bounded()
 	if e.Time.IsZero() {
 		e.Time = m.now()
 	}

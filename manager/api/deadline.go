@@ -1,9 +1,11 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -19,9 +21,14 @@ import (
 //
 //   - Writes: each write and flush must reach the client within
 //     WriteTimeout, extended at every chunk. A client that stops reading
-//     fails its request once the socket buffers are full and the deadline
-//     passes: the handler returns and its lease on the model ends, so the
-//     model is free to evict and yields and unloads do not wait on it.
+//     fails its request: the handler returns and its lease on the model
+//     ends, so the model is free to evict and yields and unloads do not
+//     wait on it. Where the system tells the receive window the client
+//     advertises (Linux), a window that has not grown for WriteTimeout
+//     while answers keep coming is a client that stopped reading, however
+//     much its kernel still buffers (a slow generation fills 200 KiB of
+//     socket buffers in minutes); elsewhere it shows once the buffers are
+//     full and a write has waited WriteTimeout.
 //   - Bodies: the whole body must arrive within the body deadline from the
 //     request's start; a blob upload (gigabytes) must only keep moving,
 //     each read within it. A body that stops coming fails with 408 and the
@@ -42,6 +49,15 @@ type deadlines struct {
 	// manual: the handler sets its own write deadlines (event streams).
 	manual bool
 	body   *deadlineBody // nil without a body
+	watch  stallWatch
+}
+
+type connKey struct{}
+
+// withConn keeps a connection in its requests' context (http.Server's
+// ConnContext), for the stall watch.
+func withConn(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
 }
 
 // withDeadlines applies the write and body deadlines to one request; done
@@ -49,6 +65,8 @@ type deadlines struct {
 // body's state (wire.BodyFailed).
 func withDeadlines(w http.ResponseWriter, r *http.Request, write, body time.Duration) (http.ResponseWriter, *http.Request, func()) {
 	d := &deadlines{ResponseWriter: w, rc: http.NewResponseController(w), write: write}
+	d.watch.conn, _ = r.Context().Value(connKey{}).(net.Conn)
+	d.watch.limit = write
 	d.extend()
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		state := &wire.BodyState{}
@@ -81,6 +99,9 @@ func (d *deadlines) WriteHeader(code int) {
 }
 
 func (d *deadlines) Write(b []byte) (int, error) {
+	if err := d.watch.check(time.Now()); err != nil {
+		return 0, err
+	}
 	d.extend()
 	if d.body != nil {
 		d.body.answering()
@@ -91,6 +112,9 @@ func (d *deadlines) Write(b []byte) (int, error) {
 // FlushError is what http.ResponseController.Flush calls (the reverse
 // proxy flushes every chunk this way).
 func (d *deadlines) FlushError() error {
+	if err := d.watch.check(time.Now()); err != nil {
+		return err
+	}
 	d.extend()
 	return d.rc.Flush()
 }
@@ -172,4 +196,40 @@ func (b *deadlineBody) answering() {
 	}
 	b.finished = true
 	_ = b.rc.SetReadDeadline(time.Now())
+}
+
+// errStalled ends the answer to a client that stopped reading.
+var errStalled = errors.New("the client stopped reading its answer")
+
+// stallWatch follows the receive window a client advertises while it is
+// answered: a client that reads keeps it open (it grows back as it
+// reads); one that stopped reading lets it shrink as the data comes in.
+type stallWatch struct {
+	conn  net.Conn // nil: not watched
+	limit time.Duration
+	// widest is the widest window seen, last the last one, grew when it
+	// last grew or was at its widest.
+	widest, last uint32
+	grew         time.Time
+}
+
+// check is called before each write: an error when the window has not
+// grown for the limit.
+func (s *stallWatch) check(now time.Time) error {
+	if s.conn == nil {
+		return nil
+	}
+	w, ok := peerWindow(s.conn)
+	if !ok || s.grew.IsZero() && w == 0 {
+		s.conn = nil // not reported (a fresh connection's window is never 0)
+		return nil
+	}
+	switch {
+	case s.grew.IsZero() || w > s.last || w >= s.widest:
+		s.grew = now
+	case now.Sub(s.grew) > s.limit:
+		return fmt.Errorf("%w: its receive window has not opened for %s", errStalled, s.limit)
+	}
+	s.widest, s.last = max(s.widest, w), w
+	return nil
 }

@@ -65,7 +65,7 @@ func TestBodyThatStopsComing(t *testing.T) {
 	t.Cleanup(up.Close)
 	u, _ := url.Parse(up.URL)
 	for _, tc := range []struct {
-		name, token string
+		name, token  string
 		method, path string
 		auth         string
 		want         int

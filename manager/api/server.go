@@ -125,6 +125,10 @@ type Options struct {
 	// request's start (default 60 s); a blob upload only has to keep
 	// moving, each read within it.
 	BodyTimeout time.Duration
+	// BodiesInFlight bounds the bytes of request bodies read whole at
+	// once, across all requests (default wire.DefaultBodiesInFlight); past
+	// it a request waits a moment, then gets 503 with Retry-After.
+	BodiesInFlight int64
 	// AllowAdmin lets Ollama's delete, pull, push, create, copy, blob
 	// uploads, alias changes and account calls through when a token is
 	// set. Without a token the server is loopback only and they always
@@ -153,6 +157,9 @@ func (o *Options) setDefaults() {
 	if o.BodyTimeout <= 0 {
 		o.BodyTimeout = wire.BodyReadTimeout
 	}
+	if o.BodiesInFlight <= 0 {
+		o.BodiesInFlight = wire.DefaultBodiesInFlight
+	}
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
@@ -162,6 +169,7 @@ const (
 	readHeaderTimeout = 10 * time.Second
 	idleTimeout       = 2 * time.Minute
 	shutdownGrace     = 10 * time.Second
+	maxHeaderBytes    = 64 << 10
 	sseKeepAlive      = 15 * time.Second
 )
 
@@ -173,6 +181,7 @@ type Server struct {
 	log      *slog.Logger
 	proxy    *proxy.Proxy
 	handler  http.Handler
+	gate     *wire.BodyGate // bodies read whole, the proxy's and ours
 
 	// streams holds a token per open event stream.
 	streams chan struct{}
@@ -191,9 +200,11 @@ func New(k Manager, upstream *url.URL, opt Options) *Server {
 		log:      opt.Log,
 		stopping: make(chan struct{}),
 		streams:  make(chan struct{}, opt.MaxEventStreams),
+		gate:     wire.NewBodyGate(opt.BodiesInFlight),
 	}
 	s.proxy = proxy.New(k, upstream, proxy.Options{
 		MaxBody: opt.MaxBody, UpstreamHeaderTimeout: opt.UpstreamHeaderTimeout, AcquireTimeout: opt.AcquireTimeout,
+		Gate: s.gate,
 		// Without a token the server is loopback only: the user's own
 		// machine may change what is installed.
 		AllowAdmin: opt.Token == "" || opt.AllowAdmin,
@@ -338,6 +349,11 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 		Handler:           s.handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
+		// A path and headers past 64 KiB are nobody's API call (the
+		// default, 1 MiB, let one request put a megabyte into every log
+		// line that names its path).
+		MaxHeaderBytes: maxHeaderBytes,
+		ConnContext:    withConn, // the stall watch reads the connection (deadline.go)
 		// No ReadTimeout or WriteTimeout: a generation streams for minutes
 		// and a blob upload takes as long as it takes. Every request gets
 		// deadlines of its own instead, per write and for its body

@@ -66,6 +66,8 @@ type Options struct {
 	// AllowAdmin lets Ollama's delete, pull, push, create, copy, blob
 	// uploads, alias changes and account calls through (admin.go).
 	AllowAdmin bool
+	// Gate bounds the bodies read whole at once (nil: none).
+	Gate *wire.BodyGate
 	// KnownOnly passes on only the endpoints this proxy knows (the
 	// server sets it with a token): an endpoint a newer Ollama adds might
 	// load a model or change what is installed behind the manager's back.

@@ -18,6 +18,7 @@ import (
 const (
 	CodeBadRequest     = "bad_request"
 	CodeBodyTimeout    = "body_timeout"
+	CodeBusy           = "busy"
 	CodeTooLarge       = "too_large"
 	CodeUnauthorized   = "unauthorized"
 	CodeForbidden      = "forbidden"
@@ -88,6 +89,10 @@ func Classify(err error) (int, string) {
 	var slow BodyTimeout
 	if errors.As(err, &slow) {
 		return http.StatusRequestTimeout, CodeBodyTimeout
+	}
+	var busy Busy
+	if errors.As(err, &busy) {
+		return http.StatusServiceUnavailable, CodeBusy
 	}
 	var bad BadRequest
 	if errors.As(err, &bad) {
