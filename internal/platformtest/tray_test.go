@@ -9,6 +9,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,11 +17,13 @@ import (
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
+	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 )
 
 const (
 	screenW, screenH = 1280, 800
 	display          = ":77" // the chroot's own X server; its /tmp is its own
+	taskbarH         = 24    // Wine's taskbar, with the notification area
 )
 
 // screen is Xvfb inside the Wine chroot, with Wine's desktop (a taskbar
@@ -95,24 +98,28 @@ func near(a, b color.RGBA) bool {
 	return d(a.R, b.R) < 24 && d(a.G, b.G) < 24 && d(a.B, b.B) < 24
 }
 
-// gaugePixels counts the pixels in r that have the gauge's colours.
-func gaugePixels(img *image.RGBA, r image.Rectangle) int {
-	n := 0
+// gaugePixels counts the pixels in r that have the gauge's colours; a
+// tray icon has its frame and its scale (empty or filled) at any size.
+func gaugePixels(img *image.RGBA, r image.Rectangle) (frame, scale int) {
 	for y := r.Min.Y; y < r.Max.Y; y++ {
 		for x := r.Min.X; x < r.Max.X; x++ {
-			for _, c := range gaugeColours[2:] {
-				if near(img.RGBAAt(x, y), c) {
-					n++
+			c := img.RGBAAt(x, y)
+			if near(c, gaugeColours[0]) {
+				frame++
+			}
+			for _, s := range gaugeColours[1:] {
+				if near(c, s) {
+					scale++
 				}
 			}
 		}
 	}
-	return n
+	return frame, scale
 }
 
-// TestWindowsTrayUnderWine: the Windows build's tray and window start under
-// Wine on a virtual screen; the gauge shows in Wine's notification area,
-// its menu opens on a click, and the window draws (screenshots in
+// TestWindowsTrayUnderWine: the Windows build's tray starts under Wine on a
+// virtual screen; the gauge shows in Wine's notification area, its menu
+// opens on a click, and the window, asked for, draws (screenshots in
 // VRAMKEEPER_SHOTS).
 func TestWindowsTrayUnderWine(t *testing.T) {
 	w := needWine(t)
@@ -149,31 +156,25 @@ func TestWindowsTrayUnderWine(t *testing.T) {
 	state := w.prefixPath("users", "root", "AppData", "Local", "vramkeeper-tray")
 	_ = os.RemoveAll(state)
 	listen := ollamatest.FreeAddrT(t)
-	startBG("wine", "explorer", fmt.Sprintf("/desktop=shell,%dx%d", screenW, screenH), w.exe,
+	startBG("wine", "explorer", fmt.Sprintf("/desktop=shell,%dx%d", screenW, screenH), w.exe, "--hidden",
 		"--ollama", srv.URL.String(), "--listen", listen, `--state-dir`, `C:\users\root\AppData\Local\vramkeeper-tray`)
 	waitHTTP(t, "http://"+listen+"/api/version", nil, nil)
 
-	// The icon: something new in the taskbar's right end, in the gauge's
-	// colours.
-	tray := image.Rect(screenW/2, screenH-48, screenW, screenH)
-	var after *image.RGBA
+	// The icon: something new in the notification area (the taskbar's
+	// right end), in the gauge's colours.
+	tray := image.Rect(screenW-160, screenH-taskbarH, screenW, screenH)
+	var shown *image.RGBA
 	var box image.Rectangle
 	waitFor(t, "the tray icon", func() bool {
-		after = s.shot(t, "wine-tray")
+		shown = s.shot(t, "wine-tray")
 		var n int
-		box, n = changed(before, after, tray)
-		return n > 20 && gaugePixels(after, box) > 4
+		box, n = changed(before, shown, tray)
+		frame, scale := gaugePixels(shown, box)
+		return n > 20 && frame > 4 && scale > 4
 	})
 	t.Logf("tray icon at %v", box)
 
-	// The window opens at start (no --hidden): a large new area.
-	waitFor(t, "the window", func() bool {
-		after = s.shot(t, "wine-window")
-		_, n := changed(before, after, image.Rect(0, 0, screenW, screenH-48))
-		return n > 100_000
-	})
-
-	// A click on the icon opens its menu: a new box above the taskbar.
+	// A click on the icon opens its menu: a box over the desktop above it.
 	cx, cy := (box.Min.X+box.Max.X)/2, (box.Min.Y+box.Max.Y)/2
 	var menu image.Rectangle
 	for _, button := range []int{3, 1} {
@@ -181,16 +182,30 @@ func TestWindowsTrayUnderWine(t *testing.T) {
 		time.Sleep(2 * time.Second) // the menu draws; nothing to poll for
 		opened := s.shot(t, "wine-tray-menu")
 		var n int
-		menu, n = changed(after, opened, image.Rect(screenW/2, screenH/3, screenW, screenH-48))
+		menu, n = changed(shown, opened, image.Rect(0, 0, screenW, screenH-taskbarH))
 		if n > 2000 && menu.Dy() > 60 {
 			break
 		}
 		menu = image.Rectangle{}
 	}
 	if menu.Empty() {
-		t.Fatalf("no menu opened above the tray icon at %d,%d", cx, cy)
+		t.Fatalf("no menu opened at the tray icon (%d,%d)", cx, cy)
 	}
 	t.Logf("menu at %v", menu)
+	_ = w.cmd(ctx, s.env, "xdotool", "key", "Escape").Run()
+
+	// The window, asked for as a second `vramkeeper` asks: it draws.
+	req, _ := http.NewRequest(http.MethodPost, "http://"+listen+"/keeper/v1/window", nil)
+	req.Header.Set(wire.VersionHeader, "1")
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
+	waitFor(t, "the window", func() bool {
+		_, n := changed(before, s.shot(t, "wine-window"), image.Rect(0, 0, screenW, screenH-taskbarH))
+		return n > 100_000
+	})
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {
