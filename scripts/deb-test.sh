@@ -3,17 +3,23 @@
 # Debian bookworm chroot (a copy of a cached minimal base, thrown away
 # after), then the installed `vramkeeper models` against the real Ollama
 # of the test tier (internal/platformtest). Needs root (chroot, mount).
+# `scripts/deb-test.sh prepare` only makes the cached base.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/chroot.sh
 source scripts/chroot.sh
 start=$(date +%s)
+base=$CHROOT_CACHE/bookworm-base
+if [ "${1:-}" = prepare ]; then
+  chroot_lock
+  chroot_make "$base" bookworm ca-certificates
+  exit 0
+fi
 deb=$(ls dist/vramkeeper_*_amd64.deb 2>/dev/null | head -1 || true)
 if [ -z "$deb" ]; then
   scripts/package.sh
   deb=$(ls dist/vramkeeper_*_amd64.deb | head -1)
 fi
-base=$CHROOT_CACHE/bookworm-base
 chroot_lock
 chroot_make "$base" bookworm ca-certificates
 R=$(mktemp -d "$CHROOT_CACHE/bookworm-fresh.XXXXXX")

@@ -9,6 +9,7 @@
 #   3. the NSIS installer, silent (/S), per user and for all users, and
 #      its uninstaller.
 # Needs root (chroot, mount). Usage: scripts/wine-test.sh [unit|exe|installer]...
+# `scripts/wine-test.sh prepare` only makes the chroot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/chroot.sh
@@ -21,6 +22,7 @@ start=$(date +%s)
 
 chroot_lock
 chroot_make "$R" trixie wine wine64 xvfb x11-utils xdotool imagemagick libgl1-mesa-dri ca-certificates
+[ "${parts[0]}" != prepare ] || exit 0
 repo=$(pwd -P)
 W() { chroot "$R" env -i HOME=/root PATH=/usr/bin:/bin WINEDEBUG=-all WINEPREFIX=/root/.wine WINEDLLOVERRIDES="mscoree,mshtml=" "$@"; }
 cleanup() {
