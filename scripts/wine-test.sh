@@ -81,8 +81,8 @@ if want installer; then
   drive=$R/root/.wine/drive_c
   user=$drive/users/root/AppData/Local/Programs/VRAM\ Keeper
   all=$drive/Program\ Files/VRAM\ Keeper
-  run=$(W wine reg query 'HKCU\Software\Microsoft\Windows\CurrentVersion\Run' /v 'VRAM Keeper' 2>/dev/null || true)
-  [ -z "$run" ] || W wine reg delete 'HKCU\Software\Microsoft\Windows\CurrentVersion\Run' /v 'VRAM Keeper' /f >/dev/null 2>&1
+  # A value an earlier run left would pass the checks below.
+  W wine reg delete 'HKCU\Software\Microsoft\Windows\CurrentVersion\Run' /v 'VRAM Keeper' /f >/dev/null 2>&1 || true
   fail() { echo "installer: $*" >&2; exit 1; }
   W wine "$setup" /S || fail "silent per-user install exited $?"
   [ -f "$user/vramkeeper.exe" ] && [ -f "$user/uninstall.exe" ] || fail "no vramkeeper.exe in $user"
