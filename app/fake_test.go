@@ -121,6 +121,12 @@ func (f *fakeKeeper) BestModelForTask(_ context.Context, task, _ string) (manage
 	return manager.Choice{Model: "a:7b", Reason: "test"}, nil
 }
 
+// Plan: the app never asks for one; recorded so a test would see it.
+func (f *fakeKeeper) Plan(_ context.Context, req manager.PlanRequest) (manager.Plan, error) {
+	f.record("plan " + req.Model + req.Task)
+	return manager.Plan{Model: req.Model, Evict: []string{}}, nil
+}
+
 func (f *fakeKeeper) Timeline(context.Context, time.Time) (timeline.Window, error) {
 	return timeline.Window{}, nil
 }

@@ -128,9 +128,11 @@ func (h *hub) publish(e Event) {
 	if !e.historic() {
 		return
 	}
+	// The oldest go in batches, when twice the limit is held: an event
+	// costs the same however long the history.
 	h.history = append(h.history, e)
-	if over := len(h.history) - h.limit; over > 0 {
-		h.history = append(h.history[:0:0], h.history[over:]...)
+	if len(h.history) >= 2*h.limit {
+		h.history = append(h.history[:0:0], h.history[len(h.history)-h.limit:]...)
 	}
 }
 
@@ -146,5 +148,5 @@ func (h *hub) stop() {
 func (h *hub) recent() []Event {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return append([]Event(nil), h.history...)
+	return append([]Event(nil), h.history[max(0, len(h.history)-h.limit):]...)
 }

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -120,19 +121,25 @@ type Manager struct {
 	stopping chan struct{} // closed when Run begins to stop
 	done     chan struct{} // closed when Run has returned
 	started  atomic.Bool
-	snap     atomic.Pointer[Snapshot]
+	snap     atomic.Pointer[pubState]
 	hub      *hub
 	store    *store
 	// timeline keeps the last hour of polls and decisions for the charts;
 	// it locks itself, so readers need not ask the owner.
 	timeline *timeline.Ring
+	// ranks are the rankings made so far; callers read them without
+	// asking the owner, so they lock themselves too.
+	ranks rankings
 
 	// Touched only by the Run goroutine.
-	tune    tuning
-	cat     catalogue
-	conn    connection
-	sched   *scheduler
-	replies []func() // sent after the next publish
+	tune  tuning
+	cat   catalogue
+	conn  connection
+	sched *scheduler
+	// Answers sent after the next publish: to requests, and to calls
+	// waiting on a channel of their own.
+	replies []reply
+	wakes   []wake
 	spawn   func(func(context.Context))
 	workCtx context.Context // the workers'; cancelled when Run stops
 	warm    warming
@@ -140,7 +147,6 @@ type Manager struct {
 	listWaiters, pollWaiters []chan error
 	polling                  bool
 	warmStart                string // WarmStart, until it has been done
-	ranks                    map[[2]string]ranking
 	// What changed since the last snapshot, and what that one was made at
 	// (see publish); used are the models whose use changed since the last
 	// poll, retrying those whose views show a retry time.
@@ -149,6 +155,9 @@ type Manager struct {
 	used     map[string]struct{}
 	retrying map[string]time.Time
 	order    []*model // the models in the last snapshot, by name
+	views    viewList // their views, in that order
+	// names are the tables' task and role names, for snapshots.
+	names struct{ tasks, roles []string }
 	// verify: check each snapshot against one built from scratch (tests).
 	verify    atomic.Bool
 	verifyErr atomic.Pointer[error]
@@ -180,6 +189,7 @@ func New(opt Options) (*Manager, error) {
 		retrying: map[string]time.Time{},
 	}
 	m.every.refresh, m.every.poll = opt.RefreshEvery, opt.PollEvery
+	m.names.tasks, m.names.roles = set.Tables.TaskNames(), set.Tables.RoleNames()
 	m.warmStart = opt.WarmStart
 	m.hub = newHub(500, readHistory(m.store.historyPath, 500, m.log), m.log)
 	p, err := loadPersisted(m.store.statePath)
@@ -238,28 +248,43 @@ func (m *Manager) Run(ctx context.Context) error {
 	poll := time.NewTicker(m.every.poll)
 	defer poll.Stop()
 	for {
-		withUse := false
 		select {
 		case <-ctx.Done():
 			return nil
 		case ev := <-m.events:
-			m.handle(ev)
-			if _, read := ev.(evRead); read {
-				continue // an agent's ranking costs no snapshot
-			}
-			_, withUse = ev.(evPolled)
+			m.step(ev)
 		case <-refresh.C:
 			m.discover()
 			m.scanResidency()
+			m.settled(false)
 		case <-poll.C:
 			m.poll()
 			m.sched.OnTick()
 			m.maybePrefetch()
+			m.settled(false)
 		}
-		m.settle()
-		m.publish(withUse)
-		m.flushReplies()
 	}
+}
+
+// step is the owner's work for one event: handle it, then publish what it
+// changed and answer the callers it settled.
+func (m *Manager) step(ev any) {
+	m.handle(ev)
+	if _, read := ev.(evRead); read {
+		return // an agent's ranking costs no snapshot
+	}
+	_, poll := ev.(evPolled)
+	m.settled(poll)
+}
+
+// settled follows every event: what derives from the card is brought in
+// step, a snapshot shows what changed (a model's use at a poll), and then
+// the callers are answered.
+func (m *Manager) settled(poll bool) {
+	m.settle()
+	m.publish(poll)
+	m.flushReplies()
+	m.learn()
 }
 
 // The owner's events. Callers send requests; workers report outcomes.
@@ -334,7 +359,7 @@ func (m *Manager) handle(ev any) {
 	switch e := ev.(type) {
 	case evLoad:
 		m.busy()
-		m.warm.predict.Observe(predict.Obs{Kind: predict.Request, Model: m.canonicalName(e.name), Task: e.task})
+		m.warm.seen = append(m.warm.seen, predict.Obs{Kind: predict.Request, Model: m.canonicalName(e.name), Task: e.task})
 		s.OnLoad(e.w, e.name, e.reason, e.numCtx)
 	case evUnload:
 		m.busy()
@@ -418,8 +443,9 @@ func (m *Manager) canonicalName(name string) string {
 // device the models run on. Once the models are listed and the card read,
 // it starts the warm start.
 func (m *Manager) settle() (reevaluated bool) {
-	if d := m.conn.device(m.sched.onGPU()); d != m.cat.dev {
-		m.cat.dev = d
+	d, cards := m.conn.device(m.sched.onGPU()), m.conn.vram.cardTotals()
+	if d != m.cat.dev || !slices.Equal(cards, m.cat.cards) || m.cat.restale || m.cat.inferSaved() {
+		m.cat.dev, m.cat.cards, m.cat.restale = d, cards, false
 		m.cat.evaluateAll(m.tune.Settings) // every view changes
 		reevaluated = true
 	}
@@ -450,13 +476,22 @@ func (m *Manager) apply(e evApply) {
 		m.wake(e.reply, err)
 		return
 	}
+	old := m.tune.Settings
 	m.tune = tuning{Settings: next, policy: p}
 	m.changed.header() // Snapshot().Settings: every field, whichever changed
-	was := map[string]int{}
-	for name, md := range m.cat.models {
-		was[name] = md.numCtx
+	if !reflect.DeepEqual(old.Tables, next.Tables) {
+		m.names.tasks, m.names.roles = next.Tables.TaskNames(), next.Tables.RoleNames()
+		m.cat.gen++ // rankings follow the tables
 	}
-	m.cat.evaluateAll(next)
+	// What a change costs is what it changes: the models it re-estimates,
+	// and the loaded ones the scheduler looks at again.
+	was := map[string]int{}
+	for _, name := range m.sched.activeNames() {
+		if md := m.cat.models[name]; md != nil {
+			was[name] = md.numCtx
+		}
+	}
+	m.cat.reevaluate(old, next)
 	m.sched.OnSettings(m.tune, was)
 	m.wake(e.reply, nil)
 }
@@ -476,6 +511,9 @@ func (m *Manager) readCard(v VRAM, err error) {
 		m.changed.header() // what other programs hold
 	}
 	if !m.conn.vram.Equal(v) {
+		if m.conn.vram.cardTotals() != nil || v.cardTotals() != nil {
+			m.changed.everyModel() // where each model would go (placement)
+		}
 		m.conn.vram = v
 		m.changed.header()
 		m.emit(Event{Kind: EventVRAM, Bytes: v.Used})
@@ -681,9 +719,20 @@ func (m *Manager) report(ev any) {
 	}
 }
 
+type (
+	reply struct {
+		w *waiter
+		r result
+	}
+	wake struct {
+		ch  chan error
+		err error
+	}
+)
+
 // wake answers a caller waiting on ch after the next publish.
 func (m *Manager) wake(ch chan error, err error) {
-	m.replies = append(m.replies, func() { ch <- err })
+	m.wakes = append(m.wakes, wake{ch, err})
 }
 
 func (m *Manager) failRefresh(err error) {
@@ -697,10 +746,14 @@ func (m *Manager) failRefresh(err error) {
 // after the publish that shows it, so a caller that reads Snapshot after
 // its call returns sees the state the call produced.
 func (m *Manager) flushReplies() {
-	for _, f := range m.replies {
-		f()
+	for _, r := range m.replies {
+		r.w.reply <- r.r
 	}
-	m.replies = m.replies[:0]
+	for _, w := range m.wakes {
+		w.ch <- w.err
+	}
+	clear(m.replies) // let the results go
+	m.replies, m.wakes = m.replies[:0], m.wakes[:0]
 }
 
 // emit records an event and sends it to subscribers.
@@ -807,7 +860,7 @@ func (x effects) Discover() { x.m.discover() }
 func (x effects) Show(name string) { x.m.fill(name) }
 
 func (x effects) Reply(w *waiter, r result) {
-	x.m.replies = append(x.m.replies, func() { w.reply <- r })
+	x.m.replies = append(x.m.replies, reply{w, r})
 }
 
 func (x effects) Emit(e Event) { x.m.emit(e) }
@@ -841,7 +894,7 @@ func (m *Manager) Subscribe(buf int) (<-chan Event, func()) {
 func (m *Manager) History() []Event { return m.hub.recent() }
 
 // Snapshot returns the latest published state; it is a value, safe to keep.
-func (m *Manager) Snapshot() Snapshot { return *m.snap.Load() }
+func (m *Manager) Snapshot() Snapshot { return m.snap.Load().snapshot() }
 
 func errString(err error) string {
 	if err == nil {

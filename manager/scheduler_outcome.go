@@ -46,7 +46,7 @@ func (s *scheduler) reconcile(ps []Running) {
 		if sl.state == Idle || sl.state == Failed {
 			s.transition(name, Loaded)
 			sl.loadedCtx, sl.adopted = r.ContextLength, true
-			s.fx.Emit(Event{Kind: EventLoaded, Model: name, Bytes: sl.size, Reason: "found loaded in Ollama (adopted)"})
+			s.fx.Emit(Event{Kind: EventLoaded, Model: name, Bytes: sl.size, Reason: reasonAdopted})
 		}
 	}
 	for name, sl := range s.active {
@@ -305,7 +305,7 @@ func (s *scheduler) respilled(o *op, sl *slot, err error) {
 // (the driver answers, or Ollama reports VRAM for some model): with no GPU
 // Ollama runs on the CPU by design, and nothing is flagged.
 func (s *scheduler) cpuShare(ps []Running, name string) float64 {
-	gpu := s.card.reading().Source == SourceNVML
+	gpu := s.card.reading().Measured()
 	var r Running
 	for _, x := range ps {
 		gpu = gpu || x.VRAMBytes > 0

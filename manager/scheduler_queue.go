@@ -201,14 +201,7 @@ func (s *scheduler) prepare(o *op) action {
 	if !o.refreshed {
 		return actStart // plan once the server has been read again
 	}
-	// A model loaded at another context length is replaced by this load
-	// (Ollama unloads the old instance), so its bytes do not count twice.
-	loaded := slices.DeleteFunc(s.entries(), func(e evict.Entry) bool { return e.Name == md.name })
-	lim := s.limits()
-	if md.state == Loaded && lim.HasDevice {
-		lim.DeviceRoom += md.size
-	}
-	victims, err := evict.Plan(loaded, need, lim, s.tune.policy)
+	victims, err := s.victims(md, need)
 	switch {
 	case err == nil && len(victims) > 0 && o.gentle():
 		return s.drop(o) // putting a model back never evicts another

@@ -63,6 +63,33 @@ func (f *fakeKeeper) BestModelForTask(ctx context.Context, task, role string) (m
 	return manager.Choice{}, fmt.Errorf("task %q: %w", task, manager.ErrUnknownTask)
 }
 
+// Plan answers from the table: a loaded model is loaded, any other known
+// one would evict every loaded one; the task "chat" plans "a/b:c".
+func (f *fakeKeeper) Plan(_ context.Context, req manager.PlanRequest) (manager.Plan, error) {
+	f.calls = append(f.calls, "plan "+req.Model+req.Task)
+	name := req.Model
+	if req.Task != "" {
+		c, err := f.BestModelForTask(context.Background(), req.Task, req.Role)
+		if err != nil {
+			return manager.Plan{}, err
+		}
+		name = c.Model
+	}
+	if err := f.known(name); err != nil {
+		return manager.Plan{}, err
+	}
+	p := manager.Plan{Model: name, CanLoad: true, Loaded: f.models[name], Evict: []string{}}
+	if !p.Loaded {
+		for _, n := range slices.Sorted(maps.Keys(f.models)) {
+			if f.models[n] {
+				p.Evict = append(p.Evict, n)
+			}
+		}
+	}
+	p.FitsNow = len(p.Evict) == 0
+	return p, nil
+}
+
 func (f *fakeKeeper) LoadAt(ctx context.Context, name string, numCtx int, reason string) (manager.LoadResult, error) {
 	if numCtx > 0 {
 		f.calls = append(f.calls, fmt.Sprintf("load %s at %d", name, numCtx))

@@ -133,6 +133,14 @@ func (c *Client) BestModelForTask(ctx context.Context, task, role string) (manag
 	return ch, err
 }
 
+// Plan asks what a load would do now, changing nothing (POST
+// /keeper/v1/plan).
+func (c *Client) Plan(ctx context.Context, req manager.PlanRequest) (manager.Plan, error) {
+	var p manager.Plan
+	err := c.do(ctx, http.MethodPost, "plan", req, &p)
+	return p, err
+}
+
 // Load loads a model at its own context length, evicting others as the
 // policy says; reason goes into the instance's history.
 func (c *Client) Load(ctx context.Context, name, reason string) (manager.LoadResult, error) {

@@ -228,6 +228,12 @@ func (r *Remote) BestModelForTask(ctx context.Context, task, role string) (manag
 	return c, r.after(ctx, err)
 }
 
+// Plan asks the instance what a load would do now; nothing changes, so
+// the cache is not read again.
+func (r *Remote) Plan(ctx context.Context, req manager.PlanRequest) (manager.Plan, error) {
+	return r.c.Plan(ctx, req)
+}
+
 // Apply changes the settings the patch names on the instance.
 func (r *Remote) Apply(ctx context.Context, p manager.SettingsPatch) error {
 	return r.after(ctx, r.c.Apply(ctx, p))
