@@ -96,6 +96,8 @@ Usage:
   vramkeeper history [--json] [--plot FILE]
                                   recent loads and evictions; --plot writes the last
                                   hour's chart as .svg or .png
+  vramkeeper mcp                  serve the MCP tools over stdin/stdout (for agents:
+                                  claude mcp add vramkeeper -- vramkeeper mcp)
   vramkeeper version              print this build's version
 
 Tasks: code_generation, code_review, chat, reasoning, summarization, tool_use,
@@ -134,8 +136,10 @@ type Env struct {
 	// OpenWindow, when set before ServeAPI, serves POST /keeper/v1/window
 	// (the desktop tray sets it).
 	OpenWindow func() error
-	Stdout     io.Writer
-	Stderr     io.Writer
+	// Stdin is what `vramkeeper mcp` reads its client from.
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
 }
 
 // Close releases what Setup and Own opened.
@@ -165,7 +169,7 @@ func Setup(f Flags, quiet bool, stdout, stderr io.Writer) (*Env, error) {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	env := &Env{Flags: f, Log: log, Stdout: stdout, Stderr: stderr}
+	env := &Env{Flags: f, Log: log, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr}
 
 	env.ConfigPath = f.Config
 	if env.ConfigPath == "" {
@@ -208,11 +212,11 @@ func Setup(f Flags, quiet bool, stdout, stderr io.Writer) (*Env, error) {
 
 // Own makes this process the manager of the state folder (and so of its
 // Ollama): it takes the folder's lock, then builds the GPU probe and the
-// manager. mode is "tray", "serve" or "cli". Another process holding the
+// manager. mode is "tray", "serve", "cli" or "mcp". Another process holding the
 // folder gives an *instance.HeldError naming it. Close releases the lock.
 func (e *Env) Own(mode string) error {
 	me := instance.Info{PID: os.Getpid(), Mode: mode, Ollama: e.OllamaURL.Redacted(), Started: time.Now()}
-	if mode != "cli" {
+	if mode == "tray" || mode == "serve" { // one-shot commands and mcp serve no API
 		me.API = e.Config.Listen
 	}
 	l, err := instance.Acquire(e.StateDir, me)

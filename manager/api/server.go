@@ -25,9 +25,10 @@
 //	POST /keeper/v1/ollama/start           StartOllamaResponse (desktop tray only; 404 elsewhere)
 //	POST /keeper/v1/window                 {"opened": true}: the tray opens its window (tray only)
 //
-// # Metrics
+// # Metrics and MCP
 //
 //	GET  /metrics                          Prometheus metrics (package metrics)
+//	POST /mcp                              the MCP server's tools over Streamable HTTP (package mcp)
 //
 // Model names hold ':' and '/' (hf.co/user/model:Q4_K_M). The path takes the
 // name as it is, slashes included, and the action is always the last segment:
@@ -75,7 +76,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vramkeeper/vramkeeper/internal/version"
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/api/mcp"
 	"github.com/vramkeeper/vramkeeper/manager/api/metrics"
 	"github.com/vramkeeper/vramkeeper/manager/api/proxy"
 	"github.com/vramkeeper/vramkeeper/manager/api/wire"
@@ -225,6 +228,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /keeper/v1/ollama/start", s.handleStartOllama)
 	mux.HandleFunc("POST /keeper/v1/window", s.handleOpenWindow)
 	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.Handle("/mcp", mcp.Handler(s.k, mcp.Options{Version: version.Version, Log: s.log}))
 	mux.HandleFunc("/keeper/", func(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, http.StatusNotFound, wire.CodeNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
