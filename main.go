@@ -19,7 +19,6 @@ import (
 	"github.com/vramkeeper/vramkeeper/app"
 	"github.com/vramkeeper/vramkeeper/internal/cli"
 	"github.com/vramkeeper/vramkeeper/internal/instance"
-	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/api/client"
 	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 	"github.com/vramkeeper/vramkeeper/manager/config"
@@ -167,7 +166,7 @@ func serveEnv(ctx context.Context, env *cli.Env) []string {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	var card uint64
-	if v, err := env.GPU.Read(ctx); err == nil && v.Source == manager.SourceNVML {
+	if v, err := env.GPU.Read(ctx); err == nil && v.Measured() {
 		card = v.Total
 	}
 	budget, _ := config.ParseSize(env.Config.Budget) // validated when the config was read

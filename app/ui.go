@@ -41,7 +41,7 @@ type ui struct {
 	tabs    *container.AppTabs
 
 	// header
-	bar      *StackBar
+	bar      *CardBars
 	source   *widget.Label
 	status   *widget.Label
 	loading  *fyne.Container
@@ -95,7 +95,7 @@ func newUI(ctx context.Context, a fyne.App, opt Options) *ui {
 
 func (u *ui) build() {
 	u.palette = plot.NewPalette()
-	u.bar = NewStackBar(u.palette)
+	u.bar = NewCardBars(u.palette)
 	u.source = widget.NewLabel("")
 	u.status = widget.NewLabel("")
 	u.status.Wrapping = fyne.TextWrapWord
@@ -383,15 +383,20 @@ func (u *ui) apply(s manager.Snapshot) {
 }
 
 func sourceText(s manager.Snapshot) string {
-	if s.VRAM.Source == manager.SourceNVML {
-		t := "Source: NVML"
+	if s.VRAM.Measured() {
+		t := "Source: " + manager.SourceLabel(s.VRAM.Source)
 		if s.VRAM.Name != "" {
 			t += " (" + s.VRAM.Name + ")"
 		}
 		return t
 	}
-	t := "Source: estimated — no NVIDIA driver; assuming the configured " + config.FormatBytes(s.VRAM.Total) + " card"
-	return t
+	why := "no GPU driver answers"
+	for _, c := range s.Cards {
+		if c.Integrated {
+			why = c.Name + " is integrated (shares system memory)"
+		}
+	}
+	return "Source: estimated — " + why + "; assuming the configured " + config.FormatBytes(s.VRAM.Total) + " card"
 }
 
 // call runs a manager call off the main goroutine (calls wait on the

@@ -109,7 +109,7 @@ func TestTableShowsRows(t *testing.T) {
 	if r, c := h.u.table.Length(); r != 3 || c != int(numColumns) {
 		t.Errorf("table size %dx%d", r, c)
 	}
-	if got := h.u.source.Text; got != "Source: estimated — no NVIDIA driver; assuming the configured 8.0 GiB card" {
+	if got := h.u.source.Text; got != "Source: estimated — no GPU driver answers; assuming the configured 8.0 GiB card" {
 		t.Errorf("source = %q", got)
 	}
 	// Loaded rows offer Unload, idle rows Load.

@@ -35,6 +35,14 @@ type catalogue struct {
 	version string
 	// ch hears of every change a snapshot shows (the owner's).
 	ch *changes
+	// cards are the sizes of the cards Ollama uses, largest first (set by
+	// the owner); inferred is the accounting a load showed when the
+	// version says nothing (accounting.go).
+	cards    []uint64
+	inferred inference
+	restale  bool // the estimates changed beneath the models: evaluate them again
+	// savedTried is when inferSaved last looked for a saved measurement.
+	savedTried savedTry
 }
 
 func newCatalogue(calib map[string]uint64, details map[string]Details) catalogue {
@@ -96,6 +104,7 @@ func (c *catalogue) calibrate(name string, numCtx int, bytes uint64) {
 		md.need, md.calibrated = bytes, true
 		c.ch.model(name)
 	}
+	c.restale = c.infer(md, numCtx, bytes) || c.restale
 }
 
 func (c *catalogue) track(name, digest string) bool {
@@ -172,8 +181,7 @@ func (c *catalogue) evaluate(md *model, set Settings) {
 }
 
 func (c *catalogue) estimate(md *model, numCtx int) (estimate.Breakdown, error) {
-	return estimate.Estimate(md.det.Meta, estimate.Options{NumCtx: numCtx, NumParallel: 1, Device: c.dev,
-		Generation: estimate.ParseGeneration(c.version)})
+	return c.estimateOn(md, numCtx)
 }
 
 // ctxFit is what a model needs at each context length: base at numCtx,

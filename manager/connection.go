@@ -50,7 +50,7 @@ func (c *connection) setUp(up bool, err error) *Event {
 // not theirs), or beyond our models' reported sizes when it cannot tell.
 func (c *connection) others() uint64 {
 	v := c.vram
-	if v.Source != SourceNVML {
+	if !v.Measured() {
 		return 0
 	}
 	ollama := max(v.Ollama, c.oursAtRead)
@@ -61,7 +61,7 @@ func (c *connection) others() uint64 {
 // the driver answers or Ollama reports VRAM for a loaded model (onGPU), on
 // the CPU otherwise (no driver and nothing on a GPU: Ollama runs on the CPU).
 func (c *connection) device(onGPU bool) estimate.Device {
-	if c.vram.Source == SourceNVML || onGPU {
+	if c.vram.Measured() || onGPU {
 		return estimate.GPU
 	}
 	return estimate.CPU
@@ -84,6 +84,9 @@ func (m *Manager) readCard(v VRAM, err error) {
 		m.changed.header() // what other programs hold
 	}
 	if !m.conn.vram.Equal(v) {
+		if m.conn.vram.cardTotals() != nil || v.cardTotals() != nil {
+			m.changed.everyModel() // where each model would go (placement)
+		}
 		m.conn.vram = v
 		m.changed.header()
 		m.emit(Event{Kind: EventVRAM, Bytes: v.Used})

@@ -207,8 +207,9 @@ func (m *Manager) canonicalName(name string) string {
 // device the models run on. Once the models are listed and the card read,
 // it starts the warm start.
 func (m *Manager) settle() (reevaluated bool) {
-	if d := m.conn.device(m.sched.onGPU()); d != m.cat.dev {
-		m.cat.dev = d
+	d, cards := m.conn.device(m.sched.onGPU()), m.conn.vram.cardTotals()
+	if d != m.cat.dev || !slices.Equal(cards, m.cat.cards) || m.cat.restale || m.cat.inferSaved() {
+		m.cat.dev, m.cat.cards, m.cat.restale = d, cards, false
 		m.cat.evaluateAll(m.tune.Settings) // every view changes
 		reevaluated = true
 	}

@@ -243,6 +243,7 @@ func (m *Manager) review(md *model, budget uint64) {
 	name := md.inst.Name
 	sl := m.sched.record(name)
 	v := &pubView{view: viewOf(md, sl, budget, m.sched.holds(name), m.sched.retryAt(name, md.inst.Digest, md.numCtx)), fit: md.fit()}
+	m.place(&v.view, md, sl)
 	if sl.onCard() {
 		v.own = sl.size
 	}
@@ -275,8 +276,10 @@ func (m *Manager) header(st status) Snapshot {
 		OllamaUp: c.up, Version: c.version, RuntimeErr: c.err, Paused: st.paused,
 		Discovered: m.cat.listed, Loading: st.loading, LoadingSince: st.loadingSince,
 		Yielded: st.handedBack, YieldedModels: m.sched.yieldedNames(),
+		Cards: cardViews(c.vram, c.oursAtRead),
 	}
-	if c.vram.Source == SourceNVML {
+	snap.Accounting, snap.AccountingFrom = m.cat.accounting()
+	if c.vram.Measured() {
 		snap.Free = c.vram.Free
 	} else if c.vram.Total > st.ours {
 		snap.Free = c.vram.Total - st.ours
@@ -306,6 +309,7 @@ func (m *Manager) verifySnapshot(withUse bool) {
 			r += sl.size
 		}
 		v := viewOf(md, sl, st.budget, m.sched.holds(name), m.sched.retryAt(name, md.inst.Digest, md.numCtx))
+		m.place(&v, md, sl)
 		v.MaxFitCtx = maxContext(md.fit(), r)
 		fresh.Models = append(fresh.Models, v)
 	}
@@ -337,5 +341,13 @@ func (m *Manager) verifySnapshot(withUse bool) {
 	}
 	if err != nil {
 		m.verifyErr.Store(&err)
+	}
+}
+
+// place says where Ollama would put a model not on the card yet, on a
+// machine with several cards (placement).
+func (m *Manager) place(v *ModelView, md *model, sl slot) {
+	if !sl.onCard() {
+		v.Card, v.CardCount = placement(md.need, m.conn.vram.Cards, m.tune.SafetyMargin)
 	}
 }

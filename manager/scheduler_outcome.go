@@ -317,7 +317,7 @@ func (s *scheduler) respilled(o *op, sl *slot, err error) {
 // (the driver answers, or Ollama reports VRAM for some model): with no GPU
 // Ollama runs on the CPU by design, and nothing is flagged.
 func (s *scheduler) cpuShare(ps []Running, name string) float64 {
-	gpu := s.card.reading().Source == SourceNVML
+	gpu := s.card.reading().Measured()
 	var r Running
 	for _, x := range ps {
 		gpu = gpu || x.VRAMBytes > 0

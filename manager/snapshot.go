@@ -38,6 +38,14 @@ type Snapshot struct {
 	// the card, their leaving) puts back.
 	Yielded       bool     `json:"yielded"`
 	YieldedModels []string `json:"yielded_models,omitempty"`
+	// Cards are the cards apart, with what other programs hold on each
+	// (card.go); empty when no driver answers.
+	Cards []CardView `json:"cards,omitempty"`
+	// Accounting is the server generation whose memory accounting the
+	// estimates follow ("v0.17"); AccountingFrom names the model whose load
+	// showed it, when the server's version says nothing (a source build).
+	Accounting     string `json:"accounting,omitempty"`
+	AccountingFrom string `json:"accounting_inferred_from,omitempty"`
 
 	Models []ModelView `json:"models"`
 }
@@ -87,6 +95,11 @@ type ModelView struct {
 	// WarmPercent is how much of its files is in the page cache (0-100):
 	// a load reads that part from RAM.
 	WarmPercent int `json:"warm_percent,omitempty"`
+	// Card names the card Ollama would put it on, on a machine with
+	// several, when it fits on one (the freest); CardCount says over how
+	// many it spreads otherwise. Both empty with one card, or once loaded.
+	Card      string `json:"card,omitempty"`
+	CardCount int    `json:"card_count,omitempty"`
 }
 
 // Model returns the view of the named model.

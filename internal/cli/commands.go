@@ -233,7 +233,7 @@ func cmdModels(ctx context.Context, env *Env, k keeper.Keeper) error {
 	}
 	// Estimates depend on the server (its engine and version) and the card.
 	fmt.Fprintf(env.Stdout, "estimates for %s, for a card of %s (%s)\n", serverName(s, env.OllamaURL.String()),
-		config.FormatBytes(s.VRAM.Total), s.VRAM.Source)
+		config.FormatBytes(s.VRAM.Total), manager.SourceLabel(s.VRAM.Source))
 	w := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "NAME\tPARAMS\tQUANT\tCONTEXT\tESTIMATE\tFITS\tMAX CONTEXT NOW\tPRIORITY\tSTATE")
 	now := time.Now()
@@ -250,6 +250,7 @@ func cmdModels(ctx context.Context, env *Env, k keeper.Keeper) error {
 		if !m.Fits {
 			fits = "too big"
 		}
+		fits += describe.Placement(m)
 		state := describe.Status(s, m, now)
 		if describe.Retry(m, now) != "" {
 			failed = append(failed, m)
@@ -298,6 +299,26 @@ type StatusJSON struct {
 	Yielded       bool         `json:"yielded"`
 	YieldedModels []string     `json:"yielded_models,omitempty"`
 	Loaded        []LoadedJSON `json:"loaded"`
+	// Cards are the cards apart, where a driver reads them.
+	Cards []CardJSON `json:"cards,omitempty"`
+	// Accounting is the server generation the estimates follow;
+	// AccountingInferredFrom names the model whose load showed it when the
+	// server's version says nothing (a build from source).
+	Accounting             string `json:"accounting,omitempty"`
+	AccountingInferredFrom string `json:"accounting_inferred_from,omitempty"`
+}
+
+// CardJSON is one card in StatusJSON.
+type CardJSON struct {
+	Name        string `json:"name"`
+	Source      string `json:"source"`
+	SourceLabel string `json:"source_label"`
+	ID          string `json:"id,omitempty"`
+	TotalBytes  uint64 `json:"total_bytes"`
+	UsedBytes   uint64 `json:"used_bytes"`
+	FreeBytes   uint64 `json:"free_bytes"`
+	OtherBytes  uint64 `json:"other_bytes"`
+	Integrated  bool   `json:"integrated,omitempty"`
 }
 
 // LoadedJSON is one loaded model in StatusJSON.
@@ -317,7 +338,11 @@ func statusOf(s manager.Snapshot, ollamaURL string, now time.Time) StatusJSON {
 		BudgetBytes: s.Budget, UsedBytes: s.Used, TotalBytes: s.VRAM.Total, OtherBytes: s.Others, FreeBytes: s.Free,
 		Source: s.VRAM.Source, SourceNote: s.VRAM.Note, Ollama: ollamaURL, OllamaUp: s.OllamaUp,
 		OllamaVersion: s.Version, Loading: s.Loading, Yielded: s.Yielded, YieldedModels: s.YieldedModels,
-		Loaded: []LoadedJSON{},
+		Loaded: []LoadedJSON{}, Accounting: s.Accounting, AccountingInferredFrom: s.AccountingFrom,
+	}
+	for _, c := range s.Cards {
+		out.Cards = append(out.Cards, CardJSON{Name: c.Name, Source: c.Source, SourceLabel: manager.SourceLabel(c.Source),
+			ID: c.ID, TotalBytes: c.Total, UsedBytes: c.Used, FreeBytes: c.Free, OtherBytes: c.Others, Integrated: c.Integrated})
 	}
 	if s.Loading != "" && !s.LoadingSince.IsZero() {
 		out.LoadingSeconds = max(int(now.Sub(s.LoadingSince).Round(time.Second)/time.Second), 0)
@@ -337,7 +362,7 @@ func cmdStatus(ctx context.Context, env *Env, k keeper.Keeper) error {
 		return env.printJSON(out)
 	}
 	fmt.Fprintf(env.Stdout, "VRAM %s / %s budget (card %s, %s", config.FormatBytes(s.Used), config.FormatBytes(s.Budget),
-		config.FormatBytes(s.VRAM.Total), s.VRAM.Source)
+		config.FormatBytes(s.VRAM.Total), manager.SourceLabel(s.VRAM.Source))
 	if s.VRAM.Note != "" {
 		fmt.Fprintf(env.Stdout, ": %s", s.VRAM.Note)
 	}
@@ -345,9 +370,17 @@ func cmdStatus(ctx context.Context, env *Env, k keeper.Keeper) error {
 	if s.Others > 0 {
 		fmt.Fprintf(env.Stdout, "other programs: %s, free: %s\n", config.FormatBytes(s.Others), config.FormatBytes(s.Free))
 	}
+	if len(s.Cards) > 1 {
+		for _, c := range s.Cards {
+			fmt.Fprintf(env.Stdout, "  %s\n", describe.Card(c))
+		}
+	}
 	up := "up"
 	if s.Version != "" {
 		up += ", version " + s.Version
+	}
+	if a := describe.Accounting(s); a != "" {
+		up += " (" + a + ")"
 	}
 	if !s.OllamaUp {
 		up = "unreachable: " + s.RuntimeErr
