@@ -31,6 +31,9 @@ const (
 	EventRestored EventKind = "restored"
 	// EventSpilled: Ollama put part of a model on the CPU.
 	EventSpilled EventKind = "spilled"
+	// EventPulled: a model was downloaded through VRAM Keeper (Bytes: its
+	// files' size).
+	EventPulled EventKind = "pulled"
 )
 
 // Event is one thing that happened, as subscribers and the history see it.
