@@ -105,7 +105,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, desktop 
 func run(ctx context.Context, cmd string, pos []string, f Flags, stdout, stderr io.Writer, desktop *Desktop) error {
 	want := map[string][2]int{ // min, max positional arguments
 		"": {0, 0}, "window": {0, 0}, "serve": {0, 0}, "models": {0, 0}, "status": {0, 0},
-		"best": {1, 2}, "load": {1, 1}, "unload": {1, 1},
+		"best": {1, 2}, "load": {1, 1}, "unload": {1, 1}, "pull": {1, 1},
 		"yield": {0, 0}, "restore": {0, 0}, "history": {0, 0}, "version": {0, 0}, "mcp": {0, 0},
 	}
 	n, ok := want[cmd]
@@ -168,6 +168,8 @@ func run(ctx context.Context, cmd string, pos []string, f Flags, stdout, stderr 
 		}
 		fmt.Fprintf(env.Stdout, "unloaded %s\n", pos[0])
 		return nil
+	case "pull":
+		return cmdPull(ctx, env, k, pos[0])
 	case "yield":
 		return cmdYield(ctx, env, k)
 	case "restore":
@@ -197,8 +199,17 @@ func (e *Env) keeper(ctx context.Context, mode string) (keeper.Keeper, func(), e
 	if err == nil {
 		return k, func() {}, nil
 	}
-	if !errors.Is(err, client.ErrNotRunning) {
+	if !errors.Is(err, client.ErrNotRunning) && !errors.Is(err, client.ErrOtherInstance) {
 		return nil, nil, err
+	}
+	// Another instance on our address: its models are not ours, and this
+	// command goes on without it, unless it manages our very Ollama
+	// (from another state folder), beside which no manager may run.
+	other := err
+	var oi *client.OtherInstanceError
+	if errors.As(err, &oi) && oi.Got != nil && oi.Got.Ollama == oi.Want.Ollama {
+		return nil, nil, fmt.Errorf("%w: the VRAM Keeper on %s (PID %d) manages Ollama at %s from the state folder %s, and this command was given %s; "+
+			"run it with --state-dir %s, or stop that one first", instance.ErrHeld, oi.At, oi.Got.PID, oi.Got.Ollama, oi.Got.StateDir, oi.Want.StateDir, oi.Got.StateDir)
 	}
 	if err := e.Own(mode); err != nil {
 		var held *instance.HeldError
@@ -214,6 +225,9 @@ func (e *Env) keeper(ctx context.Context, mode string) (keeper.Keeper, func(), e
 			if !errors.Is(rerr, client.ErrNotRunning) {
 				return nil, nil, rerr
 			}
+		}
+		if errors.Is(other, client.ErrOtherInstance) {
+			return nil, nil, fmt.Errorf("%w, but its API is not where it says: %w; this command will not manage the same Ollama beside it", err, other)
 		}
 		return nil, nil, fmt.Errorf("%w; its API does not answer, and this command will not manage the same Ollama beside it", err)
 	}

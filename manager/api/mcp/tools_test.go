@@ -200,6 +200,9 @@ func (f *fakeKeeper) Subscribe(int) (<-chan manager.Event, func()) {
 func (f *fakeKeeper) Timeline(context.Context, time.Time) (timeline.Window, error) {
 	return timeline.Window{}, nil
 }
+func (f *fakeKeeper) Pull(context.Context, manager.PullRequest, func(manager.PullProgress)) error {
+	return nil
+}
 func (f *fakeKeeper) SetPinned(context.Context, string, bool) error      { return nil }
 func (f *fakeKeeper) SetPaused(context.Context, bool) error              { return nil }
 func (f *fakeKeeper) Apply(context.Context, manager.SettingsPatch) error { return nil }
