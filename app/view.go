@@ -398,7 +398,7 @@ func Menu(s manager.Snapshot, tasks []string) []MenuEntry {
 		}
 		out = append(out, MenuEntry{Label: label, Action: Action{Kind: ActRestore}, Disabled: !s.OllamaUp})
 	} else {
-		out = append(out, MenuEntry{Label: "Give GPU back", Action: Action{Kind: ActYield}, Disabled: !s.OllamaUp})
+		out = append(out, MenuEntry{Label: "Give GPU back", Action: Action{Kind: ActYield}, Disabled: !canGiveBack(s)})
 	}
 	if s.Paused {
 		out = append(out, MenuEntry{Label: "Resume auto-management", Action: Action{Kind: ActResume}})

@@ -148,11 +148,24 @@ func TestMenu(t *testing.T) {
 	yielded.Models = append([]manager.ModelView(nil), yielded.Models...)
 	yielded.Models[2].Loaded, yielded.Models[2].State, yielded.Used = false, manager.Idle, 0
 	yielded.Yielded, yielded.YieldedModels = true, []string{"qwen2.5:7b"}
+	empty := testSnapshot()
+	empty.Models = append([]manager.ModelView(nil), empty.Models...)
+	empty.Models[2].Loaded, empty.Models[2].State, empty.Used = false, manager.Idle, 0
 	tests := []struct {
 		name string
 		s    manager.Snapshot
 		want []string
 	}{
+		// Give GPU back would do nothing.
+		{"nothing loaded", empty, []string{
+			"VRAM 0.0 / 7.0 GiB · 0 models (disabled)",
+			"No models loaded (disabled)",
+			"---",
+			"Load best for", "  chat", "  code_generation",
+			"Give GPU back (disabled)",
+			"Pause auto-management",
+			"---", "Open VRAM Keeper", "Quit",
+		}},
 		{"loaded model", up, []string{
 			"VRAM 4.6 / 7.0 GiB · 1 model (disabled)",
 			"qwen2.5:7b (4.6 GiB)", "  Unload",

@@ -180,10 +180,11 @@ func (o *ownerBench) unload(name string) {
 // idleRuntime is a server and a card never asked: the benchmark answers.
 type idleRuntime struct{}
 
-func (idleRuntime) List(context.Context) ([]Installed, error)     { return nil, nil }
-func (idleRuntime) Show(context.Context, string) (Details, error) { return Details{}, nil }
-func (idleRuntime) Load(context.Context, LoadRequest) error       { return nil }
-func (idleRuntime) Unload(context.Context, string) error          { return nil }
-func (idleRuntime) Running(context.Context) ([]Running, error)    { return nil, nil }
-func (idleRuntime) Version(context.Context) (string, error)       { return "0.17.4", nil }
-func (idleRuntime) Read(context.Context) (VRAM, error)            { return VRAM{}, nil }
+func (idleRuntime) List(context.Context) ([]Installed, error)                   { return nil, nil }
+func (idleRuntime) Show(context.Context, string) (Details, error)               { return Details{}, nil }
+func (idleRuntime) Load(context.Context, LoadRequest) error                     { return nil }
+func (idleRuntime) Unload(context.Context, string) error                        { return nil }
+func (idleRuntime) Running(context.Context) ([]Running, error)                  { return nil, nil }
+func (idleRuntime) Version(context.Context) (string, error)                     { return "0.17.4", nil }
+func (idleRuntime) Pull(context.Context, PullRequest, func(PullProgress)) error { return nil }
+func (idleRuntime) Read(context.Context) (VRAM, error)                          { return VRAM{}, nil }

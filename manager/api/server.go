@@ -24,10 +24,13 @@
 //	POST /keeper/v1/settings               SettingsRequest → SettingsRequest as applied
 //	POST /keeper/v1/ollama/start           StartOllamaResponse (desktop tray only; 404 elsewhere)
 //	POST /keeper/v1/window                 {"opened": true}: the tray opens its window (tray only)
+//	GET  /keeper/v1/instance               wire.Instance: its PID, the Ollama and state folder it manages
+//	POST /keeper/v1/pull                   {"model": ..., "insecure": bool} → NDJSON wire.PullLine: download a model
 //
-// # Metrics
+// # Metrics and MCP
 //
 //	GET  /metrics                          Prometheus metrics (package metrics)
+//	POST /mcp                              the MCP server's tools over Streamable HTTP (package mcp)
 //
 // Model names hold ':' and '/' (hf.co/user/model:Q4_K_M). The path takes the
 // name as it is, slashes included, and the action is always the last segment:
@@ -75,7 +78,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vramkeeper/vramkeeper/internal/version"
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/api/mcp"
 	"github.com/vramkeeper/vramkeeper/manager/api/metrics"
 	"github.com/vramkeeper/vramkeeper/manager/api/proxy"
 	"github.com/vramkeeper/vramkeeper/manager/api/wire"
@@ -134,7 +139,10 @@ type Options struct {
 	// OpenWindow, when set, serves POST /keeper/v1/window: the desktop
 	// tray opens its window.
 	OpenWindow func() error
-	Log        *slog.Logger
+	// Instance, when set, serves GET /keeper/v1/instance: what this
+	// instance manages, which clients check before trusting it.
+	Instance func() wire.Instance
+	Log      *slog.Logger
 }
 
 func (o *Options) setDefaults() {
@@ -224,7 +232,10 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /keeper/v1/settings", s.handleSettings)
 	mux.HandleFunc("POST /keeper/v1/ollama/start", s.handleStartOllama)
 	mux.HandleFunc("POST /keeper/v1/window", s.handleOpenWindow)
+	mux.HandleFunc("GET /keeper/v1/instance", s.handleInstance)
+	mux.HandleFunc("POST /keeper/v1/pull", s.handlePull)
 	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.Handle("/mcp", mcp.Handler(s.k, mcp.Options{Version: version.Version, Log: s.log}))
 	mux.HandleFunc("/keeper/", func(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, http.StatusNotFound, wire.CodeNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

@@ -177,6 +177,23 @@ func (f *fakeKeeper) Apply(_ context.Context, p manager.SettingsPatch) error {
 	return nil
 }
 
+// Pull streams two steps and installs the model; a name with "missing"
+// in it is not in the registry.
+func (f *fakeKeeper) Pull(_ context.Context, req manager.PullRequest, progress func(manager.PullProgress)) error {
+	f.calls = append(f.calls, "pull "+req.Name)
+	progress(manager.PullProgress{Status: "pulling manifest"})
+	if strings.Contains(req.Name, "missing") {
+		return fmt.Errorf("pull model manifest: file does not exist: %w", manager.ErrModelUnknown)
+	}
+	progress(manager.PullProgress{Status: "pulling sha256:1", Digest: "sha256:1", Total: 100, Completed: 100})
+	progress(manager.PullProgress{Status: "success"})
+	if f.models == nil {
+		f.models = map[string]bool{}
+	}
+	f.models[req.Name] = false
+	return nil
+}
+
 func TestParseAlias(t *testing.T) {
 	for _, tc := range []struct {
 		in, task, role string

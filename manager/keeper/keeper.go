@@ -44,6 +44,10 @@ type Keeper interface {
 	Restore(ctx context.Context) ([]string, error)
 	// Apply changes the settings the patch names.
 	Apply(ctx context.Context, p manager.SettingsPatch) error
+	// Pull downloads a model through Ollama, calling progress (may be
+	// nil) with each update; once it returns the model is listed.
+	// Cancelling ctx stops it and installs nothing.
+	Pull(ctx context.Context, req manager.PullRequest, progress func(manager.PullProgress)) error
 }
 
 var _ Keeper = (*manager.Manager)(nil)
