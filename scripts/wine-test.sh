@@ -84,21 +84,24 @@ if want installer; then
   # A value an earlier run left would pass the checks below.
   W wine reg delete 'HKCU\Software\Microsoft\Windows\CurrentVersion\Run' /v 'VRAM Keeper' /f >/dev/null 2>&1 || true
   fail() { echo "installer: $*" >&2; exit 1; }
+  # An NSIS uninstaller copies itself to %TEMP% and finishes from there
+  # (its _?= switch cannot be passed unquoted through wine): wait for it.
+  gone() { for _ in $(seq 60); do [ ! -e "$1" ] && return 0; sleep 0.5; done; return 1; }
   W wine "$setup" /S || fail "silent per-user install exited $?"
   [ -f "$user/vramkeeper.exe" ] && [ -f "$user/uninstall.exe" ] || fail "no vramkeeper.exe in $user"
   ls "$drive"/users/root/AppData/Roaming/Microsoft/Windows/Start\ Menu/Programs/VRAM\ Keeper.lnk >/dev/null || fail "no Start menu entry"
   W wine reg query 'HKCU\Software\Microsoft\Windows\CurrentVersion\Run' /v 'VRAM Keeper' | grep -q -- '--hidden' || fail "no start at login"
   W wine reg query 'HKCU\Software\Microsoft\Windows\CurrentVersion\Uninstall\VRAMKeeper' /v UninstallString >/dev/null || fail "not in Apps & features"
   W wine "C:\\users\\root\\AppData\\Local\\Programs\\VRAM Keeper\\vramkeeper.exe" version | grep -q '(windows/amd64' || fail "the installed exe does not run"
-  W wine "C:\\users\\root\\AppData\\Local\\Programs\\VRAM Keeper\\uninstall.exe" /S "_?=C:\\users\\root\\AppData\\Local\\Programs\\VRAM Keeper" || fail "uninstall exited $?"
-  [ ! -f "$user/vramkeeper.exe" ] || fail "the uninstaller left vramkeeper.exe"
+  W wine "C:\\users\\root\\AppData\\Local\\Programs\\VRAM Keeper\\uninstall.exe" /S || fail "uninstall exited $?"
+  gone "$user/vramkeeper.exe" || fail "the uninstaller left vramkeeper.exe"
   ! W wine reg query 'HKCU\Software\Microsoft\Windows\CurrentVersion\Run' /v 'VRAM Keeper' >/dev/null 2>&1 || fail "the uninstaller left the Run value"
   W wine "$setup" /S /ALLUSERS /NOAUTOSTART || fail "silent all-users install exited $?"
   [ -f "$all/vramkeeper.exe" ] || fail "no vramkeeper.exe in $all"
   ! W wine reg query 'HKCU\Software\Microsoft\Windows\CurrentVersion\Run' /v 'VRAM Keeper' >/dev/null 2>&1 || fail "/NOAUTOSTART still set start at login"
   W wine reg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall\VRAMKeeper' /v InstallLocation >/dev/null || fail "all-users install not registered in HKLM"
-  W wine "C:\\Program Files\\VRAM Keeper\\uninstall.exe" /S "_?=C:\\Program Files\\VRAM Keeper" || fail "all-users uninstall exited $?"
-  [ ! -f "$all/vramkeeper.exe" ] || fail "the uninstaller left $all/vramkeeper.exe"
+  W wine "C:\\Program Files\\VRAM Keeper\\uninstall.exe" /S || fail "all-users uninstall exited $?"
+  gone "$all/vramkeeper.exe" || fail "the uninstaller left $all/vramkeeper.exe"
   echo ">> installer: per user and all users, silent, uninstalled cleanly" >&2
 fi
 echo ">> Windows tier passed in $(( $(date +%s) - start ))s" >&2
