@@ -19,7 +19,6 @@ import (
 	"github.com/vramkeeper/vramkeeper/app"
 	"github.com/vramkeeper/vramkeeper/internal/cli"
 	"github.com/vramkeeper/vramkeeper/internal/instance"
-	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/api/client"
 	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 	"github.com/vramkeeper/vramkeeper/manager/config"
@@ -73,6 +72,10 @@ func desktop(ctx context.Context, env *cli.Env) error {
 	// the window, and Quit stops it.
 	ollama := app.NewOllamaServer(app.OllamaServerOptions{URL: env.OllamaURL.String(), Log: env.Log, Env: serveEnv(ctx, env)})
 	defer ollama.Stop()
+	env.OllamaBin = ollama.Bin()
+	trayWatch := app.NewTrayWatch(env.Log)
+	defer trayWatch.Close()
+	env.NoTray = func() bool { return !trayWatch.Shown() }
 	env.StartOllama = func(ctx context.Context) (wire.StartOllamaResponse, error) {
 		st, err := ollama.Start(ctx)
 		return wire.StartOllamaResponse{
@@ -98,7 +101,7 @@ func desktop(ctx context.Context, env *cli.Env) error {
 		// the port), so a failure is logged, not fatal; the window, which
 		// needs it, then says so.
 		if err := env.ServeAPI(ctx); err != nil {
-			env.Log.Warn("local API not serving", "err", err)
+			env.Log.Error("local API not serving: the window and the command line cannot reach this instance", "err", err)
 		}
 	}()
 	args := cli.WindowArgs(env.Flags, env.ConfigPath, env.Config.Listen)
@@ -117,6 +120,7 @@ func desktop(ctx context.Context, env *cli.Env) error {
 		StartHidden:  env.Flags.Hidden,
 		Ollama:       ollama,
 		OpenRequests: openReq,
+		TrayShown:    trayWatch.Shown,
 	})
 	cancel()
 	<-apiDone
@@ -128,11 +132,19 @@ func window(ctx context.Context, env *cli.Env) error {
 	if err := noDisplay(); err != nil {
 		return err
 	}
-	c, err := env.DialWindow(ctx, 15*time.Second)
+	c, me, err := env.DialWindow(ctx, 15*time.Second)
+	var other *client.OtherInstanceError
+	if errors.As(err, &other) {
+		// Another instance's API is on our address: say so, and show
+		// none of its models.
+		env.Log.Warn("the window has no API of its own", "err", err)
+		return app.RunProblem(ctx, env.WindowProblem(other))
+	}
 	if err != nil {
 		return err
 	}
 	k := client.NewRemote(c, env.Log)
+	k.Expect(env.Identity())
 	if err := k.Refresh(ctx); err != nil {
 		return fmt.Errorf("reading the tray's state: %w", err)
 	}
@@ -147,6 +159,8 @@ func window(ctx context.Context, env *cli.Env) error {
 		Tasks:      k.Snapshot().Tasks,
 		Log:        env.Log,
 		OllamaURL:  env.OllamaURL.String(),
+		OllamaBin:  me.OllamaBin,
+		NoTray:     me.NoTray,
 		StartOllama: func(ctx context.Context) error {
 			if err := c.StartOllama(ctx); err != nil {
 				return fmt.Errorf("asking the tray to start Ollama: %w", err)
@@ -167,7 +181,7 @@ func serveEnv(ctx context.Context, env *cli.Env) []string {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	var card uint64
-	if v, err := env.GPU.Read(ctx); err == nil && v.Source == manager.SourceNVML {
+	if v, err := env.GPU.Read(ctx); err == nil && v.Measured() {
 		card = v.Total
 	}
 	budget, _ := config.ParseSize(env.Config.Budget) // validated when the config was read

@@ -36,4 +36,10 @@ type Options struct {
 	// serve`, so that the server outlives the window. Without it the
 	// button is hidden.
 	StartOllama func(ctx context.Context) error
+	// OllamaBin is the `ollama` the tray starts; "" when none is
+	// installed, and the banner says how to install it.
+	OllamaBin string
+	// NoTray: the desktop shows no tray icon, so closing the window quits
+	// VRAM Keeper; the window says so.
+	NoTray bool
 }

@@ -271,7 +271,7 @@ func TestFollowTimeline(t *testing.T) {
 func TestWindowShowsPictures(t *testing.T) {
 	h := newHarness(t)
 	var names []string
-	for _, g := range h.u.bar.bar.Segments {
+	for _, g := range h.u.bar.total.bar.Segments {
 		names = append(names, g.Name)
 	}
 	if want := []string{"qwen2.5:7b", "free"}; !slices.Equal(names, want) {
@@ -286,7 +286,7 @@ func TestWindowShowsPictures(t *testing.T) {
 	s.Models = slices.Clone(s.Models)
 	s.Models[1] = loaded("llama3.2:3b", 2*gib)
 	h.u.apply(s)
-	if got := len(h.u.bar.bar.Segments); got != 3 {
+	if got := len(h.u.bar.total.bar.Segments); got != 3 {
 		t.Errorf("bar has %d parts after a second model loaded, want 3", got)
 	}
 }

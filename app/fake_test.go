@@ -21,6 +21,10 @@ type fakeKeeper struct {
 	applied *manager.SettingsPatch
 	events  chan manager.Event
 	reads   int // Snapshot calls
+	// pullGate, when set, holds a Pull halfway until closed; pullHalf
+	// then receives a value once the halfway progress is reported.
+	pullGate chan struct{}
+	pullHalf chan struct{}
 }
 
 func newFake(s manager.Snapshot) *fakeKeeper {
@@ -121,6 +125,12 @@ func (f *fakeKeeper) BestModelForTask(_ context.Context, task, _ string) (manage
 	return manager.Choice{Model: "a:7b", Reason: "test"}, nil
 }
 
+// Plan: the app never asks for one; recorded so a test would see it.
+func (f *fakeKeeper) Plan(_ context.Context, req manager.PlanRequest) (manager.Plan, error) {
+	f.record("plan " + req.Model + req.Task)
+	return manager.Plan{Model: req.Model, Evict: []string{}}, nil
+}
+
 func (f *fakeKeeper) Timeline(context.Context, time.Time) (timeline.Window, error) {
 	return timeline.Window{}, nil
 }
@@ -161,4 +171,33 @@ func testSnapshot() manager.Snapshot {
 				Loaded: true, SizeBytes: used, LastUsed: time.Date(2026, 1, 2, 11, 59, 30, 0, time.UTC)},
 		},
 	}
+}
+
+// Pull reports two steps of a download; with pullGate set it waits for it
+// (or for ctx) halfway, so a test can see the progress and cancel. A
+// finished pull lists the model, idle.
+func (f *fakeKeeper) Pull(ctx context.Context, req manager.PullRequest, progress func(manager.PullProgress)) error {
+	f.record("pull " + req.Name)
+	f.mu.Lock()
+	gate := f.pullGate
+	f.mu.Unlock()
+	step := func(done uint64) {
+		if progress != nil {
+			progress(manager.PullProgress{Status: "pulling sha256:1", Digest: "sha256:1", Total: 2 * gib, Completed: done})
+		}
+	}
+	step(gib)
+	if gate != nil {
+		f.pullHalf <- struct{}{}
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	step(2 * gib)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.snap.Models = append(slices.Clone(f.snap.Models), manager.ModelView{Name: req.Name, State: manager.Idle, Fits: true})
+	return nil
 }

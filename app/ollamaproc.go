@@ -103,6 +103,9 @@ func NewOllamaServer(opt OllamaServerOptions) *OllamaServer {
 	return &OllamaServer{opt: opt, changed: make(chan struct{}, 1)}
 }
 
+// Bin is the `ollama` Start runs; "" when none is installed.
+func (s *OllamaServer) Bin() string { return s.opt.Bin }
+
 // Status is the server's state now.
 func (s *OllamaServer) Status() OllamaStatus {
 	s.mu.Lock()

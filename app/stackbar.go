@@ -8,6 +8,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
@@ -40,6 +41,9 @@ type cardBar struct {
 	Scale    uint64
 	Budget   uint64
 	Used     uint64 // what our models use, against the budget
+	// Title, when set, names one card of several; its bar has no budget
+	// line (the budget is over all of them) and the title leads the legend.
+	Title string
 }
 
 // runtimeLabel names the part of the card the driver counts for Ollama
@@ -63,7 +67,7 @@ func cardBarOf(s manager.Snapshot) cardBar {
 		ours += size
 		b.Segments = append(b.Segments, barSegment{segModel, m.Name, size})
 	}
-	if s.VRAM.Source == manager.SourceNVML && s.VRAM.Total > 0 {
+	if s.VRAM.Measured() && s.VRAM.Total > 0 {
 		// What the driver counts as used, less other programs and our
 		// models' sizes, is Ollama's own.
 		used := s.VRAM.Total - min(s.Free, s.VRAM.Total)
@@ -134,13 +138,90 @@ func NewStackBar(p *plot.Palette) *StackBar {
 }
 
 // SetSnapshot shows a snapshot; it redraws only when the picture changes.
-func (b *StackBar) SetSnapshot(s manager.Snapshot) {
-	bar := cardBarOf(s)
-	if slices.Equal(bar.Segments, b.bar.Segments) && bar.Scale == b.bar.Scale && bar.Budget == b.bar.Budget && bar.Used == b.bar.Used {
+func (b *StackBar) SetSnapshot(s manager.Snapshot) { b.setBar(cardBarOf(s)) }
+
+func (b *StackBar) setBar(bar cardBar) {
+	if slices.Equal(bar.Segments, b.bar.Segments) && bar.Scale == b.bar.Scale && bar.Budget == b.bar.Budget &&
+		bar.Used == b.bar.Used && bar.Title == b.bar.Title {
 		return
 	}
 	b.bar = bar
 	b.Refresh()
+}
+
+// ollamaLabel names what Ollama holds on one card of several: which of
+// our models sits on which card, no driver says.
+const ollamaLabel = "Ollama"
+
+// perCardBars are one bar per card on a machine with several cards that
+// Ollama uses: what Ollama holds there, other programs, free. With one
+// card, none: the snapshot's bar is that card.
+func perCardBars(s manager.Snapshot) []cardBar {
+	var out []cardBar
+	for _, c := range s.Cards {
+		if c.Integrated {
+			continue
+		}
+		b := cardBar{Scale: c.Total, Title: c.Name + " · " + manager.SourceLabel(c.Source)}
+		if ours := c.Used - min(c.Others, c.Used); ours > 0 {
+			b.Segments = append(b.Segments, barSegment{segRuntime, ollamaLabel, ours})
+		}
+		if c.Others > 0 {
+			b.Segments = append(b.Segments, barSegment{segOthers, plot.OthersKey, c.Others})
+		}
+		if free := c.Total - min(c.Used, c.Total); free > 0 {
+			b.Segments = append(b.Segments, barSegment{segFree, "free", free})
+		}
+		b.Scale = max(b.Scale, c.Used)
+		out = append(out, b)
+	}
+	if len(out) < 2 {
+		return nil
+	}
+	return out
+}
+
+// CardBars is the card bar of a snapshot and, on a machine with several
+// cards, one bar per card under it.
+type CardBars struct {
+	widget.BaseWidget
+	box     *fyne.Container
+	palette *plot.Palette
+	total   *StackBar
+	cards   []*StackBar
+}
+
+// NewCardBars returns the bars; models take their colours from p.
+func NewCardBars(p *plot.Palette) *CardBars {
+	total := NewStackBar(p)
+	c := &CardBars{box: container.NewVBox(total), palette: p, total: total}
+	c.ExtendBaseWidget(c)
+	return c
+}
+
+// CreateRenderer is Fyne's.
+func (c *CardBars) CreateRenderer() fyne.WidgetRenderer { return widget.NewSimpleRenderer(c.box) }
+
+// SetSnapshot shows a snapshot, adding or dropping per-card bars as cards
+// come and go.
+func (c *CardBars) SetSnapshot(s manager.Snapshot) {
+	c.total.SetSnapshot(s)
+	bars := perCardBars(s)
+	if len(bars) != len(c.cards) {
+		c.cards = c.cards[:0]
+		objects := []fyne.CanvasObject{c.total}
+		for range bars {
+			b := NewStackBar(c.palette)
+			c.cards = append(c.cards, b)
+			objects = append(objects, b)
+		}
+		c.box.Objects = objects
+		c.box.Refresh()
+		c.Refresh()
+	}
+	for i, b := range bars {
+		c.cards[i].setBar(b)
+	}
 }
 
 const (
@@ -189,7 +270,11 @@ func (r *stackBarRenderer) Refresh() {
 	// The legend starts with the budget, the number people watch, so it
 	// stays when a narrow window drops entries from the end.
 	bar := r.b.bar
-	budget := canvas.NewText("budget "+usedOfBudget(bar.Used, bar.Budget)+" · card "+config.FormatBytes(bar.Scale), fg)
+	lead := "budget " + usedOfBudget(bar.Used, bar.Budget) + " · card " + config.FormatBytes(bar.Scale)
+	if bar.Title != "" {
+		lead = bar.Title + " · " + config.FormatBytes(bar.Scale)
+	}
+	budget := canvas.NewText(lead, fg)
 	budget.TextSize = size
 	r.keys = append(r.keys, budget)
 	r.swatches = append(r.swatches, canvas.NewRectangle(fg))
@@ -256,6 +341,7 @@ func (r *stackBarRenderer) Layout(size fyne.Size) {
 	bx := min(max(bar.budgetX(w), 1), w-1)
 	r.budget.Move(fyne.NewPos(bx-1, 0))
 	r.budget.Resize(fyne.NewSize(2, barHeight+2*barOverrun))
+	r.budget.Hidden = bar.Title != ""
 
 	// The legend: one line, entries left to right while they fit.
 	lx, ly := float32(0), top+barHeight+barOverrun+theme.Padding()
@@ -268,6 +354,7 @@ func (r *stackBarRenderer) Layout(size fyne.Size) {
 			continue
 		}
 		if i == 0 {
+			sw.Hidden = sw.Hidden || bar.Title != "" // a card's title has no line to stand for
 			// The budget's swatch is a line, like the one on the bar.
 			sw.Move(fyne.NewPos(lx+swatchSize/2-1, ly+(ts.Height-swatchSize)/2-1))
 			sw.Resize(fyne.NewSize(2, swatchSize+2))

@@ -241,3 +241,50 @@ func TestStackBarImage(t *testing.T) {
 	w.Resize(fyne.NewSize(720, b.MinSize().Height+2*8))
 	test.AssertImageMatches(t, "stackbar.png", w.Canvas().Capture())
 }
+
+// On a machine with several cards each gets its bar: what Ollama holds
+// there, other programs, free, and no budget line (the budget is over the
+// cards); with one card there is none but the snapshot's.
+func TestPerCardBars(t *testing.T) {
+	two := twoModels()
+	two.Cards = []manager.CardView{
+		{Card: manager.Card{Name: "AMD Radeon RX 7600", Source: "amdgpu", Total: 8 * gib, Used: 5 * gib}, Others: 3 * gib},
+		{Card: manager.Card{Name: "AMD Radeon RX 6700 XT", Source: "amdgpu", Total: 12 * gib, Used: 20 * mib}, Others: 20 * mib},
+		{Card: manager.Card{Name: "AMD Radeon 780M Graphics", Source: "amdgpu", Total: 512 * mib, Used: 170 * mib, Integrated: true}},
+	}
+	bars := perCardBars(two)
+	want := []cardBar{
+		{Title: "AMD Radeon RX 7600 · amdgpu (kernel)", Scale: 8 * gib, Segments: []barSegment{
+			{segRuntime, ollamaLabel, 2 * gib}, {segOthers, plot.OthersKey, 3 * gib}, {segFree, "free", 3 * gib}}},
+		{Title: "AMD Radeon RX 6700 XT · amdgpu (kernel)", Scale: 12 * gib, Segments: []barSegment{
+			{segOthers, plot.OthersKey, 20 * mib}, {segFree, "free", 12*gib - 20*mib}}},
+	}
+	if len(bars) != len(want) {
+		t.Fatalf("%d bars, want %d", len(bars), len(want))
+	}
+	for i := range want {
+		if bars[i].Title != want[i].Title || bars[i].Scale != want[i].Scale || !slices.Equal(bars[i].Segments, want[i].Segments) {
+			t.Errorf("bar %d = %+v,\nwant %+v", i, bars[i], want[i])
+		}
+	}
+	one := twoModels()
+	one.Cards = two.Cards[:1]
+	if bars := perCardBars(one); bars != nil {
+		t.Errorf("one card got %d bars of its own", len(bars))
+	}
+
+	test.NewTempApp(t)
+	cb := NewCardBars(plot.NewPalette())
+	cb.SetSnapshot(two)
+	if len(cb.box.Objects) != 3 {
+		t.Fatalf("%d bars shown for two cards, want the total and one per card", len(cb.box.Objects))
+	}
+	r := barParts(t, cb.cards[0], 720)
+	if !r.budget.Hidden || r.keys[0].Text != "AMD Radeon RX 7600 · amdgpu (kernel) · 8.0 GiB" {
+		t.Errorf("a card's bar: budget line hidden %v, legend leads with %q", r.budget.Hidden, r.keys[0].Text)
+	}
+	cb.SetSnapshot(one)
+	if len(cb.box.Objects) != 1 {
+		t.Errorf("%d bars after a card left, want 1", len(cb.box.Objects))
+	}
+}

@@ -47,6 +47,10 @@ type TrayOptions struct {
 	// Ollama is the `ollama serve` the tray starts on request; its state
 	// shows in the menu and tooltip, and its exits are notified. May be nil.
 	Ollama *OllamaServer
+	// TrayShown says whether the desktop shows the tray icon now (nil:
+	// always). Without one the window is the only way back, so it opens
+	// even with StartHidden, and closing it quits.
+	TrayShown func() bool
 }
 
 // trayPoll refreshes the tray between events: other programs' VRAM use
@@ -89,8 +93,13 @@ func RunTray(ctx context.Context, opt TrayOptions) error {
 		end()
 	}()
 
+	t.win.closed = make(chan struct{}, 1)
 	t.refresh(opt.Keeper.Snapshot())
-	if !opt.StartHidden {
+	switch {
+	case !opt.StartHidden:
+		t.openWindow()
+	case !t.trayShown():
+		t.log.Warn("this desktop shows no tray icons (no tray host on the session bus): opening the window, though started hidden")
 		t.openWindow()
 	}
 	events, unsubscribe := opt.Keeper.Subscribe(256)
@@ -111,6 +120,11 @@ func RunTray(ctx context.Context, opt TrayOptions) error {
 			t.noteOllama(ctx)
 		case <-opt.OpenRequests:
 			t.openWindow()
+		case <-t.win.closed:
+			if !t.trayShown() {
+				t.log.Info("window closed, and no tray icon to come back through: quitting")
+				return nil
+			}
 		case e, ok := <-events:
 			if !ok {
 				return nil
@@ -153,6 +167,11 @@ type trayApp struct {
 	lastOllama OllamaStatus
 	notes      noteFilter
 	win        windowProc
+}
+
+// trayShown: the desktop shows our icon, so the tray outlives the window.
+func (t *trayApp) trayShown() bool {
+	return t.opt.TrayShown == nil || t.opt.TrayShown()
 }
 
 func (t *trayApp) refresh(s manager.Snapshot) {
@@ -345,6 +364,9 @@ type windowProc struct {
 	// ask asks the window to close (SIGTERM; a named event on Windows,
 	// which has no SIGTERM).
 	ask func() error
+	// closed, when set, receives a value when a window exits (a buffer
+	// of one).
+	closed chan struct{}
 }
 
 // open starts the window unless one runs already.
@@ -369,11 +391,18 @@ func (w *windowProc) open(newCmd func() *exec.Cmd, log *slog.Logger) error {
 	}
 	done := make(chan struct{})
 	w.cmd, w.done, w.ask = cmd, done, ask
+	closed := w.closed
 	go func() {
 		defer close(done)
 		defer release()
 		if err := cmd.Wait(); err != nil {
 			log.Warn("window process ended", "err", err)
+		}
+		if closed != nil {
+			select {
+			case closed <- struct{}{}:
+			default:
+			}
 		}
 	}()
 	return nil

@@ -81,3 +81,30 @@ func TestTrayYieldRestore(t *testing.T) {
 		t.Errorf("%d manager calls for two clicks", n)
 	}
 }
+
+// A window that exits says so on closed, for the tray to decide whether
+// to quit with it; without a tray icon it does.
+func TestWindowClosedWithoutTray(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := windowProc{closed: make(chan struct{}, 1)}
+	log := slog.New(slog.DiscardHandler)
+	if err := w.open(func() *exec.Cmd {
+		cmd := exec.Command(self, "-test.run=^$") // exits at once, as a closed window
+		return cmd
+	}, log); err != nil {
+		t.Fatal(err)
+	}
+	<-w.closed
+	for _, shown := range []bool{true, false} {
+		tr := &trayApp{opt: TrayOptions{TrayShown: func() bool { return shown }}}
+		if tr.trayShown() != shown {
+			t.Errorf("tray shown %v: trayShown() = %v", shown, !shown)
+		}
+	}
+	if !(&trayApp{}).trayShown() {
+		t.Error("without a watch the tray is taken as shown")
+	}
+}

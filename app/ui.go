@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -41,7 +42,7 @@ type ui struct {
 	tabs    *container.AppTabs
 
 	// header
-	bar      *StackBar
+	bar      *CardBars
 	source   *widget.Label
 	status   *widget.Label
 	loading  *fyne.Container
@@ -50,18 +51,25 @@ type ui struct {
 	// yieldText says what waits to be restored.
 	yieldButton *widget.Button
 	yieldText   *widget.Label
-	// banner
-	banner      *fyne.Container
-	bannerText  *widget.Label
-	startOllama *widget.Button
+	// banner: what is wrong with Ollama, what to do, and the cause
+	banner       *fyne.Container
+	bannerText   *widget.Label
+	bannerDetail *widget.Label
+	startOllama  *widget.Button
+	getOllama    *widget.Button
+	// noTray says that closing the window quits (no tray icon to come
+	// back through).
+	noTray *widget.Label
 	// ollamaAsked: the tray was asked to start Ollama (opt.StartOllama).
 	ollamaAsked bool
 
-	// table
-	filter *widget.Entry
-	table  *widget.Table
-	sort   Sort
-	rows   []Row
+	// table, or the models offered for download in its place
+	get       *getModels
+	getButton *widget.Button
+	filter    *widget.Entry
+	table     *widget.Table
+	sort      Sort
+	rows      []Row
 	// detail says more about the selected row (selected: its model).
 	detail   *widget.Label
 	selected string
@@ -95,7 +103,7 @@ func newUI(ctx context.Context, a fyne.App, opt Options) *ui {
 
 func (u *ui) build() {
 	u.palette = plot.NewPalette()
-	u.bar = NewStackBar(u.palette)
+	u.bar = NewCardBars(u.palette)
 	u.source = widget.NewLabel("")
 	u.status = widget.NewLabel("")
 	u.status.Wrapping = fyne.TextWrapWord
@@ -110,10 +118,28 @@ func (u *ui) build() {
 	u.bannerText = widget.NewLabel("")
 	u.bannerText.Importance = widget.DangerImportance
 	u.bannerText.Wrapping = fyne.TextWrapWord
+	u.bannerDetail = widget.NewLabel("")
+	u.bannerDetail.Importance = widget.LowImportance
+	u.bannerDetail.Wrapping = fyne.TextWrapWord
 	u.startOllama = widget.NewButton("Start Ollama", u.onStartOllama)
-	u.banner = container.NewBorder(nil, nil, nil, u.startOllama, u.bannerText)
+	u.startOllama.Importance = widget.HighImportance
+	u.getOllama = widget.NewButton("Get Ollama", u.onGetOllama)
+	u.getOllama.Importance = widget.HighImportance
+	u.banner = container.NewBorder(nil, u.bannerDetail, nil, container.NewHBox(u.startOllama, u.getOllama), u.bannerText)
 	u.banner.Hide()
+	u.noTray = widget.NewLabel("This desktop shows no tray icons, so VRAM Keeper has none: closing this window quits it.")
+	u.noTray.Wrapping = fyne.TextWrapWord
+	u.noTray.Importance = widget.WarningImportance
+	if !u.opt.NoTray {
+		u.noTray.Hide()
+	}
 
+	u.get = newGetModels(u)
+	u.getButton = widget.NewButton("Get models…", func() {
+		u.get.asked = true
+		u.get.update(u.snap)
+		u.showModels()
+	})
 	u.filter = widget.NewEntry()
 	u.filter.SetPlaceHolder("Filter models by name, family or quantization")
 	u.filter.OnChanged = func(string) { u.refreshRows() }
@@ -133,9 +159,10 @@ func (u *ui) build() {
 
 	u.settings = newSettingsForm(u)
 
-	header := container.NewVBox(u.banner, u.bar, container.NewBorder(nil, nil, nil, u.yieldButton, u.source),
-		u.yieldText, u.loading, u.status)
-	models := container.NewBorder(u.filter, u.detail, nil, nil, u.table)
+	header := container.NewVBox(u.noTray, u.banner, u.bar, container.NewBorder(nil, nil, nil, u.yieldButton, u.source),
+		u.yieldText, u.loading, u.get.progress, u.status)
+	models := container.NewBorder(container.NewBorder(nil, nil, nil, u.getButton, u.filter), u.detail, nil, nil,
+		container.NewStack(u.table, u.get.panel))
 	u.tabs = container.NewAppTabs(
 		container.NewTabItem("Models", models),
 		container.NewTabItem("History", container.NewVSplit(u.chart, u.historyList)),
@@ -322,10 +349,28 @@ func (u *ui) showDetail() {
 	}
 }
 
+// showModels shows the table, or the models offered for download in its
+// place (none installed, or "Get models…" pressed).
+func (u *ui) showModels() {
+	offer := u.get.visible()
+	showIf(u.get.panel, offer)
+	showIf(u.table, !offer)
+	showIf(u.filter, !offer)
+	showIf(u.detail, !offer)
+	showIf(u.getButton, !offer)
+	if u.snap.OllamaUp {
+		u.getButton.Enable()
+	} else {
+		u.getButton.Disable()
+	}
+}
+
 // apply shows a snapshot in the window.
 func (u *ui) apply(s manager.Snapshot) {
 	u.snap = s
 	u.refreshRows()
+	u.get.update(s)
+	u.showModels()
 
 	u.bar.SetSnapshot(s)
 	u.source.SetText(sourceText(s))
@@ -352,7 +397,9 @@ func (u *ui) apply(s manager.Snapshot) {
 		u.yieldText.Hide()
 		u.yieldButton.SetText("Give GPU back")
 	}
-	if s.OllamaUp {
+	// A button that would do nothing is disabled: Give GPU back with
+	// nothing on the card, Restore while Ollama is away.
+	if (s.Yielded && s.OllamaUp) || (!s.Yielded && canGiveBack(s)) {
 		u.yieldButton.Enable()
 	} else {
 		u.yieldButton.Disable()
@@ -361,21 +408,12 @@ func (u *ui) apply(s manager.Snapshot) {
 	if s.OllamaUp {
 		u.banner.Hide()
 	} else {
-		url := u.opt.OllamaURL
-		if url == "" {
-			url = "the configured address"
-		}
-		text := "Ollama is unreachable at " + url
-		if s.RuntimeErr != "" {
-			text += " (" + s.RuntimeErr + ")"
-		}
-		text += ". VRAM Keeper keeps retrying."
-		u.bannerText.SetText(text)
-		if u.opt.StartOllama != nil && !u.ollamaAsked {
-			u.startOllama.Show()
-		} else {
-			u.startOllama.Hide()
-		}
+		h := OllamaHelpFor(s, u.opt.OllamaURL, u.opt.OllamaBin, u.opt.StartOllama != nil, u.ollamaAsked)
+		u.bannerText.SetText(h.Text)
+		u.bannerDetail.SetText(h.Detail)
+		showIf(u.bannerDetail, h.Detail != "")
+		showIf(u.startOllama, h.Start)
+		showIf(u.getOllama, h.Install)
 		u.banner.Show()
 	}
 
@@ -383,15 +421,20 @@ func (u *ui) apply(s manager.Snapshot) {
 }
 
 func sourceText(s manager.Snapshot) string {
-	if s.VRAM.Source == manager.SourceNVML {
-		t := "Source: NVML"
+	if s.VRAM.Measured() {
+		t := "Source: " + manager.SourceLabel(s.VRAM.Source)
 		if s.VRAM.Name != "" {
 			t += " (" + s.VRAM.Name + ")"
 		}
 		return t
 	}
-	t := "Source: estimated — no NVIDIA driver; assuming the configured " + config.FormatBytes(s.VRAM.Total) + " card"
-	return t
+	why := "no GPU driver answers"
+	for _, c := range s.Cards {
+		if c.Integrated {
+			why = c.Name + " is integrated (shares system memory)"
+		}
+	}
+	return "Source: estimated — " + why + "; assuming the configured " + config.FormatBytes(s.VRAM.Total) + " card"
 }
 
 // call runs a manager call off the main goroutine (calls wait on the
@@ -555,6 +598,25 @@ func (u *ui) handleEvent(e manager.Event) {
 	default:
 		u.history = u.keeper.History()
 		u.historyList.Refresh()
+	}
+}
+
+// onGetOllama opens Ollama's download page in the browser.
+func (u *ui) onGetOllama() {
+	link, err := url.Parse(OllamaDownload)
+	if err == nil {
+		err = u.app.OpenURL(link)
+	}
+	if err != nil {
+		u.setStatus("Could not open the browser (" + err.Error() + "): install Ollama from " + OllamaDownload)
+	}
+}
+
+func showIf(o fyne.CanvasObject, show bool) {
+	if show {
+		o.Show()
+	} else {
+		o.Hide()
 	}
 }
 

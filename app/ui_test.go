@@ -109,7 +109,7 @@ func TestTableShowsRows(t *testing.T) {
 	if r, c := h.u.table.Length(); r != 3 || c != int(numColumns) {
 		t.Errorf("table size %dx%d", r, c)
 	}
-	if got := h.u.source.Text; got != "Source: estimated — no NVIDIA driver; assuming the configured 8.0 GiB card" {
+	if got := h.u.source.Text; got != "Source: estimated — no GPU driver answers; assuming the configured 8.0 GiB card" {
 		t.Errorf("source = %q", got)
 	}
 	// Loaded rows offer Unload, idle rows Load.
@@ -163,13 +163,41 @@ func TestOllamaDownBanner(t *testing.T) {
 		t.Fatal("banner shown while Ollama is up")
 	}
 	s := h.k.Snapshot()
-	s.OllamaUp, s.RuntimeErr = false, "connection refused"
+	s.OllamaUp, s.RuntimeErr = false, "ollama at http://127.0.0.1:11434 unreachable: ps: dial tcp 127.0.0.1:11434: connect: connection refused"
+	h.k.mu.Lock()
+	h.k.snap = s
+	h.k.mu.Unlock()
 	h.u.apply(s)
-	if !h.u.banner.Visible() || !strings.Contains(h.u.bannerText.Text, "unreachable at http://127.0.0.1:11434 (connection refused)") {
+	// Not installed (the harness's tray found no `ollama`): how to get it.
+	if !h.u.banner.Visible() || h.u.bannerText.Text != "Ollama is not running at 127.0.0.1:11434, and it is not installed. "+
+		"Install it from ollama.com/download, then start it with `ollama serve`." {
 		t.Errorf("banner visible=%v text=%q", h.u.banner.Visible(), h.u.bannerText.Text)
+	}
+	if !h.u.getOllama.Visible() || h.u.startOllama.Visible() {
+		t.Errorf("Get Ollama shown %v, Start Ollama shown %v", h.u.getOllama.Visible(), h.u.startOllama.Visible())
+	}
+	// The cause is under it, not in it.
+	if !h.u.bannerDetail.Visible() || h.u.bannerDetail.Text != s.RuntimeErr || strings.Contains(h.u.bannerText.Text, "refused") {
+		t.Errorf("detail %q (shown %v)", h.u.bannerDetail.Text, h.u.bannerDetail.Visible())
+	}
+	// Installed, and the tray can start it: Start Ollama asks the tray once.
+	started := make(chan struct{}, 1)
+	h.u.opt.OllamaBin = "/usr/local/bin/ollama"
+	h.u.opt.StartOllama = func(context.Context) error { started <- struct{}{}; return nil }
+	h.u.apply(s)
+	if !h.u.startOllama.Visible() || h.u.getOllama.Visible() || !strings.HasSuffix(h.u.bannerText.Text, "Start it with the button, or run `ollama serve` in a terminal.") {
+		t.Fatalf("banner %q, Start shown %v, Get shown %v", h.u.bannerText.Text, h.u.startOllama.Visible(), h.u.getOllama.Visible())
+	}
+	test.Tap(h.u.startOllama)
+	h.u.wg.Wait()
+	if len(started) != 1 || h.u.startOllama.Visible() || !strings.Contains(h.u.bannerText.Text, "Starting it") {
+		t.Errorf("after Start Ollama: asked %d times, button shown %v, banner %q", len(started), h.u.startOllama.Visible(), h.u.bannerText.Text)
 	}
 	if GaugeOf(s).Color() != ColorDown {
 		t.Error("icon not grey while down")
+	}
+	if h.u.yieldButton.Disabled() == false {
+		t.Error("Give GPU back is enabled while Ollama is away")
 	}
 }
 

@@ -56,6 +56,28 @@ func TestRowCells(t *testing.T) {
 	}
 }
 
+// On a machine with several cards the Fits column says where Ollama would
+// put the model.
+func TestRowFitsOnWhichCard(t *testing.T) {
+	s := testSnapshot()
+	for i := range s.Models {
+		switch s.Models[i].Name {
+		case "llama3.2:3b":
+			s.Models[i].Card, s.Models[i].CardCount = "AMD Radeon RX 6700 XT", 1
+		case "gemma3:27b", "qwen2.5:7b":
+			s.Models[i].CardCount = 2
+		}
+	}
+	got := map[string]string{}
+	for _, r := range Rows(s, "", Sort{By: ColName}, s.Time) {
+		got[r.Name] = r.Text(ColFits)
+	}
+	want := map[string]string{"gemma3:27b": "too big", "llama3.2:3b": "fits on AMD Radeon RX 6700 XT", "qwen2.5:7b": "fits over 2 cards"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("fits = %v, want %v", got, want)
+	}
+}
+
 func TestTooltip(t *testing.T) {
 	s := testSnapshot()
 	tests := []struct {
@@ -126,11 +148,24 @@ func TestMenu(t *testing.T) {
 	yielded.Models = append([]manager.ModelView(nil), yielded.Models...)
 	yielded.Models[2].Loaded, yielded.Models[2].State, yielded.Used = false, manager.Idle, 0
 	yielded.Yielded, yielded.YieldedModels = true, []string{"qwen2.5:7b"}
+	empty := testSnapshot()
+	empty.Models = append([]manager.ModelView(nil), empty.Models...)
+	empty.Models[2].Loaded, empty.Models[2].State, empty.Used = false, manager.Idle, 0
 	tests := []struct {
 		name string
 		s    manager.Snapshot
 		want []string
 	}{
+		// Give GPU back would do nothing.
+		{"nothing loaded", empty, []string{
+			"VRAM 0.0 / 7.0 GiB · 0 models (disabled)",
+			"No models loaded (disabled)",
+			"---",
+			"Load best for", "  chat", "  code_generation",
+			"Give GPU back (disabled)",
+			"Pause auto-management",
+			"---", "Open VRAM Keeper", "Quit",
+		}},
 		{"loaded model", up, []string{
 			"VRAM 4.6 / 7.0 GiB · 1 model (disabled)",
 			"qwen2.5:7b (4.6 GiB)", "  Unload",

@@ -7,5 +7,6 @@ import (
 )
 
 // BenchmarkBestModelForTask: see fakert.BenchmarkBestModelForTask (shared
-// with the bench command).
+// with the bench command). What each event costs the owner is
+// BenchmarkEvent (events_bench_test.go).
 func BenchmarkBestModelForTask(b *testing.B) { fakert.BenchmarkBestModelForTask(b) }

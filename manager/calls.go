@@ -187,7 +187,11 @@ func (m *Manager) Restore(ctx context.Context) ([]string, error) {
 
 // canonical resolves a name the way the catalogue does, for results.
 func (m *Manager) canonical(name string) string {
-	if v, ok := m.Snapshot().Lookup(name); ok {
+	p := m.snap.Load() // as Snapshot().Lookup, without making the snapshot
+	if v, ok := p.model(name); ok {
+		return v.Name
+	}
+	if v, ok := p.model(name + ":latest"); ok && !strings.Contains(name, ":") {
 		return v.Name
 	}
 	return name
@@ -251,6 +255,30 @@ type ranking struct {
 	ranked []score.Ranked
 }
 
+// rankings are the rankings made, by task and role, each for the
+// catalogue generation it was made at: a caller finds a current one
+// without asking the owner.
+type rankings struct {
+	mu sync.Mutex
+	by map[[2]string]ranking
+}
+
+func (r *rankings) get(key [2]string, gen int) ([]score.Ranked, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	hit, ok := r.by[key]
+	return hit.ranked, ok && hit.gen == gen
+}
+
+func (r *rankings) put(key [2]string, rk ranking) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.by == nil {
+		r.by = map[[2]string]ranking{}
+	}
+	r.by[key] = rk
+}
+
 // Rank returns the installed models that suit task and role, best first,
 // each with a one-line reason. It loads nothing.
 func (m *Manager) Rank(task, role string) ([]score.Ranked, error) {
@@ -258,40 +286,31 @@ func (m *Manager) Rank(task, role string) ([]score.Ranked, error) {
 	return slices.Clone(r), err
 }
 
-// rank returns the cached ranking (shared: read only), computing it outside
-// the owner when the catalogue or the tables changed since.
+// rank returns the ranking (shared: read only): the one made for the
+// catalogue generation the last snapshot shows when there is one, else one
+// made now from the owner's candidates, outside the owner.
 func (m *Manager) rank(ctx context.Context, task, role string) ([]score.Ranked, error) {
 	key := [2]string{task, role}
+	if ranked, ok := m.ranks.get(key, m.snap.Load().gen); ok {
+		return ranked, nil
+	}
 	var (
-		hit    ranking
-		cached bool
 		cands  []score.Candidate
 		tables score.Tables
 		gen    int
 	)
 	done := make(chan error, 1)
 	if err := m.ask(ctx, evRead{func() {
-		hit, cached = m.ranks[key]
-		if cached = cached && hit.gen == m.cat.gen; !cached {
-			cands, tables, gen = m.cat.candidates(), m.tune.Tables, m.cat.gen
-		}
+		cands, tables, gen = m.cat.candidates(), m.tune.Tables, m.cat.gen
 		done <- nil
 	}}, done); err != nil {
 		return nil, err
-	}
-	if cached {
-		return hit.ranked, nil
 	}
 	ranked, err := tables.Rank(cands, task, role)
 	if err != nil {
 		return nil, err // not cached: unknown names must not grow the cache
 	}
-	_ = m.send(ctx, evRead{func() {
-		if m.ranks == nil {
-			m.ranks = map[[2]string]ranking{}
-		}
-		m.ranks[key] = ranking{gen: gen, ranked: ranked}
-	}})
+	m.ranks.put(key, ranking{gen: gen, ranked: ranked})
 	return ranked, nil
 }
 
@@ -304,7 +323,7 @@ func (m *Manager) BestModelForTask(ctx context.Context, task, role string) (Choi
 }
 
 func (m *Manager) bestModel(ctx context.Context, task, role, why string) (Choice, error) {
-	if !m.Snapshot().Discovered {
+	if !m.snap.Load().head.Discovered {
 		if err := m.Refresh(ctx); err != nil {
 			return Choice{}, fmt.Errorf("discovering models: %w", err)
 		}
@@ -319,12 +338,12 @@ func (m *Manager) bestModel(ctx context.Context, task, role, why string) (Choice
 	var skipped []string
 	var lastErr error
 	for _, r := range ranked {
-		snap := m.Snapshot()
-		v, ok := snap.Model(r.Name)
+		p := m.snap.Load()
+		v, ok := p.model(r.Name)
 		if !ok {
 			continue
 		}
-		if why, err := skip(v, snap.Budget, m.now()); why != "" {
+		if why, err := skip(*v, p.head.Budget, m.now()); why != "" {
 			skipped = append(skipped, why)
 			lastErr = cmp.Or(err, lastErr)
 			continue
@@ -336,10 +355,12 @@ func (m *Manager) bestModel(ctx context.Context, task, role, why string) (Choice
 			if len(skipped) > 0 {
 				reason += "; chosen over " + strings.Join(skipped, "; ")
 			}
-			after, _ := m.Snapshot().Model(r.Name)
-			b := after.SizeBytes
-			if b == 0 {
-				b = after.EstimateBytes
+			var b uint64
+			if after, ok := m.snap.Load().model(r.Name); ok {
+				b = after.SizeBytes
+				if b == 0 {
+					b = after.EstimateBytes
+				}
 			}
 			return Choice{Model: r.Name, Reason: reason, Evicted: res.Evicted, Bytes: b, Priority: r.Priority, Already: res.Already}, nil
 		case ctx.Err() == nil && tryNext(err):

@@ -35,6 +35,14 @@ type catalogue struct {
 	version string
 	// ch hears of every change a snapshot shows (the owner's).
 	ch *changes
+	// cards are the sizes of the cards Ollama uses, largest first (set by
+	// the owner); inferred is the accounting a load showed when the
+	// version says nothing (accounting.go).
+	cards    []uint64
+	inferred inference
+	restale  bool // the estimates changed beneath the models: evaluate them again
+	// savedTried is when inferSaved last looked for a saved measurement.
+	savedTried savedTry
 }
 
 func newCatalogue(calib map[string]uint64, details map[string]Details) catalogue {
@@ -96,6 +104,7 @@ func (c *catalogue) calibrate(name string, numCtx int, bytes uint64) {
 		md.need, md.calibrated = bytes, true
 		c.ch.model(name)
 	}
+	c.restale = c.infer(md, numCtx, bytes) || c.restale
 }
 
 func (c *catalogue) track(name, digest string) bool {
@@ -172,8 +181,7 @@ func (c *catalogue) evaluate(md *model, set Settings) {
 }
 
 func (c *catalogue) estimate(md *model, numCtx int) (estimate.Breakdown, error) {
-	return estimate.Estimate(md.det.Meta, estimate.Options{NumCtx: numCtx, NumParallel: 1, Device: c.dev,
-		Generation: estimate.ParseGeneration(c.version)})
+	return c.estimateOn(md, numCtx)
 }
 
 // ctxFit is what a model needs at each context length: base at numCtx,
@@ -189,13 +197,15 @@ func (m *model) fit() ctxFit {
 	return ctxFit{base: m.est.Total, perToken: m.perToken, numCtx: m.numCtx, ceiling: m.ctxCeiling()}
 }
 
+// needAt is what the model needs at n tokens.
+func (f ctxFit) needAt(n int) float64 { return float64(f.base) + f.perToken*float64(n-f.numCtx) }
+
 // maxContext is the largest power of two, from minAutoCtx up to what the
 // model was trained for, whose need fits room; 0 when none does.
 func maxContext(f ctxFit, room uint64) int {
 	best := 0
 	for n := minAutoCtx; n <= f.ceiling; n *= 2 {
-		need := float64(f.base) + f.perToken*float64(n-f.numCtx)
-		if need > float64(room) {
+		if f.needAt(n) > float64(room) {
 			break
 		}
 		best = n
@@ -226,6 +236,34 @@ func (c *catalogue) evaluateAll(set Settings) {
 	}
 	c.ch = ch
 	c.ch.everyModel()
+}
+
+// reevaluate redoes the models the settings' change from old to next
+// touches: all of them for a new context length, else those pinned or
+// unpinned and those whose own context length changed.
+func (c *catalogue) reevaluate(old, next Settings) {
+	if old.NumCtx != next.NumCtx {
+		c.evaluateAll(next)
+		return
+	}
+	touched := map[string]bool{}
+	for _, n := range old.Pinned {
+		touched[n] = !slices.Contains(next.Pinned, n)
+	}
+	for _, n := range next.Pinned {
+		touched[n] = touched[n] || !slices.Contains(old.Pinned, n)
+	}
+	for n, v := range old.Contexts {
+		touched[n] = touched[n] || next.Contexts[n] != v
+	}
+	for n, v := range next.Contexts {
+		touched[n] = touched[n] || old.Contexts[n] != v
+	}
+	for n, t := range touched {
+		if md := c.models[n]; t && md != nil {
+			c.evaluate(md, next)
+		}
+	}
 }
 
 // contextFor is the context length a model is loaded with: its own

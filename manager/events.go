@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/vramkeeper/vramkeeper/manager/timeline"
 )
 
 // EventKind names what happened.
@@ -29,6 +31,9 @@ const (
 	EventRestored EventKind = "restored"
 	// EventSpilled: Ollama put part of a model on the CPU.
 	EventSpilled EventKind = "spilled"
+	// EventPulled: a model was downloaded through VRAM Keeper (Bytes: its
+	// files' size).
+	EventPulled EventKind = "pulled"
 )
 
 // Event is one thing that happened, as subscribers and the history see it.
@@ -131,9 +136,11 @@ func (h *hub) publish(e Event) {
 	if !e.historic() {
 		return
 	}
+	// The oldest go in batches, when twice the limit is held: an event
+	// costs the same however long the history.
 	h.history = append(h.history, e)
-	if over := len(h.history) - h.limit; over > 0 {
-		h.history = append(h.history[:0:0], h.history[over:]...)
+	if len(h.history) >= 2*h.limit {
+		h.history = append(h.history[:0:0], h.history[len(h.history)-h.limit:]...)
 	}
 }
 
@@ -149,5 +156,29 @@ func (h *hub) stop() {
 func (h *hub) recent() []Event {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return append([]Event(nil), h.history...)
+	return append([]Event(nil), h.history[max(0, len(h.history)-h.limit):]...)
+}
+
+// emit records an event and sends it to subscribers.
+func (m *Manager) emit(e Event) {
+	e = e.bounded()
+	if e.Time.IsZero() {
+		e.Time = m.now()
+	}
+	m.log.Info("event", "kind", e.Kind, "model", e.Model, "for", e.For, "reason", e.Reason, "bytes", e.Bytes, "err", e.Error)
+	m.hub.publish(e)
+	m.observe(e)
+	if e.historic() {
+		m.store.appendHistory(e)
+	}
+	if k, ok := markKinds[e.Kind]; ok {
+		_ = m.timeline.Mark(timeline.Mark{Time: e.Time, Kind: k, Model: e.Model})
+	}
+}
+
+// markKinds are the events the chart marks.
+var markKinds = map[EventKind]timeline.MarkKind{
+	EventLoaded: timeline.MarkLoad, EventEvicted: timeline.MarkEviction, EventUnloaded: timeline.MarkUnload,
+	EventUnloadedByOllama: timeline.MarkUnload, EventLoadFailed: timeline.MarkFailedLoad,
+	EventYielded: timeline.MarkYield, EventRestored: timeline.MarkRestore,
 }

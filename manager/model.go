@@ -44,8 +44,9 @@ type model struct {
 
 	derived
 	files
-	// pub is the view the last snapshot showed.
-	pub *ModelView
+	// pub is the view the last snapshot showed, at in its list.
+	pub *pubView
+	at  int
 }
 
 // derived is recomputed by catalogue.evaluate when the details or the

@@ -24,6 +24,30 @@ type Runtime interface {
 	Running(ctx context.Context) ([]Running, error)
 	// Version returns the server's version; it doubles as a liveness probe.
 	Version(ctx context.Context) (string, error)
+	// Pull downloads a model from its registry, calling progress (never
+	// nil) with each update; cancelling ctx stops it, and a model pulled
+	// only in part is not installed.
+	Pull(ctx context.Context, req PullRequest, progress func(PullProgress)) error
+}
+
+// PullRequest is one download of a model.
+type PullRequest struct {
+	// Name is the model as its registry names it: "llama3.2:3b",
+	// "hf.co/user/repo:Q4_K_M", "registry.local:5000/team/model:tag".
+	Name string `json:"model"`
+	// Insecure allows a registry over plain HTTP (a local one).
+	Insecure bool `json:"insecure,omitempty"`
+}
+
+// PullProgress is one update of a pull, as Ollama's /api/pull streams it:
+// a status ("pulling manifest", "pulling <digest>", "verifying sha256
+// digest", "writing manifest", "success") and, for a file being
+// downloaded, its digest, size and the bytes done.
+type PullProgress struct {
+	Status    string `json:"status"`
+	Digest    string `json:"digest,omitempty"`
+	Total     uint64 `json:"total,omitempty"`
+	Completed uint64 `json:"completed,omitempty"`
 }
 
 // Errors a Runtime returns, wrapped, so callers can tell them apart.

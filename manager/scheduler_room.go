@@ -64,7 +64,7 @@ func (s *scheduler) ours() uint64 {
 func (s *scheduler) roomLeft() uint64 {
 	v := s.card.reading()
 	budget := s.budget()
-	if v.Source != SourceNVML || v.Total == 0 {
+	if !v.Measured() || v.Total == 0 {
 		return budget
 	}
 	taken := s.card.others() + s.tune.SafetyMargin
@@ -133,7 +133,7 @@ func (s *scheduler) budget() uint64 { return s.tune.Budget.Budget(s.card.reading
 // limits are the bounds for the next load.
 func (s *scheduler) limits() evict.Limits {
 	lim := evict.Limits{Budget: s.budget(), MaxLoaded: s.maxLoaded()}
-	if v := s.card.reading(); v.Source == SourceNVML {
+	if v := s.card.reading(); v.Measured() {
 		lim.HasDevice = true
 		if v.Free > s.tune.SafetyMargin {
 			lim.DeviceRoom = v.Free - s.tune.SafetyMargin

@@ -53,7 +53,7 @@ func (s *scheduler) OnYield(w *waiter) {
 	unload := func(name string) {
 		g.pending++
 		s.queue = append(s.queue, &op{id: s.id(), why: yield, name: name, group: g,
-			reason: "gave the GPU back at the user's request"})
+			reason: reasonUserYield})
 	}
 	for name, sl := range s.active {
 		if sl.state == Loaded {
@@ -107,7 +107,7 @@ func (s *scheduler) yieldedNames() []string {
 // giveBack unloads the least useful unpinned models when other programs
 // took so much of the card that ours no longer fit beside them.
 func (s *scheduler) giveBack() {
-	if s.handedBack || s.paused || s.card.reading().Source != SourceNVML {
+	if s.handedBack || s.paused || !s.card.reading().Measured() {
 		return
 	}
 	for _, o := range s.pending() {
@@ -130,7 +130,7 @@ func (s *scheduler) giveBack() {
 // release the memory, with a safety margin to spare so a program that
 // wavers does not make them bounce.
 func (s *scheduler) restoreReleased() {
-	if s.handedBack || len(s.yielded) == 0 || s.card.reading().Source != SourceNVML {
+	if s.handedBack || len(s.yielded) == 0 || !s.card.reading().Measured() {
 		return
 	}
 	for _, o := range s.pending() {

@@ -28,7 +28,8 @@ type Prefetcher interface {
 // warming is the owner's prefetch state.
 type warming struct {
 	predict  *predict.Predictor
-	use      Prefetcher // nil: a prefetch.Warmer with the settings' margin
+	seen     []predict.Obs // not yet learnt (see learn)
+	use      Prefetcher    // nil: a prefetch.Warmer with the settings' margin
 	cancel   context.CancelFunc
 	running  uint64 // the prefetch whose cancel is held (0: none)
 	ids      uint64 // the last prefetch's
@@ -58,10 +59,21 @@ func (m *Manager) busy() {
 func (m *Manager) observe(e Event) {
 	switch e.Kind {
 	case EventLoaded, EventRestored:
-		m.warm.predict.Observe(predict.Obs{Kind: predict.Load, Model: e.Model})
+		m.warm.seen = append(m.warm.seen, predict.Obs{Kind: predict.Load, Model: e.Model})
 	case EventEvicted, EventYielded:
-		m.warm.predict.Observe(predict.Obs{Kind: predict.Evict, Model: e.Model})
+		m.warm.seen = append(m.warm.seen, predict.Obs{Kind: predict.Evict, Model: e.Model})
 	}
+}
+
+// learn hands the predictor what was seen, in order. The owner does it
+// after the callers have their answers, so a request does not wait for
+// the predictor; it is done before every prediction.
+func (m *Manager) learn() {
+	for _, o := range m.warm.seen {
+		m.warm.predict.Observe(o)
+	}
+	clear(m.warm.seen)
+	m.warm.seen = m.warm.seen[:0]
 }
 
 // maybePrefetch starts reading the likeliest next model's files when the
@@ -73,6 +85,7 @@ func (m *Manager) maybePrefetch() {
 	if st := m.sched.status(); !st.idle || st.handedBack {
 		return
 	}
+	m.learn()
 	for _, g := range m.warm.predict.Next(2, predict.Query{Exclude: m.sched.activeNames()}) {
 		md := m.cat.models[g.Model]
 		if md == nil || len(md.det.Files) == 0 || md.remoteFiles || md.warmth >= 0.99 {

@@ -6,6 +6,10 @@
 # The binary is cached by version and reports that version (/api/version); a
 # cached binary that reports another one (built before the version was
 # stamped) is rebuilt. Prints the binary's path on stdout, progress on stderr.
+# A second argument "unstamped" builds the same server without the version
+# stamp, as a build from source answers (0.0.0), into ollama-VERSION-unstamped/;
+# its cgo parts come from the Go build cache, so after the stamped build it
+# only relinks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +20,13 @@ case "$version" in
 esac
 cache="${VRAMKEEPER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vramkeeper}"
 bin="$cache/ollama-$version/ollama"
+stamp="-X github.com/ollama/ollama/version.Version=${version#v}"
+want=$version
+if [ "${2:-}" = unstamped ]; then
+  bin="$cache/ollama-$version-unstamped/ollama"
+  stamp=""
+  want=v0.0.0
+fi
 
 # reported prints the version a built binary reports ("client version is
 # 0.17.4" when no server answers on the unroutable host).
@@ -24,11 +35,11 @@ reported() {
 }
 if [ -x "$bin" ]; then
   got=$(reported "$bin" || true)
-  if [ "$got" = "$version" ]; then
+  if [ "$got" = "$want" ]; then
     echo "$bin"
     exit 0
   fi
-  echo ">> cached $bin reports '${got:-nothing}', not $version: rebuilding" >&2
+  echo ">> cached $bin reports '${got:-nothing}', not $want: rebuilding" >&2
 fi
 
 for h in /usr/include/nlohmann/json.hpp /usr/include/stb/stb_image.h; do
@@ -52,16 +63,20 @@ malgo=$(go mod download -json github.com/gen2brain/malgo@v0.11.24 | sed -n 's/^[
 cp -r "$src" "$work/ollama"
 chmod -R u+w "$work/ollama"
 # Module zips drop vendor/ folders: miniaudio comes from malgo (see shared notes).
-mkdir -p "$work/inc/miniaudio"
-cp "$malgo/miniaudio.h" "$work/inc/miniaudio/miniaudio.h"
+# The include folder has a fixed path: the flags are part of the Go build
+# cache's key for the cgo parts, so a second build (another stamp) relinks
+# instead of compiling llama.cpp again.
+inc="$cache/include"
+mkdir -p "$inc/miniaudio"
+cmp -s "$malgo/miniaudio.h" "$inc/miniaudio/miniaudio.h" || cp "$malgo/miniaudio.h" "$inc/miniaudio/miniaudio.h"
 
 echo ">> building ollama $version (cgo, llama.cpp CPU backend): about 9 minutes on 2 cores the first time" >&2
 start=$(date +%s)
 (
   cd "$work/ollama"
   # version.Version is what /api/version and `ollama --version` report.
-  CGO_ENABLED=1 CGO_CPPFLAGS="-I$work/inc" GOFLAGS=-mod=mod go build -trimpath \
-    -ldflags "-X github.com/ollama/ollama/version.Version=${version#v}" -o "$work/ollama-bin" . 2>&1 |
+  CGO_ENABLED=1 CGO_CPPFLAGS="-I$inc" GOFLAGS=-mod=mod go build -trimpath \
+    -ldflags "$stamp" -o "$work/ollama-bin" . 2>&1 |
     while IFS= read -r line; do echo "   $line" >&2; done
 ) &
 pid=$!
@@ -72,7 +87,7 @@ done
 wait "$pid"
 [ -x "$work/ollama-bin" ] || { echo "ollama $version build failed" >&2; exit 1; }
 got=$(reported "$work/ollama-bin" || true)
-[ "$got" = "$version" ] || { echo "built ollama reports '${got:-nothing}', not $version" >&2; exit 1; }
+[ "$got" = "$want" ] || { echo "built ollama reports '${got:-nothing}', not $want" >&2; exit 1; }
 mkdir -p "$(dirname "$bin")"
 mv "$work/ollama-bin" "$bin"
 echo ">> built $bin in $(( $(date +%s) - start ))s" >&2

@@ -165,7 +165,7 @@ func TestCLIUsesRunningInstance(t *testing.T) {
 	}
 	flags := []string{"--ollama", srv.URL.String(), "--listen", ollamatest.FreeAddrT(t), "--config", filepath.Join(dir, "config.toml")}
 	s := serve(t, append([]string{"--state-dir", filepath.Join(dir, "serve")}, flags...))
-	if code, out, errs := run(t, append([]string{"load", "tiny", "--state-dir", filepath.Join(dir, "cli")}, flags...)...); code != 0 {
+	if code, out, errs := run(t, append([]string{"load", "tiny", "--state-dir", filepath.Join(dir, "serve")}, flags...)...); code != 0 {
 		t.Fatalf("load: exit %d %s %s", code, out, errs)
 	}
 	hist, err := s.c.History(context.Background())

@@ -105,8 +105,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, desktop 
 func run(ctx context.Context, cmd string, pos []string, f Flags, stdout, stderr io.Writer, desktop *Desktop) error {
 	want := map[string][2]int{ // min, max positional arguments
 		"": {0, 0}, "window": {0, 0}, "serve": {0, 0}, "models": {0, 0}, "status": {0, 0},
-		"best": {1, 2}, "load": {1, 1}, "unload": {1, 1},
-		"yield": {0, 0}, "restore": {0, 0}, "history": {0, 0}, "version": {0, 0},
+		"best": {1, 2}, "load": {1, 1}, "unload": {1, 1}, "pull": {1, 1},
+		"yield": {0, 0}, "restore": {0, 0}, "history": {0, 0}, "version": {0, 0}, "mcp": {0, 0},
 	}
 	n, ok := want[cmd]
 	if !ok {
@@ -138,12 +138,18 @@ func run(ctx context.Context, cmd string, pos []string, f Flags, stdout, stderr 
 	case "serve":
 		return Serve(ctx, env)
 	}
-	k, closeK, err := env.keeper(ctx)
+	mode := "cli"
+	if cmd == "mcp" {
+		mode = "mcp"
+	}
+	k, closeK, err := env.keeper(ctx, mode)
 	if err != nil {
 		return err
 	}
 	defer closeK()
 	switch cmd {
+	case "mcp":
+		return cmdMCP(ctx, env, k)
 	case "models":
 		return cmdModels(ctx, env, k)
 	case "status":
@@ -162,6 +168,8 @@ func run(ctx context.Context, cmd string, pos []string, f Flags, stdout, stderr 
 		}
 		fmt.Fprintf(env.Stdout, "unloaded %s\n", pos[0])
 		return nil
+	case "pull":
+		return cmdPull(ctx, env, k, pos[0])
 	case "yield":
 		return cmdYield(ctx, env, k)
 	case "restore":
@@ -180,19 +188,30 @@ func inProcess(k keeper.Keeper) bool {
 }
 
 // keeper returns the running instance's API when one answers, else starts
-// the manager in this process and reads Ollama once. It never manages the
+// the manager in this process (for mode "cli" or "mcp") and reads Ollama
+// once; for mcp, which runs as long as its client, an Ollama that does not
+// answer yet is not an error (the tools say so until it does). It never manages the
 // Ollama of a running instance beside it: an instance that refuses this
 // command (token, version) is an error, and so is one that holds the
 // state folder but does not answer.
-func (e *Env) keeper(ctx context.Context) (keeper.Keeper, func(), error) {
+func (e *Env) keeper(ctx context.Context, mode string) (keeper.Keeper, func(), error) {
 	k, err := e.remote(ctx, e.Config.Listen)
 	if err == nil {
 		return k, func() {}, nil
 	}
-	if !errors.Is(err, client.ErrNotRunning) {
+	if !errors.Is(err, client.ErrNotRunning) && !errors.Is(err, client.ErrOtherInstance) {
 		return nil, nil, err
 	}
-	if err := e.Own("cli"); err != nil {
+	// Another instance on our address: its models are not ours, and this
+	// command goes on without it, unless it manages our very Ollama
+	// (from another state folder), beside which no manager may run.
+	other := err
+	var oi *client.OtherInstanceError
+	if errors.As(err, &oi) && oi.Got != nil && oi.Got.Ollama == oi.Want.Ollama {
+		return nil, nil, fmt.Errorf("%w: the VRAM Keeper on %s (PID %d) manages Ollama at %s from the state folder %s, and this command was given %s; "+
+			"run it with --state-dir %s, or stop that one first", instance.ErrHeld, oi.At, oi.Got.PID, oi.Got.Ollama, oi.Got.StateDir, oi.Want.StateDir, oi.Got.StateDir)
+	}
+	if err := e.Own(mode); err != nil {
 		var held *instance.HeldError
 		if !errors.As(err, &held) {
 			return nil, nil, err
@@ -207,12 +226,18 @@ func (e *Env) keeper(ctx context.Context) (keeper.Keeper, func(), error) {
 				return nil, nil, rerr
 			}
 		}
+		if errors.Is(other, client.ErrOtherInstance) {
+			return nil, nil, fmt.Errorf("%w, but its API is not where it says: %w; this command will not manage the same Ollama beside it", err, other)
+		}
 		return nil, nil, fmt.Errorf("%w; its API does not answer, and this command will not manage the same Ollama beside it", err)
 	}
 	stop := e.Start(ctx)
 	if err := e.Manager.Refresh(ctx); err != nil {
-		stop()
-		return nil, nil, err
+		if mode != "mcp" || !errors.Is(err, manager.ErrUnreachable) {
+			stop()
+			return nil, nil, err
+		}
+		fmt.Fprintf(e.Stderr, "vramkeeper: %v; the tools say so until it answers\n", err)
 	}
 	return e.Manager, stop, nil
 }
@@ -233,7 +258,7 @@ func cmdModels(ctx context.Context, env *Env, k keeper.Keeper) error {
 	}
 	// Estimates depend on the server (its engine and version) and the card.
 	fmt.Fprintf(env.Stdout, "estimates for %s, for a card of %s (%s)\n", serverName(s, env.OllamaURL.String()),
-		config.FormatBytes(s.VRAM.Total), s.VRAM.Source)
+		config.FormatBytes(s.VRAM.Total), manager.SourceLabel(s.VRAM.Source))
 	w := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "NAME\tPARAMS\tQUANT\tCONTEXT\tESTIMATE\tFITS\tMAX CONTEXT NOW\tPRIORITY\tSTATE")
 	now := time.Now()
@@ -246,7 +271,7 @@ func cmdModels(ctx context.Context, env *Env, k keeper.Keeper) error {
 		if m.EstimateErr != "" && m.EstimateBytes == 0 {
 			est = "unknown"
 		}
-		fits := "yes"
+		fits := "yes" + describe.Placement(m)
 		if !m.Fits {
 			fits = "too big"
 		}
@@ -298,6 +323,26 @@ type StatusJSON struct {
 	Yielded       bool         `json:"yielded"`
 	YieldedModels []string     `json:"yielded_models,omitempty"`
 	Loaded        []LoadedJSON `json:"loaded"`
+	// Cards are the cards apart, where a driver reads them.
+	Cards []CardJSON `json:"cards,omitempty"`
+	// Accounting is the server generation the estimates follow;
+	// AccountingInferredFrom names the model whose load showed it when the
+	// server's version says nothing (a build from source).
+	Accounting             string `json:"accounting,omitempty"`
+	AccountingInferredFrom string `json:"accounting_inferred_from,omitempty"`
+}
+
+// CardJSON is one card in StatusJSON.
+type CardJSON struct {
+	Name        string `json:"name"`
+	Source      string `json:"source"`
+	SourceLabel string `json:"source_label"`
+	ID          string `json:"id,omitempty"`
+	TotalBytes  uint64 `json:"total_bytes"`
+	UsedBytes   uint64 `json:"used_bytes"`
+	FreeBytes   uint64 `json:"free_bytes"`
+	OtherBytes  uint64 `json:"other_bytes"`
+	Integrated  bool   `json:"integrated,omitempty"`
 }
 
 // LoadedJSON is one loaded model in StatusJSON.
@@ -317,7 +362,11 @@ func statusOf(s manager.Snapshot, ollamaURL string, now time.Time) StatusJSON {
 		BudgetBytes: s.Budget, UsedBytes: s.Used, TotalBytes: s.VRAM.Total, OtherBytes: s.Others, FreeBytes: s.Free,
 		Source: s.VRAM.Source, SourceNote: s.VRAM.Note, Ollama: ollamaURL, OllamaUp: s.OllamaUp,
 		OllamaVersion: s.Version, Loading: s.Loading, Yielded: s.Yielded, YieldedModels: s.YieldedModels,
-		Loaded: []LoadedJSON{},
+		Loaded: []LoadedJSON{}, Accounting: s.Accounting, AccountingInferredFrom: s.AccountingFrom,
+	}
+	for _, c := range s.Cards {
+		out.Cards = append(out.Cards, CardJSON{Name: c.Name, Source: c.Source, SourceLabel: manager.SourceLabel(c.Source),
+			ID: c.ID, TotalBytes: c.Total, UsedBytes: c.Used, FreeBytes: c.Free, OtherBytes: c.Others, Integrated: c.Integrated})
 	}
 	if s.Loading != "" && !s.LoadingSince.IsZero() {
 		out.LoadingSeconds = max(int(now.Sub(s.LoadingSince).Round(time.Second)/time.Second), 0)
@@ -337,7 +386,7 @@ func cmdStatus(ctx context.Context, env *Env, k keeper.Keeper) error {
 		return env.printJSON(out)
 	}
 	fmt.Fprintf(env.Stdout, "VRAM %s / %s budget (card %s, %s", config.FormatBytes(s.Used), config.FormatBytes(s.Budget),
-		config.FormatBytes(s.VRAM.Total), s.VRAM.Source)
+		config.FormatBytes(s.VRAM.Total), manager.SourceLabel(s.VRAM.Source))
 	if s.VRAM.Note != "" {
 		fmt.Fprintf(env.Stdout, ": %s", s.VRAM.Note)
 	}
@@ -345,9 +394,17 @@ func cmdStatus(ctx context.Context, env *Env, k keeper.Keeper) error {
 	if s.Others > 0 {
 		fmt.Fprintf(env.Stdout, "other programs: %s, free: %s\n", config.FormatBytes(s.Others), config.FormatBytes(s.Free))
 	}
+	if len(s.Cards) > 1 {
+		for _, c := range s.Cards {
+			fmt.Fprintf(env.Stdout, "  %s\n", describe.Card(c))
+		}
+	}
 	up := "up"
 	if s.Version != "" {
 		up += ", version " + s.Version
+	}
+	if a := describe.Accounting(s); a != "" {
+		up += " (" + a + ")"
 	}
 	if !s.OllamaUp {
 		up = "unreachable: " + s.RuntimeErr

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -41,6 +42,8 @@ type Flags struct {
 	Hidden    bool
 	// Plot is the chart file `history --plot` writes (.svg or .png).
 	Plot string
+	// Insecure lets `pull` use a registry over plain HTTP.
+	Insecure bool
 }
 
 func (f *Flags) register(fs *flag.FlagSet) {
@@ -56,6 +59,7 @@ func (f *Flags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.Verbose, "v", false, "log what the manager does")
 	fs.BoolVar(&f.Hidden, "hidden", false, "desktop app: start in the tray without opening the window (as on login)")
 	fs.StringVar(&f.Plot, "plot", "", "history: also write the last hour's chart to this file (.svg or .png)")
+	fs.BoolVar(&f.Insecure, "insecure", false, "pull: allow a registry over plain HTTP (a local one)")
 }
 
 // parse splits args into flags and positional arguments, accepting flags
@@ -91,11 +95,15 @@ Usage:
   vramkeeper load MODEL [--ctx N] load a model (evicting others as needed), at N tokens
   vramkeeper unload MODEL         unload a model
   vramkeeper status [--json]      VRAM use, budget, loaded models, a load in progress
+  vramkeeper pull [--insecure] MODEL
+                                  download a model through Ollama, with its progress
   vramkeeper yield                give the GPU back: unload every model until restore
   vramkeeper restore              put back the models yield unloaded
   vramkeeper history [--json] [--plot FILE]
                                   recent loads and evictions; --plot writes the last
                                   hour's chart as .svg or .png
+  vramkeeper mcp                  serve the MCP tools over stdin/stdout (for agents:
+                                  claude mcp add vramkeeper -- vramkeeper mcp)
   vramkeeper version              print this build's version
 
 Tasks: code_generation, code_review, chat, reasoning, summarization, tool_use,
@@ -134,8 +142,17 @@ type Env struct {
 	// OpenWindow, when set before ServeAPI, serves POST /keeper/v1/window
 	// (the desktop tray sets it).
 	OpenWindow func() error
-	Stdout     io.Writer
-	Stderr     io.Writer
+	// OllamaBin and NoTray go into what GET /keeper/v1/instance says (the
+	// desktop tray sets them): the `ollama` it starts, and whether the
+	// desktop shows no tray icon.
+	OllamaBin string
+	NoTray    func() bool
+	// mode is what Own was called for ("tray", "serve", "cli", "mcp").
+	mode string
+	// Stdin is what `vramkeeper mcp` reads its client from.
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
 }
 
 // Close releases what Setup and Own opened.
@@ -165,7 +182,7 @@ func Setup(f Flags, quiet bool, stdout, stderr io.Writer) (*Env, error) {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	env := &Env{Flags: f, Log: log, Stdout: stdout, Stderr: stderr}
+	env := &Env{Flags: f, Log: log, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr}
 
 	env.ConfigPath = f.Config
 	if env.ConfigPath == "" {
@@ -192,6 +209,11 @@ func Setup(f Flags, quiet bool, stdout, stderr io.Writer) (*Env, error) {
 			return nil, err
 		}
 	}
+	// Absolute: an instance names its state folder, and a client compares
+	// it with its own, from whatever folder each was started in.
+	if env.StateDir, err = filepath.Abs(env.StateDir); err != nil {
+		return nil, fmt.Errorf("state folder: %w", err)
+	}
 
 	if cfg.OllamaURL != "" {
 		u, err := parseOllamaURL(cfg.OllamaURL)
@@ -208,18 +230,18 @@ func Setup(f Flags, quiet bool, stdout, stderr io.Writer) (*Env, error) {
 
 // Own makes this process the manager of the state folder (and so of its
 // Ollama): it takes the folder's lock, then builds the GPU probe and the
-// manager. mode is "tray", "serve" or "cli". Another process holding the
+// manager. mode is "tray", "serve", "cli" or "mcp". Another process holding the
 // folder gives an *instance.HeldError naming it. Close releases the lock.
 func (e *Env) Own(mode string) error {
 	me := instance.Info{PID: os.Getpid(), Mode: mode, Ollama: e.OllamaURL.Redacted(), Started: time.Now()}
-	if mode != "cli" {
+	if mode == "tray" || mode == "serve" { // one-shot commands and mcp serve no API
 		me.API = e.Config.Listen
 	}
 	l, err := instance.Acquire(e.StateDir, me)
 	if err != nil {
 		return err
 	}
-	e.lock = l
+	e.lock, e.mode = l, mode
 	opt, err := ownOptions(mode, e.Config)
 	if err != nil {
 		return err

@@ -19,6 +19,7 @@ import (
 	"github.com/vramkeeper/vramkeeper/internal/mgrtest"
 	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/api"
+	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 )
 
 // fakeInstance is a running VRAM Keeper (a manager over the in-memory
@@ -47,11 +48,15 @@ func startInstance(t *testing.T) *fakeInstance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := api.New(m, &url.URL{Scheme: "http", Host: "127.0.0.1:1"}, api.Options{Log: slog.New(slog.DiscardHandler)})
+	dir := t.TempDir()
+	// What the instance manages, as a command given the flags below
+	// expects it.
+	me := wire.Instance{PID: os.Getpid(), Mode: "serve", Ollama: "http://127.0.0.1:1", StateDir: dir, Listen: ln.Addr().String()}
+	srv := api.New(m, &url.URL{Scheme: "http", Host: "127.0.0.1:1"}, api.Options{Log: slog.New(slog.DiscardHandler),
+		Instance: func() wire.Instance { return me }})
 	served := make(chan error, 1)
 	go func() { served <- srv.ServeListener(ctx, ln) }()
 	t.Cleanup(func() { cancel(); <-served })
-	dir := t.TempDir()
 	return &fakeInstance{rt: rt, m: m, args: []string{"--listen", ln.Addr().String(), "--state-dir", dir,
 		"--config", filepath.Join(dir, "none.toml"), "--ollama", "127.0.0.1:1"}}
 }

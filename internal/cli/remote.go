@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/internal/instance"
 	"github.com/vramkeeper/vramkeeper/manager/api"
 	"github.com/vramkeeper/vramkeeper/manager/api/client"
+	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 	"github.com/vramkeeper/vramkeeper/manager/keeper"
 )
 
@@ -24,13 +26,16 @@ func (e *Env) apiBase() string { return "http://" + e.Config.Listen }
 func (e *Env) remote(ctx context.Context, addr string) (keeper.Keeper, error) {
 	c, err := client.Dial(ctx, "http://"+addr, e.Config.Token)
 	if err == nil {
+		_, err = c.Verify(ctx, e.Identity())
+	}
+	if err == nil {
 		r := client.NewRemote(c, e.Log)
 		if err = r.Refresh(ctx); err == nil {
 			e.Log.Info("using the running instance", "addr", addr)
 			return r, nil
 		}
 	}
-	if errors.Is(err, client.ErrNotRunning) {
+	if errors.Is(err, client.ErrNotRunning) || errors.Is(err, client.ErrOtherInstance) {
 		return nil, err
 	}
 	hint := ""
@@ -43,19 +48,87 @@ func (e *Env) remote(ctx context.Context, addr string) (keeper.Keeper, error) {
 	return nil, fmt.Errorf("the running VRAM Keeper at http://%s refused this command%s: %w", addr, hint, err)
 }
 
+// Identity is what an instance for this configuration manages: the
+// Ollama and the state folder. A client checks that the instance it
+// reaches says the same (client.Verify).
+func (e *Env) Identity() wire.Instance {
+	return wire.Instance{Ollama: e.OllamaURL.Redacted(), StateDir: e.StateDir}
+}
+
+// instance is what GET /keeper/v1/instance says about this process.
+func (e *Env) instance() wire.Instance {
+	i := e.Identity()
+	i.PID, i.Mode, i.Listen, i.OllamaBin = os.Getpid(), e.mode, e.Config.Listen, e.OllamaBin
+	if e.NoTray != nil {
+		i.NoTray = e.NoTray()
+	}
+	return i
+}
+
 // ServeAPI serves the local API and the Ollama/OpenAI proxy on the
-// configured address until ctx ends. The manager must be running.
+// configured address until ctx ends. The manager must be running. When
+// the address is taken, the error says by whom, when it is another VRAM
+// Keeper, and what to do.
 func (e *Env) ServeAPI(ctx context.Context) error {
 	srv := api.New(e.Manager, e.OllamaURL, api.Options{
 		Token: e.Config.Token, AllowAdmin: e.Config.AllowAdmin, Log: e.Log,
-		StartOllama: e.StartOllama, OpenWindow: e.OpenWindow,
+		StartOllama: e.StartOllama, OpenWindow: e.OpenWindow, Instance: e.instance,
 	})
 	err := srv.Serve(ctx, e.Config.Listen)
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "listen" {
-		return fmt.Errorf("API on %s: %w (is another VRAM Keeper running? set --listen or listen in the config)", e.Config.Listen, err)
+		return &ListenError{Addr: e.Config.Listen, Other: e.whoListens(ctx), Err: err}
 	}
 	return err
+}
+
+// whoListens asks what answers on the configured address (another VRAM
+// Keeper says what it is); nil when nothing says.
+func (e *Env) whoListens(ctx context.Context) *wire.Instance {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, e.apiBase(), e.Config.Token)
+	if err != nil {
+		return nil
+	}
+	i, err := c.Instance(ctx)
+	if err != nil {
+		return nil
+	}
+	return &i
+}
+
+// ListenError: the local API could not listen on its address.
+type ListenError struct {
+	Addr string
+	// Other is the VRAM Keeper that listens there, when one does.
+	Other *wire.Instance
+	Err   error
+}
+
+func (l *ListenError) Unwrap() error { return l.Err }
+
+func (l *ListenError) Error() string {
+	next := nextPort(l.Addr)
+	if l.Other != nil {
+		return fmt.Sprintf("the local API could not listen on %s: another VRAM Keeper (PID %d, state folder %s, Ollama at %s) uses it; "+
+			"stop PID %d, or start this one with --listen %s (or listen in its config)", l.Addr, l.Other.PID, l.Other.StateDir, l.Other.Ollama, l.Other.PID, next)
+	}
+	cause := "another program answers there"
+	if l.Err != nil {
+		cause = l.Err.Error()
+	}
+	return fmt.Sprintf("the local API could not listen on %s (%s); start VRAM Keeper with another address, e.g. --listen %s (or listen in the config)", l.Addr, cause, next)
+}
+
+// nextPort is addr one port up, as a suggestion for --listen.
+func nextPort(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	p, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || p >= 65535 {
+		return "127.0.0.1:11436"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+1))
 }
 
 // Serve runs the manager and the API headless until ctx ends. Another
@@ -107,21 +180,39 @@ func WindowArgs(f Flags, configPath, listen string) []string {
 }
 
 // DialWindow connects the window to the tray's API, waiting up to wait for
-// it: the tray opens the window while its API may still be starting.
-func (e *Env) DialWindow(ctx context.Context, wait time.Duration) (*client.Client, error) {
+// it: the tray opens the window while its API may still be starting. It
+// returns what the tray says of itself; an instance that manages another
+// Ollama or state folder (it took the address first) is an
+// *client.OtherInstanceError, never a window onto its models.
+func (e *Env) DialWindow(ctx context.Context, wait time.Duration) (*client.Client, wire.Instance, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	for {
 		c, err := client.Dial(ctx, e.apiBase(), e.Config.Token)
-		if err == nil || !errors.Is(err, client.ErrNotRunning) {
-			return c, err
+		if err == nil {
+			me, err := c.Verify(ctx, e.Identity())
+			if err != nil {
+				return nil, me, err
+			}
+			return c, me, nil
+		}
+		if !errors.Is(err, client.ErrNotRunning) {
+			return nil, wire.Instance{}, err
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("the tray's API on %s: %w", e.Config.Listen, err)
+			return nil, wire.Instance{}, fmt.Errorf("the tray's API on %s: %w", e.Config.Listen, err)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// WindowProblem is what the window shows instead of the models when the
+// API on its address is another instance's: this tray could not listen
+// there, and what to do.
+func (e *Env) WindowProblem(oi *client.OtherInstanceError) string {
+	l := &ListenError{Addr: e.Config.Listen, Other: oi.Got}
+	return "This VRAM Keeper (state folder " + e.StateDir + ") has no window: " + l.Error() + "."
 }
 
 // OpenRunningWindow asks the instance that holds the state folder to open

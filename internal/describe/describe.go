@@ -165,6 +165,8 @@ func Event(e manager.Event) string {
 	case manager.EventRestored:
 		fmt.Fprintf(&b, "restored %s", e.Model)
 		reason = RestoredReason(reason)
+	case manager.EventPulled:
+		fmt.Fprintf(&b, "downloaded %s", e.Model)
 	case manager.EventOllamaDown:
 		b.WriteString("Ollama went away")
 		reason = ""
@@ -182,7 +184,7 @@ func Event(e manager.Event) string {
 		fmt.Fprintf(&b, "%s %s", e.Kind, e.Model)
 	}
 	switch e.Kind {
-	case manager.EventLoaded, manager.EventUnloaded, manager.EventYielded, manager.EventRestored:
+	case manager.EventLoaded, manager.EventUnloaded, manager.EventYielded, manager.EventRestored, manager.EventPulled:
 		if e.Bytes > 0 {
 			fmt.Fprintf(&b, " (%s)", config.FormatBytes(e.Bytes))
 		}

@@ -14,7 +14,7 @@ import (
 
 // BenchmarkBestModelForTask: 1,000 discovered models in memory, the best
 // one already loaded, so a call is the manager's own work (rank, plan,
-// owner round trips, snapshot) with no I/O. Goal: under 50 µs. It lives
+// owner round trip, snapshot lookups) with no I/O. Goal: under 10 µs. It lives
 // here so that `go test -bench` (manager) and the bench command
 // (testing.Benchmark) run the same code.
 func BenchmarkBestModelForTask(b *testing.B) {

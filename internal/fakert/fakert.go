@@ -38,6 +38,10 @@ type Runtime struct {
 	down      bool
 	loadDelay time.Duration
 	loadHook  func(name string) error
+	// offers is the registry Pull installs from; pullGate, when set, holds
+	// pulls halfway (pull.go).
+	offers   map[string]offer
+	pullGate chan struct{}
 }
 
 type model struct {

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/ollama/ollama/fs/ggml"
+
+	"github.com/vramkeeper/vramkeeper/manager/estimate"
 )
 
 func small(arch string) Spec {
@@ -213,5 +215,36 @@ func TestWriteFile(t *testing.T) {
 	}
 	if _, err := os.Stat(badPath); !os.IsNotExist(err) {
 		t.Errorf("failed write left %s behind (%v)", badPath, err)
+	}
+}
+
+// Model gives the estimator what it needs of a file of that spec: weights
+// no larger than the file's tensors, a KV cache, and more on top.
+func TestModelIsEstimated(t *testing.T) {
+	for _, name := range []string{"llama-1b", "qwen2-0.5b"} {
+		s, err := Preset(name, "Q4_0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := s.Model()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := estimate.Estimate(m, estimate.Options{NumCtx: 4096})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		tensors, err := s.TensorBytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The weights the estimate places are the file's tensors (tied
+		// embeddings counted once), give or take what stays on the CPU.
+		if b.Weights == 0 || b.Weights > tensors || b.KVCache == 0 || b.Total <= b.Weights {
+			t.Errorf("%s: estimate %+v for %d bytes of tensors", name, b, tensors)
+		}
+	}
+	if _, err := (Spec{Arch: "llama"}).Model(); err == nil {
+		t.Error("an invalid spec gave a model")
 	}
 }

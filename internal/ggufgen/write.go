@@ -95,6 +95,16 @@ func fileType(wt string) uint32 {
 // usable default. Keys without a "general." or "tokenizer." prefix get the
 // "<arch>." prefix from ggml.WriteGGUF.
 func metadata(s Spec) ggml.KV {
+	kv := archKV(s)
+	for k, v := range tokenizerKV(s) {
+		kv[k] = v
+	}
+	return kv
+}
+
+// archKV is the metadata without the tokenizer, which is big and which the
+// estimator does not need (token_embd's shape gives the vocabulary).
+func archKV(s Spec) ggml.KV {
 	kv := ggml.KV{
 		"general.architecture":             s.Arch,
 		"general.name":                     fmt.Sprintf("ggufgen-%s-%dx%d", s.Arch, s.Layers, s.Embd),
@@ -144,9 +154,6 @@ func metadata(s Spec) ggml.KV {
 	if s.Experts > 0 {
 		kv["expert_count"] = uint32(s.Experts)
 		kv["expert_used_count"] = uint32(s.ExpertsUsed)
-	}
-	for k, v := range tokenizerKV(s) {
-		kv[k] = v
 	}
 	return kv
 }

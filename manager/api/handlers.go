@@ -151,6 +151,26 @@ func (s *Server) handleBest(w http.ResponseWriter, r *http.Request) {
 	wire.WriteJSON(w, http.StatusOK, c)
 }
 
+// handlePlan answers what a load would do now, changing nothing.
+func (s *Server) handlePlan(w http.ResponseWriter, r *http.Request) {
+	var req manager.PlanRequest
+	if err := s.decodeStrict(w, r, &req); err != nil {
+		s.keeperFail(w, r, err)
+		return
+	}
+	if err := req.Check(); err != nil {
+		s.keeperFail(w, r, wire.BadRequest{Err: err})
+		return
+	}
+	p, err := s.k.Plan(r.Context(), req)
+	if err != nil {
+		s.keeperFail(w, r, err)
+		return
+	}
+	p.Evict = wire.NonNil(p.Evict)
+	wire.WriteJSON(w, http.StatusOK, p)
+}
+
 // readBody reads a management body (at most wire.MaxBody) through the
 // gate that bounds the bodies read at once; the body is small and parsed
 // at once, so its room is given back when it has been read.

@@ -9,6 +9,7 @@
 //	GET  /keeper/v1/models                 {"models": [manager.ModelView...]}
 //	GET  /keeper/v1/models/{name}          manager.ModelView
 //	POST /keeper/v1/best                   {"task": "...", "role": "..."} → manager.Choice
+//	POST /keeper/v1/plan                   manager.PlanRequest → manager.Plan: what a load would do, done nothing
 //	POST /keeper/v1/models/{name}/load     {"context_length": N} (optional) → manager.LoadResult
 //	POST /keeper/v1/models/{name}/unload   {"model": ..., "unloaded": true}
 //	POST /keeper/v1/models/{name}/pin      {"model": ..., "pinned": true}
@@ -23,6 +24,13 @@
 //	POST /keeper/v1/settings               SettingsRequest → SettingsRequest as applied
 //	POST /keeper/v1/ollama/start           StartOllamaResponse (desktop tray only; 404 elsewhere)
 //	POST /keeper/v1/window                 {"opened": true}: the tray opens its window (tray only)
+//	GET  /keeper/v1/instance               wire.Instance: its PID, the Ollama and state folder it manages
+//	POST /keeper/v1/pull                   {"model": ..., "insecure": bool} → NDJSON wire.PullLine: download a model
+//
+// # Metrics and MCP
+//
+//	GET  /metrics                          Prometheus metrics (package metrics)
+//	POST /mcp                              the MCP server's tools over Streamable HTTP (package mcp)
 //
 // Model names hold ':' and '/' (hf.co/user/model:Q4_K_M). The path takes the
 // name as it is, slashes included, and the action is always the last segment:
@@ -70,7 +78,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vramkeeper/vramkeeper/internal/version"
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/api/mcp"
+	"github.com/vramkeeper/vramkeeper/manager/api/metrics"
 	"github.com/vramkeeper/vramkeeper/manager/api/proxy"
 	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 	"github.com/vramkeeper/vramkeeper/manager/keeper"
@@ -141,7 +152,10 @@ type Options struct {
 	// OpenWindow, when set, serves POST /keeper/v1/window: the desktop
 	// tray opens its window.
 	OpenWindow func() error
-	Log        *slog.Logger
+	// Instance, when set, serves GET /keeper/v1/instance: what this
+	// instance manages, which clients check before trusting it.
+	Instance func() wire.Instance
+	Log      *slog.Logger
 }
 
 func (o *Options) setDefaults() {
@@ -180,6 +194,7 @@ type Server struct {
 	opt      Options
 	log      *slog.Logger
 	proxy    *proxy.Proxy
+	metrics  *metrics.Metrics
 	handler  http.Handler
 	gate     *wire.BodyGate // bodies read whole, the proxy's and ours
 
@@ -201,8 +216,10 @@ func New(k Manager, upstream *url.URL, opt Options) *Server {
 		stopping: make(chan struct{}),
 		streams:  make(chan struct{}, opt.MaxEventStreams),
 		gate:     wire.NewBodyGate(opt.BodiesInFlight),
+		metrics:  metrics.New(k, opt.Log),
 	}
 	s.proxy = proxy.New(k, upstream, proxy.Options{
+		Waited:  s.metrics.ObserveWait,
 		MaxBody: opt.MaxBody, UpstreamHeaderTimeout: opt.UpstreamHeaderTimeout, AcquireTimeout: opt.AcquireTimeout,
 		Gate: s.gate,
 		// Without a token the server is loopback only: the user's own
@@ -219,6 +236,10 @@ func New(k Manager, upstream *url.URL, opt Options) *Server {
 // checks applied.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// Metrics are the server's Prometheus metrics; ServeListener runs them
+// (tests serving Handler alone run Metrics().Run to count events).
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /keeper/v1/status", s.handleStatus)
@@ -226,6 +247,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /keeper/v1/models/{name...}", s.handleModel)
 	mux.HandleFunc("POST /keeper/v1/models/{name...}", s.handleModelAction)
 	mux.HandleFunc("POST /keeper/v1/best", s.handleBest)
+	mux.HandleFunc("POST /keeper/v1/plan", s.handlePlan)
 	mux.HandleFunc("GET /keeper/v1/history", s.handleHistory)
 	mux.HandleFunc("GET /keeper/v1/timeline", s.handleTimeline)
 	mux.HandleFunc("GET /keeper/v1/events", s.handleEvents)
@@ -236,6 +258,10 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /keeper/v1/settings", s.handleSettings)
 	mux.HandleFunc("POST /keeper/v1/ollama/start", s.handleStartOllama)
 	mux.HandleFunc("POST /keeper/v1/window", s.handleOpenWindow)
+	mux.HandleFunc("GET /keeper/v1/instance", s.handleInstance)
+	mux.HandleFunc("POST /keeper/v1/pull", s.handlePull)
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.Handle("/mcp", mcp.Handler(s.k, mcp.Options{Version: version.Version, Log: s.log}))
 	mux.HandleFunc("/keeper/", func(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, http.StatusNotFound, wire.CodeNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -362,6 +388,10 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	mctx, stopMetrics := context.WithCancel(ctx)
+	metricsDone := make(chan struct{})
+	go func() { defer close(metricsDone); s.metrics.Run(mctx) }()
+	defer func() { stopMetrics(); <-metricsDone }()
 	s.log.Info("serving", "addr", ln.Addr().String(), "upstream", s.upstream.Redacted(), "token", s.opt.Token != "")
 	select {
 	case err := <-errc:

@@ -63,6 +63,33 @@ func (f *fakeKeeper) BestModelForTask(ctx context.Context, task, role string) (m
 	return manager.Choice{}, fmt.Errorf("task %q: %w", task, manager.ErrUnknownTask)
 }
 
+// Plan answers from the table: a loaded model is loaded, any other known
+// one would evict every loaded one; the task "chat" plans "a/b:c".
+func (f *fakeKeeper) Plan(_ context.Context, req manager.PlanRequest) (manager.Plan, error) {
+	f.calls = append(f.calls, "plan "+req.Model+req.Task)
+	name := req.Model
+	if req.Task != "" {
+		c, err := f.BestModelForTask(context.Background(), req.Task, req.Role)
+		if err != nil {
+			return manager.Plan{}, err
+		}
+		name = c.Model
+	}
+	if err := f.known(name); err != nil {
+		return manager.Plan{}, err
+	}
+	p := manager.Plan{Model: name, CanLoad: true, Loaded: f.models[name], Evict: []string{}}
+	if !p.Loaded {
+		for _, n := range slices.Sorted(maps.Keys(f.models)) {
+			if f.models[n] {
+				p.Evict = append(p.Evict, n)
+			}
+		}
+	}
+	p.FitsNow = len(p.Evict) == 0
+	return p, nil
+}
+
 func (f *fakeKeeper) LoadAt(ctx context.Context, name string, numCtx int, reason string) (manager.LoadResult, error) {
 	if numCtx > 0 {
 		f.calls = append(f.calls, fmt.Sprintf("load %s at %d", name, numCtx))
@@ -147,6 +174,23 @@ func (f *fakeKeeper) Apply(_ context.Context, p manager.SettingsPatch) error {
 	p.ApplyTo(&f.settings)
 	o := f.settings
 	f.calls = append(f.calls, fmt.Sprintf("apply %s %d %d", o.Budget, o.MaxLoaded, o.NumCtx))
+	return nil
+}
+
+// Pull streams two steps and installs the model; a name with "missing"
+// in it is not in the registry.
+func (f *fakeKeeper) Pull(_ context.Context, req manager.PullRequest, progress func(manager.PullProgress)) error {
+	f.calls = append(f.calls, "pull "+req.Name)
+	progress(manager.PullProgress{Status: "pulling manifest"})
+	if strings.Contains(req.Name, "missing") {
+		return fmt.Errorf("pull model manifest: file does not exist: %w", manager.ErrModelUnknown)
+	}
+	progress(manager.PullProgress{Status: "pulling sha256:1", Digest: "sha256:1", Total: 100, Completed: 100})
+	progress(manager.PullProgress{Status: "success"})
+	if f.models == nil {
+		f.models = map[string]bool{}
+	}
+	f.models[req.Name] = false
 	return nil
 }
 

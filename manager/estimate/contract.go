@@ -23,6 +23,9 @@ type Options struct {
 	// GPUOverhead replaces DefaultGPUOverhead (the CUDA context and pools the
 	// driver holds beyond size_vram), e.g. with a value measured via NVML.
 	GPUOverhead uint64
+	// Devices is how many GPUs the model is spread over (0 means 1): each
+	// holds its own driver context, so the overhead counts once per GPU.
+	Devices int
 	// Generation is the server's accounting: ParseGeneration of its
 	// /api/version. The zero value is v0.17's.
 	Generation Generation

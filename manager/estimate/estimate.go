@@ -71,6 +71,7 @@ func (b *Breakdown) addGPUOverhead(o Options) {
 	if b.Overhead == 0 {
 		b.Overhead = DefaultGPUOverhead
 	}
+	b.Overhead *= uint64(max(o.Devices, 1)) // a CUDA/HIP context on each GPU
 	b.Total += b.Overhead + b.Projector
 }
 

@@ -71,7 +71,7 @@ func TestDRMTrees(t *testing.T) {
 		{
 			tree: "rx7600", source: "amdgpu", total: 8 * gib, used: 3*gib + 128*mib,
 			cards:    []card{{"AMD Radeon RX 7600", "amdgpu", 8 * gib, 3*gib + 128*mib, 0, false}},
-			wantNote: "amdgpu (kernel): 1 GPU",
+			wantNote: "1 GPU",
 		},
 		{
 			tree: "rx6800xt", source: "amdgpu", total: 16 * gib, used: 5*gib + 510*mib, ollama: 5 * gib,
@@ -104,7 +104,7 @@ func TestDRMTrees(t *testing.T) {
 				{"AMD Radeon RX 7600", "amdgpu", 8 * gib, 3*gib + 128*mib, 0, false},
 				{"AMD Radeon RX 6700 XT", "amdgpu", 12 * gib, 20 * mib, 0, false},
 			},
-			wantNote: "amdgpu (kernel): 2 GPUs summed",
+			wantNote: "2 GPUs summed",
 		},
 		{
 			// An APU's carve-out is not a card to budget: the configured

@@ -207,21 +207,24 @@ func (p *Probe) sum(rs []reading) manager.VRAM {
 		return v
 	}
 	v.Source, v.Name, v.Cards = strings.Join(sources, "+"), joinNames(names), cards
+	// The note says what the source does not: how many GPUs, per driver
+	// when several answer.
 	var notes []string
 	for _, s := range sources {
 		n := perSource[s]
-		note := fmt.Sprintf("%s: %d GPU", manager.SourceLabel(s), n)
+		note := fmt.Sprintf("%d GPU", n)
 		if n != 1 {
 			note += "s"
 		}
+		if len(sources) > 1 {
+			note = manager.SourceLabel(s) + ": " + note
+		} else if n > 1 {
+			note += " summed"
+		}
 		notes = append(notes, note)
 	}
-	if discreteCount > 1 {
-		notes[len(notes)-1] += " summed"
-		if len(sources) > 1 {
-			notes[len(notes)-1] = strings.TrimSuffix(notes[len(notes)-1], " summed")
-			notes = append(notes, fmt.Sprintf("%d GPUs summed", discreteCount))
-		}
+	if len(sources) > 1 {
+		notes = append(notes, fmt.Sprintf("%d GPUs summed", discreteCount))
 	}
 	if reserved > 0 {
 		notes = append(notes, config.FormatBytes(reserved)+" reserved by the driver, counted as used")

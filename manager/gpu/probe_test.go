@@ -105,19 +105,19 @@ func TestReadNVML(t *testing.T) {
 			name:     "one GPU",
 			devs:     []device{rtx},
 			want:     manager.VRAM{Source: manager.SourceNVML, Name: rtx.Name, Total: 8 * gib, Used: 2 * gib, Free: 6 * gib},
-			wantNote: []string{"NVML: 1 GPU", "300 MiB reserved by the driver"},
+			wantNote: []string{"1 GPU", "300 MiB reserved by the driver"},
 		},
 		{
 			name:     "two GPUs summed",
 			devs:     []device{rtx, a4000},
 			want:     manager.VRAM{Source: manager.SourceNVML, Name: rtx.Name + ", " + a4000.Name, Total: 24 * gib, Used: 3 * gib, Free: 21 * gib},
-			wantNote: []string{"NVML: 2 GPUs summed"},
+			wantNote: []string{"2 GPUs summed"},
 		},
 		{
 			name:     "identical GPUs folded in the name",
 			devs:     []device{a4000, a4000},
 			want:     manager.VRAM{Source: manager.SourceNVML, Name: "2× " + a4000.Name, Total: 32 * gib, Used: 2 * gib, Free: 30 * gib},
-			wantNote: []string{"NVML: 2 GPUs summed"},
+			wantNote: []string{"2 GPUs summed"},
 		},
 	}
 	for _, tt := range tests {

@@ -30,6 +30,10 @@ type Keeper interface {
 	// BestModelForTask loads (evicting as needed) and returns the best
 	// model for a task and role.
 	BestModelForTask(ctx context.Context, task, role string) (manager.Choice, error)
+	// Plan answers what loading a model, or the best model for a task,
+	// would do now (which model, at which context, what it would evict,
+	// whether it fits at all), changing nothing.
+	Plan(ctx context.Context, req manager.PlanRequest) (manager.Plan, error)
 	// LoadAt loads a model at numCtx tokens (0: the model's own).
 	LoadAt(ctx context.Context, name string, numCtx int, reason string) (manager.LoadResult, error)
 	Unload(ctx context.Context, name string) error
@@ -40,6 +44,10 @@ type Keeper interface {
 	Restore(ctx context.Context) ([]string, error)
 	// Apply changes the settings the patch names.
 	Apply(ctx context.Context, p manager.SettingsPatch) error
+	// Pull downloads a model through Ollama, calling progress (may be
+	// nil) with each update; once it returns the model is listed.
+	// Cancelling ctx stops it and installs nothing.
+	Pull(ctx context.Context, req manager.PullRequest, progress func(manager.PullProgress)) error
 }
 
 var _ Keeper = (*manager.Manager)(nil)

@@ -297,6 +297,39 @@ func (c *Client) Load(ctx context.Context, req manager.LoadRequest) error {
 	return nil
 }
 
+// Pull downloads a model through the server (POST /api/pull), calling
+// progress with each update. It has no header deadline (the client that
+// loads has none): a pull takes as long as the download, and ctx ends it;
+// Ollama then stops downloading and installs nothing.
+func (c *Client) Pull(ctx context.Context, req manager.PullRequest, progress func(manager.PullProgress)) error {
+	if !model.ParseName(req.Name).IsValid() {
+		return fmt.Errorf("ollama pull %q: not a model name (such as llama3.2:3b or registry.example:5000/team/model:tag): %w",
+			req.Name, manager.ErrModelUnknown)
+	}
+	succeeded := false
+	err := c.load.Pull(ctx, &api.PullRequest{Model: req.Name, Insecure: req.Insecure}, func(p api.ProgressResponse) error {
+		succeeded = p.Status == "success"
+		progress(manager.PullProgress{Status: p.Status, Digest: p.Digest, Total: nonNegative(p.Total), Completed: nonNegative(p.Completed)})
+		return nil
+	})
+	// The api client ends quietly when the stream breaks (a cancel, the
+	// server gone): only "success" says the model is installed.
+	if err == nil && !succeeded {
+		err = ctx.Err()
+		if err == nil {
+			err = fmt.Errorf("the answer ended before the pull did: %w", io.ErrUnexpectedEOF)
+		}
+	}
+	if err != nil {
+		if isNoSuchManifest(err.Error()) {
+			return &runtimeError{msg: fmt.Sprintf("ollama pull %q: %v (no such model in its registry)", req.Name, err),
+				errs: []error{manager.ErrModelUnknown, err}}
+		}
+		return c.mapError(ctx, "pull", req.Name, err)
+	}
+	return nil
+}
+
 // Unload asks the server to unload a model (empty /api/generate with
 // keep_alive 0) and waits until /api/ps no longer lists it. Ollama answers
 // the request at once and stops the runner a moment later; a model that is

@@ -101,6 +101,14 @@ func isModelNotFound(msg string) bool {
 	return strings.HasPrefix(msg, "model ") && strings.Contains(msg, " not found")
 }
 
+// isNoSuchManifest matches what a pull of a name its registry does not
+// have ends with: "pull model manifest: file does not exist" (the
+// registry's 404, as Ollama words it).
+func isNoSuchManifest(msg string) bool {
+	msg = strings.ToLower(msg)
+	return strings.Contains(msg, "pull model manifest") && strings.Contains(msg, "file does not exist")
+}
+
 // isUnreachable reports whether err means the server could not be reached
 // or dropped the connection: every error http.Client.Do returns is a
 // *url.Error (dial, TLS, headers), and a body cut off midway shows up as a

@@ -36,6 +36,10 @@ var (
 	// ErrVersionMismatch: the instance speaks another version of the API
 	// (another vramkeeper release).
 	ErrVersionMismatch = errors.New("another version of VRAM Keeper")
+	// ErrOtherInstance: the VRAM Keeper that answers manages another
+	// Ollama or state folder than the one wanted (two instances were given
+	// one listen address).
+	ErrOtherInstance = errors.New("another VRAM Keeper answers there")
 )
 
 // codeErrors maps the API's error codes back to sentinel errors, so that
@@ -112,6 +116,49 @@ func Dial(ctx context.Context, baseURL, token string) (*Client, error) {
 	return c, nil
 }
 
+// Instance says which instance answers and what it manages (GET
+// /keeper/v1/instance).
+func (c *Client) Instance(ctx context.Context) (wire.Instance, error) {
+	var i wire.Instance
+	err := c.do(ctx, http.MethodGet, "instance", nil, &i)
+	return i, err
+}
+
+// Verify checks that the instance manages the Ollama and state folder of
+// want; the error is an *OtherInstanceError (wrapping ErrOtherInstance)
+// when it manages others, or does not say.
+func (c *Client) Verify(ctx context.Context, want wire.Instance) (wire.Instance, error) {
+	got, err := c.Instance(ctx)
+	var apiErr *Error
+	switch {
+	case errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound:
+		return got, &OtherInstanceError{At: c.base.Host, Want: want}
+	case err != nil:
+		return got, err
+	}
+	if !got.Manages(want) {
+		return got, &OtherInstanceError{At: c.base.Host, Got: &got, Want: want}
+	}
+	return got, nil
+}
+
+// OtherInstanceError: the VRAM Keeper at At is not the one wanted.
+type OtherInstanceError struct {
+	At string
+	// Got is what it manages; nil when it does not say.
+	Got  *wire.Instance
+	Want wire.Instance
+}
+
+func (e *OtherInstanceError) Error() string {
+	if e.Got == nil {
+		return fmt.Sprintf("the VRAM Keeper on %s does not say what it manages", e.At)
+	}
+	return e.Got.Mismatch(e.Want)
+}
+
+func (e *OtherInstanceError) Unwrap() error { return ErrOtherInstance }
+
 // Snapshot returns the instance's snapshot (GET /keeper/v1/status).
 func (c *Client) Snapshot(ctx context.Context) (manager.Snapshot, error) {
 	var s manager.Snapshot
@@ -131,6 +178,14 @@ func (c *Client) BestModelForTask(ctx context.Context, task, role string) (manag
 	var ch manager.Choice
 	err := c.do(ctx, http.MethodPost, "best", wire.BestRequest{Task: task, Role: role}, &ch)
 	return ch, err
+}
+
+// Plan asks what a load would do now, changing nothing (POST
+// /keeper/v1/plan).
+func (c *Client) Plan(ctx context.Context, req manager.PlanRequest) (manager.Plan, error) {
+	var p manager.Plan
+	err := c.do(ctx, http.MethodPost, "plan", req, &p)
+	return p, err
 }
 
 // Load loads a model at its own context length, evicting others as the
@@ -202,11 +257,29 @@ func (c *Client) sign(req *http.Request) {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	resp, err := c.send(ctx, method, path, in)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("vramkeeper %s %s: malformed answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// send makes one request and returns the answer when it is a 200; any
+// other status is an *Error with the answer's message and code.
+func (c *Client) send(ctx context.Context, method, path string, in any) (*http.Response, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		body = bytes.NewReader(b)
 	}
@@ -214,7 +287,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	target := strings.TrimSuffix(c.base.JoinPath("keeper", "v1").String(), "/") + "/" + path
 	req, err := http.NewRequestWithContext(ctx, method, target, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -222,10 +295,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	c.sign(req)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("vramkeeper %s %s: %w", method, path, err)
+		return nil, fmt.Errorf("vramkeeper %s %s: %w", method, path, err)
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		var ke wire.ErrorBody
 		if json.Unmarshal(b, &ke) != nil || ke.Error == "" {
@@ -237,16 +310,43 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		if resp.StatusCode == http.StatusUnauthorized && ke.Code == "" {
 			ke.Code = wire.CodeUnauthorized
 		}
-		return &Error{Status: resp.StatusCode, Code: ke.Code, Message: ke.Error}
+		return nil, &Error{Status: resp.StatusCode, Code: ke.Code, Message: ke.Error}
 	}
-	if out == nil {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		return nil
+	return resp, nil
+}
+
+// Pull downloads a model through the instance (POST /keeper/v1/pull),
+// calling progress (may be nil) with each update; ctx ends it, and the
+// instance then stops the download.
+func (c *Client) Pull(ctx context.Context, req manager.PullRequest, progress func(manager.PullProgress)) error {
+	resp, err := c.send(ctx, http.MethodPost, "pull", req)
+	if err != nil {
+		return err
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("vramkeeper %s %s: malformed answer: %w", method, path, err)
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	succeeded := false
+	for {
+		var l wire.PullLine
+		err := dec.Decode(&l)
+		switch {
+		case err == io.EOF && succeeded:
+			return nil
+		case err == io.EOF:
+			return fmt.Errorf("vramkeeper pull %s: the answer ended before the pull did: %w", req.Name, io.ErrUnexpectedEOF)
+		case err != nil && ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			return fmt.Errorf("vramkeeper pull %s: %w", req.Name, err)
+		case l.Error != "":
+			status, _ := wire.Classify(errors.Join(codeErrors(l.Code)...))
+			return &Error{Status: status, Code: l.Code, Message: l.Error}
+		}
+		succeeded = l.Status == "success"
+		if progress != nil {
+			progress(l.PullProgress)
+		}
 	}
-	return nil
 }
 
 // SetPaused pauses or resumes automatic management.

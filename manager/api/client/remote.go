@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 	"github.com/vramkeeper/vramkeeper/manager/timeline"
 )
 
@@ -20,17 +21,34 @@ import (
 type Remote struct {
 	c   *Client
 	log *slog.Logger
+	// expect, when set, is what the instance must manage: after a lost
+	// connection, whatever answers on the address is checked again before
+	// its state is shown (another instance may have taken the port).
+	expect *wire.Instance
 
 	mu   sync.Mutex
 	snap manager.Snapshot
 	hist []manager.Event
 	subs map[int]chan manager.Event
 	next int
+	// lost: the connection failed and the instance was not checked again
+	// since; polls wait for follow to check it.
+	lost bool
+	// pollErr and streamErr are the failures last logged, so that an
+	// instance that went away is one log line, not one per retry.
+	pollErr, streamErr string
 }
 
 // RemotePoll is how often Run reads the status besides events: VRAM use by
 // other programs changes without an event.
 const RemotePoll = 2 * time.Second
+
+// Reconnecting to a lost event stream waits reconnectFirst, doubling up to
+// reconnectMax while it keeps failing.
+const (
+	reconnectFirst = time.Second
+	reconnectMax   = 30 * time.Second
+)
 
 // NewRemote wraps a client; call Refresh once and run Run.
 func NewRemote(c *Client, log *slog.Logger) *Remote {
@@ -39,6 +57,10 @@ func NewRemote(c *Client, log *slog.Logger) *Remote {
 	}
 	return &Remote{c: c, log: log, subs: map[int]chan manager.Event{}}
 }
+
+// Expect makes Run check, whenever it reconnects, that the instance still
+// manages want's Ollama and state folder; call it before Run.
+func (r *Remote) Expect(want wire.Instance) { r.expect = &want }
 
 // Refresh reads the status and the history into the cache.
 func (r *Remote) Refresh(ctx context.Context) error {
@@ -57,11 +79,21 @@ func (r *Remote) Refresh(ctx context.Context) error {
 }
 
 func (r *Remote) refreshStatus(ctx context.Context) {
+	r.mu.Lock()
+	lost := r.lost && r.expect != nil
+	r.mu.Unlock()
+	if lost {
+		return // follow checks what answers first
+	}
 	s, err := r.c.Snapshot(ctx)
+	if ctx.Err() != nil {
+		return
+	}
+	r.logChange(&r.pollErr, "reading the running instance's status", err)
 	if err != nil {
-		if ctx.Err() == nil {
-			r.log.Warn("reading the running instance's status", "err", err)
-		}
+		r.mu.Lock()
+		r.lost = true
+		r.mu.Unlock()
 		return
 	}
 	r.mu.Lock()
@@ -96,14 +128,21 @@ func (r *Remote) Run(ctx context.Context) {
 			}
 		}
 	}()
+	wait := reconnectFirst
 	for ctx.Err() == nil {
-		if err := r.follow(ctx); err != nil && ctx.Err() == nil {
-			r.log.Warn("event stream from the running instance", "err", err)
+		followed, err := r.follow(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		r.logChange(&r.streamErr, "event stream from the running instance", err)
+		if followed {
+			wait = reconnectFirst
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Second):
+		case <-time.After(wait):
 		}
+		wait = min(2*wait, reconnectMax)
 	}
 	wg.Wait()
 	r.mu.Lock()
@@ -114,11 +153,46 @@ func (r *Remote) Run(ctx context.Context) {
 	r.mu.Unlock()
 }
 
-func (r *Remote) follow(ctx context.Context) error {
+// logChange logs a failure when it differs from the last one logged under
+// *last, and the recovery once: an instance that went away costs one line,
+// however often it is retried.
+func (r *Remote) logChange(last *string, what string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case err == nil && *last != "":
+		r.log.Info(what + ": working again")
+		*last = ""
+	case err != nil && err.Error() != *last:
+		r.log.Warn(what+" (retrying quietly)", "err", err)
+		*last = err.Error()
+	}
+}
+
+// follow relays one event stream until it ends; followed says it was
+// connected and checked, so the next retry need not wait long.
+func (r *Remote) follow(ctx context.Context) (followed bool, err error) {
+	// Returning early (a check failed) must end the stream's reader too.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	ch, errc, err := r.c.Events(ctx)
 	if err != nil {
-		return err
+		r.mu.Lock()
+		r.lost = true
+		r.mu.Unlock()
+		return false, err
 	}
+	if r.expect != nil {
+		if _, err := r.c.Verify(ctx, *r.expect); err != nil {
+			r.mu.Lock()
+			r.lost = true
+			r.mu.Unlock()
+			return false, err
+		}
+	}
+	r.mu.Lock()
+	r.lost = false
+	r.mu.Unlock()
 	// The stream is live once its headers are in: read the state again so
 	// that nothing between the last read and now is missed, and tell the
 	// subscribers to look.
@@ -132,7 +206,7 @@ func (r *Remote) follow(ctx context.Context) error {
 		}
 		r.broadcast(e)
 	}
-	return <-errc
+	return true, <-errc
 }
 
 func (r *Remote) broadcast(e manager.Event) {
@@ -228,9 +302,21 @@ func (r *Remote) BestModelForTask(ctx context.Context, task, role string) (manag
 	return c, r.after(ctx, err)
 }
 
+// Plan asks the instance what a load would do now; nothing changes, so
+// the cache is not read again.
+func (r *Remote) Plan(ctx context.Context, req manager.PlanRequest) (manager.Plan, error) {
+	return r.c.Plan(ctx, req)
+}
+
 // Apply changes the settings the patch names on the instance.
 func (r *Remote) Apply(ctx context.Context, p manager.SettingsPatch) error {
 	return r.after(ctx, r.c.Apply(ctx, p))
+}
+
+// Pull downloads a model through the instance, with its progress; once it
+// returns, the cache lists the model.
+func (r *Remote) Pull(ctx context.Context, req manager.PullRequest, progress func(manager.PullProgress)) error {
+	return r.after(ctx, r.c.Pull(ctx, req, progress))
 }
 
 // Timeline reads the instance's timeline after since; the window's chart

@@ -72,7 +72,10 @@ type Options struct {
 	// server sets it with a token): an endpoint a newer Ollama adds might
 	// load a model or change what is installed behind the manager's back.
 	KnownOnly bool
-	Log       *slog.Logger
+	// Waited, when set, hears how long each request waited for its model
+	// (loaded, swaps included) before it went to Ollama (the metrics).
+	Waited func(time.Duration)
+	Log    *slog.Logger
 }
 
 func (o *Options) setDefaults() {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/api/wire"
@@ -42,6 +43,7 @@ type held struct {
 // eviction until release. A model unknown to the manager is looked up again
 // once, in case it was pulled since the last discovery.
 func (p *Proxy) acquire(ctx context.Context, requested, reason string) (held, error) {
+	began := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, p.opt.AcquireTimeout)
 	defer cancel()
 	name := requested
@@ -69,6 +71,9 @@ func (p *Proxy) acquire(ctx context.Context, requested, reason string) (held, er
 	h := held{model: res.Model, numCtx: res.NumCtx, release: release}
 	if v, ok := p.k.Snapshot().Lookup(res.Model); ok && h.numCtx == 0 {
 		h.numCtx = v.NumCtx
+	}
+	if p.opt.Waited != nil {
+		p.opt.Waited(time.Since(began))
 	}
 	return h, nil
 }

@@ -180,3 +180,13 @@ func IsLoopback(addr string) bool {
 	}
 	return LoopbackHost(host)
 }
+
+// PullLine is one line of POST /keeper/v1/pull's answer, which streams
+// newline-delimited JSON: the pull's progress as Ollama reports it, and,
+// when it fails after the answer began, a last line with the error and
+// its code (the answer's status is 200 by then).
+type PullLine struct {
+	manager.PullProgress
+	Error string `json:"error,omitempty"`
+	Code  string `json:"code,omitempty"`
+}
