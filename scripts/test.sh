@@ -17,6 +17,8 @@ scripts/deps.sh
 echo ">> ollama server (built once, then cached)" >&2
 VRAMKEEPER_OLLAMA_BIN=$(scripts/ollama-build.sh)
 export VRAMKEEPER_OLLAMA_BIN VRAMKEEPER_REQUIRE_OLLAMA=1
+echo ">> the same server without its version stamp, as a source build answers (a relink)" >&2
+scripts/ollama-build.sh "" unstamped >/dev/null
 
 second_log=$(mktemp)
 second_out=$(mktemp)
@@ -38,10 +40,14 @@ if [ "$(id -u)" -eq 0 ] && [ "${VRAMKEEPER_PLATFORM_TIERS:-0}" = 1 ]; then
 fi
 trap 'kill -- -"$second_pid" 2>/dev/null || true; [ -z "$plat_pid" ] || kill -- -"$plat_pid" 2>/dev/null || true; rm -f "$second_log" "$second_out" "$plat_log"' EXIT
 
-if [ ! -d manager/api/testdata/sdk/node_modules ] || [ manager/api/testdata/sdk/package-lock.json -nt manager/api/testdata/sdk/node_modules ]; then
-  echo ">> the official OpenAI and Anthropic SDKs for the proxy's tests (npm ci)" >&2
-  npm ci --prefix manager/api/testdata/sdk --no-audit --no-fund --loglevel=error >&2
-fi
+# The official SDKs the tests run as clients: OpenAI's and Anthropic's
+# against the proxy, the TypeScript MCP SDK against the MCP server.
+for sdk in manager/api/testdata/sdk tests/clients/testdata/mcp; do
+  if [ ! -d "$sdk/node_modules" ] || [ "$sdk/package-lock.json" -nt "$sdk/node_modules" ]; then
+    echo ">> npm ci --prefix $sdk" >&2
+    npm ci --prefix "$sdk" --no-audit --no-fund --loglevel=error >&2
+  fi
+done
 
 echo ">> go vet" >&2
 go vet ./...
