@@ -271,11 +271,10 @@ func cmdModels(ctx context.Context, env *Env, k keeper.Keeper) error {
 		if m.EstimateErr != "" && m.EstimateBytes == 0 {
 			est = "unknown"
 		}
-		fits := "yes"
+		fits := "yes" + describe.Placement(m)
 		if !m.Fits {
 			fits = "too big"
 		}
-		fits += describe.Placement(m)
 		state := describe.Status(s, m, now)
 		if describe.Retry(m, now) != "" {
 			failed = append(failed, m)
