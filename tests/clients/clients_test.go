@@ -14,7 +14,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,13 +30,12 @@ import (
 
 	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
 	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
+	"github.com/vramkeeper/vramkeeper/internal/vkbin"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
+	vkbin.Remove()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -47,36 +45,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// binary builds vramkeeper once per test run.
-func binary(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the binary and runs real servers")
-	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "vramkeeper-clients-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "vramkeeper")
-		cmd := exec.Command("go", "build", "-o", binPath, ".")
-		cmd.Dir = "../.."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = errors.New(string(out))
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("go build: %v", buildErr)
-	}
-	return binPath
-}
+// binary is vramkeeper, built once.
+func binary(t *testing.T) string { return vkbin.Path(t) }
 
 // need returns the path of a program the test needs, or skips (fails when
 // VRAMKEEPER_REQUIRE_OLLAMA=1) saying how to install it.
