@@ -1,9 +1,11 @@
 package manager
 
 import (
+	"context"
 	"errors"
 
 	"github.com/vramkeeper/vramkeeper/manager/estimate"
+	"github.com/vramkeeper/vramkeeper/manager/timeline"
 )
 
 // connection is what the owner knows of the server and the card: whether
@@ -66,3 +68,105 @@ func (c *connection) device(onGPU bool) estimate.Device {
 }
 
 func (c *connection) reading() VRAM { return c.vram }
+
+// readCard records a reading of the card.
+func (m *Manager) readCard(v VRAM, err error) {
+	if err != nil {
+		if !errors.Is(err, context.Canceled) {
+			m.conn.vramErr = err.Error()
+			m.log.Warn("GPU read failed", "err", err)
+		}
+		return
+	}
+	m.conn.vramErr = ""
+	if ours := m.sched.ours(); ours != m.conn.oursAtRead {
+		m.conn.oursAtRead = ours
+		m.changed.header() // what other programs hold
+	}
+	if !m.conn.vram.Equal(v) {
+		if m.conn.vram.cardTotals() != nil || v.cardTotals() != nil {
+			m.changed.everyModel() // where each model would go (placement)
+		}
+		m.conn.vram = v
+		m.changed.header()
+		m.emit(Event{Kind: EventVRAM, Bytes: v.Used})
+	}
+}
+
+// serverAnswered records whether the server answered; when it comes back,
+// the models are listed again (it may have been restarted with others).
+func (m *Manager) serverAnswered(err error) {
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	if errors.Is(err, context.DeadlineExceeded) && m.sched.status().loadRunning {
+		// From v0.32 /api/ps waits for a load in progress: slow, not down.
+		m.log.Debug("Ollama slow to answer while it loads", "err", err)
+		return
+	}
+	wasDown := m.conn.known && !m.conn.up
+	was := m.conn
+	e := m.conn.setUp(err == nil, err)
+	if m.conn.up != was.up || m.conn.err != was.err {
+		m.changed.header() // whether Ollama answers, and why not
+	}
+	if e != nil {
+		m.emit(*e)
+	}
+	if err == nil && wasDown {
+		m.discover()
+	}
+}
+
+// poll reads /api/ps, the server's version and the card.
+func (m *Manager) poll() {
+	if m.polling || m.spawn == nil {
+		return
+	}
+	m.polling = true
+	// /api/ps already proves the server is up; the version is asked once
+	// per (re)connection, not on every poll.
+	needVersion := m.conn.version == "" || !m.conn.up
+	m.spawn(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, readDeadline)
+		defer cancel()
+		var e evPolled
+		e.ps, e.err = m.rt.Running(ctx)
+		if e.err == nil && needVersion {
+			e.version, e.err = m.rt.Version(ctx)
+		}
+		e.vram, e.vramErr = m.gpu.Read(ctx)
+		m.report(e)
+	})
+}
+
+func (m *Manager) polled(e evPolled) {
+	m.polling = false
+	if e.version != "" && e.version != m.conn.version {
+		m.conn.version, m.cat.version = e.version, e.version
+		m.changed.header()
+		m.cat.evaluateAll(m.tune.Settings) // measured sizes are per version
+	}
+	m.readCard(e.vram, e.vramErr)
+	m.serverAnswered(e.err)
+	if e.err == nil {
+		m.sched.OnPoll(e.ps)
+	}
+	m.sample()
+	for _, ch := range m.pollWaiters {
+		m.wake(ch, e.err)
+	}
+	m.pollWaiters = nil
+}
+
+// sample records the card as the last poll left it, for the charts.
+func (m *Manager) sample() {
+	s := timeline.Sample{Time: m.now(), Models: map[string]uint64{}, Others: m.conn.others(), Budget: m.sched.status().budget,
+		Total: m.conn.vram.Total, Source: m.conn.vram.Source}
+	for name, size := range m.sched.onCard() {
+		if size > 0 {
+			s.Models[name] = size
+		}
+	}
+	_ = m.timeline.Add(s)
+}

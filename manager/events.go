@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/vramkeeper/vramkeeper/manager/timeline"
 )
 
 // EventKind names what happened.
@@ -92,6 +94,9 @@ func newHub(limit int, history []Event, log *slog.Logger) *hub {
 	if len(history) > limit {
 		history = history[len(history)-limit:]
 	}
+	for i := range history { // written before events were bounded
+		history[i] = history[i].bounded()
+	}
 	return &hub{subs: map[*subscriber]struct{}{}, limit: limit, history: history, log: log}
 }
 
@@ -152,4 +157,28 @@ func (h *hub) recent() []Event {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]Event(nil), h.history[max(0, len(h.history)-h.limit):]...)
+}
+
+// emit records an event and sends it to subscribers.
+func (m *Manager) emit(e Event) {
+	e = e.bounded()
+	if e.Time.IsZero() {
+		e.Time = m.now()
+	}
+	m.log.Info("event", "kind", e.Kind, "model", e.Model, "for", e.For, "reason", e.Reason, "bytes", e.Bytes, "err", e.Error)
+	m.hub.publish(e)
+	m.observe(e)
+	if e.historic() {
+		m.store.appendHistory(e)
+	}
+	if k, ok := markKinds[e.Kind]; ok {
+		_ = m.timeline.Mark(timeline.Mark{Time: e.Time, Kind: k, Model: e.Model})
+	}
+}
+
+// markKinds are the events the chart marks.
+var markKinds = map[EventKind]timeline.MarkKind{
+	EventLoaded: timeline.MarkLoad, EventEvicted: timeline.MarkEviction, EventUnloaded: timeline.MarkUnload,
+	EventUnloadedByOllama: timeline.MarkUnload, EventLoadFailed: timeline.MarkFailedLoad,
+	EventYielded: timeline.MarkYield, EventRestored: timeline.MarkRestore,
 }

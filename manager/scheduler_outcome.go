@@ -195,32 +195,8 @@ func (s *scheduler) OnLoaded(id uint64, ps []Running, err error, took time.Durat
 		s.pump()
 		return
 	}
-	key := keyOf(md.spec, o.numCtx)
 	if err != nil {
-		s.transition(md.name, Failed)
-		// A server that went away (stopped, killed, restarting) is not the
-		// model's failure: once it is back, the model may be tried. Nor is
-		// a put-back that failed (a model that loaded before, on a busy
-		// machine): a request for it must not be refused for that.
-		if errors.Is(err, ErrUnreachable) || o.gentle() {
-			md.lastErr = err.Error()
-		} else {
-			s.remember(md, o.numCtx, err)
-		}
-		s.fx.Emit(Event{Kind: EventLoadFailed, Model: o.name, Reason: o.reason, Duration: took, Error: err.Error()})
-		switch {
-		case errors.Is(err, ErrModelUnknown):
-			// Deleted while we were loading it: forget it and look again.
-			s.cat.forget(md.name)
-			delete(s.slots, md.name)
-			s.fx.Discover()
-		case errors.Is(err, ErrTimedOut):
-			s.fx.Abandon(md.name)
-		}
-		s.answerAll(o, result{evicted: o.evicted, err: fmt.Errorf("loading %s: %w", o.name, errors.Join(err, ErrLoadFailed))})
-		s.putBackVictims(o)
-		s.persist()
-		s.pump()
+		s.loadFailed(o, md, err, took)
 		return
 	}
 	s.transition(md.name, Loaded)
@@ -231,12 +207,22 @@ func (s *scheduler) OnLoaded(id uint64, ps []Running, err error, took time.Durat
 		s.spill(o, md)
 		return
 	}
-	delete(s.failed, key)
+	delete(s.failed, keyOf(md.spec, o.numCtx))
 	md.lastErr = ""
 	s.touch(md)
 	if md.state == Loaded && md.size > 0 && !loading(ps, md.name) {
 		s.cat.calibrate(md.name, o.numCtx, md.size)
 	}
+	s.loaded(o, md, took)
+	s.answer(o, md, result{evicted: o.evicted})
+	s.persist()
+	s.shed("")
+	s.pump()
+}
+
+// loaded records a load that succeeded: loaded, or restored, and said so
+// when Ollama put part of it on the CPU.
+func (s *scheduler) loaded(o *op, md target, took time.Duration) {
 	reason := o.reason
 	if o.spilled != "" {
 		reason = fmt.Sprintf("%s; loaded at %d tokens instead of %d: %s", reason, o.numCtx, o.asked, o.spilled)
@@ -250,9 +236,35 @@ func (s *scheduler) OnLoaded(id uint64, ps []Running, err error, took time.Durat
 		s.fx.Emit(Event{Kind: EventSpilled, Model: o.name, Bytes: md.size,
 			Reason: fmt.Sprintf("%s is %.0f %% on the CPU: Ollama could not fit it on the GPU, so it answers several times slower (set gpu_only to refuse that)", o.name, 100*md.cpuShare)})
 	}
-	s.answer(o, md, result{evicted: o.evicted})
+}
+
+// loadFailed settles a load that failed: remembered for the backoff
+// (unless the server went away or it was a put-back), the callers told,
+// and the models it evicted put back.
+func (s *scheduler) loadFailed(o *op, md target, err error, took time.Duration) {
+	s.transition(md.name, Failed)
+	// A server that went away (stopped, killed, restarting) is not the
+	// model's failure: once it is back, the model may be tried. Nor is
+	// a put-back that failed (a model that loaded before, on a busy
+	// machine): a request for it must not be refused for that.
+	if errors.Is(err, ErrUnreachable) || o.gentle() {
+		md.lastErr = err.Error()
+	} else {
+		s.remember(md, o.numCtx, err)
+	}
+	s.fx.Emit(Event{Kind: EventLoadFailed, Model: o.name, Reason: o.reason, Duration: took, Error: err.Error()})
+	switch {
+	case errors.Is(err, ErrModelUnknown):
+		// Deleted while we were loading it: forget it and look again.
+		s.cat.forget(md.name)
+		delete(s.slots, md.name)
+		s.fx.Discover()
+	case errors.Is(err, ErrTimedOut):
+		s.fx.Abandon(md.name)
+	}
+	s.answerAll(o, result{evicted: o.evicted, err: fmt.Errorf("loading %s: %w", o.name, errors.Join(err, ErrLoadFailed))})
+	s.putBackVictims(o)
 	s.persist()
-	s.shed("")
 	s.pump()
 }
 

@@ -158,21 +158,33 @@ const (
 func (s *scheduler) prepare(o *op) action {
 	md, ok := s.find(o.name)
 	if !ok {
-		listed, listing, listErr := s.cat.listState()
-		switch {
-		case listing || !listed && listErr == nil:
-			return actWait // the first listing is on its way
-		case !listed:
-			s.fail(o, fmt.Errorf("cannot list models: %w", errors.Join(listErr, ErrUnreachable)))
-		default:
-			s.fail(o, s.cat.unknown(o.name))
-		}
-		return actDone
+		return s.notFound(o)
 	}
 	o.name = md.name
 	if o.kind() == opUnload {
 		return s.prepareUnload(o, md)
 	}
+	return s.prepareLoad(o, md)
+}
+
+// notFound settles an op for a model the catalogue does not hold, unless
+// the first listing is still on its way.
+func (s *scheduler) notFound(o *op) action {
+	listed, listing, listErr := s.cat.listState()
+	switch {
+	case listing || !listed && listErr == nil:
+		return actWait
+	case !listed:
+		s.fail(o, fmt.Errorf("cannot list models: %w", errors.Join(listErr, ErrUnreachable)))
+	default:
+		s.fail(o, s.cat.unknown(o.name))
+	}
+	return actDone
+}
+
+// prepareLoad checks a load: done already, backing off, or its size not
+// known well enough to place it; once the server was read again, plan.
+func (s *scheduler) prepareLoad(o *op, md target) action {
 	if s.hit(md, o.numCtx) {
 		s.touch(md)
 		s.answer(o, md, result{already: true})
@@ -193,14 +205,18 @@ func (s *scheduler) prepare(o *op) action {
 			s.fx.Show(md.name) // its estimate needs /api/show
 		}
 		return actWait
-	}
-	if md.estErr != "" && !calibrated {
+	case md.estErr != "" && !calibrated:
 		s.fail(o, fmt.Errorf("%s: cannot estimate its size (%s), so it cannot be placed safely: %w", o.name, md.estErr, ErrLoadFailed))
 		return actDone
-	}
-	if !o.refreshed {
+	case !o.refreshed:
 		return actStart // plan once the server has been read again
 	}
+	return s.makeRoom(o, md, ctx, need)
+}
+
+// makeRoom picks the victims a load of need bytes at ctx makes room with; a
+// put-back or restore that would need any is dropped.
+func (s *scheduler) makeRoom(o *op, md target, ctx int, need uint64) action {
 	victims, err := s.victims(md, need)
 	switch {
 	case err == nil && len(victims) > 0 && o.gentle():
