@@ -23,7 +23,7 @@ func RunProblem(ctx context.Context, text string) error {
 	}
 	w := a.NewWindow(ProblemTitle)
 	w.SetContent(problemContent(text, a.Quit))
-	w.Resize(fyne.NewSize(640, 220))
+	w.Resize(fyne.NewSize(720, 260))
 	w.SetMaster()
 	closeOnCtrlW(w)
 	ctx, cancel := context.WithCancel(ctx)
@@ -48,5 +48,9 @@ func problemContent(text string, quit func()) fyne.CanvasObject {
 	l.Wrapping = fyne.TextWrapWord
 	l.Importance = widget.DangerImportance
 	closeButton := widget.NewButton("Close", quit)
-	return container.NewBorder(nil, container.NewHBox(closeButton), nil, nil, l)
+	closeButton.Importance = widget.HighImportance // the one thing to do here
+	// In a scroll: a wrapping label alone asks for the height of its text
+	// wrapped at its narrowest, a window taller than the screen with its
+	// button off it; scrolled, it wraps at the window's width.
+	return container.NewBorder(nil, container.NewHBox(closeButton), nil, nil, container.NewVScroll(l))
 }

@@ -420,9 +420,16 @@ func startAppEnv(t *testing.T, bin, ollamaURL string, flags, extra []string) *ap
 			t.Fatal(err)
 		}
 	}
-	listen, err := ollamatest.FreeAddr()
-	if err != nil {
-		t.Fatal(err)
+	// A --listen in flags is the address (another instance's, say);
+	// otherwise a free one.
+	listen := ""
+	if i := slices.Index(flags, "--listen"); i >= 0 && i+1 < len(flags) {
+		listen, flags = flags[i+1], slices.Delete(slices.Clone(flags), i, i+2)
+	} else {
+		var err error
+		if listen, err = ollamatest.FreeAddr(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// No warm start: the scenario loads through the tray from an empty card.
 	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte("warm_start = \"\"\n"), 0o600); err != nil {

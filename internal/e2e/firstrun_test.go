@@ -10,6 +10,7 @@ import (
 	"image"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -46,6 +47,16 @@ func TestFirstRun(t *testing.T) {
 	if err := os.MkdirAll(shots, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for name, img := range lastFailed {
+			if p := filepath.Join(shots, name); SavePNG(p, img, img.Bounds()) == nil {
+				t.Logf("the screen when %s", p)
+			}
+		}
+	})
 	desk, err := NewDesktopWithoutTray()
 	if err != nil {
 		t.Fatal(err)
@@ -141,11 +152,41 @@ func TestFirstRun(t *testing.T) {
 		shootWindow(t, shots, "failed-pull.png", win)
 		t.Fatalf("no download reached the registry within %s", w.load)
 	}
-	waitButtons(t, w.ui, win, "the download's progress bar", func(bs []image.Rectangle) bool { return len(bs) == 1 })
+	var bar image.Rectangle
+	waitButtons(t, w.ui, win, "the download's progress bar", func(bs []image.Rectangle) bool {
+		if len(bs) == 1 {
+			bar = bs[0]
+		}
+		return len(bs) == 1
+	})
 	shootWindow(t, shots, "first-run-pulling.png", win)
 	step("download held halfway, progress shown")
+
+	// Cancel, at the right end of the bar's line (what was found is the
+	// bar's done part): the download stops and nothing is listed, in the
+	// window (the offer stays) or by the instance.
+	if err := Click(image.Pt(win.Max.X-35, (bar.Min.Y+bar.Max.Y)/2)); err != nil {
+		t.Fatal(err)
+	}
+	// (Download, under the offer, is enabled again: the name is still in
+	// its field.)
+	waitButtons(t, w.ui, win, "no progress bar after Cancel", func(bs []image.Rectangle) bool {
+		return !slices.ContainsFunc(bs, func(b image.Rectangle) bool { return b.Min.Y < bar.Max.Y && b.Max.Y > bar.Min.Y })
+	})
+	if out, err := app.cli(w.ui, "models"); err != nil || strings.Contains(out, model) {
+		t.Fatalf("after Cancel: %v; vramkeeper models:\n%s\nwant no %s", err, out, model)
+	}
+	step("cancelled: no progress, nothing listed")
+
+	// Again, to the end: the name is still in the field.
 	release()
-	note, err := desk.WaitNote(w.ui, func(n Note) bool { return strings.Contains(n.Body, model) })
+	if err := Click(image.Pt(win.Min.X+250, win.Max.Y-22)); err != nil {
+		t.Fatal(err)
+	}
+	if err := Key("Return"); err != nil {
+		t.Fatal(err)
+	}
+	note, err := desk.WaitNote(w.ui, func(n Note) bool { return strings.Contains(n.Body, "Downloaded "+model) })
 	if err != nil {
 		t.Fatalf("no notification of the download: %v; got %q", err, desk.Notes())
 	}
@@ -155,6 +196,10 @@ func TestFirstRun(t *testing.T) {
 		return err == nil && strings.Contains(out, model), out
 	})
 	waitButtons(t, w.ui, win, "no progress bar", func(bs []image.Rectangle) bool { return len(bs) == 0 })
+	// The cancelled download left nothing behind: the model is listed once.
+	if out, _ := app.cli(w.ui, "models"); strings.Count(out, model) != 1 {
+		t.Errorf("vramkeeper models lists %s %d times:\n%s", model, strings.Count(out, model), out)
+	}
 	shootWindow(t, shots, "first-run-downloaded.png", win)
 
 	// No tray: closing the window ends the app, and the Ollama it started.
