@@ -241,6 +241,11 @@ func (e *Env) Own(mode string) error {
 	if err != nil {
 		return err
 	}
+	if l.Degraded != nil {
+		// The manager's state warns once that the folder cannot be
+		// written; this says only where the lock went.
+		e.Log.Info("state folder not writable: locked and recorded beside the temporary files instead", "dir", e.StateDir, "err", l.Degraded)
+	}
 	e.lock, e.mode = l, mode
 	opt, err := ownOptions(mode, e.Config)
 	if err != nil {
