@@ -408,16 +408,18 @@ func (c *chain) dist(n, step int, base []float64) []float64 {
 }
 
 // row holds counts that halve every half-life steps, decayed lazily.
+// counts are by model id (or recency rank), which are small and dense: a
+// slice, as every request decays a handful of rows.
 type row struct {
 	halfLife float64
 	at       int
-	counts   map[int]float64
+	counts   []float64
 	keys     map[string]float64 // for rows over clients or tasks
 	sum      float64
 }
 
 func newRow(halfLife float64) *row {
-	return &row{halfLife: halfLife, counts: map[int]float64{}, keys: map[string]float64{}}
+	return &row{halfLife: halfLife, keys: map[string]float64{}}
 }
 
 func rowOf(m map[string]*row, k string) *row {
@@ -438,8 +440,10 @@ func (r *row) decay(step int) {
 	for k := range r.counts {
 		r.counts[k] *= f
 	}
-	for k := range r.keys {
-		r.keys[k] *= f
+	if len(r.keys) > 0 {
+		for k := range r.keys {
+			r.keys[k] *= f
+		}
 	}
 	r.sum *= f
 	r.at = step
@@ -447,6 +451,9 @@ func (r *row) decay(step int) {
 
 func (r *row) add(m, step int) {
 	r.decay(step)
+	if m >= len(r.counts) {
+		r.counts = append(r.counts, make([]float64, m+1-len(r.counts))...)
+	}
 	r.counts[m]++
 	r.sum++
 }
@@ -457,7 +464,12 @@ func (r *row) addKey(k string, step int) {
 	r.sum++
 }
 
-func (r *row) get(m, step int) float64 { return r.counts[m] * r.factor(step) }
+func (r *row) get(m, step int) float64 {
+	if m >= len(r.counts) {
+		return 0
+	}
+	return r.counts[m] * r.factor(step)
+}
 
 // dist is (count + prior·base) / (sum + prior) per model.
 func (r *row) dist(n, step int, base []float64) []float64 {
@@ -468,7 +480,9 @@ func (r *row) dist(n, step int, base []float64) []float64 {
 		out[i] = prior * base[i] / den
 	}
 	for m, c := range r.counts {
-		out[m] += c * f / den
+		if c != 0 { // never counted: nothing to add
+			out[m] += c * f / den
+		}
 	}
 	return out
 }
