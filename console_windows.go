@@ -20,7 +20,7 @@ func init() {
 
 // consoleWords are the arguments that make this a command line run.
 var consoleWords = []string{
-	"serve", "models", "status", "best", "load", "unload", "yield", "restore", "history", "version",
+	"serve", "models", "status", "best", "load", "unload", "yield", "restore", "history", "version", "mcp",
 	"-h", "-help", "--help",
 }
 

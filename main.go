@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"runtime"
 	"syscall"
 	"time"
 
@@ -33,15 +32,6 @@ func main() {
 	code := cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr, &cli.Desktop{Tray: desktop, Window: window})
 	stop()
 	os.Exit(code)
-}
-
-// noDisplay: without a display the GUI toolkit panics deep inside; say
-// what to do.
-func noDisplay() error {
-	if runtime.GOOS == "linux" && os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
-		return errors.New("no display (DISPLAY and WAYLAND_DISPLAY are unset): run `vramkeeper serve` for headless use")
-	}
-	return nil
 }
 
 // desktop runs the manager, the local API and the tray until Quit or a

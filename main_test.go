@@ -15,50 +15,17 @@ import (
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
+	"github.com/vramkeeper/vramkeeper/internal/vkbin"
 )
 
 // These tests run the built binary, as a user would.
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
 // binary builds vramkeeper once per test run.
-func binary(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	if _, err := exec.LookPath("go"); err != nil {
-		// A test binary cross-compiled for Windows runs under Wine, where
-		// there is no Go; scripts/wine-test.sh runs the built .exe itself.
-		t.Skip("no go command to build the binary with")
-	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "vramkeeper-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "vramkeeper")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = errors.New(string(out))
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("go build: %v", buildErr)
-	}
-	return binPath
-}
+func binary(t *testing.T) string { return vkbin.Path(t) }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
+	vkbin.Remove()
 	os.Exit(code)
 }
 

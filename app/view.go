@@ -30,7 +30,7 @@ type Row struct {
 	EstimateBytes  uint64
 	Estimate       string // "4.6 GiB", "4.6 GiB (measured)", "?"
 	Fits           bool   // at its context, in the budget
-	FitsText       string // "fits" or "too big"
+	FitsText       string // "fits" or "too big", and which card on a machine with several
 	Priority       int
 	// Status is loaded, loading, unloading, failed or idle, with what a
 	// user needs to know beside it: "loaded · 38 % CPU", "failed · retry
@@ -133,7 +133,7 @@ func Rows(s manager.Snapshot, filter string, sort Sort, now time.Time) []Row {
 		}
 		r.FitsText = "too big"
 		if m.Fits {
-			r.FitsText = "fits"
+			r.FitsText = "fits" + describe.Placement(m) // on a machine with several cards: which one
 		}
 		out = append(out, r)
 	}

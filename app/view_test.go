@@ -56,6 +56,28 @@ func TestRowCells(t *testing.T) {
 	}
 }
 
+// On a machine with several cards the Fits column says where Ollama would
+// put the model.
+func TestRowFitsOnWhichCard(t *testing.T) {
+	s := testSnapshot()
+	for i := range s.Models {
+		switch s.Models[i].Name {
+		case "llama3.2:3b":
+			s.Models[i].Card, s.Models[i].CardCount = "AMD Radeon RX 6700 XT", 1
+		case "gemma3:27b", "qwen2.5:7b":
+			s.Models[i].CardCount = 2
+		}
+	}
+	got := map[string]string{}
+	for _, r := range Rows(s, "", Sort{By: ColName}, s.Time) {
+		got[r.Name] = r.Text(ColFits)
+	}
+	want := map[string]string{"gemma3:27b": "too big", "llama3.2:3b": "fits on AMD Radeon RX 6700 XT", "qwen2.5:7b": "fits over 2 cards"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("fits = %v, want %v", got, want)
+	}
+}
+
 func TestTooltip(t *testing.T) {
 	s := testSnapshot()
 	tests := []struct {

@@ -94,6 +94,9 @@ func newHub(limit int, history []Event, log *slog.Logger) *hub {
 	if len(history) > limit {
 		history = history[len(history)-limit:]
 	}
+	for i := range history { // written before events were bounded
+		history[i] = history[i].bounded()
+	}
 	return &hub{subs: map[*subscriber]struct{}{}, limit: limit, history: history, log: log}
 }
 
@@ -158,6 +161,7 @@ func (h *hub) recent() []Event {
 
 // emit records an event and sends it to subscribers.
 func (m *Manager) emit(e Event) {
+	e = e.bounded()
 	if e.Time.IsZero() {
 		e.Time = m.now()
 	}

@@ -2,8 +2,8 @@ package manager
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -46,7 +46,7 @@ func calibKey(digest string, numCtx int, version string) string {
 func loadPersisted(path string) (persisted, error) {
 	p := persisted{}
 	var err error
-	if path != "" {
+	if folderThere(path) {
 		// A damaged file gives back every entry written whole; the file
 		// is set aside and err says where.
 		p, err = statefile.Load[persisted](path)
@@ -67,7 +67,7 @@ func loadPersisted(path string) (persisted, error) {
 type catalog map[string]Details
 
 func loadCatalog(path string) (catalog, error) {
-	if path == "" {
+	if !folderThere(path) {
 		return catalog{}, nil
 	}
 	c, err := statefile.Load[catalog](path)
@@ -75,6 +75,17 @@ func loadCatalog(path string) (catalog, error) {
 		c = catalog{}
 	}
 	return c, err
+}
+
+// folderThere reports whether the folder of a state file is there to be
+// read: a folder that does not exist and cannot be made (its store warns
+// once) has saved nothing.
+func folderThere(path string) bool {
+	if path == "" {
+		return false
+	}
+	fi, err := os.Stat(filepath.Dir(path))
+	return err == nil && fi.IsDir()
 }
 
 // saveJSON writes v crash-safely: temp file, fsync, rename, folder fsync.
@@ -96,25 +107,47 @@ type store struct {
 	history                             chan Event
 	journal                             *journal.Journal[Event] // nil without a state folder
 	log                                 *slog.Logger
-	failing                             map[string]bool // warned once per file until it works again
+	// failing: the folder could not be written lately; warned once until
+	// a write works again. The writer's own, once it runs.
+	failing bool
+	// dropping: history entries were dropped (the owner's; warned once).
+	dropping bool
 }
 
+// newStore writes into dir. A folder that cannot be written (read-only,
+// full, not ours) is one warning, here, before anything runs: the app
+// keeps its state in memory and saves it once the folder takes writes.
 func newStore(dir string, log *slog.Logger) *store {
 	s := &store{
 		state:   make(chan persisted, 1),
 		catalog: make(chan map[string]Details, 1),
 		history: make(chan Event, 4096),
 		log:     log,
-		failing: map[string]bool{},
 	}
 	if dir != "" {
 		s.statePath = filepath.Join(dir, "state.json")
 		s.catalogPath = filepath.Join(dir, "catalog.json")
 		s.historyPath = filepath.Join(dir, "history.jsonl")
-		// The store reports failures itself, once per file.
+		// The store reports failures itself, once for the folder.
 		s.journal = journal.Open[Event](s.historyPath, journal.Options{Log: slog.New(slog.DiscardHandler)})
+		if err := writable(dir); err != nil {
+			s.warn(dir, err)
+		}
 	}
 	return s
+}
+
+// writable checks that dir takes a new file.
+func writable(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".writable-*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // offer hands v to the writer, replacing a value it has not taken yet.
@@ -139,7 +172,10 @@ func (s *store) appendHistory(e Event) {
 	select {
 	case s.history <- e:
 	default:
-		s.warn(s.historyPath, fmt.Errorf("the disk is too slow: history entries dropped"))
+		if !s.dropping {
+			s.dropping = true
+			s.log.Warn("history entries dropped: the disk is too slow for them", "file", s.historyPath)
+		}
 	}
 }
 
@@ -184,31 +220,33 @@ func (s *store) append(e Event) {
 	s.result(s.historyPath, s.journal.Append(e))
 }
 
-// result logs a failing file once, and once more when it works again.
+// result logs a failing folder once, and once more when it takes writes
+// again.
 func (s *store) result(path string, err error) {
 	if err != nil {
 		s.warn(path, err)
 		return
 	}
-	if s.failing[path] {
-		delete(s.failing, path)
-		s.log.Info("state file written again", "file", path)
+	if s.failing {
+		s.failing = false
+		s.log.Info("state saved again", "file", path)
 	}
 }
 
 func (s *store) warn(path string, err error) {
-	if s.failing[path] {
+	if s.failing {
 		return
 	}
-	s.failing[path] = true
-	s.log.Warn("state not saved; VRAM Keeper keeps running and retries at the next change", "file", path, "err", err)
+	s.failing = true
+	s.log.Warn("state not saved: the state folder cannot be written; VRAM Keeper runs on, keeps its state in memory and saves it at the next change the folder takes",
+		"path", path, "err", err)
 }
 
 // readHistory loads the newest limit events of the journal at path,
 // oldest first, reading from its end; damaged lines are skipped and
 // counted, so one bad write never loses the rest.
 func readHistory(path string, limit int, log *slog.Logger) []Event {
-	if path == "" {
+	if !folderThere(path) {
 		return nil
 	}
 	j := journal.Open[Event](path, journal.Options{Log: log})

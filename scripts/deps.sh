@@ -3,7 +3,8 @@
 # cgo/GL/X11 headers for Fyne, the headers the Ollama build lacks, and
 # Xvfb + a session bus + screenshot tools for the desktop end-to-end test;
 # mingw-w64, NSIS and zip for the Windows build and packages, debootstrap
-# for the chroots of the Wine and package tiers.
+# for the chroots of the Wine and package tiers; prometheus (promtool and
+# the server) as the metrics' real clients.
 # Skips apt entirely when everything is there already.
 set -euo pipefail
 pkgs=(
@@ -12,6 +13,7 @@ pkgs=(
   nlohmann-json3-dev libstb-dev
   xvfb dbus dbus-x11 x11-utils xdotool imagemagick
   gcc-mingw-w64-x86-64 nsis zip debootstrap
+  prometheus
 )
 # Node.js and npm run the official OpenAI and Anthropic SDKs against the
 # proxy; a machine that has them from elsewhere keeps its own.

@@ -63,15 +63,19 @@ malgo=$(go mod download -json github.com/gen2brain/malgo@v0.11.24 | sed -n 's/^[
 cp -r "$src" "$work/ollama"
 chmod -R u+w "$work/ollama"
 # Module zips drop vendor/ folders: miniaudio comes from malgo (see shared notes).
-mkdir -p "$work/inc/miniaudio"
-cp "$malgo/miniaudio.h" "$work/inc/miniaudio/miniaudio.h"
+# The include folder has a fixed path: the flags are part of the Go build
+# cache's key for the cgo parts, so a second build (another stamp) relinks
+# instead of compiling llama.cpp again.
+inc="$cache/include"
+mkdir -p "$inc/miniaudio"
+cmp -s "$malgo/miniaudio.h" "$inc/miniaudio/miniaudio.h" || cp "$malgo/miniaudio.h" "$inc/miniaudio/miniaudio.h"
 
 echo ">> building ollama $version (cgo, llama.cpp CPU backend): about 9 minutes on 2 cores the first time" >&2
 start=$(date +%s)
 (
   cd "$work/ollama"
   # version.Version is what /api/version and `ollama --version` report.
-  CGO_ENABLED=1 CGO_CPPFLAGS="-I$work/inc" GOFLAGS=-mod=mod go build -trimpath \
+  CGO_ENABLED=1 CGO_CPPFLAGS="-I$inc" GOFLAGS=-mod=mod go build -trimpath \
     -ldflags "$stamp" -o "$work/ollama-bin" . 2>&1 |
     while IFS= read -r line; do echo "   $line" >&2; done
 ) &

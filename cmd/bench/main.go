@@ -1,12 +1,13 @@
 // Command bench measures VRAM Keeper: estimator accuracy against a real
 // Ollama, eviction policies on simulated agent traces, swap latency with
 // realistic-size models, next-model prediction, the policy against what
-// users run instead, latency, and the desktop app's idle footprint. It
+// users run instead, latency, the MCP server and metrics, and the desktop
+// app's idle footprint. It
 // prints each table and writes them to a markdown file, each stamped with
 // the machine and Ollama version; sections not run this time keep their
 // text from the file.
 //
-//	go run ./cmd/bench [-out docs/BENCHMARKS.md] [-only estimator,policy,predict,alternatives,latency,footprint]
+//	go run ./cmd/bench [-out docs/BENCHMARKS.md] [-only estimator,policy,predict,alternatives,latency,mcp,footprint]
 //	go run ./cmd/bench -only swap,alternatives   # the long one: ~8 GB of models, 20+ minutes
 package main
 
@@ -126,7 +127,7 @@ func sortedKeys(m map[string]string) []string {
 
 func main() {
 	out := flag.String("out", "docs/BENCHMARKS.md", "markdown file to write (\"\" writes none)")
-	only := flag.String("only", "policy,predict,alternatives,latency,estimator,footprint",
+	only := flag.String("only", "policy,predict,alternatives,latency,mcp,estimator,footprint",
 		"comma-separated sections to run (swap is long and only runs when named)")
 	var o opts
 	flag.IntVar(&o.requests, "requests", 5000, "requests per simulated trace")
@@ -211,6 +212,10 @@ func run(ctx context.Context, log *slog.Logger, out string, only []string, o opt
 			return alternativesSections(o.requests, f)
 		}},
 		{"latency", true, "Latency", func() ([]section, error) { return latencySections(ctx, log, srv) }},
+		{"mcp", false, "MCP and metrics", func() ([]section, error) {
+			s, err := agentsSection()
+			return []section{s}, err
+		}},
 		{"footprint", true, "Footprint", func() ([]section, error) { return footprintSection(ctx, log, srv, o.idle) }},
 	}
 	var old []docSection

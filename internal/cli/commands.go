@@ -106,7 +106,7 @@ func run(ctx context.Context, cmd string, pos []string, f Flags, stdout, stderr 
 	want := map[string][2]int{ // min, max positional arguments
 		"": {0, 0}, "window": {0, 0}, "serve": {0, 0}, "models": {0, 0}, "status": {0, 0},
 		"best": {1, 2}, "load": {1, 1}, "unload": {1, 1}, "pull": {1, 1},
-		"yield": {0, 0}, "restore": {0, 0}, "history": {0, 0}, "version": {0, 0},
+		"yield": {0, 0}, "restore": {0, 0}, "history": {0, 0}, "version": {0, 0}, "mcp": {0, 0},
 	}
 	n, ok := want[cmd]
 	if !ok {
@@ -138,12 +138,18 @@ func run(ctx context.Context, cmd string, pos []string, f Flags, stdout, stderr 
 	case "serve":
 		return Serve(ctx, env)
 	}
-	k, closeK, err := env.keeper(ctx)
+	mode := "cli"
+	if cmd == "mcp" {
+		mode = "mcp"
+	}
+	k, closeK, err := env.keeper(ctx, mode)
 	if err != nil {
 		return err
 	}
 	defer closeK()
 	switch cmd {
+	case "mcp":
+		return cmdMCP(ctx, env, k)
 	case "models":
 		return cmdModels(ctx, env, k)
 	case "status":
@@ -182,11 +188,13 @@ func inProcess(k keeper.Keeper) bool {
 }
 
 // keeper returns the running instance's API when one answers, else starts
-// the manager in this process and reads Ollama once. It never manages the
+// the manager in this process (for mode "cli" or "mcp") and reads Ollama
+// once; for mcp, which runs as long as its client, an Ollama that does not
+// answer yet is not an error (the tools say so until it does). It never manages the
 // Ollama of a running instance beside it: an instance that refuses this
 // command (token, version) is an error, and so is one that holds the
 // state folder but does not answer.
-func (e *Env) keeper(ctx context.Context) (keeper.Keeper, func(), error) {
+func (e *Env) keeper(ctx context.Context, mode string) (keeper.Keeper, func(), error) {
 	k, err := e.remote(ctx, e.Config.Listen)
 	if err == nil {
 		return k, func() {}, nil
@@ -203,7 +211,7 @@ func (e *Env) keeper(ctx context.Context) (keeper.Keeper, func(), error) {
 		return nil, nil, fmt.Errorf("%w: the VRAM Keeper on %s (PID %d) manages Ollama at %s from the state folder %s, and this command was given %s; "+
 			"run it with --state-dir %s, or stop that one first", instance.ErrHeld, oi.At, oi.Got.PID, oi.Got.Ollama, oi.Got.StateDir, oi.Want.StateDir, oi.Got.StateDir)
 	}
-	if err := e.Own("cli"); err != nil {
+	if err := e.Own(mode); err != nil {
 		var held *instance.HeldError
 		if !errors.As(err, &held) {
 			return nil, nil, err
@@ -225,8 +233,11 @@ func (e *Env) keeper(ctx context.Context) (keeper.Keeper, func(), error) {
 	}
 	stop := e.Start(ctx)
 	if err := e.Manager.Refresh(ctx); err != nil {
-		stop()
-		return nil, nil, err
+		if mode != "mcp" || !errors.Is(err, manager.ErrUnreachable) {
+			stop()
+			return nil, nil, err
+		}
+		fmt.Fprintf(e.Stderr, "vramkeeper: %v; the tools say so until it answers\n", err)
 	}
 	return e.Manager, stop, nil
 }
@@ -260,11 +271,10 @@ func cmdModels(ctx context.Context, env *Env, k keeper.Keeper) error {
 		if m.EstimateErr != "" && m.EstimateBytes == 0 {
 			est = "unknown"
 		}
-		fits := "yes"
+		fits := "yes" + describe.Placement(m)
 		if !m.Fits {
 			fits = "too big"
 		}
-		fits += describe.Placement(m)
 		state := describe.Status(s, m, now)
 		if describe.Retry(m, now) != "" {
 			failed = append(failed, m)

@@ -102,6 +102,8 @@ Usage:
   vramkeeper history [--json] [--plot FILE]
                                   recent loads and evictions; --plot writes the last
                                   hour's chart as .svg or .png
+  vramkeeper mcp                  serve the MCP tools over stdin/stdout (for agents:
+                                  claude mcp add vramkeeper -- vramkeeper mcp)
   vramkeeper version              print this build's version
 
 Tasks: code_generation, code_review, chat, reasoning, summarization, tool_use,
@@ -145,8 +147,10 @@ type Env struct {
 	// desktop shows no tray icon.
 	OllamaBin string
 	NoTray    func() bool
-	// mode is what Own was called for ("tray", "serve", "cli").
-	mode   string
+	// mode is what Own was called for ("tray", "serve", "cli", "mcp").
+	mode string
+	// Stdin is what `vramkeeper mcp` reads its client from.
+	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
 }
@@ -178,7 +182,7 @@ func Setup(f Flags, quiet bool, stdout, stderr io.Writer) (*Env, error) {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	env := &Env{Flags: f, Log: log, Stdout: stdout, Stderr: stderr}
+	env := &Env{Flags: f, Log: log, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr}
 
 	env.ConfigPath = f.Config
 	if env.ConfigPath == "" {
@@ -226,16 +230,21 @@ func Setup(f Flags, quiet bool, stdout, stderr io.Writer) (*Env, error) {
 
 // Own makes this process the manager of the state folder (and so of its
 // Ollama): it takes the folder's lock, then builds the GPU probe and the
-// manager. mode is "tray", "serve" or "cli". Another process holding the
+// manager. mode is "tray", "serve", "cli" or "mcp". Another process holding the
 // folder gives an *instance.HeldError naming it. Close releases the lock.
 func (e *Env) Own(mode string) error {
 	me := instance.Info{PID: os.Getpid(), Mode: mode, Ollama: e.OllamaURL.Redacted(), Started: time.Now()}
-	if mode != "cli" {
+	if mode == "tray" || mode == "serve" { // one-shot commands and mcp serve no API
 		me.API = e.Config.Listen
 	}
 	l, err := instance.Acquire(e.StateDir, me)
 	if err != nil {
 		return err
+	}
+	if l.Degraded != nil {
+		// The manager's state warns once that the folder cannot be
+		// written; this says only where the lock went.
+		e.Log.Info("state folder not writable: locked and recorded beside the temporary files instead", "dir", e.StateDir, "err", l.Degraded)
 	}
 	e.lock, e.mode = l, mode
 	opt, err := ownOptions(mode, e.Config)

@@ -11,6 +11,7 @@
 package instance
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,38 +73,85 @@ func (e *HeldError) Unwrap() error { return ErrHeld }
 
 // Lock is a held state folder.
 type Lock struct {
-	fl  *flock.Flock
-	dir string
+	fl     *flock.Flock
+	record string // where this holder's record is; "" when none could be written
+	// Degraded says why the folder could not be written (nil when it
+	// could): it is locked through a file beside the system's temporary
+	// files, or its record lives there, or there is none. The caller
+	// warns once; the holder runs on.
+	Degraded error
 }
 
 // Acquire takes the state folder dir for the process described by me,
 // without waiting: a *HeldError (errors.Is ErrHeld) when another process
-// has it.
+// has it. A folder that cannot be written (read-only, full, not ours) is
+// still taken: the lock file, when it is there, is locked as it is
+// (reading is enough), else one in the system's temporary folder named
+// for dir stands in for it, and the record goes there too; Lock.Degraded
+// says why.
 func Acquire(dir string, me Info) (*Lock, error) {
+	var degraded error
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("state folder %s: %w", dir, err)
+		degraded = fmt.Errorf("state folder %s: %w", dir, err)
 	}
 	fl := flock.New(filepath.Join(dir, LockFile))
 	ok, err := fl.TryLock()
-	if err != nil {
+	if err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, os.ErrPermission) && !isReadOnly(err) && degraded == nil {
 		return nil, fmt.Errorf("locking the state folder %s: %w", dir, err)
+	}
+	if err != nil {
+		// No lock file, and none can be made there.
+		degraded = errors.Join(degraded, fmt.Errorf("locking the state folder %s: %w", dir, err))
+		fl = flock.New(standIn(dir, LockFile))
+		if ok, err = fl.TryLock(); err != nil {
+			return nil, fmt.Errorf("locking the state folder %s through %s: %w", dir, fl.Path(), err)
+		}
 	}
 	if !ok {
 		held := &HeldError{Dir: dir}
 		held.Holder, _ = Read(dir)
 		return nil, held
 	}
-	if err := statefile.Save(filepath.Join(dir, InfoFile), me); err != nil {
-		_ = fl.Unlock()
-		return nil, fmt.Errorf("recording this instance: %w", err)
+	l := &Lock{fl: fl, Degraded: degraded}
+	for _, path := range []string{filepath.Join(dir, InfoFile), standIn(dir, InfoFile)} {
+		err := statefile.Save(path, me)
+		if err == nil {
+			l.record = path
+			break
+		}
+		l.Degraded = errors.Join(l.Degraded, fmt.Errorf("recording this instance: %w", err))
 	}
-	return &Lock{fl: fl, dir: dir}, nil
+	if l.record != filepath.Join(dir, InfoFile) {
+		// A record of an earlier holder there must not outlive this one's.
+		_ = os.Remove(filepath.Join(dir, InfoFile))
+	}
+	return l, nil
 }
 
-// Read returns what the holder of dir recorded. It only reads: the file
-// is the holder's.
+// standIn is where a file of dir's goes when dir cannot be written: in
+// the system's temporary folder, named for dir, so that every process
+// that takes dir finds the same one.
+func standIn(dir, name string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		abs = dir
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return filepath.Join(os.TempDir(), fmt.Sprintf("vramkeeper-%x-%s", sum[:8], name))
+}
+
+// Read returns what the holder of dir recorded, in dir or where it
+// records when dir cannot be written (the newer of the two). It only
+// reads: the record is the holder's.
 func Read(dir string) (Info, error) {
-	path := filepath.Join(dir, InfoFile)
+	info, err := readRecord(filepath.Join(dir, InfoFile))
+	if other, oerr := readRecord(standIn(dir, InfoFile)); oerr == nil && (err != nil || other.Started.After(info.Started)) {
+		return other, nil
+	}
+	return info, err
+}
+
+func readRecord(path string) (Info, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return Info{}, err
@@ -120,9 +168,12 @@ func Read(dir string) (Info, error) {
 
 // Release removes the record and frees the folder.
 func (l *Lock) Release() error {
-	rerr := os.Remove(filepath.Join(l.dir, InfoFile))
-	if errors.Is(rerr, os.ErrNotExist) {
-		rerr = nil
+	var rerr error
+	if l.record != "" {
+		rerr = os.Remove(l.record)
+		if errors.Is(rerr, os.ErrNotExist) {
+			rerr = nil
+		}
 	}
 	return errors.Join(rerr, l.fl.Unlock())
 }

@@ -88,3 +88,53 @@ func TestStaleRecordOverwritten(t *testing.T) {
 		t.Fatalf("record %+v %v", info, err)
 	}
 }
+
+// TestFolderThatCannotBeWritten: a state folder that cannot be created, or
+// one that is read-only, is still held by one process: the lock and the
+// record stand in beside the temporary files, a second taker is refused
+// naming the first, and the caller is told why once.
+func TestFolderThatCannotBeWritten(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir()) // where the stand-ins go
+	blocker := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dirs := map[string]string{"cannot be created": filepath.Join(blocker, "state")}
+	if os.Geteuid() != 0 { // root writes anywhere
+		ro := filepath.Join(t.TempDir(), "read-only")
+		if err := os.Mkdir(ro, 0o555); err != nil {
+			t.Fatal(err)
+		}
+		dirs["read-only"] = ro
+	}
+	for name, dir := range dirs {
+		t.Run(name, func(t *testing.T) {
+			l, err := Acquire(dir, Info{PID: 11, Mode: "serve", API: "127.0.0.1:9", Started: time.Now()})
+			if err != nil {
+				t.Fatalf("Acquire: %v, want the folder held all the same", err)
+			}
+			if l.Degraded == nil {
+				t.Error("Degraded is nil: the caller is not told the folder cannot be written")
+			}
+			_, err = Acquire(dir, Info{PID: 12, Mode: "tray"})
+			var held *HeldError
+			if !errors.As(err, &held) || held.Holder.PID != 11 || held.Holder.API != "127.0.0.1:9" {
+				t.Fatalf("second Acquire: %v, want it refused naming the first", err)
+			}
+			if info, err := Read(dir); err != nil || info.PID != 11 {
+				t.Errorf("Read: %+v %v", info, err)
+			}
+			if err := l.Release(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Read(dir); err == nil {
+				t.Error("a record outlived its holder")
+			}
+			l2, err := Acquire(dir, Info{PID: 13})
+			if err != nil {
+				t.Fatalf("after release: %v", err)
+			}
+			l2.Release()
+		})
+	}
+}

@@ -76,6 +76,13 @@ var guardedPaths = []guardedPath{
 		req, _ := http.NewRequest(http.MethodGet, base+"/metrics", nil)
 		return req
 	}, `vramkeeper_model_loaded{model="a:1b"} 1`},
+	{"POST /mcp", func(base string) *http.Request {
+		req, _ := http.NewRequest(http.MethodPost, base+"/mcp", strings.NewReader(
+			`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		return req
+	}, `"name":"vramkeeper"`},
 }
 
 // Every proxied request that reached Ollama is one sample of how long it

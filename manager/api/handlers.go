@@ -53,7 +53,7 @@ func (s *Server) handleModelAction(w http.ResponseWriter, r *http.Request) {
 	name, action := path[:i], path[i+1:]
 	// The body is optional; a small one is read so keep-alive works, a big
 	// one refused.
-	b, err := wire.ReadBody(w, r, wire.MaxBody)
+	b, err := s.readBody(w, r)
 	if err != nil {
 		s.keeperFail(w, r, err)
 		return
@@ -107,7 +107,7 @@ func (s *Server) canonical(name string) string {
 }
 
 func (s *Server) handleYield(w http.ResponseWriter, r *http.Request) {
-	if _, err := wire.ReadBody(w, r, wire.MaxBody); err != nil {
+	if _, err := s.readBody(w, r); err != nil {
 		s.keeperFail(w, r, err)
 		return
 	}
@@ -120,7 +120,7 @@ func (s *Server) handleYield(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
-	if _, err := wire.ReadBody(w, r, wire.MaxBody); err != nil {
+	if _, err := s.readBody(w, r); err != nil {
 		s.keeperFail(w, r, err)
 		return
 	}
@@ -134,7 +134,7 @@ func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleBest(w http.ResponseWriter, r *http.Request) {
 	var req wire.BestRequest
-	if err := decodeStrict(w, r, &req); err != nil {
+	if err := s.decodeStrict(w, r, &req); err != nil {
 		s.keeperFail(w, r, err)
 		return
 	}
@@ -154,7 +154,7 @@ func (s *Server) handleBest(w http.ResponseWriter, r *http.Request) {
 // handlePlan answers what a load would do now, changing nothing.
 func (s *Server) handlePlan(w http.ResponseWriter, r *http.Request) {
 	var req manager.PlanRequest
-	if err := decodeStrict(w, r, &req); err != nil {
+	if err := s.decodeStrict(w, r, &req); err != nil {
 		s.keeperFail(w, r, err)
 		return
 	}
@@ -171,10 +171,19 @@ func (s *Server) handlePlan(w http.ResponseWriter, r *http.Request) {
 	wire.WriteJSON(w, http.StatusOK, p)
 }
 
+// readBody reads a management body (at most wire.MaxBody) through the
+// gate that bounds the bodies read at once; the body is small and parsed
+// at once, so its room is given back when it has been read.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	b, release, err := s.gate.ReadBody(w, r, wire.MaxBody)
+	release()
+	return b, err
+}
+
 // decodeStrict reads a small JSON body into v, refusing unknown fields and
 // trailing data, so a typo ("taks") is an error and not a silent default.
-func decodeStrict(w http.ResponseWriter, r *http.Request, v any) error {
-	b, err := wire.ReadBody(w, r, wire.MaxBody)
+func (s *Server) decodeStrict(w http.ResponseWriter, r *http.Request, v any) error {
+	b, err := s.readBody(w, r)
 	if err != nil {
 		return err
 	}

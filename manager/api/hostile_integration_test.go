@@ -1,8 +1,12 @@
 package api_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -87,5 +91,85 @@ func TestEncodedPathsAgainstRealOllama(t *testing.T) {
 	if len(ps) != 1 || ps[0].ContextLength != 1024 || !v.Loaded || v.LoadedCtx != 1024 {
 		t.Errorf("after /api%%2Fgenerate: /api/ps %+v, manager: loaded %v at %d; want it loaded by the manager at 1024 tokens",
 			ps, v.Loaded, v.LoadedCtx)
+	}
+}
+
+// TestClientThatStopsReadingAgainstRealOllama: a client starts a long
+// streamed generation and stops reading. Its hold on the model ends once
+// the socket buffers are full and a write has waited the write deadline;
+// meanwhile a yield waits for it (it never pulls a model from under a
+// request), and returns once the hold ended.
+func TestClientThatStopsReadingAgainstRealOllama(t *testing.T) {
+	const writeTimeout = time.Second
+	// A vocabulary of 32,000 makes the end token rare (the tiny models'
+	// 265 end a stream within a few hundred tokens), and a fixed seed
+	// makes the stream the same each run.
+	chatty := llama(2, 64)
+	chatty.Vocab = 32000
+	r := newRig(t, map[string]ggufgen.Spec{"tiny-chat": chatty},
+		manager.Options{Settings: manager.Settings{NumCtx: 1024}}, server.Options{WriteTimeout: writeTimeout})
+	ctx := ctxFor(t, 3*time.Minute)
+	body := `{"model":"tiny-chat","prompt":"tell me everything","options":{"num_predict":1000000,"seed":42}}`
+	base := serveReal(t, r.srv)
+	c := dialRaw(t, base, fmt.Sprintf("POST /api/generate HTTP/1.1\nHost: %s\nContent-Length: %d", r.url.Host, len(body)), body)
+	// What the client's own kernel takes of the stream before its window
+	// shrinks is its business (with Linux's defaults some 20 to 60 KiB:
+	// a minute of this CPU's tokens, see docs/RELIABILITY.md); a small
+	// receive buffer shows the server's part within seconds.
+	if err := c.(*net.TCPConn).SetReadBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Read for a while first, to know how fast the stream comes.
+	var streamed int64
+	for began := time.Now(); time.Since(began) < 3*time.Second; {
+		line, err := br.ReadBytes('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		streamed += int64(len(line))
+	}
+	rate := float64(streamed) / 3
+	stalled := time.Now() // the client reads nothing more
+	held := func() int {
+		v, _ := r.m.Snapshot().Lookup("tiny-chat")
+		return v.InFlight
+	}
+	if held() != 1 {
+		t.Fatalf("holds on tiny-chat while it streams: %d, want 1", held())
+	}
+	t.Logf("the stream came at %.0f bytes/s", rate)
+	yielded := make(chan error, 1)
+	go func() {
+		_, err := r.m.Yield(ctx)
+		yielded <- err
+	}()
+	var freed time.Duration
+	for held() > 0 {
+		if time.Since(stalled) > 2*time.Minute {
+			t.Fatal("the hold outlived the client that stopped reading by two minutes")
+		}
+		time.Sleep(20 * time.Millisecond) // a poll of the published snapshot, not a decision
+	}
+	freed = time.Since(stalled)
+	// The stream was cut, not ended: the hold ended for the deadline.
+	rest, err := io.ReadAll(resp.Body)
+	if err == nil || bytes.Contains(rest, []byte(`"done":true`)) {
+		t.Fatalf("the generation ended by itself (%v, %d bytes), so the deadline was not what ended the hold", err, len(rest))
+	}
+	if err := <-yielded; err != nil {
+		t.Fatalf("yield: %v", err)
+	}
+	t.Logf("the hold ended %s after the client stopped reading (write deadline %s, the stream came at %.0f bytes/s); the yield returned %s after",
+		freed.Round(time.Millisecond), writeTimeout, rate, time.Since(stalled).Round(time.Millisecond))
+	if ps := r.ollama.Running(t); len(ps) != 0 {
+		t.Errorf("after the yield Ollama has %+v loaded", ps)
+	}
+	if _, err := r.m.Restore(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -64,7 +64,7 @@ func TestPlanOverTheWire(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("a misspelt field: HTTP %d, want 400", resp.StatusCode)
 	}
-	if strings.Contains(strings.Join(f.calls, ","), "load") {
-		t.Errorf("a plan loaded something: %v", f.calls)
+	if strings.Contains(strings.Join(f.called(), ","), "load") {
+		t.Errorf("a plan loaded something: %v", f.called())
 	}
 }

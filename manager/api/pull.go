@@ -23,7 +23,7 @@ func (s *Server) handlePull(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req manager.PullRequest
-	if err := decodeStrict(w, r, &req); err != nil {
+	if err := s.decodeStrict(w, r, &req); err != nil {
 		s.keeperFail(w, r, err)
 		return
 	}

@@ -121,7 +121,7 @@ func TestRemote(t *testing.T) {
 	}
 	// The second patch named only the budget: the rest stays.
 	want := []string{"paused true", "paused false", "apply 3.0 GiB 3 2048", "apply 80% 3 2048"}
-	if got := strings.Join(k.calls, ","); got != strings.Join(want, ",") {
+	if got := strings.Join(k.called(), ","); got != strings.Join(want, ",") {
 		t.Errorf("calls %s, want %s", got, strings.Join(want, ","))
 	}
 

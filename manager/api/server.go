@@ -27,9 +27,10 @@
 //	GET  /keeper/v1/instance               wire.Instance: its PID, the Ollama and state folder it manages
 //	POST /keeper/v1/pull                   {"model": ..., "insecure": bool} → NDJSON wire.PullLine: download a model
 //
-// # Metrics
+// # Metrics and MCP
 //
 //	GET  /metrics                          Prometheus metrics (package metrics)
+//	POST /mcp                              the MCP server's tools over Streamable HTTP (package mcp)
 //
 // Model names hold ':' and '/' (hf.co/user/model:Q4_K_M). The path takes the
 // name as it is, slashes included, and the action is always the last segment:
@@ -77,7 +78,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vramkeeper/vramkeeper/internal/version"
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/api/mcp"
 	"github.com/vramkeeper/vramkeeper/manager/api/metrics"
 	"github.com/vramkeeper/vramkeeper/manager/api/proxy"
 	"github.com/vramkeeper/vramkeeper/manager/api/wire"
@@ -124,6 +127,19 @@ type Options struct {
 	// EventWriteTimeout is how long one event may take to reach a client
 	// before its stream is dropped (default 10 s).
 	EventWriteTimeout time.Duration
+	// WriteTimeout is how long each write of a response may take to reach
+	// the client (default 30 s), extended at every chunk: a client that
+	// stops reading loses its request, and its hold on the model, within
+	// it once the socket buffers are full (deadline.go).
+	WriteTimeout time.Duration
+	// BodyTimeout is how long a request body may take to arrive, from the
+	// request's start (default 60 s); a blob upload only has to keep
+	// moving, each read within it.
+	BodyTimeout time.Duration
+	// BodiesInFlight bounds the bytes of request bodies read whole at
+	// once, across all requests (default wire.DefaultBodiesInFlight); past
+	// it a request waits a moment, then gets 503 with Retry-After.
+	BodiesInFlight int64
 	// AllowAdmin lets Ollama's delete, pull, push, create, copy, blob
 	// uploads, alias changes and account calls through when a token is
 	// set. Without a token the server is loopback only and they always
@@ -149,6 +165,15 @@ func (o *Options) setDefaults() {
 	if o.EventWriteTimeout <= 0 {
 		o.EventWriteTimeout = 10 * time.Second
 	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = defaultWriteTimeout
+	}
+	if o.BodyTimeout <= 0 {
+		o.BodyTimeout = wire.BodyReadTimeout
+	}
+	if o.BodiesInFlight <= 0 {
+		o.BodiesInFlight = wire.DefaultBodiesInFlight
+	}
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
@@ -158,6 +183,7 @@ const (
 	readHeaderTimeout = 10 * time.Second
 	idleTimeout       = 2 * time.Minute
 	shutdownGrace     = 10 * time.Second
+	maxHeaderBytes    = 64 << 10
 	sseKeepAlive      = 15 * time.Second
 )
 
@@ -170,6 +196,7 @@ type Server struct {
 	proxy    *proxy.Proxy
 	metrics  *metrics.Metrics
 	handler  http.Handler
+	gate     *wire.BodyGate // bodies read whole, the proxy's and ours
 
 	// streams holds a token per open event stream.
 	streams chan struct{}
@@ -188,11 +215,13 @@ func New(k Manager, upstream *url.URL, opt Options) *Server {
 		log:      opt.Log,
 		stopping: make(chan struct{}),
 		streams:  make(chan struct{}, opt.MaxEventStreams),
+		gate:     wire.NewBodyGate(opt.BodiesInFlight),
 		metrics:  metrics.New(k, opt.Log),
 	}
 	s.proxy = proxy.New(k, upstream, proxy.Options{
 		Waited:  s.metrics.ObserveWait,
 		MaxBody: opt.MaxBody, UpstreamHeaderTimeout: opt.UpstreamHeaderTimeout, AcquireTimeout: opt.AcquireTimeout,
+		Gate: s.gate,
 		// Without a token the server is loopback only: the user's own
 		// machine may change what is installed.
 		AllowAdmin: opt.Token == "" || opt.AllowAdmin,
@@ -232,6 +261,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /keeper/v1/instance", s.handleInstance)
 	mux.HandleFunc("POST /keeper/v1/pull", s.handlePull)
 	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.Handle("/mcp", mcp.Handler(s.k, mcp.Options{Version: version.Version, Log: s.log}))
 	mux.HandleFunc("/keeper/", func(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, http.StatusNotFound, wire.CodeNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -241,11 +271,15 @@ func (s *Server) routes() http.Handler {
 }
 
 // guard applies the checks every request passes: the path as Ollama
-// reads it (path.go), then token, host, origin.
+// reads it (path.go), the deadlines (deadline.go), then token, host,
+// origin.
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := canonicalize(r); err != nil {
-			s.deny(w, r, http.StatusBadRequest, wire.CodeBadRequest, err.Error())
+		perr := canonicalize(r)
+		w, r, done := withDeadlines(w, r, s.opt.WriteTimeout, s.opt.BodyTimeout)
+		defer done() // the server's last write of the answer, after the handler
+		if perr != nil {
+			s.deny(w, r, http.StatusBadRequest, wire.CodeBadRequest, perr.Error())
 			return
 		}
 		origin := r.Header.Get("Origin")
@@ -341,9 +375,15 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 		Handler:           s.handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
+		// A path and headers past 64 KiB are nobody's API call (the
+		// default, 1 MiB, let one request put a megabyte into every log
+		// line that names its path).
+		MaxHeaderBytes: maxHeaderBytes,
+		ConnContext:    withConn, // the stall watch reads the connection (deadline.go)
 		// No ReadTimeout or WriteTimeout: a generation streams for minutes
-		// and a blob upload takes as long as it takes. Bodies we parse get
-		// their own read deadline (wire.ReadBody).
+		// and a blob upload takes as long as it takes. Every request gets
+		// deadlines of its own instead, per write and for its body
+		// (deadline.go).
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,9 +24,11 @@ import (
 	"github.com/vramkeeper/vramkeeper/manager/timeline"
 )
 
-// fakeKeeper records calls and answers from a table; no goroutines.
+// fakeKeeper records calls and answers from a table; no goroutines of its
+// own, but the server's handlers call it from theirs.
 type fakeKeeper struct {
 	models map[string]bool // name → loaded
+	mu     sync.Mutex
 	calls  []string
 	// loadedCtx is the context each model is loaded at, as Acquire says.
 	loadedCtx map[string]int
@@ -33,6 +36,19 @@ type fakeKeeper struct {
 	fail     error
 	yielded  []string
 	settings manager.Settings // as Apply left them
+}
+
+func (f *fakeKeeper) record(call string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, call)
+}
+
+// called is the calls so far.
+func (f *fakeKeeper) called() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
 }
 
 func (f *fakeKeeper) known(name string) error {
@@ -43,14 +59,14 @@ func (f *fakeKeeper) known(name string) error {
 }
 
 func (f *fakeKeeper) Acquire(ctx context.Context, name, reason string) (func(), manager.LoadResult, error) {
-	f.calls = append(f.calls, "acquire "+name)
+	f.record("acquire " + name)
 	if f.fail != nil {
 		return func() {}, manager.LoadResult{}, f.fail
 	}
 	if err := f.known(name); err != nil {
 		return func() {}, manager.LoadResult{}, err
 	}
-	return func() { f.calls = append(f.calls, "release "+name) }, manager.LoadResult{Model: name, NumCtx: f.loadedCtx[name]}, nil
+	return func() { f.record("release " + name) }, manager.LoadResult{Model: name, NumCtx: f.loadedCtx[name]}, nil
 }
 
 func (f *fakeKeeper) BestModelForTask(ctx context.Context, task, role string) (manager.Choice, error) {
@@ -66,7 +82,7 @@ func (f *fakeKeeper) BestModelForTask(ctx context.Context, task, role string) (m
 // Plan answers from the table: a loaded model is loaded, any other known
 // one would evict every loaded one; the task "chat" plans "a/b:c".
 func (f *fakeKeeper) Plan(_ context.Context, req manager.PlanRequest) (manager.Plan, error) {
-	f.calls = append(f.calls, "plan "+req.Model+req.Task)
+	f.record("plan " + req.Model + req.Task)
 	name := req.Model
 	if req.Task != "" {
 		c, err := f.BestModelForTask(context.Background(), req.Task, req.Role)
@@ -92,9 +108,9 @@ func (f *fakeKeeper) Plan(_ context.Context, req manager.PlanRequest) (manager.P
 
 func (f *fakeKeeper) LoadAt(ctx context.Context, name string, numCtx int, reason string) (manager.LoadResult, error) {
 	if numCtx > 0 {
-		f.calls = append(f.calls, fmt.Sprintf("load %s at %d", name, numCtx))
+		f.record(fmt.Sprintf("load %s at %d", name, numCtx))
 	} else {
-		f.calls = append(f.calls, "load "+name)
+		f.record("load " + name)
 	}
 	if f.fail != nil {
 		return manager.LoadResult{Model: name}, f.fail
@@ -104,7 +120,7 @@ func (f *fakeKeeper) LoadAt(ctx context.Context, name string, numCtx int, reason
 
 // Yield unloads every loaded model, in name order, and remembers them.
 func (f *fakeKeeper) Yield(context.Context) ([]string, error) {
-	f.calls = append(f.calls, "yield")
+	f.record("yield")
 	if f.fail != nil {
 		return nil, f.fail
 	}
@@ -119,7 +135,7 @@ func (f *fakeKeeper) Yield(context.Context) ([]string, error) {
 
 // Restore loads what Yield unloaded.
 func (f *fakeKeeper) Restore(context.Context) ([]string, error) {
-	f.calls = append(f.calls, "restore")
+	f.record("restore")
 	if f.fail != nil {
 		return nil, f.fail
 	}
@@ -132,12 +148,12 @@ func (f *fakeKeeper) Restore(context.Context) ([]string, error) {
 }
 
 func (f *fakeKeeper) Unload(ctx context.Context, name string) error {
-	f.calls = append(f.calls, "unload "+name)
+	f.record("unload " + name)
 	return f.known(name)
 }
 
 func (f *fakeKeeper) SetPinned(ctx context.Context, name string, pinned bool) error {
-	f.calls = append(f.calls, fmt.Sprintf("pin %s %v", name, pinned))
+	f.record(fmt.Sprintf("pin %s %v", name, pinned))
 	return f.known(name)
 }
 
@@ -165,7 +181,7 @@ func (f *fakeKeeper) Rank(task, role string) ([]score.Ranked, error) {
 }
 func (f *fakeKeeper) Refresh(context.Context) error { return nil }
 func (f *fakeKeeper) SetPaused(_ context.Context, paused bool) error {
-	f.calls = append(f.calls, fmt.Sprintf("paused %v", paused))
+	f.record(fmt.Sprintf("paused %v", paused))
 	return nil
 }
 
@@ -173,14 +189,14 @@ func (f *fakeKeeper) SetPaused(_ context.Context, paused bool) error {
 func (f *fakeKeeper) Apply(_ context.Context, p manager.SettingsPatch) error {
 	p.ApplyTo(&f.settings)
 	o := f.settings
-	f.calls = append(f.calls, fmt.Sprintf("apply %s %d %d", o.Budget, o.MaxLoaded, o.NumCtx))
+	f.record(fmt.Sprintf("apply %s %d %d", o.Budget, o.MaxLoaded, o.NumCtx))
 	return nil
 }
 
 // Pull streams two steps and installs the model; a name with "missing"
 // in it is not in the registry.
 func (f *fakeKeeper) Pull(_ context.Context, req manager.PullRequest, progress func(manager.PullProgress)) error {
-	f.calls = append(f.calls, "pull "+req.Name)
+	f.record("pull " + req.Name)
 	progress(manager.PullProgress{Status: "pulling manifest"})
 	if strings.Contains(req.Name, "missing") {
 		return fmt.Errorf("pull model manifest: file does not exist: %w", manager.ErrModelUnknown)
@@ -253,8 +269,8 @@ func TestManagementAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"load hf.co/user/model:Q4", "pin hf.co/user/model:Q4 true", "unload a/b:c"}
-	if strings.Join(f.calls, ",") != strings.Join(want, ",") {
-		t.Errorf("calls %v, want %v", f.calls, want)
+	if strings.Join(f.called(), ",") != strings.Join(want, ",") {
+		t.Errorf("calls %v, want %v", f.called(), want)
 	}
 	for _, tc := range []struct {
 		name string

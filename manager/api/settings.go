@@ -14,7 +14,7 @@ import (
 // endpoints: pause/resume and the settings its Settings tab edits.
 
 func (s *Server) handlePause(w http.ResponseWriter, r *http.Request) {
-	if _, err := wire.ReadBody(w, r, wire.MaxBody); err != nil {
+	if _, err := s.readBody(w, r); err != nil {
 		s.keeperFail(w, r, err)
 		return
 	}
@@ -31,7 +31,7 @@ func (s *Server) handlePause(w http.ResponseWriter, r *http.Request) {
 // the manager does not know is an error, not a silent no-op.
 func (s *Server) handleSettings(w http.ResponseWriter, r *http.Request) {
 	var p manager.SettingsPatch
-	if err := decodeStrict(w, r, &p); err != nil {
+	if err := s.decodeStrict(w, r, &p); err != nil {
 		s.keeperFail(w, r, err)
 		return
 	}
@@ -56,7 +56,7 @@ func settingsError(err error) error {
 }
 
 func (s *Server) handleStartOllama(w http.ResponseWriter, r *http.Request) {
-	if _, err := wire.ReadBody(w, r, wire.MaxBody); err != nil {
+	if _, err := s.readBody(w, r); err != nil {
 		s.keeperFail(w, r, err)
 		return
 	}
@@ -78,7 +78,7 @@ func (s *Server) handleStartOllama(w http.ResponseWriter, r *http.Request) {
 // `vramkeeper` started on the same state folder does this instead of
 // running a second manager.
 func (s *Server) handleOpenWindow(w http.ResponseWriter, r *http.Request) {
-	if _, err := wire.ReadBody(w, r, wire.MaxBody); err != nil {
+	if _, err := s.readBody(w, r); err != nil {
 		s.keeperFail(w, r, err)
 		return
 	}

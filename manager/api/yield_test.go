@@ -41,8 +41,8 @@ func TestYieldRestore(t *testing.T) {
 	if back, err := r.Restore(ctx); err != nil || back == nil || len(back) != 0 {
 		t.Fatalf("second Restore = %#v, %v; want []", back, err)
 	}
-	if want := []string{"yield", "restore", "restore"}; !slices.Equal(f.calls, want) {
-		t.Errorf("manager calls %v, want %v", f.calls, want)
+	if want := []string{"yield", "restore", "restore"}; !slices.Equal(f.called(), want) {
+		t.Errorf("manager calls %v, want %v", f.called(), want)
 	}
 }
 
@@ -58,8 +58,8 @@ func TestLoadAtContext(t *testing.T) {
 	if _, err := client.NewRemote(c, nil).LoadAt(ctx, "hf.co/u/m:Q4", 0, "test"); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"load hf.co/u/m:Q4 at 16384", "load hf.co/u/m:Q4"}; !slices.Equal(f.calls, want) {
-		t.Errorf("manager calls %v, want %v", f.calls, want)
+	if want := []string{"load hf.co/u/m:Q4 at 16384", "load hf.co/u/m:Q4"}; !slices.Equal(f.called(), want) {
+		t.Errorf("manager calls %v, want %v", f.called(), want)
 	}
 	resp, err := http.Post(hs.URL+"/keeper/v1/models/hf.co/u/m:Q4/load", "application/json", strings.NewReader(`{"context_length":-4}`))
 	if err != nil {
@@ -70,8 +70,8 @@ func TestLoadAtContext(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "context_length") {
 		t.Errorf("negative context: %d %s; want 400 naming context_length", resp.StatusCode, b)
 	}
-	if len(f.calls) != 2 {
-		t.Errorf("a refused request reached the manager: %v", f.calls)
+	if len(f.called()) != 2 {
+		t.Errorf("a refused request reached the manager: %v", f.called())
 	}
 }
 

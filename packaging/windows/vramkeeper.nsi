@@ -6,7 +6,9 @@
 ; /NOAUTOSTART leaves out "Start at login"; /D=DIR picks the folder.
 ; makensis -DVERSION=0.1.0 -DEXE=path\vramkeeper.exe -DICON=path\vramkeeper.ico -DOUTFILE=...
 
-Unicode true
+; 64-bit like the program: it runs on 64-bit Windows only, and Wine
+; without 32-bit support (Debian's wine64) runs it too.
+Target amd64-unicode
 SetCompressor /SOLID lzma
 RequestExecutionLevel user
 

@@ -80,7 +80,8 @@ func (p *Proxy) handleDelete(w http.ResponseWriter, r *http.Request) {
 	if p.refuseAdmin(w, r) {
 		return
 	}
-	b, err := wire.ReadBody(w, r, wire.MaxBody)
+	b, release, err := p.opt.Gate.ReadBody(w, r, wire.MaxBody)
+	defer release()
 	if err != nil {
 		p.ollamaFail(w, r, err)
 		return

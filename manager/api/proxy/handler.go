@@ -66,6 +66,8 @@ type Options struct {
 	// AllowAdmin lets Ollama's delete, pull, push, create, copy, blob
 	// uploads, alias changes and account calls through (admin.go).
 	AllowAdmin bool
+	// Gate bounds the bodies read whole at once (nil: none).
+	Gate *wire.BodyGate
 	// KnownOnly passes on only the endpoints this proxy knows (the
 	// server sets it with a token): an endpoint a newer Ollama adds might
 	// load a model or change what is installed behind the manager's back.
@@ -138,6 +140,10 @@ func New(k Manager, upstream *url.URL, opt Options) *Proxy {
 		FlushInterval: -1, // stream every chunk as it comes
 		ErrorLog:      slog.NewLogLogger(opt.Log.Handler(), slog.LevelWarn),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if berr := wire.BodyFailed(r.Context()); berr != nil {
+				p.ollamaFail(w, r, berr) // the client is there, its body is not
+				return
+			}
 			if r.Context().Err() != nil {
 				return // the client left; nobody to answer
 			}

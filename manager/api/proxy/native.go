@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"reflect"
 	"strings"
@@ -110,34 +111,39 @@ type nativeRequest struct {
 }
 
 // parseNative reads the body of a native inference endpoint (path) the
-// way Ollama will.
+// way Ollama will. Nothing of b is copied that need not be: a body of tens
+// of megabytes (images) is read into the request struct once, and its
+// members are slices of b.
 func parseNative(path string, b []byte) (nativeRequest, error) {
 	var req nativeRequest
 	var keepAlive *api.Duration
 	var empty bool
-	var err error
+	first, err := firstValue(b)
+	if errors.Is(err, io.EOF) {
+		return req, wire.BadRequestf("missing request body")
+	}
+	if err != nil {
+		return req, wire.BadRequestf("malformed JSON body: %w", err)
+	}
 	switch path {
 	case "/api/generate":
 		var r api.GenerateRequest
-		err = decodeFirst(b, &r)
+		err = json.Unmarshal(first, &r)
 		req.model, keepAlive, req.options, empty = r.Model, r.KeepAlive, r.Options, r.Prompt == ""
 	case "/api/chat":
 		var r api.ChatRequest
-		err = decodeFirst(b, &r)
+		err = json.Unmarshal(first, &r)
 		req.model, keepAlive, req.options, empty = r.Model, r.KeepAlive, r.Options, len(r.Messages) == 0
 	case "/api/embed":
 		var r api.EmbedRequest
-		err = decodeFirst(b, &r)
+		err = json.Unmarshal(first, &r)
 		req.model, req.options = r.Model, r.Options
 	case "/api/embeddings":
 		var r api.EmbeddingRequest
-		err = decodeFirst(b, &r)
+		err = json.Unmarshal(first, &r)
 		req.model, req.options = r.Model, r.Options
 	default:
 		return req, fmt.Errorf("no native rewrite for %s", path)
-	}
-	if errors.Is(err, io.EOF) {
-		return req, wire.BadRequestf("missing request body")
 	}
 	if err != nil {
 		return req, wire.BadRequestf("malformed JSON body: %w", err)
@@ -147,7 +153,7 @@ func parseNative(path string, b []byte) (nativeRequest, error) {
 	}
 	req.unload = (path == "/api/generate" || path == "/api/chat") && empty &&
 		keepAlive != nil && keepAlive.Duration == 0
-	if req.members, err = topMembers(b); err != nil {
+	if req.members, err = topMembers(first); err != nil {
 		return req, wire.BadRequestf("malformed JSON body: %w", err)
 	}
 	return req, nil
@@ -156,37 +162,94 @@ func parseNative(path string, b []byte) (nativeRequest, error) {
 // decodeFirst decodes the first JSON value of b into v, as gin's
 // ShouldBindJSON does (trailing data is not read).
 func decodeFirst(b []byte, v any) error {
-	return json.NewDecoder(bytes.NewReader(b)).Decode(v)
+	first, err := firstValue(b)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(first, v)
 }
 
-// topMembers lists the members of the JSON object that starts b, in order,
-// duplicates kept.
-func topMembers(b []byte) ([]member, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	tok, err := dec.Token()
-	if err != nil {
+// firstValue is the first JSON value of b, as a json.Decoder reads it
+// (io.EOF when there is none): b itself when it holds one value and
+// nothing else, as bodies do, without a copy; else a copy of the first.
+func firstValue(b []byte) ([]byte, error) {
+	if json.Valid(b) {
+		return b, nil
+	}
+	var raw json.RawMessage
+	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&raw); err != nil {
 		return nil, err
 	}
-	if tok == nil { // null: an empty request, as encoding/json reads it
+	return raw, nil
+}
+
+// topMembers lists the members of the JSON object b (one valid JSON value:
+// firstValue's), in order, duplicates kept, each value a slice of b; a
+// null is an empty request, as encoding/json reads it.
+func topMembers(b []byte) ([]member, error) {
+	i := skipSpace(b, 0)
+	if i < len(b) && b[i] == 'n' {
 		return nil, nil
 	}
-	if tok != json.Delim('{') {
-		return nil, fmt.Errorf("want a JSON object, got %v", tok)
+	if i >= len(b) || b[i] != '{' {
+		return nil, errors.New("want a JSON object")
 	}
 	var out []member
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
+	for i = skipSpace(b, i+1); b[i] != '}'; i = skipSpace(b, i) {
+		if b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+		end := valueEnd(b, i) // the key, a string
+		var key string
+		if err := json.Unmarshal(b[i:end], &key); err != nil {
 			return nil, err
 		}
-		key, _ := tok.(string)
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, err
-		}
-		out = append(out, member{key: key, raw: raw})
+		i = skipSpace(b, skipSpace(b, end)+1) // past the ':'
+		end = valueEnd(b, i)
+		out = append(out, member{key: key, raw: b[i:end]})
+		i = end
 	}
 	return out, nil
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// valueEnd is the index just past the JSON value that starts at b[i],
+// which is valid JSON.
+func valueEnd(b []byte, i int) int {
+	depth := 0
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+			if depth == 0 {
+				return i + 1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth--; depth == 0 {
+				return i + 1
+			}
+			if depth < 0 {
+				return i // the end of the object holding a scalar
+			}
+		case ',', ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return i // the end of a number or a literal
+			}
+		}
+	}
+	return i
 }
 
 // pinned reports whether encoding/json would decode a member with this
@@ -200,13 +263,13 @@ func pinned(key string) bool {
 	return false
 }
 
-// pin returns the body to forward for the held model: the client's
-// members but model, keep_alive and options, then the held model's real
-// name, keep_alive -1 (Ollama never unloads it on its own) and the
-// client's options with the manager's load options.
-func (req nativeRequest) pin(h held) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.WriteByte('{')
+// pin returns the body to forward for the held model, as pieces of the
+// client's body and a tail, never copied whole: the client's members but
+// model, keep_alive and options, then the held model's real name,
+// keep_alive -1 (Ollama never unloads it on its own) and the client's
+// options with the manager's load options.
+func (req nativeRequest) pin(h held) (net.Buffers, error) {
+	out := net.Buffers{[]byte("{")}
 	for _, m := range req.members {
 		if pinned(m.key) {
 			continue
@@ -215,10 +278,7 @@ func (req nativeRequest) pin(h held) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		buf.Write(k)
-		buf.WriteByte(':')
-		buf.Write(m.raw)
-		buf.WriteByte(',')
+		out = append(out, append(k, ':'), m.raw, []byte(","))
 	}
 	tail, err := json.Marshal(struct {
 		Model     string         `json:"model"`
@@ -228,15 +288,15 @@ func (req nativeRequest) pin(h held) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encoding the request for %s: %w", h.model, err)
 	}
-	buf.Write(tail[1:]) // without its '{'
-	return buf.Bytes(), nil
+	return append(out, tail[1:]), nil // without its '{'
 }
 
 // handleNative serves /api/generate, /api/chat, /api/embed and
 // /api/embeddings: the model is loaded and held for the whole response,
 // which streams through the reverse proxy chunk by chunk.
 func (p *Proxy) handleNative(w http.ResponseWriter, r *http.Request) {
-	b, err := wire.ReadBody(w, r, p.opt.MaxBody)
+	b, release, err := p.opt.Gate.ReadBody(w, r, p.opt.MaxBody)
+	defer release()
 	if err != nil {
 		p.ollamaFail(w, r, err)
 		return
@@ -258,19 +318,23 @@ func (p *Proxy) handleNative(w http.ResponseWriter, r *http.Request) {
 	// The proxy returns once the upstream body is copied to the client (or
 	// either side failed); only then may the model be evicted.
 	defer h.release()
-	nb, err := req.pin(h)
+	body, err := req.pin(h)
 	if err != nil {
 		p.ollamaFail(w, r, err)
 		return
 	}
-	p.forward(w, r, nb)
+	p.forward(w, r, body)
 }
 
-// forward proxies r with body b in place of its own.
-func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, b []byte) {
+// forward proxies r with body in place of its own.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, body net.Buffers) {
 	out := r.Clone(r.Context())
-	out.Body = io.NopCloser(bytes.NewReader(b))
-	out.ContentLength = int64(len(b))
+	n := 0
+	for _, b := range body {
+		n += len(b)
+	}
+	out.Body = io.NopCloser(&body)
+	out.ContentLength = int64(n)
 	out.GetBody = nil
 	p.rp.ServeHTTP(w, out)
 }

@@ -137,7 +137,8 @@ func TestPinHoldsTheLine(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, err := req.pin(testHeld)
+			body, err := req.pin(testHeld)
+			out := bytes.Join(body, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -234,13 +235,78 @@ func FuzzPin(f *testing.F) {
 		if err != nil {
 			return // refused: nothing is forwarded
 		}
-		out, err := req.pin(testHeld)
+		pieces, err := req.pin(testHeld)
 		if err != nil {
 			t.Fatalf("pin: %v", err)
 		}
+		out := bytes.Join(pieces, nil)
 		if !json.Valid(out) {
 			t.Fatalf("forwarded body is not JSON: %s", out)
 		}
 		checkPinned(t, path, body, out)
+	})
+}
+
+// membersByDecoder lists b's top-level members with encoding/json's own
+// tokenizer: the reference topMembers must agree with.
+func membersByDecoder(b []byte) ([]member, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	tok, err := dec.Token()
+	if err != nil || tok == nil {
+		return nil, err
+	}
+	if tok != json.Delim('{') {
+		return nil, errors.New("not an object")
+	}
+	var out []member
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, err
+		}
+		out = append(out, member{key: tok.(string), raw: raw})
+	}
+	return out, nil
+}
+
+// FuzzTopMembers: for any body, the first JSON value is the one
+// encoding/json's decoder reads (as Ollama does), and the members split
+// from it without copying are encoding/json's, key by key and byte for
+// byte.
+func FuzzTopMembers(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"m","prompt":"hi"}`, ` { "a" : [1, {"b":"}"}] , "a":"x\"y" ,"\u006b": -1.5e3 } `,
+		`{"model":"m"} trailing`, `null`, `{}`, `{"a":{"b":{"c":[[],{}]}},"d":true,"e":null,"f":"\\"}`,
+		`[1]`, `"s"`, ``, ` `, `{"a":1`, `{"a":"` + "\u212A" + `"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		first, err := firstValue(b)
+		var raw json.RawMessage
+		derr := json.NewDecoder(bytes.NewReader(b)).Decode(&raw)
+		if (err == nil) != (derr == nil) || err == nil && !bytes.Equal(bytes.TrimSpace(first), raw) {
+			t.Fatalf("first value %q (%v), the decoder reads %q (%v)", first, err, raw, derr)
+		}
+		if err != nil {
+			return
+		}
+		want, werr := membersByDecoder(first)
+		got, gerr := topMembers(first)
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("%q: members %v, the decoder's %v", first, gerr, werr)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%q: %d members, the decoder reads %d", first, len(got), len(want))
+		}
+		for i := range got {
+			if got[i].key != want[i].key || !bytes.Equal(got[i].raw, want[i].raw) {
+				t.Fatalf("%q: member %d is %q=%s, the decoder reads %q=%s", first, i, got[i].key, got[i].raw, want[i].key, want[i].raw)
+			}
+		}
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -106,7 +107,8 @@ func (p *Proxy) peek(alias string) (string, error) {
 // handleShow resolves an alias to the model it points to now, so that
 // clients that show a model before using it work with aliases.
 func (p *Proxy) handleShow(w http.ResponseWriter, r *http.Request) {
-	b, err := wire.ReadBody(w, r, p.opt.MaxBody)
+	b, release, err := p.opt.Gate.ReadBody(w, r, p.opt.MaxBody)
+	defer release()
 	if err != nil {
 		p.ollamaFail(w, r, err)
 		return
@@ -131,7 +133,7 @@ func (p *Proxy) handleShow(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	p.forward(w, r, b)
+	p.forward(w, r, net.Buffers{b})
 }
 
 // handlePassThrough forwards everything else unchanged, bodies capped at

@@ -30,43 +30,51 @@ import (
 // and ok is false; otherwise the caller relays the answer and releases h.
 func translate[Req, Native any](p *Proxy, w http.ResponseWriter, r *http.Request, d dialect,
 	convert func(*Req) (model string, native *Native, err error), pin func(*Native, held)) (req Req, native *Native, h held, ok bool) {
-	if err := p.decode(w, r, &req); err != nil {
+	release, err := p.decode(w, r, &req)
+	if err != nil {
 		p.failAs(w, r, d.writeError, err)
 		return req, nil, held{}, false
 	}
 	model, native, err := convert(&req)
 	if err != nil {
+		release()
 		p.failAs(w, r, d.writeError, err)
 		return req, nil, held{}, false
 	}
 	if h, err = p.acquire(r.Context(), model, "request on "+r.URL.Path); err != nil {
+		release()
 		p.failAs(w, r, d.writeError, err)
 		return req, nil, held{}, false
 	}
 	pin(native, h)
+	// The request, converted and forwarded, lives as long as the answer:
+	// its room in the body gate is given back with the hold.
+	hold := h.release
+	h.release = func() { hold(); release() }
 	return req, native, h, true
 }
 
 // decode reads a translated request's JSON body, zstd-compressed or not:
 // Codex compresses its bodies, and Ollama accepts both. MaxBody bounds the
-// body as it decompresses.
-func (p *Proxy) decode(w http.ResponseWriter, r *http.Request, v any) error {
+// body as it decompresses. release gives back its room in the body gate.
+func (p *Proxy) decode(w http.ResponseWriter, r *http.Request, v any) (release func(), err error) {
 	if r.Header.Get("Content-Encoding") == "zstd" {
 		dec, err := zstd.NewReader(r.Body, zstd.WithDecoderMaxMemory(zstdWindow), zstd.WithDecoderConcurrency(1))
 		if err != nil {
-			return wire.BadRequestf("failed to decompress zstd body: %w", err)
+			return func() {}, wire.BadRequestf("failed to decompress zstd body: %w", err)
 		}
 		defer dec.Close()
 		r.Body = io.NopCloser(dec)
 	}
-	b, err := wire.ReadBody(w, r, p.opt.MaxBody)
+	b, release, err := p.opt.Gate.ReadBody(w, r, p.opt.MaxBody)
 	if err != nil {
-		return err
+		return release, err
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return wire.BadRequestf("malformed JSON body: %w", err)
+		release()
+		return release, wire.BadRequestf("malformed JSON body: %w", err)
 	}
-	return nil
+	return release, nil
 }
 
 // zstdWindow bounds the memory a compressed body may make the decoder take

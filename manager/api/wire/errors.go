@@ -1,11 +1,12 @@
 package wire
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/manager"
@@ -16,6 +17,8 @@ import (
 // The client maps them back to the manager's sentinel errors.
 const (
 	CodeBadRequest     = "bad_request"
+	CodeBodyTimeout    = "body_timeout"
+	CodeBusy           = "busy"
 	CodeTooLarge       = "too_large"
 	CodeUnauthorized   = "unauthorized"
 	CodeForbidden      = "forbidden"
@@ -83,6 +86,14 @@ func Classify(err error) (int, string) {
 	if errors.As(err, &mbe) {
 		return http.StatusRequestEntityTooLarge, CodeTooLarge
 	}
+	var slow BodyTimeout
+	if errors.As(err, &slow) {
+		return http.StatusRequestTimeout, CodeBodyTimeout
+	}
+	var busy Busy
+	if errors.As(err, &busy) {
+		return http.StatusServiceUnavailable, CodeBusy
+	}
 	var bad BadRequest
 	if errors.As(err, &bad) {
 		return http.StatusBadRequest, CodeBadRequest
@@ -122,6 +133,47 @@ type BadRequest struct{ Err error }
 func (b BadRequest) Error() string { return b.Err.Error() }
 func (b BadRequest) Unwrap() error { return b.Err }
 
+// BodyTimeout marks a request body that did not arrive in time (408): the
+// client sent less than it announced, or stopped sending.
+type BodyTimeout struct{ Err error }
+
+func (b BodyTimeout) Error() string { return b.Err.Error() }
+func (b BodyTimeout) Unwrap() error { return b.Err }
+
+type bodyStateKey struct{}
+
+// BodyState is where the server notes how a request's body ended, for a
+// handler that does not read the body itself (a reverse proxy sees only
+// its context cancelled when the body stops coming).
+type BodyState struct {
+	mu  sync.Mutex
+	err error
+}
+
+// Fail notes why the body could not be read.
+func (b *BodyState) Fail(err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.err = err
+}
+
+// WithBodyState returns ctx carrying b.
+func WithBodyState(ctx context.Context, b *BodyState) context.Context {
+	return context.WithValue(ctx, bodyStateKey{}, b)
+}
+
+// BodyFailed is why the request's body could not be read (a BodyTimeout),
+// nil when it could or nothing noted it.
+func BodyFailed(ctx context.Context) error {
+	b, _ := ctx.Value(bodyStateKey{}).(*BodyState)
+	if b == nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
 // BadRequestf is a BadRequest with a formatted message.
 func BadRequestf(format string, a ...any) error { return BadRequest{fmt.Errorf(format, a...)} }
 
@@ -136,21 +188,31 @@ func WriteError(w http.ResponseWriter, status int, code, msg string) {
 	WriteJSON(w, status, ErrorBody{Error: msg, Code: code})
 }
 
-// BodyReadTimeout bounds reading a request body that is parsed here, so
-// that a client trickling bytes cannot hold a handler forever.
+// BodyReadTimeout bounds the arrival of a whole request body (and of each
+// part of a blob upload), from the request's start, so that a client
+// trickling bytes cannot hold a handler forever. The server applies it to
+// every request (manager/api/deadline.go).
 const BodyReadTimeout = 60 * time.Second
 
-// ReadBody reads a request body up to limit bytes within BodyReadTimeout.
+// ReadBody reads a request body up to limit bytes, into one buffer of the
+// announced size where the client announced one.
 func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(BodyReadTimeout))
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+	var buf bytes.Buffer
+	if n := r.ContentLength; n > 0 && n <= limit {
+		// ReadFrom wants MinRead bytes free to see the end without growing.
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		var slow BodyTimeout
+		switch {
+		case errors.As(err, &mbe):
 			return nil, fmt.Errorf("request body larger than %d bytes: %w", limit, err)
+		case errors.As(err, &slow):
+			return nil, err
 		}
 		return nil, BadRequestf("reading request body: %w", err)
 	}
-	return b, nil
+	return buf.Bytes(), nil
 }

@@ -114,6 +114,9 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v) // the client may have left; nothing to do
 }
 
+// maxLogged bounds a text from a request in a log line.
+const maxLogged = 1 << 10
+
 // LogFailure logs a request that failed: the client's mistakes at info,
 // ours and Ollama's as warnings, a client that left at debug.
 func LogFailure(log *slog.Logger, r *http.Request, status int, err error) {
@@ -125,7 +128,10 @@ func LogFailure(log *slog.Logger, r *http.Request, status int, err error) {
 	if status >= 500 {
 		lvl = slog.LevelWarn
 	}
-	log.Log(r.Context(), lvl, "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	// The error may quote what the client sent (a made-up task or model
+	// name of any length).
+	log.Log(r.Context(), lvl, "request failed", "method", r.Method, "path", manager.Clip(r.URL.Path, maxLogged),
+		"status", status, "err", manager.Clip(err.Error(), maxLogged))
 }
 
 // ParseSince reads the timeline's since parameter: "" (the zero time:

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The package tier: dist/vramkeeper_*.deb installed with apt into a fresh
+# Debian bookworm chroot (a copy of a cached minimal base, thrown away
+# after), then the installed `vramkeeper models` against the real Ollama
+# of the test tier (internal/platformtest). Needs root (chroot, mount).
+# `scripts/deb-test.sh prepare` only makes the cached base.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/chroot.sh
+source scripts/chroot.sh
+start=$(date +%s)
+base=$CHROOT_CACHE/bookworm-base
+if [ "${1:-}" = prepare ]; then
+  chroot_lock
+  chroot_make "$base" bookworm ca-certificates
+  exit 0
+fi
+deb=$(ls dist/vramkeeper_*_amd64.deb 2>/dev/null | head -1 || true)
+if [ -z "$deb" ]; then
+  scripts/package.sh
+  deb=$(ls dist/vramkeeper_*_amd64.deb | head -1)
+fi
+chroot_lock
+chroot_make "$base" bookworm ca-certificates
+R=$(mktemp -d "$CHROOT_CACHE/bookworm-fresh.XXXXXX")
+cleanup() { chroot_rm "$R"; }
+trap cleanup EXIT
+cp -a "$base/." "$R/"
+chroot_mount "$R"
+# Downloaded packages are kept between runs; the chroot itself is new.
+mkdir -p "$CHROOT_CACHE/bookworm-apt" "$R/var/cache/apt/archives" "$R/dist"
+mount --bind "$CHROOT_CACHE/bookworm-apt" "$R/var/cache/apt/archives"
+echo 'Binary::apt::APT::Keep-Downloaded-Packages "true";' >"$R/etc/apt/apt.conf.d/90keep"
+cp "$deb" "$R/dist/"
+echo ">> apt install ./$(basename "$deb") in a fresh bookworm chroot" >&2
+VRAMKEEPER_DEB_ROOT=$R VRAMKEEPER_DEB=/dist/$(basename "$deb") VRAMKEEPER_REQUIRE_OLLAMA=1 \
+  go test -count=1 -v -timeout 15m -run TestDebInFreshDebian ./internal/platformtest 2>&1 |
+  grep -E '^(=== RUN|--- |\s+\S+_test.go|ok|FAIL|PASS)' >&2
+echo ">> package tier passed in $(( $(date +%s) - start ))s" >&2
