@@ -9,6 +9,7 @@
 #   3. the NSIS installer, silent (/S), per user and for all users, and
 #      its uninstaller.
 # Needs root (chroot, mount). Usage: scripts/wine-test.sh [unit|exe|installer]...
+# VRAMKEEPER_WINE_PKGS narrows the unit tests (default ./...).
 # `scripts/wine-test.sh prepare` only makes the chroot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,7 +53,7 @@ if want unit; then
   # times: 5 minutes through wineserver; its smaller cases run here.
   if ! GOOS=windows GOARCH=amd64 CGO_ENABLED=1 CC=x86_64-w64-mingw32-gcc \
     go test -exec "$repo/scripts/wine-exec.sh" -count=1 -timeout 20m -v \
-    -skip 'TestStaysUnderCap/defaults' ./... >"$log" 2>&1; then
+    -skip 'TestStaysUnderCap/defaults' ${VRAMKEEPER_WINE_PKGS:-./...} >"$log" 2>&1; then
     grep -E '^(--- FAIL|FAIL|panic)' -A15 "$log" | head -150 >&2
     echo "Windows unit tests failed under Wine (log: $log)" >&2
     exit 1

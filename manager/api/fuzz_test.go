@@ -85,6 +85,7 @@ var managementBodies = []struct{ method, path string }{
 	{"POST", "/keeper/v1/window"},
 	{"POST", "/keeper/v1/yield"},
 	{"POST", "/keeper/v1/restore"},
+	{"POST", "/keeper/v1/plan"},
 }
 
 // FuzzManagementBodies: whatever body comes to a management endpoint, the
@@ -96,6 +97,7 @@ func FuzzManagementBodies(f *testing.F) {
 		`{"budget":"7GiB","max_loaded":2,"context_length":4096}`, `{"budget":"80%"}`, `{"budget":"-1GiB"}`,
 		`{"max_loaded":-3}`, `{"budget":"1e400GiB"}`, ``, `null`, `[]`, `{"task":"chat"} {"x":1}`, "\x00",
 		`{"context_length":8192}`, `{"gpu_only":true,"load_timeout":"2m","contexts":{"a/b:c":"auto"}}`,
+		`{"model":"a/b:c"}`, `{"model":"a/b:c","context_length":-1}`, `{"task":"chat","role":"jester"}`, `{"model":"x","task":"chat"}`,
 	}
 	for i, s := range seeds {
 		f.Add(uint8(i), []byte(s))

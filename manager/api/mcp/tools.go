@@ -2,7 +2,6 @@ package mcp
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -145,7 +144,9 @@ func addTools(s *sdk.Server, t tools) {
 		input: func(s *jsonschema.Schema) {
 			s.Properties["task"].Description = "what the model is for: one of " + tasks
 			s.Properties["role"].Description = "who asks (optional): one of " + roles
-			s.Properties["load"].Default = json.RawMessage("true")
+			// No "default": true on load: go-sdk v1.8.0 applying a default to
+			// arguments sent as null panics (jsonschema-go assigns into a nil
+			// map) and takes the server down. An absent load is true anyway.
 		},
 	})
 	add(s, t, tool[fitsIn, fitsOut]{

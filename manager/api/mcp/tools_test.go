@@ -209,7 +209,7 @@ func (f *fakeKeeper) Apply(context.Context, manager.SettingsPatch) error { retur
 
 // connect runs the server on k over an in-memory pipe and returns a client
 // session of the official Go SDK's client.
-func connect(t *testing.T, k *fakeKeeper, opt mcp.Options, copt *sdk.ClientOptions) *sdk.ClientSession {
+func connect(t testing.TB, k *fakeKeeper, opt mcp.Options, copt *sdk.ClientOptions) *sdk.ClientSession {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	st, ct := sdk.NewInMemoryTransports()
@@ -427,4 +427,35 @@ func TestStreamableHTTP(t *testing.T) {
 	if err != nil || res.IsError || !strings.Contains(textOf(res), "fits after evicting chat:1b") {
 		t.Fatalf("%v: %+v", err, res)
 	}
+}
+
+// FuzzToolArguments: whatever JSON arguments a client sends to whichever
+// tool, the answer is a tool result (an error one for bad input, with a
+// message), never a protocol error, a crash or a hang; a result that is
+// not an error carries structured output.
+func FuzzToolArguments(f *testing.F) {
+	for i, s := range []string{
+		`{}`, `{"task":"chat"}`, `{"task":"code_generation","load":false}`, `{"task":"chat","load":"no"}`,
+		`{"task":5}`, `{"taks":"chat"}`, `{"name":"coder:7b","context_length":8192}`, `{"name":"chat:1b","context_length":-1}`,
+		`{"name":"huge:70b"}`, `{"name":""}`, `{"name":"nope"}`, `null`, `[]`, `"x"`, `{"name":"chat:1b","context_length":1e40}`,
+	} {
+		f.Add(uint8(i), []byte(s))
+	}
+	cs := connect(f, newFake(), mcp.Options{LoadTimeout: 100 * time.Millisecond, ReadTimeout: 100 * time.Millisecond}, nil)
+	f.Fuzz(func(t *testing.T, which uint8, args []byte) {
+		if !json.Valid(args) {
+			return // a client cannot send it: it is not JSON
+		}
+		name := eightTools[int(which)%len(eightTools)]
+		res, err := cs.CallTool(context.Background(), &sdk.CallToolParams{Name: name, Arguments: json.RawMessage(args)})
+		if err != nil {
+			t.Fatalf("%s %s: a protocol error: %v", name, args, err)
+		}
+		if res.IsError && textOf(res) == "" {
+			t.Fatalf("%s %s: an error without a message", name, args)
+		}
+		if !res.IsError && res.StructuredContent == nil {
+			t.Fatalf("%s %s: a result without structured output: %s", name, args, textOf(res))
+		}
+	})
 }
