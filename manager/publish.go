@@ -208,34 +208,41 @@ func (m *Manager) publish(withUse bool) {
 		return
 	}
 	ch := &m.changed
-	if first || ch.members {
-		m.order = slices.SortedFunc(maps.Values(m.cat.models), func(a, b *model) int { return strings.Compare(a.inst.Name, b.inst.Name) })
-		for i, md := range m.order {
-			md.at = i
-		}
-	}
-	if ch.all || first || ch.members {
-		for _, md := range m.order {
-			if ch.all || md.pub == nil || ch.has(md.inst.Name) {
-				m.review(md, st.budget)
-			}
-		}
-		m.views = viewsOf(m.order)
-	} else {
-		e := m.views.edit()
-		for name := range ch.models {
-			if md := m.cat.models[name]; md != nil {
-				m.review(md, st.budget)
-				e.set(md.at, md.pub)
-			}
-		}
-		m.views = e.l
-	}
+	m.views = m.rebuild(first || ch.members, st.budget)
 	m.snap.Store(&pubState{head: m.header(st), views: m.views, room: room, gen: m.cat.gen})
 	m.pub = published{version: ch.version, budget: st.budget, room: room}
 	clear(ch.models)
 	ch.all, ch.members = false, false
 	m.verifySnapshot(withUse)
+}
+
+// rebuild is the list of views with those of the models that changed
+// made again; members: the models listed changed, so the list is made
+// anew (reusing the views that did not change).
+func (m *Manager) rebuild(members bool, budget uint64) viewList {
+	ch := &m.changed
+	if members {
+		m.order = slices.SortedFunc(maps.Values(m.cat.models), func(a, b *model) int { return strings.Compare(a.inst.Name, b.inst.Name) })
+		for i, md := range m.order {
+			md.at = i
+		}
+	}
+	if ch.all || members {
+		for _, md := range m.order {
+			if ch.all || md.pub == nil || ch.has(md.inst.Name) {
+				m.review(md, budget)
+			}
+		}
+		return viewsOf(m.order)
+	}
+	e := m.views.edit()
+	for name := range ch.models {
+		if md := m.cat.models[name]; md != nil {
+			m.review(md, budget)
+			e.set(md.at, md.pub)
+		}
+	}
+	return e.l
 }
 
 // review rebuilds md's published view.

@@ -15,7 +15,6 @@ package predict
 
 import (
 	"cmp"
-	"maps"
 	"math"
 	"slices"
 )
@@ -102,6 +101,32 @@ type Predictor struct {
 	comebacks  []float64   // per model: returns within comebackWindow
 
 	weights []float64 // per expert
+
+	tmp scratch
+}
+
+// scratch lends the distributions one call works with (experts and what
+// they are made of): they live until the next call, so a request costs no
+// allocation once the buffers have grown. A Predictor is used by one
+// goroutine at a time.
+type scratch struct {
+	f     []float64
+	dists [7][]float64
+	keys  []string
+	kv    map[string]float64
+}
+
+func (t *scratch) reset() { t.f = t.f[:0] }
+
+// floats is n zeros, valid until the next reset.
+func (t *scratch) floats(n int) []float64 {
+	if len(t.f)+n > cap(t.f) {
+		t.f = make([]float64, 0, max(2*cap(t.f), len(t.f)+n, 64))
+	}
+	out := t.f[len(t.f) : len(t.f)+n : len(t.f)+n]
+	clear(out)
+	t.f = t.f[:len(t.f)+n]
+	return out
 }
 
 // Indexes of the experts that a Query can single out.
@@ -240,7 +265,7 @@ func (p *Predictor) Next(k int, q Query) []Guess {
 	case q.Client != "":
 		mix = dists[expertClient]
 	default:
-		mix = make([]float64, len(p.names))
+		mix = p.tmp.floats(len(p.names))
 		for e, d := range dists {
 			addScaled(mix, d, p.weights[e])
 		}
@@ -262,20 +287,22 @@ func (p *Predictor) Next(k int, q Query) []Guess {
 func (p *Predictor) experts(q Query) [][]float64 {
 	n := len(p.names)
 	s := p.step
-	uniform := make([]float64, n)
+	t := &p.tmp
+	t.reset()
+	uniform := t.floats(n)
 	for i := range uniform {
 		uniform[i] = 1 / float64(n)
 	}
-	long := p.longFreq.dist(n, s, uniform)
-	out := [][]float64{
-		p.global.dist(n, s, long),
+	long := p.longFreq.dist(t.floats(n), s, uniform)
+	out := append(t.dists[:0],
+		p.global.dist(t.floats(n), s, long),
 		p.clientExpert(q, n, s, long),
 		p.taskExpert(q, n, s, long),
 		p.recencyExpert(n, s),
-		p.shortFreq.dist(n, s, uniform),
+		p.shortFreq.dist(t.floats(n), s, uniform),
 		long,
 		p.comebackExpert(n),
-	}
+	)
 	for _, d := range out {
 		for i := range d {
 			d[i] = (1-floor)*d[i] + floor/float64(n)
@@ -287,9 +314,10 @@ func (p *Predictor) experts(q Query) [][]float64 {
 // clientExpert: the next client is q.Client if known, else drawn from who
 // followed the last client before; each client continues its own chain.
 func (p *Predictor) clientExpert(q Query, n, s int, base []float64) []float64 {
-	return mixKeys(nextKey(q.Client, p.clientNext, p.lastClient), n, base, func(c string) []float64 {
+	t := &p.tmp
+	return t.mixKeys(t.nextKey(q.Client, p.clientNext, p.lastClient), n, base, func(c string) []float64 {
 		if ch := p.clients[c]; ch != nil {
-			return ch.dist(n, s, ch.freq.dist(n, s, base))
+			return ch.dist(t.floats(n), s, ch.freq.dist(t.floats(n), s, base))
 		}
 		return nil
 	})
@@ -298,32 +326,47 @@ func (p *Predictor) clientExpert(q Query, n, s int, base []float64) []float64 {
 // taskExpert: the next task follows the last one (or is q.Task), and each
 // task has its models.
 func (p *Predictor) taskExpert(q Query, n, s int, base []float64) []float64 {
-	return mixKeys(nextKey(q.Task, p.taskNext, p.lastTask), n, base, func(t string) []float64 {
-		if r := p.tasks[t]; r != nil {
-			return r.dist(n, s, base)
+	t := &p.tmp
+	return t.mixKeys(t.nextKey(q.Task, p.taskNext, p.lastTask), n, base, func(task string) []float64 {
+		if r := p.tasks[task]; r != nil {
+			return r.dist(t.floats(n), s, base)
 		}
 		return nil
 	})
 }
 
 // nextKey is the distribution of the next client (or task): known, else
-// the ones that followed last before, else last again.
-func nextKey(known string, follows map[string]*row, last string) map[string]float64 {
-	if known != "" {
-		return map[string]float64{known: 1}
+// the ones that followed last before (the row's keys: decay scales them
+// alike), else last again. It is valid until the next call.
+func (t *scratch) nextKey(known string, follows map[string]*row, last string) map[string]float64 {
+	if t.kv == nil {
+		t.kv = map[string]float64{}
 	}
-	if r := follows[last]; r != nil && len(r.keys) > 0 {
-		return r.keyDist()
+	clear(t.kv)
+	switch r := follows[last]; {
+	case known != "":
+		t.kv[known] = 1
+	case r != nil && len(r.keys) > 0:
+		for k, c := range r.keys {
+			t.kv[k] = c / r.sum
+		}
+	default:
+		t.kv[last] = 1
 	}
-	return map[string]float64{last: 1}
+	return t.kv
 }
 
 // mixKeys sums each key's distribution over the models, weighted by the
 // key's probability; a key without data (dist returns nil) gives base.
 // Keys go in sorted order so that sums, and so rankings, are reproducible.
-func mixKeys(keys map[string]float64, n int, base []float64, dist func(string) []float64) []float64 {
-	out := make([]float64, n)
-	for _, k := range slices.Sorted(maps.Keys(keys)) {
+func (t *scratch) mixKeys(keys map[string]float64, n int, base []float64, dist func(string) []float64) []float64 {
+	out := t.floats(n)
+	t.keys = t.keys[:0]
+	for k := range keys {
+		t.keys = append(t.keys, k)
+	}
+	slices.Sort(t.keys)
+	for _, k := range t.keys {
 		d := dist(k)
 		if d == nil {
 			d = base
@@ -336,8 +379,8 @@ func mixKeys(keys map[string]float64, n int, base []float64, dist func(string) [
 // recencyExpert: the model at recency rank r gets the learnt share of
 // requests that went to rank r.
 func (p *Predictor) recencyExpert(n, s int) []float64 {
-	out := make([]float64, n)
-	ranks := make([]float64, len(p.mru))
+	out := p.tmp.floats(n)
+	ranks := p.tmp.floats(len(p.mru))
 	var total float64
 	for r := range ranks {
 		ranks[r] = p.rankHits.get(r, s) + prior/float64(r+1) // a fresh predictor favours the recent
@@ -352,7 +395,7 @@ func (p *Predictor) recencyExpert(n, s int) []float64 {
 // comebackExpert: among models evicted lately and not back yet, the ones
 // that often returned soon after an eviction, most recent eviction first.
 func (p *Predictor) comebackExpert(n int) []float64 {
-	out := make([]float64, n)
+	out := p.tmp.floats(n)
 	var total float64
 	for m, at := range p.evicted {
 		rate := (p.comebacks[m] + 1) / (p.evictions[m] + 2)
@@ -399,25 +442,28 @@ func (c *chain) add(m, step int) {
 	c.last = m
 }
 
-// dist is P(next | last), backed off to base.
-func (c *chain) dist(n, step int, base []float64) []float64 {
+// dist is P(next | last), backed off to base, in out.
+func (c *chain) dist(out []float64, step int, base []float64) []float64 {
 	if r := c.trans[c.last]; r != nil {
-		return r.dist(n, step, base)
+		return r.dist(out, step, base)
 	}
-	return slices.Clone(base)
+	copy(out, base)
+	return out
 }
 
 // row holds counts that halve every half-life steps, decayed lazily.
+// counts are by model id (or recency rank), which are small and dense: a
+// slice, as every request decays a handful of rows.
 type row struct {
 	halfLife float64
 	at       int
-	counts   map[int]float64
+	counts   []float64
 	keys     map[string]float64 // for rows over clients or tasks
 	sum      float64
 }
 
 func newRow(halfLife float64) *row {
-	return &row{halfLife: halfLife, counts: map[int]float64{}, keys: map[string]float64{}}
+	return &row{halfLife: halfLife, keys: map[string]float64{}}
 }
 
 func rowOf(m map[string]*row, k string) *row {
@@ -438,8 +484,10 @@ func (r *row) decay(step int) {
 	for k := range r.counts {
 		r.counts[k] *= f
 	}
-	for k := range r.keys {
-		r.keys[k] *= f
+	if len(r.keys) > 0 {
+		for k := range r.keys {
+			r.keys[k] *= f
+		}
 	}
 	r.sum *= f
 	r.at = step
@@ -447,6 +495,9 @@ func (r *row) decay(step int) {
 
 func (r *row) add(m, step int) {
 	r.decay(step)
+	if m >= len(r.counts) {
+		r.counts = append(r.counts, make([]float64, m+1-len(r.counts))...)
+	}
 	r.counts[m]++
 	r.sum++
 }
@@ -457,27 +508,24 @@ func (r *row) addKey(k string, step int) {
 	r.sum++
 }
 
-func (r *row) get(m, step int) float64 { return r.counts[m] * r.factor(step) }
+func (r *row) get(m, step int) float64 {
+	if m >= len(r.counts) {
+		return 0
+	}
+	return r.counts[m] * r.factor(step)
+}
 
-// dist is (count + prior·base) / (sum + prior) per model.
-func (r *row) dist(n, step int, base []float64) []float64 {
+// dist is (count + prior·base) / (sum + prior) per model, in out.
+func (r *row) dist(out []float64, step int, base []float64) []float64 {
 	f := r.factor(step)
 	den := r.sum*f + prior
-	out := make([]float64, n)
 	for i := range out {
 		out[i] = prior * base[i] / den
 	}
 	for m, c := range r.counts {
-		out[m] += c * f / den
-	}
-	return out
-}
-
-// keyDist is the row's keys as a distribution (decay scales them alike).
-func (r *row) keyDist() map[string]float64 {
-	out := make(map[string]float64, len(r.keys))
-	for k, c := range r.keys {
-		out[k] = c / r.sum
+		if c != 0 { // never counted: nothing to add
+			out[m] += c * f / den
+		}
 	}
 	return out
 }
