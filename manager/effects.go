@@ -99,3 +99,9 @@ func (x effects) Persist(p persisted) {
 	p.Calibrations = maps.Clone(x.m.cat.calib) // the catalogue's part
 	x.m.store.saveState(p)
 }
+
+func (x effects) Record(p persisted, id uint64) {
+	m := x.m
+	p.Calibrations = maps.Clone(m.cat.calib)
+	m.store.recordState(p, func(err error) { m.report(evRecorded{id: id, err: err}) })
+}

@@ -46,10 +46,16 @@ type (
 		w            *waiter
 		name, reason string
 	}
-	evCancel    struct{ w *waiter }
-	evYield     struct{ w *waiter }
-	evRestore   struct{ w *waiter }
-	evRelease   struct{ id uint64 }
+	evCancel  struct{ w *waiter }
+	evYield   struct{ w *waiter }
+	evRestore struct{ w *waiter }
+	evRelease struct{ id uint64 }
+	// evRecorded: the state file asked for by Record is written (err nil)
+	// or could not be.
+	evRecorded struct {
+		id  uint64
+		err error
+	}
 	evRefreshed struct {
 		op      uint64
 		ps      []Running
@@ -120,6 +126,8 @@ func (m *Manager) handle(ev any) {
 		m.cancel(e.w)
 	case evRelease:
 		s.OnRelease(e.id)
+	case evRecorded:
+		s.OnRecorded(e.id, e.err)
 	case evYield:
 		m.busy()
 		s.OnYield(e.w)

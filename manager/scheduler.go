@@ -46,6 +46,10 @@ type Effects interface {
 	// Persist saves p: the scheduler's part of the state file (use,
 	// yield, backoffs); the measured sizes are the catalogue's to add.
 	Persist(p persisted)
+	// Record saves p as Persist does, then reports OnRecorded(id) once it
+	// is on disk (or could not be written): a yield acts only once what
+	// it will do is recorded.
+	Record(p persisted, id uint64)
 	// Changed reports that what a snapshot shows of model changed (its
 	// place on the card, its holds, its backoff); "" for the scheduler's
 	// own state (a yield, a pause, the load that runs).
@@ -202,8 +206,10 @@ type op struct {
 	// group: the op is part of a yield or a restore, answered together.
 	group *group
 
-	// Set when it runs.
+	// Set when it runs. loading: the load itself was asked of the server
+	// (any victims are off).
 	began   time.Time
+	loading bool
 	need    uint64
 	victims []evict.Entry
 	step    int // victims unloaded so far
@@ -294,9 +300,12 @@ type scheduler struct {
 	// handedBack: the user gave the GPU back (Yield) and loads are refused
 	// until Restore. yielded: models to restore, by the user's Restore or,
 	// for those unloaded because other programs took the card, once they
-	// release it.
+	// release it. yielding: the user's yield is recorded and not done (a
+	// restart finishes it); yieldGroup is the one under way here.
 	handedBack bool
 	yielded    []yielded
+	yielding   bool
+	yieldGroup *group
 }
 
 // newScheduler starts from what a state file kept: the models' use, a
@@ -305,7 +314,7 @@ func newScheduler(cat installedModels, card card, tune tuning, fx Effects, now f
 	s := &scheduler{cat: cat, card: card, tune: tune, fx: fx, now: now, log: log,
 		slots: map[string]*slot{}, active: map[string]*slot{},
 		leases: map[uint64]*lease{}, failed: map[loadKey]failure{},
-		handedBack: saved.HandedBack, yielded: saved.Yielded}
+		handedBack: saved.HandedBack, yielded: saved.Yielded, yielding: saved.HandedBack && saved.Yielding}
 	for name, u := range saved.Models {
 		s.slotOf(name).use = use{lastUsed: u.LastUsed, uses: u.Uses}
 	}

@@ -14,6 +14,7 @@ import (
 // back when other programs need it and puts models back when they are done.
 func (s *scheduler) OnPoll(ps []Running) {
 	s.reconcile(ps)
+	s.resumeYield()
 	s.shed("")
 	s.giveBack()
 	s.restoreReleased()
@@ -159,6 +160,9 @@ func (s *scheduler) unloaded(o *op, name string, sl *slot, err error, took time.
 	}
 	if err != nil {
 		s.transition(name, Loaded)
+		if o.why == yield {
+			s.dropYielded(name) // still on the card: nothing to put back
+		}
 		s.answerAll(o, result{err: fmt.Errorf("unloading %s: %w", name, err)})
 		return
 	}
@@ -167,9 +171,11 @@ func (s *scheduler) unloaded(o *op, name string, sl *slot, err error, took time.
 	sl.size, sl.loadedCtx, sl.cpuShare = 0, 0, 0
 	kind := EventUnloaded
 	switch {
+	case o.why == yield:
+		kind = EventYielded // recorded to be restored before it began
 	case o.yields():
 		kind = EventYielded
-		if s.handedBack || s.now().Sub(sl.lastUsed) <= recentUse {
+		if s.now().Sub(sl.lastUsed) <= recentUse {
 			s.yielded = append(s.yielded, yielded{Name: name, NumCtx: ctx, Bytes: size, LastUsed: sl.lastUsed})
 			s.fx.Changed("")
 		}
@@ -243,6 +249,9 @@ func (s *scheduler) loaded(o *op, md target, took time.Duration) {
 // and the models it evicted put back.
 func (s *scheduler) loadFailed(o *op, md target, err error, took time.Duration) {
 	s.transition(md.name, Failed)
+	if s.handedBack {
+		s.dropYielded(md.name) // a yield waited for it; it never came on
+	}
 	// A server that went away (stopped, killed, restarting) is not the
 	// model's failure: once it is back, the model may be tried. Nor is
 	// a put-back that failed (a model that loaded before, on a busy

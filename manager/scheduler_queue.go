@@ -156,6 +156,12 @@ const (
 // callers itself when there is nothing to do or it cannot succeed. Before
 // the server was read again it only checks what cannot change.
 func (s *scheduler) prepare(o *op) action {
+	if o.kind() == opLoad && s.handedBack {
+		// Nothing loads while the card is given back, whatever queued it
+		// (a request, a put-back, a reload).
+		s.answerAll(o, result{err: fmt.Errorf("not loading %s: %w", o.name, ErrYielded)})
+		return actDone
+	}
 	md, ok := s.find(o.name)
 	if !ok {
 		return s.notFound(o)
@@ -287,15 +293,37 @@ func (s *scheduler) start(o *op) {
 	s.next(o)
 }
 
-// next starts o's next step: the next victim's unload, or the load.
+// next starts o's next step: the next victim's unload, or the load. Once
+// the card is given back, it stops.
 func (s *scheduler) next(o *op) {
+	if s.handedBack {
+		s.stopForYield(o)
+		return
+	}
 	if o.step < len(o.victims) {
 		s.fx.Unload(o.id, o.victims[o.step].Name, s.unloadWithin())
 		return
 	}
 	sp, _ := s.cat.spec(o.name)
+	o.loading = true
 	s.fx.Load(o.id, LoadRequest{Name: o.name, NumCtx: o.numCtx, Embedding: sp.embedding},
 		loadDeadline(o.need, s.tune.LoadTimeout))
+}
+
+// stopForYield ends a load that was making room when the card was given
+// back: its model is not loaded, the victims not yet unloaded stay (the
+// yield unloads them), and those already gone are put back by the
+// restore, as the yield recorded them.
+func (s *scheduler) stopForYield(o *op) {
+	for _, v := range o.victims[o.step:] {
+		s.transition(v.Name, Loaded)
+	}
+	s.transition(o.name, Idle)
+	s.setCur(nil)
+	err := fmt.Errorf("not loading %s: %w", o.name, ErrYielded)
+	s.fx.Emit(Event{Kind: EventLoadFailed, Model: o.name, Reason: o.reason, Error: err.Error()})
+	s.answerAll(o, result{evicted: o.evicted, err: err})
+	s.pump()
 }
 
 // OnStop answers every caller with err: the manager is stopping.

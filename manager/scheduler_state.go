@@ -85,7 +85,7 @@ func (s *scheduler) persist() { s.fx.Persist(s.saved()) }
 // saved is the scheduler's part of the state file: each model's use, a
 // yield, and the backoffs still running.
 func (s *scheduler) saved() persisted {
-	p := persisted{Models: map[string]usage{}, HandedBack: s.handedBack,
+	p := persisted{Models: map[string]usage{}, HandedBack: s.handedBack, Yielding: s.yielding,
 		Yielded: append([]yielded(nil), s.yielded...), Failures: s.failures()}
 	for name, sl := range s.slots {
 		if sl.uses > 0 || !sl.lastUsed.IsZero() {

@@ -51,7 +51,8 @@ type recorder struct {
 	replies   []replied
 	events    []Event
 	persists  int
-	saved     persisted // the last Persist's
+	saved     persisted // the last Persist's or Record's
+	records   []uint64  // Record's ids not yet answered
 	changed   map[string]int
 	used      map[string]int
 }
@@ -69,8 +70,13 @@ func (r *recorder) Show(name string)          { r.shows = append(r.shows, name) 
 func (r *recorder) Reply(w *waiter, x result) { r.replies = append(r.replies, replied{w, x}) }
 func (r *recorder) Emit(e Event)              { r.events = append(r.events, e) }
 func (r *recorder) Persist(p persisted)       { r.persists++; r.saved = p }
-func (r *recorder) Changed(name string)       { r.changed[name]++ }
-func (r *recorder) Used(name string)          { r.used[name]++ }
+func (r *recorder) Record(p persisted, id uint64) {
+	r.persists++
+	r.saved = p
+	r.records = append(r.records, id)
+}
+func (r *recorder) Changed(name string) { r.changed[name]++ }
+func (r *recorder) Used(name string)    { r.used[name]++ }
 
 func (r *recorder) kinds() []EventKind {
 	var out []EventKind
@@ -144,6 +150,17 @@ func (r *rig) refresh() {
 	op := r.fx.reads[len(r.fx.reads)-1]
 	r.fx.reads = r.fx.reads[:0]
 	r.s.OnRefreshed(op, r.ps(), nil)
+}
+
+// recorded answers the oldest Record: the state file is on disk.
+func (r *rig) recorded() {
+	r.t.Helper()
+	if len(r.fx.records) == 0 {
+		r.t.Fatal("the scheduler recorded nothing")
+	}
+	id := r.fx.records[0]
+	r.fx.records = r.fx.records[1:]
+	r.s.OnRecorded(id, nil)
 }
 
 // unloaded answers the oldest unload the scheduler asked for.
@@ -644,6 +661,7 @@ func TestYieldAndRestore(t *testing.T) {
 	}
 	y := newWaiter(false)
 	r.s.OnYield(y)
+	r.recorded()
 	for range 2 {
 		r.refresh()
 		r.unloaded(nil)
@@ -698,6 +716,7 @@ func TestYieldWaitsForTheLoadInFlight(t *testing.T) {
 			r.refresh()
 			y := newWaiter(false)
 			r.s.OnYield(y) // b is loading
+			r.recorded()
 			if r.answered(y) {
 				t.Fatal("the yield answered while b was loading")
 			}
@@ -1087,6 +1106,7 @@ func TestEventKindFollowsThePurpose(t *testing.T) {
 	}
 	y := newWaiter(false)
 	r.s.OnYield(y)
+	r.recorded()
 	r.refresh()
 	r.unloaded(nil)
 	if res := r.reply(y); res.err != nil || !slices.Equal(res.evicted, []string{"a"}) || res.restored != nil {
@@ -1142,6 +1162,7 @@ func TestRequestJoinsARestore(t *testing.T) {
 	r.loadThrough("a")
 	y := newWaiter(false)
 	r.s.OnYield(y)
+	r.recorded()
 	r.refresh()
 	r.unloaded(nil)
 	r.reply(y)
@@ -1183,6 +1204,7 @@ func TestPersistGetsTheSchedulersState(t *testing.T) {
 	r.refresh() // a's put-back
 	r.loaded(nil)
 	r.s.OnYield(newWaiter(false))
+	r.recorded()
 	r.refresh()
 	r.unloaded(nil)
 	if p := r.fx.saved; !p.HandedBack || len(p.Yielded) != 1 || p.Yielded[0].Name != "a" {

@@ -14,11 +14,15 @@ import (
 
 // group answers one caller for several ops (yield, restore) once all ended.
 type group struct {
-	w       *waiter
-	why     purpose // yield or restore
+	w       *waiter   // nil: nobody waits (a yield finished after a restart)
+	more    []*waiter // callers who joined a yield under way
+	why     purpose   // yield or restore
+	id      uint64
 	pending int
 	done    []string
 	errs    []error
+	// ops: a yield's unloads, held until what it will do is recorded.
+	ops []*op
 }
 
 // yielded is a model unloaded to give the card back, to be restored later.
@@ -31,17 +35,23 @@ type yielded struct {
 
 // OnYield gives the whole card back at the user's request: every model of
 // ours is unloaded (pinned ones too) and remembered, loads are refused
-// until OnRestore, and w is answered once all are off.
+// until OnRestore, and w is answered once all are off. What the yield
+// will unload is recorded before anything is (OnRecorded), so that a
+// crash at any moment leaves a state file that says the card was given
+// back and what a restore puts back; a restart finishes the yield.
 func (s *scheduler) OnYield(w *waiter) {
-	if s.handedBack {
+	if g := s.yieldGroup; g != nil {
+		g.more = append(g.more, w) // answered with the yield under way
+		return
+	}
+	if s.handedBack && !s.yielding {
 		s.fx.Reply(w, result{})
 		return
 	}
 	s.handedBack = true
-	s.yielded = nil
 	s.fx.Changed("")
-	defer s.persist()
-	// Loads waiting in the queue will not run.
+	// Loads waiting in the queue will not run; nor will one that has not
+	// begun (prepare refuses loads while the card is given back).
 	s.queue = slices.DeleteFunc(s.queue, func(o *op) bool {
 		if o.kind() != opLoad {
 			return false
@@ -49,35 +59,104 @@ func (s *scheduler) OnYield(w *waiter) {
 		s.answerAll(o, result{err: fmt.Errorf("not loading %s: %w", o.name, ErrYielded)})
 		return true
 	})
-	g := &group{w: w, why: yield}
-	unload := func(name string) {
+	s.yielded = nil
+	s.startYield(w)
+}
+
+// startYield records what a yield unloads, and unloads it once that is on
+// disk: every model on the card, a load's victims still there, and the
+// model whose load runs (it ends first, one op at a time, and goes with
+// the rest, so the answer means the card is free: a script that yields
+// and then starts a game must not race a load). After a restart it
+// finishes a recorded yield: what is on the card now goes too.
+func (s *scheduler) startYield(w *waiter) {
+	g := &group{w: w, why: yield, id: s.id()}
+	add := func(name string, numCtx int, bytes uint64, lastUsed time.Time) {
+		if !slices.ContainsFunc(s.yielded, func(y yielded) bool { return y.Name == name }) {
+			s.yielded = append(s.yielded, yielded{Name: name, NumCtx: numCtx, Bytes: bytes, LastUsed: lastUsed})
+		}
 		g.pending++
-		s.queue = append(s.queue, &op{id: s.id(), why: yield, name: name, group: g,
-			reason: reasonUserYield})
+		g.ops = append(g.ops, &op{id: s.id(), why: yield, name: name, group: g, reason: reasonUserYield})
+	}
+	cur := s.cur
+	if cur != nil && cur.kind() != opLoad {
+		cur = nil
 	}
 	for name, sl := range s.active {
-		if sl.state == Loaded {
-			unload(name)
+		victim := cur != nil && slices.ContainsFunc(cur.victims, func(v evict.Entry) bool { return v.Name == name })
+		if sl.state == Loaded || sl.state == Unloading && victim {
+			add(name, sl.loadedCtx, sl.size, sl.lastUsed)
 		}
 	}
-	// A load in flight ends first (one op at a time) and its model goes
-	// with the rest, so the answer means the card is free: a script that
-	// yields and then starts a game must not race a load.
-	if o := s.cur; o != nil && o.kind() == opLoad {
-		if md, ok := s.find(o.name); ok && md.state != Loaded {
-			unload(md.name)
+	if cur != nil && cur.loading {
+		if md, ok := s.find(cur.name); ok && !md.onCard() {
+			add(md.name, cur.numCtx, cur.need, md.lastUsed)
 		}
 	}
+	s.yielding = true
 	if g.pending == 0 {
-		s.fx.Reply(w, result{})
+		s.yieldDone(g)
+		return
 	}
+	s.yieldGroup = g
+	s.fx.Record(s.saved(), g.id)
+}
+
+// OnRecorded: the state file holds what the yield id will do; it acts.
+func (s *scheduler) OnRecorded(id uint64, err error) {
+	g := s.yieldGroup
+	if g == nil || g.id != id || g.ops == nil {
+		return
+	}
+	if err != nil {
+		// The disk cannot hold it (the store warned); the user's yield
+		// goes ahead all the same.
+		s.log.Warn("the yield is not recorded on disk; it goes ahead", "err", err)
+	}
+	s.queue = append(s.queue, g.ops...)
+	g.ops = nil
 	s.pump()
 }
 
+// resumeYield finishes a yield recorded before a restart, once the server
+// has said what is on the card.
+func (s *scheduler) resumeYield() {
+	if s.yielding && s.yieldGroup == nil {
+		s.log.Info("finishing the yield that was under way when VRAM Keeper stopped")
+		s.startYield(nil)
+	}
+}
+
+// yieldDone answers a yield's callers with the models a restore puts back.
+func (s *scheduler) yieldDone(g *group) {
+	s.yielding, s.yieldGroup = false, nil
+	s.persist()
+	r := result{evicted: s.yieldedNames(), err: errors.Join(g.errs...)}
+	for _, w := range append([]*waiter{g.w}, g.more...) {
+		if w != nil {
+			s.fx.Reply(w, r)
+		}
+	}
+}
+
+// dropYielded forgets name as a model to restore: it is on the card after
+// all (its unload failed), or never came on (its load failed).
+func (s *scheduler) dropYielded(name string) {
+	s.yielded = slices.DeleteFunc(s.yielded, func(y yielded) bool { return y.Name == name })
+}
+
 // OnRestore loads again what the last yield unloaded, at the same context
-// lengths, and lets loads run again; w is answered once all are back.
+// lengths, and lets loads run again; w is answered once all are back. A
+// yield still under way stops: what it has not unloaded stays.
 func (s *scheduler) OnRestore(w *waiter) {
-	s.handedBack = false
+	if g := s.yieldGroup; g != nil {
+		// Its unloads not begun are dropped (an unload that runs ends by
+		// itself), and its callers answered now.
+		g.ops = nil
+		s.queue = slices.DeleteFunc(s.queue, func(o *op) bool { return o.group == g })
+		s.yieldDone(g)
+	}
+	s.handedBack, s.yielding = false, false
 	s.fx.Changed("")
 	g := &group{w: w, why: restore}
 	for _, y := range s.yielded {
@@ -89,6 +168,7 @@ func (s *scheduler) OnRestore(w *waiter) {
 			reason: "restored: put back after the GPU was given back"})
 	}
 	s.yielded = nil
+	s.persist() // loads are allowed again, restart or not
 	if g.pending == 0 {
 		s.fx.Reply(w, result{})
 	}
@@ -172,11 +252,15 @@ func (s *scheduler) settle(o *op, err error) {
 	} else {
 		g.done = append(g.done, o.name)
 	}
-	if g.pending--; g.pending == 0 {
-		r := result{evicted: g.done, err: errors.Join(g.errs...)}
-		if g.why == restore {
-			r.evicted, r.restored = nil, g.done
+	if g.pending--; g.pending > 0 {
+		return
+	}
+	switch g.why {
+	case yield:
+		if s.yieldGroup == g {
+			s.yieldDone(g)
 		}
-		s.fx.Reply(g.w, r)
+	case restore:
+		s.fx.Reply(g.w, result{restored: g.done, err: errors.Join(g.errs...)})
 	}
 }

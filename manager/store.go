@@ -24,6 +24,10 @@ type persisted struct {
 	// refused and the models wait for Restore.
 	HandedBack bool      `json:"handed_back,omitempty"`
 	Yielded    []yielded `json:"yielded,omitempty"`
+	// Yielding: the user's yield was recorded (Yielded is what it unloads)
+	// before it unloaded anything, and has not finished; a restart
+	// finishes it.
+	Yielding bool `json:"yielding,omitempty"`
 	// Failures are the failed loads still backing off, by digest@num_ctx.
 	Failures map[string]failure `json:"failures,omitempty"`
 }
@@ -102,7 +106,7 @@ func saveJSON(path string, v any) error {
 // bound, past which they are dropped with one warning.
 type store struct {
 	statePath, catalogPath, historyPath string
-	state                               chan persisted
+	state                               chan stateWrite
 	catalog                             chan map[string]Details
 	history                             chan Event
 	journal                             *journal.Journal[Event] // nil without a state folder
@@ -119,7 +123,7 @@ type store struct {
 // keeps its state in memory and saves it once the folder takes writes.
 func newStore(dir string, log *slog.Logger) *store {
 	s := &store{
-		state:   make(chan persisted, 1),
+		state:   make(chan stateWrite, 1),
 		catalog: make(chan map[string]Details, 1),
 		history: make(chan Event, 4096),
 		log:     log,
@@ -165,7 +169,39 @@ func offer[T any](ch chan T, v T) {
 	}
 }
 
-func (s *store) saveState(p persisted)            { offer(s.state, p) }
+// stateWrite is a state file to write, and who waits for it to be on
+// disk (a yield records itself before it acts).
+type stateWrite struct {
+	p    persisted
+	done []func(error)
+}
+
+func (s *store) saveState(p persisted) { s.offerState(stateWrite{p: p}) }
+
+// recordState writes p as saveState does and calls done once it is on
+// disk (or could not be written), from the writer's goroutine.
+func (s *store) recordState(p persisted, done func(error)) {
+	s.offerState(stateWrite{p: p, done: []func(error){done}})
+}
+
+// offerState hands w to the writer; a write it has not taken yet is
+// replaced (the newer state holds the older), and whoever waited for the
+// older one waits for this one.
+func (s *store) offerState(w stateWrite) {
+	for {
+		select {
+		case s.state <- w:
+			return
+		default:
+		}
+		select {
+		case old := <-s.state:
+			w.done = append(old.done, w.done...)
+		default:
+		}
+	}
+}
+
 func (s *store) saveCatalog(c map[string]Details) { offer(s.catalog, c) }
 
 func (s *store) appendHistory(e Event) {
@@ -197,8 +233,12 @@ func (s *store) next(stop <-chan struct{}) bool {
 		stop = make(chan struct{}) // something is pending: take it
 	}
 	select {
-	case p := <-s.state:
-		s.write(s.statePath, p)
+	case w := <-s.state:
+		err := saveJSON(s.statePath, w.p)
+		s.result(s.statePath, err)
+		for _, done := range w.done {
+			done(err)
+		}
 	case c := <-s.catalog:
 		s.write(s.catalogPath, c)
 	case e := <-s.history:
