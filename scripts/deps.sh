@@ -4,14 +4,15 @@
 # Xvfb + a session bus + screenshot tools for the desktop end-to-end test;
 # mingw-w64, NSIS and zip for the Windows build and packages, debootstrap
 # for the chroots of the Wine and package tiers; prometheus (promtool and
-# the server) as the metrics' real clients.
+# the server) as the metrics' real clients; docker-registry for the pull
+# tests (they start their own on loopback).
 # Skips apt entirely when everything is there already.
 set -euo pipefail
 pkgs=(
   gcc g++ libc6-dev pkg-config git ca-certificates
   libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev
   nlohmann-json3-dev libstb-dev
-  xvfb dbus dbus-x11 x11-utils xdotool imagemagick
+  xvfb dbus dbus-x11 x11-utils xdotool imagemagick docker-registry
   gcc-mingw-w64-x86-64 nsis zip debootstrap
   prometheus
 )
