@@ -133,6 +133,7 @@ func waitAPI(t *testing.T, addr string, p *proc) {
 		}
 		select {
 		case err := <-p.done:
+			p.done <- err // for the cleanup
 			t.Fatalf("serve exited: %v", err)
 		case <-time.After(100 * time.Millisecond): // polling a condition, bounded
 		}
@@ -244,4 +245,10 @@ func TestOneManagerPerOllama(t *testing.T) {
 			t.Fatalf("second tray: %v\n%s", err, stderr.String())
 		}
 	})
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.String()
 }
