@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -197,4 +198,56 @@ func stallAReader(t *testing.T, r *rig) (*http.Response, time.Time, float64) {
 	}
 	t.Logf("the stream came at %.0f bytes/s", float64(streamed)/3)
 	return resp, time.Now(), float64(streamed) / 3
+}
+
+// TestBodyThatStopsComingAgainstRealOllama: Content-Length 1000, 10
+// bytes, silence (the 400 used to be logged at 60 s and never sent, the
+// connection left open; pass-through paths had no body deadline at all).
+// Each kind of path, the manager's and those passed through to Ollama,
+// answers 408 at the body deadline and closes the connection, and Ollama
+// is left as it was: nothing loaded, created or copied.
+func TestBodyThatStopsComingAgainstRealOllama(t *testing.T) {
+	r := newRig(t, map[string]ggufgen.Spec{"tiny-chat": llama(2, 64)},
+		manager.Options{Settings: manager.Settings{NumCtx: 1024}},
+		server.Options{AllowAdmin: true, BodyTimeout: testBodyTimeout, WriteTimeout: testWriteTimeout})
+	base := serveReal(t, r.srv)
+	for _, tc := range []struct{ method, path string }{
+		{"POST", "/api/generate"}, // through the manager
+		{"POST", "/v1/chat/completions"},
+		{"POST", "/api/show"},           // passed through
+		{"POST", "/api/copy"},           // passed through (admin allowed)
+		{"POST", "/api/create"},         // passed through (admin allowed)
+		{"POST", "/api/newer-endpoint"}, // one the proxy does not know
+		{"POST", "/keeper/v1/models/tiny-chat/load"},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			c := dialRaw(t, base, fmt.Sprintf("%s %s HTTP/1.1\nHost: %s\nContent-Type: application/json\nContent-Length: 1000",
+				tc.method, tc.path, strings.TrimPrefix(base, "http://")), `{"model":"`)
+			began := time.Now()
+			c.SetReadDeadline(began.Add(neverWithin))
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusRequestTimeout {
+				t.Errorf("%d %s, want 408", resp.StatusCode, body)
+			}
+			if _, err := br.ReadByte(); err != io.EOF {
+				t.Errorf("after the answer: %v, want the connection closed", err)
+			}
+			t.Logf("408 and closed %s after the body stopped (body deadline %s)", time.Since(began).Round(time.Millisecond), testBodyTimeout)
+		})
+	}
+	if ps := r.ollama.Running(t); len(ps) != 0 {
+		t.Errorf("Ollama loaded %+v", ps)
+	}
+	list, err := r.ollama.Client.List(ctxFor(t, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Models) != 1 {
+		t.Errorf("Ollama has %d models, want the one it had", len(list.Models))
+	}
 }
