@@ -239,7 +239,8 @@ func generate(ctx context.Context, addr, model string) error {
 
 // TestStartBudgetOutlivesASettingsPatch: the budget given to serve at
 // start stays through settings patches that do not name it (it used to
-// fall back to the default at any POST /keeper/v1/settings).
+// fall back to the default at any POST /keeper/v1/settings), and a
+// context length out of range is refused.
 func TestStartBudgetOutlivesASettingsPatch(t *testing.T) {
 	dir := t.TempDir()
 	addr := ollamatest.FreeAddrT(t)
@@ -252,21 +253,31 @@ func TestStartBudgetOutlivesASettingsPatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, body := range []string{`{"max_loaded":3}`, `{}`, `{"context_length":4096}`} {
-		resp, err := http.Post("http://"+addr+"/keeper/v1/settings", "application/json", strings.NewReader(body))
+	for _, tc := range []struct {
+		body   string
+		status int
+	}{
+		{`{"max_loaded":3}`, 200}, {`{}`, 200}, {`{"context_length":4096}`, 200},
+		// Out of range (it used to be taken): refused, nothing changed.
+		{`{"context_length":9200000000000000000}`, 400}, {`{"context_length":9.2e18}`, 400},
+	} {
+		resp, err := http.Post("http://"+addr+"/keeper/v1/settings", "application/json", strings.NewReader(tc.body))
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("POST settings %s: HTTP %d", body, resp.StatusCode)
+		if resp.StatusCode != tc.status {
+			t.Errorf("POST settings %s: HTTP %d, want %d", tc.body, resp.StatusCode, tc.status)
 		}
 		snap, err := c.Snapshot(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if snap.Budget != 160<<20 || snap.Settings.Budget.Bytes != 160<<20 {
-			t.Errorf("after POST settings %s: budget %d (setting %+v), want the 160 MiB given at start", body, snap.Budget, snap.Settings.Budget)
+			t.Errorf("after POST settings %s: budget %d (setting %+v), want the 160 MiB given at start", tc.body, snap.Budget, snap.Settings.Budget)
+		}
+		if snap.Settings.MaxLoaded != 3 || snap.Settings.NumCtx > 4096 {
+			t.Errorf("after POST settings %s: max_loaded %d, context_length %d", tc.body, snap.Settings.MaxLoaded, snap.Settings.NumCtx)
 		}
 	}
 }
