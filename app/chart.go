@@ -223,15 +223,22 @@ func (f *timelineFeed) pull(ctx context.Context) (timeline.Window, error) {
 	return all, err
 }
 
-// followTimeline feeds the chart until ctx ends: a read now, then one every
-// poll (timelinePoll). A failed read leaves the chart as it was and is
-// logged once until it changes.
+// followTimeline feeds the chart until ctx ends, while its tab shows: a
+// read when it is selected, then one every poll (timelinePoll). A failed
+// read leaves the chart as it was and is logged once until it changes.
 func (u *ui) followTimeline(ctx context.Context, src keeper.Keeper, poll time.Duration) {
 	f := newTimelineFeed(src)
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	var lastErr string
 	for {
+		if !u.chartVisible.Load() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-u.chartShown:
+			}
+		}
 		w, err := f.pull(ctx)
 		if ctx.Err() != nil {
 			return
@@ -245,18 +252,42 @@ func (u *ui) followTimeline(ctx context.Context, src keeper.Keeper, poll time.Du
 		}
 		lastErr = msg
 		now := u.now()
-		fyne.Do(func() {
-			u.chart.SetWindow(w, now)
-			if msg != "" {
-				u.chart.SetEmpty("No timeline: " + msg)
-			} else {
-				u.chart.SetEmpty("")
-			}
-		})
+		fyne.Do(func() { u.showTimeline(chartUpdate{w, now, msg}) })
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// chartUpdate is one read of the timeline for the chart.
+type chartUpdate struct {
+	w   timeline.Window
+	now time.Time
+	err string // why the read failed, if it did
+}
+
+// showTimeline gives the chart the newest read at once while the History
+// tab shows it, else when that tab is next selected: redrawing a chart
+// nobody sees would repaint the window every poll for nothing.
+func (u *ui) showTimeline(c chartUpdate) {
+	u.chartNext = &c
+	if u.tabs.Selected() == u.historyTab {
+		u.flushChart()
+	}
+}
+
+func (u *ui) flushChart() {
+	c := u.chartNext
+	if c == nil {
+		return
+	}
+	u.chartNext = nil
+	u.chart.SetWindow(c.w, c.now)
+	if c.err != "" {
+		u.chart.SetEmpty("No timeline: " + c.err)
+	} else {
+		u.chart.SetEmpty("")
 	}
 }

@@ -238,6 +238,7 @@ func TestFollowTimeline(t *testing.T) {
 	if err := src.ring.Merge(twentyMinutes()); err != nil {
 		t.Fatal(err)
 	}
+	h.u.tabs.SelectIndex(1) // the chart is drawn while its tab shows
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -263,6 +264,20 @@ func TestFollowTimeline(t *testing.T) {
 	}
 	if h.u.chart.empty != "" {
 		t.Errorf("chart says %q after a good read", h.u.chart.empty)
+	}
+}
+
+// Behind another tab the chart is not redrawn: the newest read waits for
+// its tab to be selected.
+func TestChartWaitsForItsTab(t *testing.T) {
+	h := newHarness(t)
+	h.u.showTimeline(chartUpdate{w: twentyMinutes(), now: time.Now()})
+	if len(h.u.chart.win.Samples) != 0 {
+		t.Fatal("the chart was drawn behind the Models tab")
+	}
+	h.u.tabs.SelectIndex(1)
+	if got := len(h.u.chart.win.Samples); got != len(twentyMinutes().Samples) {
+		t.Errorf("chart has %d samples once its tab shows, want %d", got, len(twentyMinutes().Samples))
 	}
 }
 

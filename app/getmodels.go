@@ -117,16 +117,18 @@ var suggestWidths = []float32{190, 90, 90, 100, 110, 110}
 type getModels struct {
 	u *ui
 
-	panel   *fyne.Container
-	intro   *widget.Label
-	table   *widget.Table
-	rows    []Suggestion
-	name    *widget.Entry
-	get     *widget.Button
-	back    *widget.Button
-	asked   bool // "Get models…" was pressed
-	needKey string
-	needs   map[string]uint64
+	panel *fyne.Container
+	intro *widget.Label
+	table *widget.Table
+	rows  []Suggestion
+	name  *widget.Entry
+	get   *widget.Button
+	back  *widget.Button
+	asked bool // "Get models…" was pressed
+	// couldPull is what the table's Download buttons last showed.
+	couldPull bool
+	needKey   string
+	needs     map[string]uint64
 
 	// The pull under way, shown in the header.
 	progress *fyne.Container
@@ -168,6 +170,7 @@ func newGetModels(u *ui) *getModels {
 	g.name.OnChanged = func(string) { g.refreshButtons() }
 	g.name.OnSubmitted = func(s string) { g.pull(s) }
 	g.get = widget.NewButton("Download", func() { g.pull(g.name.Text) })
+	g.get.Importance = widget.HighImportance
 	g.back = widget.NewButton("Back to my models", func() { g.asked = false; u.showModels() })
 	g.panel = container.NewBorder(container.NewBorder(nil, nil, nil, g.back, g.intro),
 		container.NewBorder(nil, nil, nil, g.get, g.name), nil, nil, g.table)
@@ -192,13 +195,16 @@ func (g *getModels) updateCell(r Suggestion, col int, cell *fyne.Container) {
 		return
 	}
 	b.Hide()
-	label.Show()
-	label.SetText([]string{r.Name, r.For, r.Download, r.Need, r.FitsText()}[col])
-	label.Importance = widget.MediumImportance
+	text := []string{r.Name, r.For, r.Download, r.Need, r.FitsText()}[col]
+	imp := widget.MediumImportance
 	if col == 4 && !r.Fits && !r.Installed {
-		label.Importance = widget.DangerImportance
+		imp = widget.DangerImportance
 	}
-	label.Refresh()
+	if label.Text != text || label.Importance != imp {
+		label.Text, label.Importance = text, imp
+		label.Refresh()
+	}
+	label.Show()
 }
 
 // visible says whether the offer replaces the table: asked for, or no
@@ -229,7 +235,7 @@ func (g *getModels) update(s manager.Snapshot) {
 		intro = fmt.Sprintf("Download a model: each is marked by whether it fits your budget of %s at %d tokens.",
 			config.FormatBytes(s.Budget), s.Settings.NumCtx)
 	}
-	g.intro.SetText(intro)
+	setText(g.intro, intro)
 	showIf(g.back, len(s.Models) > 0)
 	rows := Suggestions(s, library.Models(), g.needs)
 	if !slicesEqual(rows, g.rows) {
@@ -255,13 +261,19 @@ func slicesEqual(a, b []Suggestion) bool {
 // otherwise.
 func (g *getModels) canPull() bool { return g.u.snap.OllamaUp && g.pulling == "" }
 
+// refreshButtons enables the Download buttons that would do something;
+// the table is redrawn only when that changes.
 func (g *getModels) refreshButtons() {
-	if g.canPull() && strings.TrimSpace(g.name.Text) != "" {
+	can := g.canPull()
+	if can && strings.TrimSpace(g.name.Text) != "" {
 		g.get.Enable()
 	} else {
 		g.get.Disable()
 	}
-	g.table.Refresh()
+	if can != g.couldPull {
+		g.couldPull = can
+		g.table.Refresh()
+	}
 }
 
 // pull starts downloading name, unless a pull runs.
@@ -276,6 +288,9 @@ func (g *getModels) pull(name string) {
 	g.showProgress()
 	g.progress.Show()
 	g.refreshButtons()
+	if u.gov != nil {
+		u.gov.setBusy(true)
+	}
 	u.setStatus("")
 	req := manager.PullRequest{Name: name, Insecure: localRegistry(name)}
 	u.wg.Add(1)
@@ -302,7 +317,7 @@ func (g *getModels) pull(name string) {
 }
 
 func (g *getModels) showProgress() {
-	g.line.SetText("Downloading " + g.pulling + ": " + g.meter.Line())
+	setText(g.line, "Downloading "+g.pulling+": "+g.meter.Line())
 	g.bar.SetValue(g.meter.Fraction())
 }
 

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"time"
 
 	"fyne.io/fyne/v2"
 	fyneapp "fyne.io/fyne/v2/app"
+	"fyne.io/fyne/v2/driver/desktop"
 )
 
 // The window's size when it opens: room for every column of the models
@@ -40,9 +42,11 @@ func RunWindow(ctx context.Context, opt Options) error {
 
 	u := newUI(uictx, a, opt)
 	w := a.NewWindow("VRAM Keeper")
-	w.SetContent(u.content)
+	u.gov = newGovernor(time.Now)
+	w.SetContent(watchInput(a, w, u.content, u.gov))
 	w.Resize(fyne.NewSize(windowWidth, windowHeight))
 	w.SetMaster() // closing the window ends the process
+	closeOnCtrlW(w)
 	u.win = w
 	u.apply(opt.Keeper.Snapshot())
 	u.history = opt.Keeper.History()
@@ -50,6 +54,7 @@ func RunWindow(ctx context.Context, opt Options) error {
 	var wg sync.WaitGroup
 	a.Lifecycle().SetOnStarted(func() {
 		u.loop(uictx, &wg)
+		startGovernor(uictx, &wg, w, u.gov)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -64,4 +69,12 @@ func RunWindow(ctx context.Context, opt Options) error {
 	wg.Wait()
 	u.wg.Wait()
 	return nil
+}
+
+// closeOnCtrlW closes the window on Ctrl+W (Cmd+W on macOS), as most
+// desktop windows do; on a desktop without a window manager (Xvfb) it is
+// also the only way to close it.
+func closeOnCtrlW(w fyne.Window) {
+	w.Canvas().AddShortcut(&desktop.CustomShortcut{KeyName: fyne.KeyW, Modifier: fyne.KeyModifierShortcutDefault},
+		func(fyne.Shortcut) { w.Close() })
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -36,6 +37,8 @@ type ui struct {
 
 	// wg counts the goroutines that run manager calls for clicks.
 	wg sync.WaitGroup
+	// gov slows the toolkit's loop while the window idles (nil in tests).
+	gov *governor
 
 	win     fyne.Window
 	content fyne.CanvasObject
@@ -80,7 +83,14 @@ type ui struct {
 	// history
 	history     []manager.Event
 	historyList *widget.List
+	historyTab  *container.TabItem
 	chart       *Chart
+	// chartNext is the newest timeline read, not yet shown: the chart is
+	// drawn only while its tab is selected (chartVisible), and the
+	// timeline read only then; chartShown says the tab was selected.
+	chartNext    *chartUpdate
+	chartVisible atomic.Bool
+	chartShown   chan struct{}
 	// palette gives each model its colour in the bar and the chart.
 	palette *plot.Palette
 
@@ -163,11 +173,24 @@ func (u *ui) build() {
 		u.yieldText, u.loading, u.get.progress, u.status)
 	models := container.NewBorder(container.NewBorder(nil, nil, nil, u.getButton, u.filter), u.detail, nil, nil,
 		container.NewStack(u.table, u.get.panel))
+	u.historyTab = container.NewTabItem("History", container.NewVSplit(u.chart, u.historyList))
 	u.tabs = container.NewAppTabs(
 		container.NewTabItem("Models", models),
-		container.NewTabItem("History", container.NewVSplit(u.chart, u.historyList)),
+		u.historyTab,
 		container.NewTabItem("Settings", container.NewVScroll(u.settings.form)),
 	)
+	u.chartShown = make(chan struct{}, 1)
+	u.tabs.OnSelected = func(t *container.TabItem) {
+		shown := t == u.historyTab
+		u.chartVisible.Store(shown)
+		if shown {
+			u.flushChart()
+			select {
+			case u.chartShown <- struct{}{}:
+			default:
+			}
+		}
+	}
 	u.content = container.NewBorder(header, nil, nil, nil, u.tabs)
 }
 
@@ -238,14 +261,18 @@ func (u *ui) updateCell(r Row, c Column, cell *fyne.Container) {
 	label := cell.Objects[0].(*widget.Label)
 	box := cell.Objects[1].(*fyne.Container)
 	sel := cell.Objects[2].(*contextSelect)
-	// The label keeps the cell's text even where a control covers it.
-	label.SetText(r.Text(c))
+	// The label keeps the cell's text even where a control covers it. A
+	// cell is redrawn only when what it shows changed: the table asks for
+	// every cell whenever a row changes, and text is costly to lay out.
+	text := r.Text(c)
 	switch c {
 	case ColActions:
+		label.Text = text
 		label.Hide()
 		sel.Hide()
 		box.Show()
 	case ColContext:
+		label.Text = text
 		label.Hide()
 		box.Hide()
 		sel.Show()
@@ -254,12 +281,15 @@ func (u *ui) updateCell(r Row, c Column, cell *fyne.Container) {
 	default:
 		box.Hide()
 		sel.Hide()
-		label.Show()
-		label.Importance = widget.MediumImportance
+		imp := widget.MediumImportance
 		if (c == ColFits && !r.Fits) || (c == ColStatus && (r.CPUPercent > 0 || r.Error != "")) {
-			label.Importance = widget.DangerImportance
+			imp = widget.DangerImportance
 		}
-		label.Refresh()
+		if label.Text != text || label.Importance != imp {
+			label.Text, label.Importance = text, imp
+			label.Refresh()
+		}
+		label.Show()
 		return
 	}
 	load, unload, pin := box.Objects[0].(*rowButton), box.Objects[1].(*rowButton), box.Objects[2].(*rowButton)
@@ -272,9 +302,9 @@ func (u *ui) updateCell(r Row, c Column, cell *fyne.Container) {
 	pinned := r.Pinned
 	pin.OnTapped = func() { u.setPinned(name, !pinned) }
 	if pinned {
-		pin.SetText("Unpin")
+		setButtonText(&pin.Button, "Unpin")
 	} else {
-		pin.SetText("Pin")
+		setButtonText(&pin.Button, "Pin")
 	}
 	busy := r.Status == string(manager.Loading) || r.Status == string(manager.Unloading)
 	setEnabled(load, !r.Loaded && !busy && u.snap.OllamaUp && !u.snap.Yielded)
@@ -299,8 +329,10 @@ func newContextSelect() *contextSelect {
 func (s *contextSelect) set(r Row, onChange func(string)) {
 	s.OnChanged = nil
 	s.Model = r.Name
-	s.Options = r.ContextChoices()
-	s.SetSelected(r.Context)
+	if opts := r.ContextChoices(); !slices.Equal(opts, s.Options) || s.Selected != r.Context {
+		s.Options = opts
+		s.SetSelected(r.Context)
+	}
 	s.OnChanged = onChange
 }
 
@@ -343,7 +375,7 @@ func (u *ui) refreshRows() {
 func (u *ui) showDetail() {
 	for _, r := range u.rows {
 		if r.Name == u.selected {
-			u.detail.SetText(r.Detail)
+			setText(u.detail, r.Detail)
 			return
 		}
 	}
@@ -373,7 +405,7 @@ func (u *ui) apply(s manager.Snapshot) {
 	u.showModels()
 
 	u.bar.SetSnapshot(s)
-	u.source.SetText(sourceText(s))
+	setText(u.source, sourceText(s))
 
 	loading := describe.Loading(s, u.now())
 	if loading == "" {
@@ -383,19 +415,19 @@ func (u *ui) apply(s manager.Snapshot) {
 		}
 	}
 	if loading != "" {
-		u.loadText.SetText(describe.Sentence(loading) + "…")
+		setText(u.loadText, describe.Sentence(loading)+"…")
 		u.loading.Show()
 	} else {
 		u.loading.Hide()
 	}
 
 	if y := describe.Yielded(s); y != "" {
-		u.yieldText.SetText(describe.Sentence(y) + ". Nothing loads until you restore.")
+		setText(u.yieldText, describe.Sentence(y)+". Nothing loads until you restore.")
 		u.yieldText.Show()
-		u.yieldButton.SetText("Restore models")
+		setButtonText(u.yieldButton, "Restore models")
 	} else {
 		u.yieldText.Hide()
-		u.yieldButton.SetText("Give GPU back")
+		setButtonText(u.yieldButton, "Give GPU back")
 	}
 	// A button that would do nothing is disabled: Give GPU back with
 	// nothing on the card, Restore while Ollama is away.
@@ -409,8 +441,8 @@ func (u *ui) apply(s manager.Snapshot) {
 		u.banner.Hide()
 	} else {
 		h := OllamaHelpFor(s, u.opt.OllamaURL, u.opt.OllamaBin, u.opt.StartOllama != nil, u.ollamaAsked)
-		u.bannerText.SetText(h.Text)
-		u.bannerDetail.SetText(h.Detail)
+		setText(u.bannerText, h.Text)
+		setText(u.bannerDetail, h.Detail)
 		showIf(u.bannerDetail, h.Detail != "")
 		showIf(u.startOllama, h.Start)
 		showIf(u.getOllama, h.Install)
@@ -418,6 +450,10 @@ func (u *ui) apply(s manager.Snapshot) {
 	}
 
 	u.settings.update(s)
+	if u.gov != nil {
+		// A moving progress bar needs the full frame rate.
+		u.gov.setBusy(u.loading.Visible() || u.get.pulling != "")
+	}
 }
 
 func sourceText(s manager.Snapshot) string {
@@ -460,7 +496,7 @@ func (u *ui) call(what string, f func(ctx context.Context) error) {
 }
 
 func (u *ui) setStatus(s string) {
-	u.status.SetText(s)
+	setText(u.status, s)
 }
 
 func (u *ui) loadModel(name string) {
@@ -612,6 +648,21 @@ func (u *ui) onGetOllama() {
 	}
 }
 
+// setText and setButtonText change a text only when it differs: each
+// Refresh repaints the whole window, which an idle window must not do
+// every time the state is read again.
+func setText(l *widget.Label, text string) {
+	if l.Text != text {
+		l.SetText(text)
+	}
+}
+
+func setButtonText(b *widget.Button, text string) {
+	if b.Text != text {
+		b.SetText(text)
+	}
+}
+
 func showIf(o fyne.CanvasObject, show bool) {
 	if show {
 		o.Show()
@@ -629,17 +680,31 @@ func (u *ui) onStartOllama() {
 	u.setStatus("Starting `ollama serve`; waiting for it to answer…")
 	u.call("Starting Ollama", func(ctx context.Context) error {
 		err := u.opt.StartOllama(ctx)
-		if err != nil {
-			fyne.Do(func() { u.ollamaAsked = false })
-		}
+		fyne.Do(func() {
+			if err != nil {
+				u.ollamaAsked = false
+			} else {
+				u.setStatus("") // the banner goes, and what comes next says what to do
+			}
+		})
 		return err
 	})
 }
 
+// clockRefresh is how soon the window must look again for the clock's
+// sake alone: a load in progress counts its seconds.
+func clockRefresh(s manager.Snapshot) time.Duration {
+	if s.Loading != "" {
+		return time.Second
+	}
+	return 30 * time.Second
+}
+
 // loop feeds manager events to the UI until ctx ends: the history per
 // event, and one refresh per burst (kick has a buffer of one, so events
-// arriving while a refresh runs cause exactly one more). A 2 s ticker
-// refreshes too, for the driver poll and the "last used" column.
+// arriving while a refresh runs cause exactly one more). A timer
+// refreshes too, for what the clock changes: a load's seconds (every
+// second while one runs), "last used" (every half minute otherwise).
 func (u *ui) loop(ctx context.Context, wg *sync.WaitGroup) {
 	events, unsubscribe := u.keeper.Subscribe(256)
 	kick := make(chan struct{}, 1)
@@ -677,13 +742,14 @@ func (u *ui) loop(ctx context.Context, wg *sync.WaitGroup) {
 	}()
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(2 * time.Second)
+		t := time.NewTimer(clockRefresh(u.keeper.Snapshot()))
 		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
+				t.Reset(clockRefresh(u.keeper.Snapshot()))
 				poke()
 			case <-kick:
 				// Wait for the refresh to run, so kicks during it collapse

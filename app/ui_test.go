@@ -487,3 +487,21 @@ func TestSettingsGPUOnlyAndTimeout(t *testing.T) {
 		t.Errorf("hint for a bad timeout: %q", hint)
 	}
 }
+
+// On a desktop with no tray icons the window says once, at its top, that
+// closing it quits; with a tray it says nothing.
+func TestNoTrayNotice(t *testing.T) {
+	for _, noTray := range []bool{true, false} {
+		isolateAutostart(t)
+		a := test.NewTempApp(t)
+		k := newFake(testSnapshot())
+		ctx, cancel := context.WithCancel(context.Background())
+		u := newUI(ctx, a, Options{Keeper: k, Config: config.Default(), ConfigPath: filepath.Join(t.TempDir(), "config.toml"), NoTray: noTray})
+		u.apply(k.Snapshot())
+		if u.noTray.Visible() != noTray || !strings.Contains(u.noTray.Text, "closing this window quits") {
+			t.Errorf("no tray %v: notice shown %v, %q", noTray, u.noTray.Visible(), u.noTray.Text)
+		}
+		cancel()
+		u.wg.Wait()
+	}
+}

@@ -419,8 +419,8 @@ type Note struct{ Title, Content string }
 // NoteFor returns the notification an event deserves, if any: evictions,
 // failed loads (timeouts included), models given back to other programs
 // and put back, a model partly on the CPU, a model Ollama unloaded on its
-// own, and Ollama going away or coming back. The text carries the
-// manager's reason.
+// own, Ollama going away or coming back, and a model downloaded. The text
+// carries the manager's reason.
 func NoteFor(e manager.Event) (Note, bool) {
 	switch e.Kind {
 	case manager.EventEvicted:
@@ -473,6 +473,12 @@ func NoteFor(e manager.Event) (Note, bool) {
 		return Note{"Ollama went away", c}, true
 	case manager.EventOllamaUp:
 		return Note{"Ollama is back", "Ollama is reachable again."}, true
+	case manager.EventPulled:
+		c := "Downloaded " + e.Model
+		if e.Bytes > 0 {
+			c += " (" + config.FormatBytes(e.Bytes) + ")"
+		}
+		return Note{"Model downloaded", c + "; it is ready to load."}, true
 	}
 	return Note{}, false
 }

@@ -86,15 +86,19 @@ func (c *catalogue) infer(md *model, numCtx int, bytes uint64) bool {
 // load on this server (saved with the state), so a restart need not wait
 // for a load. It reports whether the estimates changed.
 func (c *catalogue) inferSaved() bool {
-	if estimate.Stamped(c.version) || c.version == "" || (c.inferred.model != "" && c.inferred.version == c.version) {
+	if c.version == "" || (c.inferred.model != "" && c.inferred.version == c.version) {
 		return false
 	}
-	// Once per version and change of the models, not after every event.
+	// Once per version and change of the models, not after every event
+	// (parsing the version is a cost every request would pay).
 	tried := savedTry{c.version, c.gen}
 	if tried == c.savedTried {
 		return false
 	}
 	c.savedTried = tried
+	if estimate.Stamped(c.version) {
+		return false
+	}
 	for _, md := range c.models {
 		if !md.detailed {
 			continue

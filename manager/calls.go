@@ -253,6 +253,9 @@ type Choice struct {
 type ranking struct {
 	gen    int
 	ranked []score.Ranked
+	// why is the reason a load for the ranking's task and role gives,
+	// made once rather than on every call.
+	why string
 }
 
 // rankings are the rankings made, by task and role, each for the
@@ -263,11 +266,11 @@ type rankings struct {
 	by map[[2]string]ranking
 }
 
-func (r *rankings) get(key [2]string, gen int) ([]score.Ranked, bool) {
+func (r *rankings) get(key [2]string, gen int) (ranking, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	hit, ok := r.by[key]
-	return hit.ranked, ok && hit.gen == gen
+	return hit, ok && hit.gen == gen
 }
 
 func (r *rankings) put(key [2]string, rk ranking) {
@@ -283,16 +286,16 @@ func (r *rankings) put(key [2]string, rk ranking) {
 // each with a one-line reason. It loads nothing.
 func (m *Manager) Rank(task, role string) ([]score.Ranked, error) {
 	r, err := m.rank(context.Background(), task, role)
-	return slices.Clone(r), err
+	return slices.Clone(r.ranked), err
 }
 
 // rank returns the ranking (shared: read only): the one made for the
 // catalogue generation the last snapshot shows when there is one, else one
 // made now from the owner's candidates, outside the owner.
-func (m *Manager) rank(ctx context.Context, task, role string) ([]score.Ranked, error) {
+func (m *Manager) rank(ctx context.Context, task, role string) (ranking, error) {
 	key := [2]string{task, role}
-	if ranked, ok := m.ranks.get(key, m.snap.Load().gen); ok {
-		return ranked, nil
+	if hit, ok := m.ranks.get(key, m.snap.Load().gen); ok {
+		return hit, nil
 	}
 	var (
 		cands  []score.Candidate
@@ -304,14 +307,15 @@ func (m *Manager) rank(ctx context.Context, task, role string) ([]score.Ranked, 
 		cands, tables, gen = m.cat.candidates(), m.tune.Tables, m.cat.gen
 		done <- nil
 	}}, done); err != nil {
-		return nil, err
+		return ranking{}, err
 	}
 	ranked, err := tables.Rank(cands, task, role)
 	if err != nil {
-		return nil, err // not cached: unknown names must not grow the cache
+		return ranking{}, err // not cached: unknown names must not grow the cache
 	}
-	m.ranks.put(key, ranking{gen: gen, ranked: ranked})
-	return ranked, nil
+	rk := ranking{gen: gen, ranked: ranked, why: "best for " + taskRole(task, role)}
+	m.ranks.put(key, rk)
+	return rk, nil
 }
 
 // BestModelForTask returns the best installed model for task and role that
@@ -319,19 +323,22 @@ func (m *Manager) rank(ctx context.Context, task, role string) ([]score.Ranked, 
 // When the best cannot fit, failed to load lately or fails now, the next
 // best is taken and the reason says why.
 func (m *Manager) BestModelForTask(ctx context.Context, task, role string) (Choice, error) {
-	return m.bestModel(ctx, task, role, "best for "+taskRole(task, role))
+	return m.bestModel(ctx, task, role, "")
 }
 
+// bestModel is BestModelForTask with why the reason a load gives ("" for
+// "best for TASK/ROLE").
 func (m *Manager) bestModel(ctx context.Context, task, role, why string) (Choice, error) {
 	if !m.snap.Load().head.Discovered {
 		if err := m.Refresh(ctx); err != nil {
 			return Choice{}, fmt.Errorf("discovering models: %w", err)
 		}
 	}
-	ranked, err := m.rank(ctx, task, role)
+	rk, err := m.rank(ctx, task, role)
 	if err != nil {
 		return Choice{}, err
 	}
+	ranked, why := rk.ranked, cmp.Or(why, rk.why)
 	if len(ranked) == 0 {
 		return Choice{}, fmt.Errorf("task %q: %w", task, ErrNoCandidate)
 	}

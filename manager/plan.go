@@ -95,10 +95,11 @@ func (m *Manager) Plan(ctx context.Context, req PlanRequest) (Plan, error) {
 	}
 	var ranked []score.Ranked
 	if req.Task != "" {
-		var err error
-		if ranked, err = m.rank(ctx, req.Task, req.Role); err != nil {
+		rk, err := m.rank(ctx, req.Task, req.Role)
+		if err != nil {
 			return Plan{}, err
 		}
+		ranked = rk.ranked
 		if len(ranked) == 0 {
 			return Plan{}, fmt.Errorf("task %q: %w", req.Task, ErrNoCandidate)
 		}

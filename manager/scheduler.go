@@ -294,6 +294,8 @@ type scheduler struct {
 	failed map[loadKey]failure
 	paused bool
 	clock  float64 // the eviction policy's aging value
+	// touched is the entry touch hands the policy (see touch).
+	touched evict.Entry
 
 	// handedBack: the user gave the GPU back (Yield) and loads are refused
 	// until Restore. yielded: models to restore, by the user's Restore or,

@@ -112,8 +112,11 @@ func (s *scheduler) touch(md target) {
 	s.fx.Used(md.name)
 	// The policy sees the previous credit and this use's time: LRFU decays
 	// the old count to now, GDSF adds to the clock.
-	e := evict.Entry{Name: md.name, Bytes: md.size, Uses: md.uses, LastUsed: now, Credit: md.credit}
-	s.tune.policy.Touch(&e, s.clock)
+	// The entry is the scheduler's: one made here would escape to the
+	// heap through the interface call, on every request.
+	e := &s.touched
+	*e = evict.Entry{Name: md.name, Bytes: md.size, Uses: md.uses, LastUsed: now, Credit: md.credit}
+	s.tune.policy.Touch(e, s.clock)
 	md.credit = e.Credit
 }
 

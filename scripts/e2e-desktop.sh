@@ -18,14 +18,23 @@
 #                             tray and the command line, an eviction, Give GPU
 #                             back and Restore models. About 7 minutes on 2
 #                             cores with the default hold.
+#   VRAMKEEPER_E2E_RUN        which tests (default
+#                             TestDesktop|TestFirstRun|TestAddressTaken):
+#                             TestFirstRun plays a first run on a desktop
+#                             without a tray (no Ollama, Start Ollama, a
+#                             model pulled from a local docker-registry, a
+#                             download cancelled); TestAddressTaken a second
+#                             instance on the first one's listen address
 #   VRAMKEEPER_E2E_HOLD       realistic: how long each state is held so the
 #                             chart has a shape (default 30s, at most 15m;
 #                             there are six).
 # The README's pictures:
 #   VRAMKEEPER_E2E_REALISTIC=1 VRAMKEEPER_E2E_HOLD=3m \
 #     VRAMKEEPER_E2E_SHOTS=docs/screenshots scripts/e2e-desktop.sh
+#   VRAMKEEPER_E2E_RUN='TestFirstRun|TestAddressTaken' \
+#     VRAMKEEPER_E2E_SHOTS=docs/screenshots scripts/e2e-desktop.sh
 # Exits non-zero when any check fails. Needs xvfb dbus x11-utils xdotool
-# imagemagick (scripts/deps.sh).
+# imagemagick docker-registry (scripts/deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -34,11 +43,13 @@ for tool in Xvfb dbus-run-session xdotool import xdpyinfo; do
   command -v "$tool" >/dev/null || { echo "e2e-desktop: $tool missing: run scripts/deps.sh" >&2; exit 1; }
 done
 
+run=${VRAMKEEPER_E2E_RUN:-TestDesktop|TestFirstRun|TestAddressTaken}
 # docs/screenshots holds the README's pictures of realistic models; the
-# quick scenario's toys must not replace them.
+# quick scenario's toys must not replace them. The first-run pictures
+# (first-run-*.png) are the same in both.
 case "${VRAMKEEPER_E2E_SHOTS:-}" in
   docs/screenshots | docs/screenshots/ | "$(pwd)/docs/screenshots" | "$(pwd)/docs/screenshots/")
-    if [ "${VRAMKEEPER_E2E_REALISTIC:-}" != 1 ]; then
+    if [ "${VRAMKEEPER_E2E_REALISTIC:-}" != 1 ] && [[ "|$run|" == *"|TestDesktop|"* ]]; then
       echo "e2e-desktop: docs/screenshots is for the realistic scenario's pictures: set VRAMKEEPER_E2E_REALISTIC=1" >&2
       exit 2
     fi
@@ -95,7 +106,7 @@ xdpyinfo >/dev/null || { echo "e2e-desktop: cannot open display $DISPLAY" >&2; e
 echo ">> Xvfb on $DISPLAY" >&2
 
 export VRAMKEEPER_E2E=1 VRAMKEEPER_E2E_BIN="$work/vramkeeper" VRAMKEEPER_E2E_SHOTS="$shots"
-export VRAMKEEPER_REQUIRE_OLLAMA=1 LANG=en_US.UTF-8
+export VRAMKEEPER_REQUIRE_OLLAMA=1 VRAMKEEPER_REQUIRE_REGISTRY=1 LANG=en_US.UTF-8
 # The test must not see the developer's bus or desktop session.
 unset DBUS_SESSION_BUS_ADDRESS XDG_SESSION_TYPE WAYLAND_DISPLAY
 echo ">> desktop test (private session bus)" >&2
@@ -104,9 +115,9 @@ echo ">> desktop test (private session bus)" >&2
 # binary's children (app, Ollama) die with it (PR_SET_PDEATHSIG).
 set -m
 # The realistic scenario holds six states for up to 15 minutes each.
-timeout=5m
+timeout=10m
 [ "${VRAMKEEPER_E2E_REALISTIC:-}" = 1 ] && timeout=2h
-dbus-run-session -- go test -count=1 -timeout "$timeout" -run '^TestDesktop$' -v ./internal/e2e &
+dbus-run-session -- go test -count=1 -timeout "$timeout" -run "^(${run})\$" -v ./internal/e2e &
 test_pid=$!
 set +m
 wait "$test_pid"

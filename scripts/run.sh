@@ -3,7 +3,7 @@
 # Ollama itself is yours: VRAM Keeper talks to the one at OLLAMA_HOST.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh
+scripts/deps.sh app
 echo ">> building vramkeeper (the first build compiles Fyne's C parts: a few minutes)" >&2
 go build -o vramkeeper .
 exec ./vramkeeper "$@"

@@ -16,7 +16,7 @@ SECOND_OLLAMA=${SECOND_OLLAMA:-v0.24.0}
 scripts/deps.sh
 echo ">> ollama server (built once, then cached)" >&2
 VRAMKEEPER_OLLAMA_BIN=$(scripts/ollama-build.sh)
-export VRAMKEEPER_OLLAMA_BIN VRAMKEEPER_REQUIRE_OLLAMA=1
+export VRAMKEEPER_OLLAMA_BIN VRAMKEEPER_REQUIRE_OLLAMA=1 VRAMKEEPER_REQUIRE_REGISTRY=1
 echo ">> the same server without its version stamp, as a source build answers (a relink)" >&2
 scripts/ollama-build.sh "" unstamped >/dev/null
 

@@ -48,7 +48,14 @@ const (
 // NewDesktop connects to the session bus ($DBUS_SESSION_BUS_ADDRESS) with a
 // private connection and takes both names. It fails if another process owns
 // either: the test must not talk to a real desktop.
-func NewDesktop() (*Desktop, error) {
+func NewDesktop() (*Desktop, error) { return newDesktop(watcherName, notifyName) }
+
+// NewDesktopWithoutTray is a desktop that shows no tray icons (GNOME
+// without its AppIndicator extension): it owns the notification daemon's
+// name only, and nothing owns the watcher's.
+func NewDesktopWithoutTray() (*Desktop, error) { return newDesktop(notifyName) }
+
+func newDesktop(names ...string) (*Desktop, error) {
 	conn, err := dbus.ConnectSessionBus()
 	if err != nil {
 		return nil, fmt.Errorf("connecting to the session bus: %w", err)
@@ -62,7 +69,7 @@ func NewDesktop() (*Desktop, error) {
 		conn.Close()
 		return nil, fmt.Errorf("exporting the notification daemon: %w", err)
 	}
-	for _, name := range []string{watcherName, notifyName} {
+	for _, name := range names {
 		reply, err := conn.RequestName(name, dbus.NameFlagDoNotQueue)
 		if err != nil {
 			conn.Close()

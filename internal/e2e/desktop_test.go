@@ -407,6 +407,12 @@ type appProc struct {
 // file it writes (config, state, autostart entry, Fyne's caches) in a temp
 // dir, and stops it on cleanup: SIGTERM, then SIGKILL to its process group.
 func startApp(t *testing.T, bin, ollamaURL string, flags []string) *appProc {
+	return startAppEnv(t, bin, ollamaURL, flags, nil)
+}
+
+// startAppEnv is startApp with env (KEY=value) added to the app's
+// environment, replacing what the test's has.
+func startAppEnv(t *testing.T, bin, ollamaURL string, flags, extra []string) *appProc {
 	dir := t.TempDir()
 	home := filepath.Join(dir, "home")
 	for _, d := range []string{home, filepath.Join(dir, "runtime")} {
@@ -414,9 +420,16 @@ func startApp(t *testing.T, bin, ollamaURL string, flags []string) *appProc {
 			t.Fatal(err)
 		}
 	}
-	listen, err := ollamatest.FreeAddr()
-	if err != nil {
-		t.Fatal(err)
+	// A --listen in flags is the address (another instance's, say);
+	// otherwise a free one.
+	listen := ""
+	if i := slices.Index(flags, "--listen"); i >= 0 && i+1 < len(flags) {
+		listen, flags = flags[i+1], slices.Delete(slices.Clone(flags), i, i+2)
+	} else {
+		var err error
+		if listen, err = ollamatest.FreeAddr(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// No warm start: the scenario loads through the tray from an empty card.
 	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte("warm_start = \"\"\n"), 0o600); err != nil {
@@ -436,11 +449,13 @@ func startApp(t *testing.T, bin, ollamaURL string, flags []string) *appProc {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "OLLAMA_") || strings.HasPrefix(k, "XDG_") || k == "HOME" || k == "LANG" || strings.HasPrefix(k, "LC_") {
+		if strings.HasPrefix(k, "OLLAMA_") || strings.HasPrefix(k, "XDG_") || k == "HOME" || k == "LANG" || strings.HasPrefix(k, "LC_") ||
+			slices.ContainsFunc(extra, func(e string) bool { return strings.HasPrefix(e, k+"=") }) {
 			continue
 		}
 		env = append(env, kv)
 	}
+	env = append(env, extra...)
 	cmd.Env = append(env,
 		"HOME="+home,
 		"XDG_CONFIG_HOME="+filepath.Join(home, ".config"),

@@ -318,3 +318,60 @@ func ChartArea(img image.Image, win image.Rectangle, tabs Tabs) (image.Rectangle
 	}
 	return image.Rectangle{}, fmt.Errorf("no divider under the chart in window %v", win)
 }
+
+// FindButtons finds Fyne's high-importance buttons inside win on img:
+// filled rectangles of the primary colour at least 40×20 pixels (the tab
+// indicator is thinner; the label's white text leaves holes, hence a
+// fill of three quarters). They come top to bottom, then left to right.
+func FindButtons(img image.Image, win image.Rectangle) []image.Rectangle {
+	win = win.Intersect(img.Bounds())
+	w, h := win.Dx(), win.Dy()
+	seen := make([]bool, w*h)
+	var out []image.Rectangle
+	for y := range h {
+		for x := range w {
+			if seen[y*w+x] || !isPrimary(img.At(win.Min.X+x, win.Min.Y+y)) {
+				continue
+			}
+			// Flood-fill this blob of primary pixels, keeping its box.
+			box, n := image.Rect(x, y, x+1, y+1), 0
+			stack := []image.Point{{x, y}}
+			seen[y*w+x] = true
+			for len(stack) > 0 {
+				p := stack[len(stack)-1]
+				stack = stack[:len(stack)-1]
+				n++
+				box = box.Union(image.Rect(p.X, p.Y, p.X+1, p.Y+1))
+				for _, d := range []image.Point{{1, 0}, {-1, 0}, {0, 1}, {0, -1}} {
+					q := p.Add(d)
+					if q.X < 0 || q.Y < 0 || q.X >= w || q.Y >= h || seen[q.Y*w+q.X] {
+						continue
+					}
+					if isPrimary(img.At(win.Min.X+q.X, win.Min.Y+q.Y)) {
+						seen[q.Y*w+q.X] = true
+						stack = append(stack, q)
+					}
+				}
+			}
+			if box.Dx() >= 40 && box.Dy() >= 20 && 4*n >= 3*box.Dx()*box.Dy() {
+				out = append(out, box.Add(win.Min))
+			}
+		}
+	}
+	return out
+}
+
+// Center is the middle of r.
+func Center(r image.Rectangle) image.Point { return image.Pt((r.Min.X+r.Max.X)/2, (r.Min.Y+r.Max.Y)/2) }
+
+// Key sends a key chord ("ctrl+w", "Return") to the focused window.
+func Key(chord string) error {
+	_, err := run(20*time.Second, "xdotool", "key", "--clearmodifiers", chord)
+	return err
+}
+
+// Type types text into the focused widget.
+func Type(text string) error {
+	_, err := run(60*time.Second, "xdotool", "type", "--delay", "20", text)
+	return err
+}

@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vramkeeper/vramkeeper/internal/fakert"
+	"github.com/vramkeeper/vramkeeper/internal/mgrtest"
 	"github.com/vramkeeper/vramkeeper/manager"
 	server "github.com/vramkeeper/vramkeeper/manager/api"
 	"github.com/vramkeeper/vramkeeper/manager/api/client"
@@ -177,5 +180,91 @@ func TestStartOllama(t *testing.T) {
 			t.Errorf("%s: %v, want HTTP %d", tc.name, err, tc.status)
 		}
 		hs.Close()
+	}
+}
+
+// The window follows its tray's manager through a Remote: a change made
+// elsewhere (the tray's menu, the command line, a client of the proxy)
+// must reach it promptly, as an event after which its Snapshot shows the
+// change; the window redraws on events only. Pause, pin and settings
+// have no event of their own: the Remote's status poll finds them, so it
+// must stay short.
+func TestRemoteSeesChangesMadeElsewhere(t *testing.T) {
+	// What a user accepts between a click in the tray and the window
+	// showing it, with room for a loaded test machine.
+	const prompt = 5 * time.Second
+	rt := fakert.New()
+	rt.Add("llama3.2:1b", 1.2, []string{"completion", "tools"}, 1)
+	rt.Add("qwen2.5-coder:1.5b", 1.5, []string{"completion", "insert", "tools"}, 1)
+	m := mgrtest.Start(t, manager.Options{
+		Runtime: rt, GPU: &fakert.GPU{RT: rt, Total: 8 << 30},
+		Logger: slog.New(slog.DiscardHandler), Settings: manager.Settings{MaxLoaded: 2},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := m.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(server.New(m, &url.URL{Scheme: "http", Host: "127.0.0.1:1"}, server.Options{Log: slog.New(slog.DiscardHandler)}).Handler())
+	defer hs.Close()
+	c, err := client.Dial(ctx, hs.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := client.NewRemote(c, slog.New(slog.DiscardHandler))
+	if err := r.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ev, unsubscribe := r.Subscribe(64)
+	defer unsubscribe()
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(rctx) }()
+	defer func() { stop(); <-done }()
+
+	model := func(s manager.Snapshot) manager.ModelView { v, _ := s.Model("llama3.2:1b"); return v }
+	four := 4
+	for _, tc := range []struct {
+		what   string
+		change func() error
+		shown  func(manager.Snapshot) bool
+	}{
+		{"pause", func() error { return m.SetPaused(ctx, true) }, func(s manager.Snapshot) bool { return s.Paused }},
+		{"resume", func() error { return m.SetPaused(ctx, false) }, func(s manager.Snapshot) bool { return !s.Paused }},
+		{"pin", func() error { return m.SetPinned(ctx, "llama3.2:1b", true) }, func(s manager.Snapshot) bool { return model(s).Pinned }},
+		{"settings", func() error { return m.Apply(ctx, manager.SettingsPatch{MaxLoaded: &four}) },
+			func(s manager.Snapshot) bool { return s.Settings.MaxLoaded == 4 }},
+		{"load", func() error { _, err := m.LoadAt(ctx, "llama3.2:1b", 0, "test"); return err },
+			func(s manager.Snapshot) bool { return model(s).Loaded }},
+		{"unpin", func() error { return m.SetPinned(ctx, "llama3.2:1b", false) }, func(s manager.Snapshot) bool { return !model(s).Pinned }},
+		{"unload", func() error { return m.Unload(ctx, "llama3.2:1b") }, func(s manager.Snapshot) bool { return !model(s).Loaded }},
+	} {
+		// Let the connection's "look again" and the last step's events
+		// pass first: only an event after the change counts.
+		for drained := false; !drained; {
+			select {
+			case <-ev:
+			default:
+				drained = true
+			}
+		}
+		began := time.Now()
+		if err := tc.change(); err != nil {
+			t.Fatalf("%s: %v", tc.what, err)
+		}
+		deadline := time.After(prompt)
+	wait:
+		for {
+			select {
+			case <-ev:
+				if tc.shown(r.Snapshot()) {
+					t.Logf("%s: shown after %v", tc.what, time.Since(began).Round(time.Millisecond))
+					break wait
+				}
+			case <-deadline:
+				t.Errorf("%s: the window was not told within %v (the Remote polls every %v)", tc.what, prompt, client.RemotePoll)
+				break wait
+			}
+		}
 	}
 }

@@ -236,10 +236,6 @@ func New(k Manager, upstream *url.URL, opt Options) *Server {
 // checks applied.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Metrics are the server's Prometheus metrics; ServeListener runs them
-// (tests serving Handler alone run Metrics().Run to count events).
-func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
-
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /keeper/v1/status", s.handleStatus)

@@ -460,10 +460,19 @@ type row struct {
 	counts   []float64
 	keys     map[string]float64 // for rows over clients or tasks
 	sum      float64
+	// memo is the last factor worked out: a row is asked at the same
+	// distance from its last update again and again (every request decays
+	// and reads it), and Exp2 is most of a request's cost.
+	memo struct {
+		dt int
+		f  float64
+	}
 }
 
 func newRow(halfLife float64) *row {
-	return &row{halfLife: halfLife, keys: map[string]float64{}}
+	r := &row{halfLife: halfLife, keys: map[string]float64{}}
+	r.memo.f = 1 // Exp2(0)
+	return r
 }
 
 func rowOf(m map[string]*row, k string) *row {
@@ -476,7 +485,10 @@ func rowOf(m map[string]*row, k string) *row {
 }
 
 func (r *row) factor(step int) float64 {
-	return math.Exp2(-float64(step-r.at) / r.halfLife)
+	if dt := step - r.at; dt != r.memo.dt {
+		r.memo.dt, r.memo.f = dt, math.Exp2(-float64(dt)/r.halfLife)
+	}
+	return r.memo.f
 }
 
 func (r *row) decay(step int) {

@@ -97,7 +97,10 @@ func (r *Remote) refreshStatus(ctx context.Context) {
 		return
 	}
 	r.mu.Lock()
-	changed := !reflect.DeepEqual(r.snap, s)
+	// The time of the reading alone is no news.
+	was := r.snap
+	was.Time = s.Time
+	changed := !reflect.DeepEqual(was, s)
 	r.snap = s
 	r.mu.Unlock()
 	if changed {

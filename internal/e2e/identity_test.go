@@ -1,0 +1,163 @@
+//go:build linux
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
+	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
+	"github.com/vramkeeper/vramkeeper/manager/api/client"
+)
+
+// problemTitle is the title of the window that says why there is no
+// model list (app.ProblemTitle; the app package is not linked into this
+// test).
+const problemTitle = "VRAM Keeper: no local API"
+
+// TestAddressTaken: a second VRAM Keeper, on another state folder and
+// another Ollama, started with the first one's listen address (a copied
+// config, a second user session). Its API cannot listen: its window says
+// so and what to do (the first one's PID, --listen) and never shows the
+// first one's models, and its commands never list or change them.
+func TestAddressTaken(t *testing.T) {
+	if os.Getenv(envEnable) != "1" {
+		t.Skipf("set %s=1 and run under Xvfb and a private session bus: scripts/e2e-desktop.sh", envEnable)
+	}
+	w := quickWaits
+	desk, err := NewDesktopWithoutTray()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { desk.Close() })
+	shots := failDir(t)
+	bin := binary(t)
+
+	// The first instance: serve, with a model of its own in its Ollama.
+	srv := ollamatest.Start(t)
+	srv.Create(t, "first-only:latest", ggufgen.Spec{Arch: "llama", Layers: 2, Embd: 128, Heads: 2, KVHeads: 2, FFN: 256,
+		Vocab: ggufgen.MinVocab, ContextLength: 2048, WeightType: "F32"})
+	const firstModel = "first-only:latest"
+	listen := ollamatest.FreeAddrT(t)
+	dir := t.TempDir()
+	// No warm start: nothing may load unless a command asks.
+	config := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(config, []byte("warm_start = \"\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	firstFlags := []string{"--ollama", srv.URL.String(), "--state-dir", filepath.Join(dir, "state"),
+		"--config", config, "--listen", listen}
+	first := exec.Command(bin, append([]string{"serve"}, firstFlags...)...)
+	first.Env = append(os.Environ(), "HOME="+dir)
+	var firstLog strings.Builder
+	first.Stdout, first.Stderr = &firstLog, &firstLog
+	first.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	firstDone := make(chan struct{})
+	go func() { _ = first.Wait(); close(firstDone) }()
+	t.Cleanup(func() {
+		_ = first.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-firstDone:
+		case <-time.After(15 * time.Second):
+			_ = first.Process.Kill()
+			<-firstDone
+		}
+	})
+	firstCLI := func(args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), w.ui)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, append(args, firstFlags...)...)
+		cmd.Env = first.Env
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	// Its API holds the address before the second starts.
+	eventually(t, w.start, "the first instance's API answers on "+listen, func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := client.Dial(ctx, "http://"+listen, "")
+		if err != nil {
+			return false, err.Error()
+		}
+		me, err := c.Instance(ctx)
+		return err == nil && me.PID == first.Process.Pid, fmt.Sprintf("%+v %v", me, err)
+	})
+	eventually(t, w.start, "the first instance lists its model", func() (bool, string) {
+		out, err := firstCLI("models")
+		return err == nil && strings.Contains(out, firstModel), fmt.Sprintf("%v\n%s", err, out)
+	})
+
+	// The second: a tray on the same address, its Ollama not running.
+	second := startAppEnv(t, bin, "http://"+ollamatest.FreeAddrT(t), []string{"--listen", listen},
+		[]string{"PATH=" + pathWithout("ollama")})
+	// Mapped, then sized and drawn: its Close button shows.
+	var win image.Rectangle
+	last := false
+	eventually(t, w.ui, "the window "+problemTitle+" is drawn, with its Close button", func() (bool, string) {
+		var err error
+		if win, err = FindWindow(problemTitle); err != nil {
+			return false, err.Error()
+		}
+		img, err := Screenshot()
+		if err != nil {
+			return false, err.Error()
+		}
+		bs := FindButtons(img, win)
+		now := len(bs) == 1
+		stable := now && last
+		last = now
+		return stable, fmt.Sprintf("window %v, buttons %v", win, bs)
+	})
+	if _, err := FindWindow(title); err == nil {
+		t.Errorf("the second instance shows a model window (%q) beside %q", title, problemTitle)
+	}
+	shootWindow(t, shots, "first-run-address-taken.png", win)
+	eventually(t, w.ui, "the second instance's log says its API could not listen, on whose account, and what to do", func() (bool, string) {
+		log := tail(second.log, 64<<10)
+		for _, want := range []string{"could not listen on " + listen, fmt.Sprintf("PID %d", first.Process.Pid), "--listen "} {
+			if !strings.Contains(log, want) {
+				return false, fmt.Sprintf("no %q in:\n%s", want, log)
+			}
+		}
+		return true, ""
+	})
+
+	// Its commands: none lists or changes the first one's models.
+	out, err := second.cli(w.ui, "models")
+	if err == nil || strings.Contains(out, firstModel) {
+		t.Errorf("models for the second instance: %v\n%s\nwant a failure (its Ollama is not running) naming none of the first's models", err, out)
+	}
+	out, err = second.cli(w.load, "load", firstModel)
+	if err == nil {
+		t.Errorf("load %s for the second instance succeeded:\n%s", firstModel, out)
+	}
+	if running := srv.Running(t); len(running) != 0 {
+		t.Errorf("the second instance's load ran on the first one's Ollama: %v", running)
+	}
+	if out, err := firstCLI("models"); err != nil || !strings.Contains(out, firstModel) {
+		t.Errorf("the first instance after the second's commands: %v\n%s", err, out)
+	}
+	if _, err := FindWindow(title); err == nil {
+		t.Errorf("the second instance shows a model window (%q)", title)
+	}
+
+	// Closing its window ends it: no tray icon to come back through.
+	closeWindow(t, w, second, win)
+	select {
+	case <-firstDone:
+		t.Errorf("the first instance exited with the second:\n%s", firstLog.String())
+	default:
+	}
+}
