@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -388,20 +386,4 @@ func TestServeOnAReadOnlyStateFolder(t *testing.T) {
 	if warned != 1 || !strings.Contains(stderr.String(), "state folder cannot be written") {
 		t.Errorf("%d warnings about the state folder, want one saying it cannot be written:\n%s", warned, stderr.String())
 	}
-}
-
-// runCmd runs cmd and returns its exit code, stdout and stderr.
-func runCmd(t *testing.T, cmd *exec.Cmd) (int, string, string) {
-	t.Helper()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode(), stdout.String(), stderr.String()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return 0, stdout.String(), stderr.String()
 }
