@@ -14,31 +14,32 @@ start=$(date +%s)
 SECOND_OLLAMA=${SECOND_OLLAMA:-v0.24.0}
 
 scripts/deps.sh
+# The Windows and package tiers need two Debian chroots (debootstrap,
+# cached in ~/.cache/vramkeeper/) and the packages (the Windows cgo build is
+# the long part the first time): prepared from the start, while the Ollama
+# build keeps the cores busy and debootstrap waits on the network, and run
+# at the end. They need root for chroot (VRAMKEEPER_PLATFORM_TIERS=0 skips
+# them).
+plat_pid="" second_pid=""
+plat_log=$(mktemp) second_log=$(mktemp) second_out=$(mktemp)
+# Background work stops with the script, whatever ends it.
+trap '[ -z "$second_pid" ] || kill -- -"$second_pid" 2>/dev/null || true; [ -z "$plat_pid" ] || kill -- -"$plat_pid" 2>/dev/null || true; rm -f "$second_log" "$second_out" "$plat_log"' EXIT
+if [ "$(id -u)" -eq 0 ] && [ "${VRAMKEEPER_PLATFORM_TIERS:-1}" = 1 ]; then
+  echo ">> Windows build, packages and chroots in the background (log: $plat_log)" >&2
+  setsid bash -c 'scripts/wine-test.sh prepare && scripts/deb-test.sh prepare && scripts/package.sh' >"$plat_log" 2>&1 &
+  plat_pid=$!
+fi
 echo ">> ollama server (built once, then cached)" >&2
 VRAMKEEPER_OLLAMA_BIN=$(scripts/ollama-build.sh)
 export VRAMKEEPER_OLLAMA_BIN VRAMKEEPER_REQUIRE_OLLAMA=1 VRAMKEEPER_REQUIRE_REGISTRY=1
 echo ">> the same server without its version stamp, as a source build answers (a relink)" >&2
 scripts/ollama-build.sh "" unstamped >/dev/null
 
-second_log=$(mktemp)
-second_out=$(mktemp)
 echo ">> ollama $SECOND_OLLAMA building in the background (log: $second_log)" >&2
 # In its own process group, so a failing test stops the build with its
 # compiler processes.
 setsid scripts/ollama-build.sh "$SECOND_OLLAMA" >"$second_out" 2>"$second_log" &
 second_pid=$!
-# The Windows and package tiers need two Debian chroots (debootstrap,
-# cached in ~/.cache/vramkeeper/) and the packages (the Windows cgo build is
-# the long part the first time): prepared meanwhile, run at the end. They
-# need root for chroot (VRAMKEEPER_PLATFORM_TIERS=0 skips them).
-plat_pid=""
-plat_log=$(mktemp)
-if [ "$(id -u)" -eq 0 ] && [ "${VRAMKEEPER_PLATFORM_TIERS:-1}" = 1 ]; then
-  echo ">> Windows build, packages and chroots in the background (log: $plat_log)" >&2
-  setsid bash -c 'scripts/wine-test.sh prepare && scripts/deb-test.sh prepare && scripts/package.sh' >"$plat_log" 2>&1 &
-  plat_pid=$!
-fi
-trap 'kill -- -"$second_pid" 2>/dev/null || true; [ -z "$plat_pid" ] || kill -- -"$plat_pid" 2>/dev/null || true; rm -f "$second_log" "$second_out" "$plat_log"' EXIT
 
 # The official SDKs the tests run as clients: OpenAI's and Anthropic's
 # against the proxy, the TypeScript MCP SDK against the MCP server.
