@@ -133,6 +133,7 @@ func waitAPI(t *testing.T, addr string, p *proc) {
 		}
 		select {
 		case err := <-p.done:
+			p.done <- err // for the cleanup
 			t.Fatalf("serve exited: %v", err)
 		case <-time.After(100 * time.Millisecond): // polling a condition, bounded
 		}
@@ -198,17 +199,7 @@ func TestOneManagerPerOllama(t *testing.T) {
 	cli := func(config, listen string, args ...string) (int, string, string) {
 		cmd := exec.Command(bin, append(append(args, "--listen", listen, "--config", config), common...)...)
 		cmd.Env = cleanEnv("LANG=C.UTF-8")
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode(), stdout.String(), stderr.String()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return 0, stdout.String(), stderr.String()
+		return runCmd(t, cmd)
 	}
 	t.Run("CLI uses the running instance", func(t *testing.T) {
 		code, out, errs := cli(good, addr, "status", "--json")
@@ -244,4 +235,26 @@ func TestOneManagerPerOllama(t *testing.T) {
 			t.Fatalf("second tray: %v\n%s", err, stderr.String())
 		}
 	})
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.String()
+}
+
+// runCmd runs cmd and returns its exit code, stdout and stderr.
+func runCmd(t *testing.T, cmd *exec.Cmd) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), stdout.String(), stderr.String()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, stdout.String(), stderr.String()
 }

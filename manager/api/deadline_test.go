@@ -216,3 +216,29 @@ func TestWriteDeadlineIsPerWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestHeadersPastTheBound: a request whose headers run past 64 KiB is
+// refused with 431 before any handler (the default, 1 MiB, let one request
+// put a megabyte into every log line that names its path); one under the
+// bound is served.
+func TestHeadersPastTheBound(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{}`) }))
+	t.Cleanup(up.Close)
+	u, _ := url.Parse(up.URL)
+	base := serveReal(t, server.New(newHoldKeeper(), u, server.Options{}))
+	for _, tc := range []struct {
+		size int
+		want int
+	}{{32 << 10, http.StatusOK}, {100 << 10, http.StatusRequestHeaderFieldsTooLarge}, {1 << 20, http.StatusRequestHeaderFieldsTooLarge}} {
+		req, _ := http.NewRequest("GET", base+"/api/version", nil)
+		req.Header.Set("X-Filler", strings.Repeat("x", tc.size))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%d bytes of headers: %v", tc.size, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%d bytes of headers: %d, want %d", tc.size, resp.StatusCode, tc.want)
+		}
+	}
+}
