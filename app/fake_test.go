@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/card"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 	"github.com/vramkeeper/vramkeeper/manager/timeline"
 )
 
@@ -155,7 +157,7 @@ func testSnapshot() manager.Snapshot {
 	used := uint64(46 * gib / 10)
 	return manager.Snapshot{
 		Time:     time.Date(2026, 1, 2, 12, 0, 0, 0, time.UTC),
-		VRAM:     manager.VRAM{Source: manager.SourceEstimated, Total: 8 * gib},
+		VRAM:     card.VRAM{Source: card.SourceEstimated, Total: 8 * gib},
 		Budget:   7 * gib,
 		Used:     used,
 		Free:     8*gib - used,
@@ -176,14 +178,14 @@ func testSnapshot() manager.Snapshot {
 // Pull reports two steps of a download; with pullGate set it waits for it
 // (or for ctx) halfway, so a test can see the progress and cancel. A
 // finished pull lists the model, idle.
-func (f *fakeKeeper) Pull(ctx context.Context, req manager.PullRequest, progress func(manager.PullProgress)) error {
+func (f *fakeKeeper) Pull(ctx context.Context, req serving.PullRequest, progress func(serving.PullProgress)) error {
 	f.record("pull " + req.Name)
 	f.mu.Lock()
 	gate := f.pullGate
 	f.mu.Unlock()
 	step := func(done uint64) {
 		if progress != nil {
-			progress(manager.PullProgress{Status: "pulling sha256:1", Digest: "sha256:1", Total: 2 * gib, Completed: done})
+			progress(serving.PullProgress{Status: "pulling sha256:1", Digest: "sha256:1", Total: 2 * gib, Completed: done})
 		}
 	}
 	step(gib)

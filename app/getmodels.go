@@ -16,6 +16,7 @@ import (
 	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 	"github.com/vramkeeper/vramkeeper/manager/estimate"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // Getting models from the window: with none installed, the Models tab
@@ -292,12 +293,12 @@ func (g *getModels) pull(name string) {
 		u.gov.setBusy(true)
 	}
 	u.setStatus("")
-	req := manager.PullRequest{Name: name, Insecure: localRegistry(name)}
+	req := serving.PullRequest{Name: name, Insecure: localRegistry(name)}
 	u.wg.Add(1)
 	go func() {
 		defer u.wg.Done()
 		defer cancel()
-		err := u.keeper.Pull(ctx, req, func(p manager.PullProgress) {
+		err := u.keeper.Pull(ctx, req, func(p serving.PullProgress) {
 			now := u.now()
 			fyne.Do(func() {
 				if g.pulling == name {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vramkeeper/vramkeeper/internal/plot"
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/card"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 )
 
@@ -162,7 +163,7 @@ func perCardBars(s manager.Snapshot) []cardBar {
 		if c.Integrated {
 			continue
 		}
-		b := cardBar{Scale: c.Total, Title: c.Name + " · " + manager.SourceLabel(c.Source)}
+		b := cardBar{Scale: c.Total, Title: c.Name + " · " + card.SourceLabel(c.Source)}
 		if ours := c.Used - min(c.Others, c.Used); ours > 0 {
 			b.Segments = append(b.Segments, barSegment{segRuntime, ollamaLabel, ours})
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vramkeeper/vramkeeper/internal/plot"
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/card"
 )
 
 const mib = 1 << 20
@@ -28,7 +29,7 @@ func twoModels() manager.Snapshot {
 	coder, chat := uint64(4400*mib), uint64(2000*mib)
 	used := coder + chat
 	return manager.Snapshot{
-		VRAM:   manager.VRAM{Source: manager.SourceNVML, Total: 8 * gib},
+		VRAM:   card.VRAM{Source: card.SourceNVML, Total: 8 * gib},
 		Budget: 7 * gib, Used: used, Others: gib,
 		Free:     8*gib - used - gib - 300*mib,
 		OllamaUp: true,
@@ -45,9 +46,9 @@ func TestCardBarOf(t *testing.T) {
 	noSize := estimated
 	noSize.Models = slices.Clone(noSize.Models)
 	noSize.Models[2].SizeBytes = 0 // adopted before its size is known
-	overCard := manager.Snapshot{VRAM: manager.VRAM{Source: manager.SourceEstimated, Total: 8 * gib}, Budget: 7 * gib,
+	overCard := manager.Snapshot{VRAM: card.VRAM{Source: card.SourceEstimated, Total: 8 * gib}, Budget: 7 * gib,
 		Used: 9 * gib, Models: []manager.ModelView{loaded("big:13b", 9*gib)}}
-	noCard := manager.Snapshot{VRAM: manager.VRAM{Source: manager.SourceEstimated}, Budget: 2 * gib,
+	noCard := manager.Snapshot{VRAM: card.VRAM{Source: card.SourceEstimated}, Budget: 2 * gib,
 		Used: gib, Models: []manager.ModelView{loaded("small:1b", gib)}}
 	tests := []struct {
 		name  string
@@ -248,9 +249,9 @@ func TestStackBarImage(t *testing.T) {
 func TestPerCardBars(t *testing.T) {
 	two := twoModels()
 	two.Cards = []manager.CardView{
-		{Card: manager.Card{Name: "AMD Radeon RX 7600", Source: "amdgpu", Total: 8 * gib, Used: 5 * gib}, Others: 3 * gib},
-		{Card: manager.Card{Name: "AMD Radeon RX 6700 XT", Source: "amdgpu", Total: 12 * gib, Used: 20 * mib}, Others: 20 * mib},
-		{Card: manager.Card{Name: "AMD Radeon 780M Graphics", Source: "amdgpu", Total: 512 * mib, Used: 170 * mib, Integrated: true}},
+		{Card: card.Card{Name: "AMD Radeon RX 7600", Source: "amdgpu", Total: 8 * gib, Used: 5 * gib}, Others: 3 * gib},
+		{Card: card.Card{Name: "AMD Radeon RX 6700 XT", Source: "amdgpu", Total: 12 * gib, Used: 20 * mib}, Others: 20 * mib},
+		{Card: card.Card{Name: "AMD Radeon 780M Graphics", Source: "amdgpu", Total: 512 * mib, Used: 170 * mib, Integrated: true}},
 	}
 	bars := perCardBars(two)
 	want := []cardBar{

@@ -20,6 +20,7 @@ import (
 	"github.com/vramkeeper/vramkeeper/internal/describe"
 	"github.com/vramkeeper/vramkeeper/internal/plot"
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/card"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 	"github.com/vramkeeper/vramkeeper/manager/keeper"
 )
@@ -458,7 +459,7 @@ func (u *ui) apply(s manager.Snapshot) {
 
 func sourceText(s manager.Snapshot) string {
 	if s.VRAM.Measured() {
-		t := "Source: " + manager.SourceLabel(s.VRAM.Source)
+		t := "Source: " + card.SourceLabel(s.VRAM.Source)
 		if s.VRAM.Name != "" {
 			t += " (" + s.VRAM.Name + ")"
 		}

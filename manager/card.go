@@ -3,78 +3,14 @@ package manager
 import (
 	"cmp"
 	"slices"
-	"strings"
+
+	"github.com/vramkeeper/vramkeeper/manager/card"
 )
-
-// The drivers a reading can come from (VRAM.Source, Card.Source).
-const (
-	SourceNVML      = "nvml"
-	SourceAMDGPU    = "amdgpu"
-	SourceXe        = "xe"
-	SourceI915      = "i915"
-	SourceDXGI      = "dxgi"
-	SourceEstimated = "estimated"
-)
-
-// sourceLabels say each source the way the window and the CLI show it.
-var sourceLabels = map[string]string{
-	SourceNVML: "NVML", SourceAMDGPU: "amdgpu (kernel)", SourceXe: "xe (kernel)",
-	SourceI915: "i915 (kernel)", SourceDXGI: "DXGI", SourceEstimated: "estimated",
-}
-
-// SourceLabel says a source in words: "NVML", "amdgpu (kernel)",
-// "NVML + amdgpu (kernel)" for a machine read by two drivers.
-func SourceLabel(source string) string {
-	parts := strings.Split(source, "+")
-	for i, p := range parts {
-		if l, ok := sourceLabels[p]; ok {
-			parts[i] = l
-		}
-	}
-	return strings.Join(parts, " + ")
-}
-
-// Card is one graphics card as its driver reads it.
-type Card struct {
-	Name   string `json:"name"`
-	Source string `json:"source"`
-	// ID tells the card apart on this machine: its PCI address, or the
-	// adapter's LUID on Windows; empty where the driver gives none.
-	ID    string `json:"id,omitempty"`
-	Total uint64 `json:"total_bytes"`
-	Used  uint64 `json:"used_bytes"`
-	Free  uint64 `json:"free_bytes"`
-	// Ollama is what Ollama's processes hold on this card; OllamaKnown
-	// says whether the driver could tell (it lists processes, and theirs
-	// were readable), else Ollama is 0 and means nothing.
-	Ollama      uint64 `json:"ollama_bytes,omitempty"`
-	OllamaKnown bool   `json:"ollama_known,omitempty"`
-	// Integrated: the GPU shares system memory; Ollama's models are not
-	// budgeted on it and it is shown for what it is.
-	Integrated bool `json:"integrated,omitempty"`
-}
-
-// Measured reports whether a driver answered: the numbers are the card's,
-// not the configured size.
-func (v VRAM) Measured() bool { return v.Source != "" && v.Source != SourceEstimated }
-
-// Equal reports whether two readings say the same, cards included.
-func (v VRAM) Equal(w VRAM) bool { return v.key() == w.key() && slices.Equal(v.Cards, w.Cards) }
-
-// vramKey is a reading without its cards, comparable.
-type vramKey struct {
-	source, name, note        string
-	total, used, free, ollama uint64
-}
-
-func (v VRAM) key() vramKey {
-	return vramKey{source: v.Source, name: v.Name, note: v.Note, total: v.Total, used: v.Used, free: v.Free, ollama: v.Ollama}
-}
 
 // CardView is one card in a snapshot: the driver's reading and what other
 // programs hold on it.
 type CardView struct {
-	Card
+	card.Card
 	Others uint64 `json:"others_bytes"`
 }
 
@@ -82,7 +18,7 @@ type CardView struct {
 // uses beyond Ollama's processes where the driver tells them apart, else
 // beyond our models' share of ours (what they held at the reading), split
 // over those cards by their use.
-func cardViews(v VRAM, ours uint64) []CardView {
+func cardViews(v card.VRAM, ours uint64) []CardView {
 	if len(v.Cards) == 0 {
 		return nil
 	}
@@ -119,11 +55,11 @@ func cardViews(v VRAM, ours uint64) []CardView {
 // assignLayers packs "onto the smallest set of GPUs"). It names the card in
 // the first case and counts the cards in the second; with one card it says
 // nothing (0).
-func placement(need uint64, cards []Card, margin uint64) (name string, count int) {
+func placement(need uint64, cards []card.Card, margin uint64) (name string, count int) {
 	if need == 0 || len(cards) < 2 {
 		return "", 0 // the common case, asked for every model at every publish: no allocation
 	}
-	var free []Card
+	var free []card.Card
 	for _, c := range cards {
 		if !c.Integrated {
 			free = append(free, c)
@@ -132,7 +68,7 @@ func placement(need uint64, cards []Card, margin uint64) (name string, count int
 	if len(free) < 2 {
 		return "", 0
 	}
-	slices.SortStableFunc(free, func(a, b Card) int { return cmp.Compare(b.Free, a.Free) })
+	slices.SortStableFunc(free, func(a, b card.Card) int { return cmp.Compare(b.Free, a.Free) })
 	var room uint64
 	for i, c := range free {
 		room += c.Free - min(c.Free, margin)
@@ -149,7 +85,7 @@ func placement(need uint64, cards []Card, margin uint64) (name string, count int
 // cardTotals are the sizes of the cards Ollama uses, largest first, for
 // how many a model spans; nil with fewer than two (the owner asks after
 // every event, so one card costs nothing).
-func (v VRAM) cardTotals() []uint64 {
+func cardTotals(v card.VRAM) []uint64 {
 	n := 0
 	for _, c := range v.Cards {
 		if !c.Integrated {

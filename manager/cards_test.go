@@ -9,18 +9,19 @@ import (
 	"github.com/vramkeeper/vramkeeper/internal/fakert"
 	"github.com/vramkeeper/vramkeeper/internal/mgrtest"
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/card"
 )
 
 // twoCards is a machine with two cards whose free memory the test moves.
 type twoCards struct {
 	mu    sync.Mutex
-	cards []manager.Card
+	cards []card.Card
 }
 
-func (g *twoCards) Read(context.Context) (manager.VRAM, error) {
+func (g *twoCards) Read(context.Context) (card.VRAM, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	v := manager.VRAM{Source: manager.SourceNVML, Cards: append([]manager.Card(nil), g.cards...)}
+	v := card.VRAM{Source: card.SourceNVML, Cards: append([]card.Card(nil), g.cards...)}
 	for _, c := range g.cards {
 		v.Total, v.Used, v.Free, v.Ollama = v.Total+c.Total, v.Used+c.Used, v.Free+c.Free, v.Ollama+c.Ollama
 	}
@@ -39,9 +40,9 @@ func (g *twoCards) use(i int, used, ollama uint64) {
 func TestPlacementFollowsFreeMemory(t *testing.T) {
 	rt := fakert.New()
 	rt.Add("small:3b", 3, nil, 1)
-	gpu := &twoCards{cards: []manager.Card{
-		{Name: "RTX 4060", Source: manager.SourceNVML, Total: 8 << 30, Free: 8 << 30, OllamaKnown: true},
-		{Name: "RTX 3060", Source: manager.SourceNVML, Total: 12 << 30, Free: 12 << 30, OllamaKnown: true},
+	gpu := &twoCards{cards: []card.Card{
+		{Name: "RTX 4060", Source: card.SourceNVML, Total: 8 << 30, Free: 8 << 30, OllamaKnown: true},
+		{Name: "RTX 3060", Source: card.SourceNVML, Total: 12 << 30, Free: 12 << 30, OllamaKnown: true},
 	}}
 	m := mgrtest.Start(t, manager.Options{Runtime: rt, GPU: gpu, StateDir: t.TempDir(), PollEvery: time.Hour})
 	manager.VerifySnapshots(t, m)

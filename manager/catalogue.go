@@ -7,6 +7,7 @@ import (
 
 	"github.com/vramkeeper/vramkeeper/manager/estimate"
 	"github.com/vramkeeper/vramkeeper/manager/score"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // catalogue is what the owner knows of the installed models: their
@@ -19,7 +20,7 @@ type catalogue struct {
 	// load; it replaces the estimate from then on.
 	calib map[string]uint64
 	// details caches /api/show answers by digest across restarts.
-	details map[string]Details
+	details map[string]serving.Details
 
 	// listed: one listing succeeded; listing: one is on its way; listErr:
 	// why the last one failed.
@@ -45,12 +46,12 @@ type catalogue struct {
 	savedTried savedTry
 }
 
-func newCatalogue(calib map[string]uint64, details map[string]Details) catalogue {
+func newCatalogue(calib map[string]uint64, details map[string]serving.Details) catalogue {
 	if calib == nil {
 		calib = map[string]uint64{}
 	}
 	if details == nil {
-		details = map[string]Details{}
+		details = map[string]serving.Details{}
 	}
 	return catalogue{models: map[string]*model{}, calib: calib, details: details}
 }
@@ -111,7 +112,7 @@ func (c *catalogue) track(name, digest string) bool {
 	if c.models[name] != nil {
 		return false
 	}
-	c.models[name] = &model{inst: Installed{Name: name, Digest: digest}}
+	c.models[name] = &model{inst: serving.Installed{Name: name, Digest: digest}}
 	c.ch.membership()
 	return true
 }
@@ -269,7 +270,7 @@ func (c *catalogue) reevaluate(old, next Settings) {
 // contextFor is the context length a model is loaded with: its own
 // Modelfile num_ctx when set, the configured one otherwise, never above what
 // the model was trained for (Ollama caps it the same way).
-func contextFor(d Details, configured int) int {
+func contextFor(d serving.Details, configured int) int {
 	n := configured
 	if d.NumCtx > 0 {
 		n = d.NumCtx
@@ -330,8 +331,8 @@ func (c *catalogue) candidates() []score.Candidate {
 // shown is one model of a listing with its details (or why there are
 // none); listed: the details come from the list alone.
 type shown struct {
-	inst   Installed
-	det    Details
+	inst   serving.Installed
+	det    serving.Details
 	listed bool
 	err    error
 }
@@ -387,7 +388,7 @@ func (c *catalogue) merge(results []shown, set Settings, active func(name string
 
 // show takes a model's details: /api/show's answer (detailed) or what the
 // list said. It reports whether the details cache changed.
-func (c *catalogue) show(md *model, det Details, err error, detailed bool, set Settings) bool {
+func (c *catalogue) show(md *model, det serving.Details, err error, detailed bool, set Settings) bool {
 	md.showing = false
 	if err != nil {
 		md.showErr, md.hasDetails, md.detailed = err, false, false

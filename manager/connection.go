@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/vramkeeper/vramkeeper/manager/card"
 	"github.com/vramkeeper/vramkeeper/manager/estimate"
 	"github.com/vramkeeper/vramkeeper/manager/timeline"
 )
@@ -14,7 +15,7 @@ type connection struct {
 	known, up, everUp bool
 	version           string
 	err               string // why the server is unreachable
-	vram              VRAM
+	vram              card.VRAM
 	vramErr           string
 	// oursAtRead is what our models held when vram was read, so that a
 	// model unloaded since does not count as other programs' until the
@@ -67,10 +68,10 @@ func (c *connection) device(onGPU bool) estimate.Device {
 	return estimate.CPU
 }
 
-func (c *connection) reading() VRAM { return c.vram }
+func (c *connection) reading() card.VRAM { return c.vram }
 
 // readCard records a reading of the card.
-func (m *Manager) readCard(v VRAM, err error) {
+func (m *Manager) readCard(v card.VRAM, err error) {
 	if err != nil {
 		if !errors.Is(err, context.Canceled) {
 			m.conn.vramErr = err.Error()
@@ -84,7 +85,7 @@ func (m *Manager) readCard(v VRAM, err error) {
 		m.changed.header() // what other programs hold
 	}
 	if !m.conn.vram.Equal(v) {
-		if m.conn.vram.cardTotals() != nil || v.cardTotals() != nil {
+		if cardTotals(m.conn.vram) != nil || cardTotals(v) != nil {
 			m.changed.everyModel() // where each model would go (placement)
 		}
 		m.conn.vram = v

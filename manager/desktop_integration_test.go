@@ -11,6 +11,7 @@ import (
 	"github.com/vramkeeper/vramkeeper/internal/mgrtest"
 	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/card"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 	"github.com/vramkeeper/vramkeeper/manager/ollama"
 )
@@ -27,10 +28,10 @@ type scriptedCard struct {
 	worst int64 // the most ours + others ever exceeded the card, in bytes (≤ 0: never)
 }
 
-func (c *scriptedCard) Read(ctx context.Context) (manager.VRAM, error) {
+func (c *scriptedCard) Read(ctx context.Context) (card.VRAM, error) {
 	ps, err := c.rt.Running(ctx)
 	if err != nil {
-		return manager.VRAM{}, err
+		return card.VRAM{}, err
 	}
 	var ours uint64
 	for _, r := range ps {
@@ -41,7 +42,7 @@ func (c *scriptedCard) Read(ctx context.Context) (manager.VRAM, error) {
 	c.worst = max(c.worst, int64(used)-int64(c.total))
 	c.mu.Unlock()
 	free := max(c.total, used) - used
-	return manager.VRAM{Source: manager.SourceNVML, Name: "scripted card", Total: c.total, Used: used, Free: free}, nil
+	return card.VRAM{Source: card.SourceNVML, Name: "scripted card", Total: c.total, Used: used, Free: free}, nil
 }
 
 // runningCtx maps the models on the server to their context lengths.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -37,7 +38,7 @@ func (m *Manager) discover() {
 	})
 }
 
-func (m *Manager) showAll(ctx context.Context, list []Installed, known map[string]string, cached map[string]Details) []shown {
+func (m *Manager) showAll(ctx context.Context, list []serving.Installed, known map[string]string, cached map[string]serving.Details) []shown {
 	out := make([]shown, len(list))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(showParallel)
@@ -51,7 +52,7 @@ func (m *Manager) showAll(ctx context.Context, list []Installed, known map[strin
 			out[i].det = det
 			continue
 		}
-		if det, ok := inst.listed(); ok {
+		if det, ok := inst.Listed(); ok {
 			// The list says enough to rank it: /api/show waits until its
 			// estimate is needed or discovery is done (fill).
 			out[i].det, out[i].listed = det, true
@@ -94,7 +95,7 @@ func (m *Manager) listed(e evListed) {
 // fill reads /api/show for models the list alone described, a few at a
 // time, so their estimates follow discovery without holding it up.
 func (m *Manager) fill(names ...string) {
-	var todo []Installed
+	var todo []serving.Installed
 	for _, n := range names {
 		if md := m.cat.models[n]; md != nil && !md.detailed && !md.showing {
 			md.showing = true

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"time"
+
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // The scheduler's effects: what it decides is done here, away from the
@@ -26,7 +28,7 @@ func (x effects) ReadServer(op uint64) {
 	})
 }
 
-func (x effects) Load(op uint64, req LoadRequest, within time.Duration) {
+func (x effects) Load(op uint64, req serving.LoadRequest, within time.Duration) {
 	m := x.m
 	m.spawn(func(ctx context.Context) {
 		e := evLoaded{op: op}

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vramkeeper/vramkeeper/manager/card"
 	"github.com/vramkeeper/vramkeeper/manager/estimate"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // What one event costs the owner: the work of its goroutine for a poll, a
@@ -107,8 +109,8 @@ func newOwnerBench(b testing.TB, n int) *ownerBench {
 			p = 1.5
 		}
 		bytes := uint64(p*0.6*(1<<30)) + 300<<20
-		md := &model{inst: Installed{Name: name, Digest: "sha256:" + name, SizeBytes: bytes}, hasDetails: true, detailed: true,
-			det: Details{Name: name, ParameterSize: fmt.Sprintf("%gB", p), Capabilities: []string{"completion"}}}
+		md := &model{inst: serving.Installed{Name: name, Digest: "sha256:" + name, SizeBytes: bytes}, hasDetails: true, detailed: true,
+			det: serving.Details{Name: name, ParameterSize: fmt.Sprintf("%gB", p), Capabilities: []string{"completion"}}}
 		md.paramsB, md.priority, md.numCtx, md.trained = p, 5, 4096, 131072
 		md.est, md.need = estimate.Breakdown{Total: bytes}, bytes
 		md.perToken = 16 * 1024 * p // KV cache per token grows with the model
@@ -135,19 +137,19 @@ func newOwnerBench(b testing.TB, n int) *ownerBench {
 }
 
 // ps is /api/ps listing names.
-func (o *ownerBench) ps(names ...string) []Running {
-	var out []Running
+func (o *ownerBench) ps(names ...string) []serving.Running {
+	var out []serving.Running
 	for _, name := range names {
 		md := o.m.cat.models[name]
-		out = append(out, Running{Name: name, Digest: md.inst.Digest, SizeBytes: md.need, VRAMBytes: md.need, ContextLength: 4096})
+		out = append(out, serving.Running{Name: name, Digest: md.inst.Digest, SizeBytes: md.need, VRAMBytes: md.need, ContextLength: 4096})
 	}
 	return out
 }
 
 // card is a reading of the card with what the server holds and others.
-func (o *ownerBench) card(others uint64) VRAM {
+func (o *ownerBench) card(others uint64) card.VRAM {
 	used := others + o.m.sched.ours()
-	return VRAM{Source: SourceNVML, Name: "bench", Total: 8 << 30, Used: used, Free: 8<<30 - used}
+	return card.VRAM{Source: card.SourceNVML, Name: "bench", Total: 8 << 30, Used: used, Free: 8<<30 - used}
 }
 
 func (o *ownerBench) poll(others uint64) evPolled {
@@ -180,11 +182,15 @@ func (o *ownerBench) unload(name string) {
 // idleRuntime is a server and a card never asked: the benchmark answers.
 type idleRuntime struct{}
 
-func (idleRuntime) List(context.Context) ([]Installed, error)                   { return nil, nil }
-func (idleRuntime) Show(context.Context, string) (Details, error)               { return Details{}, nil }
-func (idleRuntime) Load(context.Context, LoadRequest) error                     { return nil }
-func (idleRuntime) Unload(context.Context, string) error                        { return nil }
-func (idleRuntime) Running(context.Context) ([]Running, error)                  { return nil, nil }
-func (idleRuntime) Version(context.Context) (string, error)                     { return "0.17.4", nil }
-func (idleRuntime) Pull(context.Context, PullRequest, func(PullProgress)) error { return nil }
-func (idleRuntime) Read(context.Context) (VRAM, error)                          { return VRAM{}, nil }
+func (idleRuntime) List(context.Context) ([]serving.Installed, error) { return nil, nil }
+func (idleRuntime) Show(context.Context, string) (serving.Details, error) {
+	return serving.Details{}, nil
+}
+func (idleRuntime) Load(context.Context, serving.LoadRequest) error    { return nil }
+func (idleRuntime) Unload(context.Context, string) error               { return nil }
+func (idleRuntime) Running(context.Context) ([]serving.Running, error) { return nil, nil }
+func (idleRuntime) Version(context.Context) (string, error)            { return "0.17.4", nil }
+func (idleRuntime) Pull(context.Context, serving.PullRequest, func(serving.PullProgress)) error {
+	return nil
+}
+func (idleRuntime) Read(context.Context) (card.VRAM, error) { return card.VRAM{}, nil }

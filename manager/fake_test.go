@@ -4,7 +4,7 @@ import (
 	"context"
 
 	"github.com/vramkeeper/vramkeeper/internal/fakert"
-	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/card"
 )
 
 const gib = 1 << 30
@@ -35,7 +35,7 @@ type fakeGPU struct {
 	others uint64
 }
 
-func (g *fakeGPU) Read(ctx context.Context) (manager.VRAM, error) {
+func (g *fakeGPU) Read(ctx context.Context) (card.VRAM, error) {
 	return (&fakert.GPU{RT: g.rt.Runtime, Total: g.total, Others: g.others}).Read(ctx)
 }
 

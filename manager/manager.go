@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vramkeeper/vramkeeper/manager/card"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 	"github.com/vramkeeper/vramkeeper/manager/evict"
 	"github.com/vramkeeper/vramkeeper/manager/predict"
@@ -177,7 +178,7 @@ func New(opt Options) (*Manager, error) {
 		done:     make(chan struct{}),
 		store:    newStore(opt.StateDir, opt.Logger),
 		tune:     tuning{Settings: set, policy: policy},
-		conn:     connection{vram: VRAM{Source: SourceEstimated}},
+		conn:     connection{vram: card.VRAM{Source: card.SourceEstimated}},
 		timeline: timeline.New(0, 0),
 		warm:     warming{predict: predict.New(), use: opt.Prefetcher},
 		used:     map[string]struct{}{},

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/manager/estimate"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // State is where a model is in its life on the card.
@@ -33,8 +34,8 @@ var allowed = map[State][]State{
 // page cache. Where it is on the card and its use are the scheduler's
 // (slot). Only the owner goroutine touches it.
 type model struct {
-	inst       Installed
-	det        Details
+	inst       serving.Installed
+	det        serving.Details
 	hasDetails bool // det holds enough to rank the model
 	// detailed: det is /api/show's answer, enough to estimate it; without
 	// it det comes from the list alone, and showing marks a read of

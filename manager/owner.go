@@ -7,7 +7,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/vramkeeper/vramkeeper/manager/card"
 	"github.com/vramkeeper/vramkeeper/manager/predict"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // The owner goroutine's work: the events it is sent, what each one does,
@@ -58,14 +60,14 @@ type (
 	}
 	evRefreshed struct {
 		op      uint64
-		ps      []Running
+		ps      []serving.Running
 		err     error
-		vram    VRAM
+		vram    card.VRAM
 		vramErr error
 	}
 	evLoaded struct {
 		op   uint64
-		ps   []Running
+		ps   []serving.Running
 		err  error
 		took time.Duration
 	}
@@ -76,10 +78,10 @@ type (
 		took time.Duration
 	}
 	evPolled struct {
-		ps      []Running
+		ps      []serving.Running
 		err     error
 		version string
-		vram    VRAM
+		vram    card.VRAM
 		vramErr error
 	}
 	evListed struct {
@@ -215,7 +217,7 @@ func (m *Manager) canonicalName(name string) string {
 // device the models run on. Once the models are listed and the card read,
 // it starts the warm start.
 func (m *Manager) settle() (reevaluated bool) {
-	d, cards := m.conn.device(m.sched.onGPU()), m.conn.vram.cardTotals()
+	d, cards := m.conn.device(m.sched.onGPU()), cardTotals(m.conn.vram)
 	if d != m.cat.dev || !slices.Equal(cards, m.cat.cards) || m.cat.restale || m.cat.inferSaved() {
 		m.cat.dev, m.cat.cards, m.cat.restale = d, cards, false
 		m.cat.evaluateAll(m.tune.Settings) // every view changes

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // Pull downloads a model through the server (Ollama's /api/pull), then
@@ -11,13 +13,13 @@ import (
 // returns. progress (nil for none) gets each update as the server sends
 // it. A pull loads and evicts nothing; the history records it, which the
 // tray notifies. Cancelling ctx stops the download and installs nothing.
-func (m *Manager) Pull(ctx context.Context, req PullRequest, progress func(PullProgress)) error {
+func (m *Manager) Pull(ctx context.Context, req serving.PullRequest, progress func(serving.PullProgress)) error {
 	req.Name = strings.TrimSpace(req.Name)
 	if req.Name == "" {
 		return fmt.Errorf("pull: no model named: %w", ErrModelUnknown)
 	}
 	sizes := map[string]uint64{} // per file, for the history
-	err := m.rt.Pull(ctx, req, func(p PullProgress) {
+	err := m.rt.Pull(ctx, req, func(p serving.PullProgress) {
 		if p.Digest != "" && p.Total > 0 {
 			sizes[p.Digest] = p.Total
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // A pull reports its progress, and once it returns the model is listed
@@ -20,7 +21,7 @@ func TestPull(t *testing.T) {
 	ctx := ctxT(t)
 
 	var done []uint64
-	err := m.Pull(ctx, manager.PullRequest{Name: "llama3.2:1b"}, func(p manager.PullProgress) {
+	err := m.Pull(ctx, serving.PullRequest{Name: "llama3.2:1b"}, func(p serving.PullProgress) {
 		if p.Total > 0 {
 			done = append(done, p.Completed)
 		}
@@ -45,7 +46,7 @@ func TestPull(t *testing.T) {
 	gate := make(chan struct{})
 	rt.SetPullGate(gate)
 	pctx, cancel := context.WithCancel(ctx)
-	err = m.Pull(pctx, manager.PullRequest{Name: "qwen2.5:0.5b"}, func(p manager.PullProgress) {
+	err = m.Pull(pctx, serving.PullRequest{Name: "qwen2.5:0.5b"}, func(p serving.PullProgress) {
 		if p.Total > 0 && p.Completed > 0 {
 			cancel() // seen halfway: the user cancels
 		}
@@ -58,10 +59,10 @@ func TestPull(t *testing.T) {
 	}
 	close(gate)
 
-	if err := m.Pull(ctx, manager.PullRequest{Name: "nope:1b"}, nil); !errors.Is(err, manager.ErrModelUnknown) {
+	if err := m.Pull(ctx, serving.PullRequest{Name: "nope:1b"}, nil); !errors.Is(err, manager.ErrModelUnknown) {
 		t.Errorf("a name the registry lacks: %v", err)
 	}
-	if err := m.Pull(ctx, manager.PullRequest{Name: " "}, nil); !errors.Is(err, manager.ErrModelUnknown) {
+	if err := m.Pull(ctx, serving.PullRequest{Name: " "}, nil); !errors.Is(err, manager.ErrModelUnknown) {
 		t.Errorf("no name: %v", err)
 	}
 }

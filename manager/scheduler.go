@@ -5,7 +5,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/vramkeeper/vramkeeper/manager/card"
 	"github.com/vramkeeper/vramkeeper/manager/evict"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // The scheduler decides every load and unload. It is a plain value: the
@@ -28,7 +30,7 @@ type Effects interface {
 	// OnRefreshed.
 	ReadServer(op uint64)
 	// Load loads req within the deadline, then reports OnLoaded.
-	Load(op uint64, req LoadRequest, within time.Duration)
+	Load(op uint64, req serving.LoadRequest, within time.Duration)
 	// Unload unloads name within the deadline, then reports OnUnloaded.
 	Unload(op uint64, name string, within time.Duration)
 	// Abandon asks the server to drop a load the scheduler gave up on
@@ -83,8 +85,8 @@ type installedModels interface {
 }
 
 // card is the last reading of the card; the connection answers.
-type card interface {
-	reading() VRAM
+type cardState interface {
+	reading() card.VRAM
 	// others is what other programs hold on it (NVML only).
 	others() uint64
 }
@@ -276,7 +278,7 @@ type tuning struct {
 
 type scheduler struct {
 	cat  installedModels
-	card card
+	card cardState
 	tune tuning
 	fx   Effects
 	now  func() time.Time
@@ -310,7 +312,7 @@ type scheduler struct {
 
 // newScheduler starts from what a state file kept: the models' use, a
 // yield and the backoffs still running.
-func newScheduler(cat installedModels, card card, tune tuning, fx Effects, now func() time.Time, log *slog.Logger, saved persisted) *scheduler {
+func newScheduler(cat installedModels, card cardState, tune tuning, fx Effects, now func() time.Time, log *slog.Logger, saved persisted) *scheduler {
 	s := &scheduler{cat: cat, card: card, tune: tune, fx: fx, now: now, log: log,
 		slots: map[string]*slot{}, active: map[string]*slot{},
 		leases: map[uint64]*lease{}, failed: map[loadKey]failure{},

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // Outcomes: what the server reports (a poll, a read before an op, a load
@@ -12,7 +14,7 @@ import (
 
 // OnPoll reconciles the card with what the server reports, gives the card
 // back when other programs need it and puts models back when they are done.
-func (s *scheduler) OnPoll(ps []Running) {
+func (s *scheduler) OnPoll(ps []serving.Running) {
 	s.reconcile(ps)
 	s.resumeYield()
 	s.shed("")
@@ -26,8 +28,8 @@ func (s *scheduler) OnPoll(ps []Running) {
 // vanished without an unload of ours were dropped by the server itself
 // (ollama stop, another client, its own eviction, a restart): their leases
 // protect nothing any more.
-func (s *scheduler) reconcile(ps []Running) {
-	running := map[string]Running{}
+func (s *scheduler) reconcile(ps []serving.Running) {
+	running := map[string]serving.Running{}
 	for _, r := range ps {
 		running[r.Name] = r
 	}
@@ -77,7 +79,7 @@ func (s *scheduler) reconcile(ps []Running) {
 
 // loading reports whether ps lists name as still loading (newer servers
 // list a model while they load it, sized as its file).
-func loading(ps []Running, name string) bool {
+func loading(ps []serving.Running, name string) bool {
 	for _, r := range ps {
 		if r.Name == name {
 			return r.Loading
@@ -88,7 +90,7 @@ func loading(ps []Running, name string) bool {
 
 // OnRefreshed is the server read again before op: err means it did not
 // answer, and the op fails.
-func (s *scheduler) OnRefreshed(id uint64, ps []Running, err error) {
+func (s *scheduler) OnRefreshed(id uint64, ps []serving.Running, err error) {
 	if err == nil {
 		s.reconcile(ps)
 	}
@@ -189,7 +191,7 @@ func (s *scheduler) unloaded(o *op, name string, sl *slot, err error, took time.
 
 // OnLoaded is the outcome of a load step; ps is /api/ps read right after a
 // successful one.
-func (s *scheduler) OnLoaded(id uint64, ps []Running, err error, took time.Duration) {
+func (s *scheduler) OnLoaded(id uint64, ps []serving.Running, err error, took time.Duration) {
 	o := s.cur
 	if o == nil || o.id != id {
 		return
@@ -325,9 +327,9 @@ func (s *scheduler) respilled(o *op, sl *slot, err error) {
 // cpuShare is the part of name Ollama put on the CPU, when a GPU is there
 // (the driver answers, or Ollama reports VRAM for some model): with no GPU
 // Ollama runs on the CPU by design, and nothing is flagged.
-func (s *scheduler) cpuShare(ps []Running, name string) float64 {
+func (s *scheduler) cpuShare(ps []serving.Running, name string) float64 {
 	gpu := s.card.reading().Measured()
-	var r Running
+	var r serving.Running
 	for _, x := range ps {
 		gpu = gpu || x.VRAMBytes > 0
 		if x.Name == name {

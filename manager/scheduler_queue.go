@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/manager/evict"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // Queue and admission: requests become ops, equal ones join, and the
@@ -306,7 +307,7 @@ func (s *scheduler) next(o *op) {
 	}
 	sp, _ := s.cat.spec(o.name)
 	o.loading = true
-	s.fx.Load(o.id, LoadRequest{Name: o.name, NumCtx: o.numCtx, Embedding: sp.embedding},
+	s.fx.Load(o.id, serving.LoadRequest{Name: o.name, NumCtx: o.numCtx, Embedding: sp.embedding},
 		loadDeadline(o.need, s.tune.LoadTimeout))
 }
 

@@ -11,9 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vramkeeper/vramkeeper/manager/card"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 	"github.com/vramkeeper/vramkeeper/manager/estimate"
 	"github.com/vramkeeper/vramkeeper/manager/evict"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // These tests drive the scheduler one event at a time against a recorder of
@@ -25,7 +27,7 @@ const gib = 1 << 30
 
 type loadCall struct {
 	op     uint64
-	req    LoadRequest
+	req    serving.LoadRequest
 	within time.Duration
 }
 
@@ -58,7 +60,7 @@ type recorder struct {
 }
 
 func (r *recorder) ReadServer(op uint64) { r.reads = append(r.reads, op) }
-func (r *recorder) Load(op uint64, req LoadRequest, within time.Duration) {
+func (r *recorder) Load(op uint64, req serving.LoadRequest, within time.Duration) {
 	r.loads = append(r.loads, loadCall{op, req, within})
 }
 func (r *recorder) Unload(op uint64, name string, within time.Duration) {
@@ -110,10 +112,10 @@ func newRig(t *testing.T, set Settings, sizes map[string]uint64) *rig {
 		clock: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC), onCard: map[string]uint64{}}
 	r.cat = newCatalogue(nil, nil)
 	r.cat.listed = true
-	r.conn = connection{vram: VRAM{Source: SourceEstimated, Total: 8 * gib}, up: true, known: true}
+	r.conn = connection{vram: card.VRAM{Source: card.SourceEstimated, Total: 8 * gib}, up: true, known: true}
 	for name, size := range sizes {
-		md := &model{inst: Installed{Name: name, Digest: "sha256:" + name}, hasDetails: true, detailed: true,
-			det: Details{Name: name, Capabilities: []string{"completion"}}}
+		md := &model{inst: serving.Installed{Name: name, Digest: "sha256:" + name}, hasDetails: true, detailed: true,
+			det: serving.Details{Name: name, Capabilities: []string{"completion"}}}
 		md.numCtx = 4096
 		md.est, md.need = estimate.Breakdown{Total: size}, size
 		r.cat.models[name] = md
@@ -123,11 +125,11 @@ func newRig(t *testing.T, set Settings, sizes map[string]uint64) *rig {
 }
 
 // ps is the server's /api/ps now.
-func (r *rig) ps() []Running {
-	var out []Running
+func (r *rig) ps() []serving.Running {
+	var out []serving.Running
 	for n, b := range r.onCard {
-		x := Running{Name: n, SizeBytes: b, ContextLength: 4096}
-		if r.conn.vram.Source == SourceNVML {
+		x := serving.Running{Name: n, SizeBytes: b, ContextLength: 4096}
+		if r.conn.vram.Source == card.SourceNVML {
 			x.VRAMBytes = b // all of it on the GPU
 		}
 		out = append(out, x)
@@ -645,7 +647,7 @@ func (r *rig) onGPU(others uint64) {
 	}
 	total := uint64(8 * gib)
 	used := min(total, ours+others)
-	r.conn.vram = VRAM{Source: SourceNVML, Total: total, Used: used, Free: total - used}
+	r.conn.vram = card.VRAM{Source: card.SourceNVML, Total: total, Used: used, Free: total - used}
 	r.conn.oursAtRead = ours
 }
 
@@ -802,7 +804,7 @@ func TestSpillIsFlaggedOnlyWithAGPU(t *testing.T) {
 			l := r.fx.loads[0]
 			r.fx.loads = nil
 			size := uint64(2 * gib)
-			r.s.OnLoaded(l.op, []Running{{Name: "a", SizeBytes: size, VRAMBytes: tc.vram(size), ContextLength: 4096}}, nil, time.Second)
+			r.s.OnLoaded(l.op, []serving.Running{{Name: "a", SizeBytes: size, VRAMBytes: tc.vram(size), ContextLength: 4096}}, nil, time.Second)
 			if got := slices.Contains(r.fx.kinds(), EventSpilled); got != tc.flag {
 				t.Fatalf("spilled event %v, want %v", got, tc.flag)
 			}
@@ -831,7 +833,7 @@ func TestGPUOnlyTriesSmallerContexts(t *testing.T) {
 			vram = gib
 		}
 		r.onCard["a"] = 2 * gib
-		r.s.OnLoaded(l.op, []Running{{Name: "a", SizeBytes: 2 * gib, VRAMBytes: vram, ContextLength: l.req.NumCtx}}, nil, time.Second)
+		r.s.OnLoaded(l.op, []serving.Running{{Name: "a", SizeBytes: 2 * gib, VRAMBytes: vram, ContextLength: l.req.NumCtx}}, nil, time.Second)
 		if l.req.NumCtx > fits {
 			r.unloaded(nil)
 		}
@@ -852,7 +854,7 @@ func TestGPUOnlyTriesSmallerContexts(t *testing.T) {
 		l := r.fx.loads[0]
 		r.fx.loads = r.fx.loads[1:]
 		r.onCard["big"] = 2 * gib
-		r.s.OnLoaded(l.op, []Running{{Name: "big", SizeBytes: 2 * gib, VRAMBytes: gib, ContextLength: l.req.NumCtx}}, nil, time.Second)
+		r.s.OnLoaded(l.op, []serving.Running{{Name: "big", SizeBytes: 2 * gib, VRAMBytes: gib, ContextLength: l.req.NumCtx}}, nil, time.Second)
 		r.unloaded(nil)
 	}
 	if res := r.reply(w); !errors.Is(res.err, ErrSpilled) || r.state("big") != Idle {

@@ -5,13 +5,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vramkeeper/vramkeeper/manager/card"
 	"github.com/vramkeeper/vramkeeper/manager/estimate"
 )
 
 // Snapshot is a copy of the manager's state for the UI, the API and the CLI.
 type Snapshot struct {
 	Time time.Time `json:"time"`
-	VRAM VRAM      `json:"vram"`
+	VRAM card.VRAM `json:"vram"`
 	// Budget is what our models may use; Used is what they use now; Others
 	// is what other programs hold (NVML only); Free is the driver's free
 	// figure, or Total − Used when estimated.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/manager/journal"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 	"github.com/vramkeeper/vramkeeper/manager/statefile"
 )
 
@@ -68,7 +69,7 @@ func loadPersisted(path string) (persisted, error) {
 // it. A digest names the exact manifest, so the details never go stale;
 // keeping them saves a start-up from asking Ollama again for every model,
 // which costs tens of milliseconds each.
-type catalog map[string]Details
+type catalog map[string]serving.Details
 
 func loadCatalog(path string) (catalog, error) {
 	if !folderThere(path) {
@@ -107,7 +108,7 @@ func saveJSON(path string, v any) error {
 type store struct {
 	statePath, catalogPath, historyPath string
 	state                               chan stateWrite
-	catalog                             chan map[string]Details
+	catalog                             chan map[string]serving.Details
 	history                             chan Event
 	journal                             *journal.Journal[Event] // nil without a state folder
 	log                                 *slog.Logger
@@ -124,7 +125,7 @@ type store struct {
 func newStore(dir string, log *slog.Logger) *store {
 	s := &store{
 		state:   make(chan stateWrite, 1),
-		catalog: make(chan map[string]Details, 1),
+		catalog: make(chan map[string]serving.Details, 1),
 		history: make(chan Event, 4096),
 		log:     log,
 	}
@@ -202,7 +203,7 @@ func (s *store) offerState(w stateWrite) {
 	}
 }
 
-func (s *store) saveCatalog(c map[string]Details) { offer(s.catalog, c) }
+func (s *store) saveCatalog(c map[string]serving.Details) { offer(s.catalog, c) }
 
 func (s *store) appendHistory(e Event) {
 	select {

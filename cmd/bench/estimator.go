@@ -12,14 +12,14 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/gpustack/gguf-parser-go"
+	gguf_parser "github.com/gpustack/gguf-parser-go"
 	"github.com/ollama/ollama/fs/ggml"
 	"github.com/ollama/ollama/ml"
 	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
 	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
-	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/estimate"
 	"github.com/vramkeeper/vramkeeper/manager/ollama"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // estModels have real architectures' proportions (GQA, FFN 2.7–4× width,
@@ -151,7 +151,7 @@ func estimatorOn(ctx context.Context, log *slog.Logger, srv *server, stamp strin
 			if err != nil {
 				return nil, nil, fmt.Errorf("estimate %s: %w", em.name, err)
 			}
-			if err := rt.Load(ctx, manager.LoadRequest{Name: em.name, NumCtx: n, Embedding: embed}); err != nil {
+			if err := rt.Load(ctx, serving.LoadRequest{Name: em.name, NumCtx: n, Embedding: embed}); err != nil {
 				return nil, nil, fmt.Errorf("load %s at %d: %w", em.name, n, err)
 			}
 			measured, err := psSize(ctx, rt, em.name)

@@ -22,6 +22,7 @@ import (
 	"github.com/vramkeeper/vramkeeper/internal/fakert"
 	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/card"
 	"github.com/vramkeeper/vramkeeper/manager/ollama"
 )
 
@@ -29,8 +30,8 @@ import (
 // as it does on a machine without NVML.
 type staticGPU struct{ total uint64 }
 
-func (g staticGPU) Read(context.Context) (manager.VRAM, error) {
-	return manager.VRAM{Source: manager.SourceEstimated, Total: g.total}, nil
+func (g staticGPU) Read(context.Context) (card.VRAM, error) {
+	return card.VRAM{Source: card.SourceEstimated, Total: g.total}, nil
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -17,6 +17,7 @@ import (
 	"github.com/vramkeeper/vramkeeper/internal/version"
 	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/api/client"
+	"github.com/vramkeeper/vramkeeper/manager/card"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 	"github.com/vramkeeper/vramkeeper/manager/evict"
 	"github.com/vramkeeper/vramkeeper/manager/keeper"
@@ -258,7 +259,7 @@ func cmdModels(ctx context.Context, env *Env, k keeper.Keeper) error {
 	}
 	// Estimates depend on the server (its engine and version) and the card.
 	fmt.Fprintf(env.Stdout, "estimates for %s, for a card of %s (%s)\n", serverName(s, env.OllamaURL.String()),
-		config.FormatBytes(s.VRAM.Total), manager.SourceLabel(s.VRAM.Source))
+		config.FormatBytes(s.VRAM.Total), card.SourceLabel(s.VRAM.Source))
 	w := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "NAME\tPARAMS\tQUANT\tCONTEXT\tESTIMATE\tFITS\tMAX CONTEXT NOW\tPRIORITY\tSTATE")
 	now := time.Now()
@@ -365,7 +366,7 @@ func statusOf(s manager.Snapshot, ollamaURL string, now time.Time) StatusJSON {
 		Loaded: []LoadedJSON{}, Accounting: s.Accounting, AccountingInferredFrom: s.AccountingFrom,
 	}
 	for _, c := range s.Cards {
-		out.Cards = append(out.Cards, CardJSON{Name: c.Name, Source: c.Source, SourceLabel: manager.SourceLabel(c.Source),
+		out.Cards = append(out.Cards, CardJSON{Name: c.Name, Source: c.Source, SourceLabel: card.SourceLabel(c.Source),
 			ID: c.ID, TotalBytes: c.Total, UsedBytes: c.Used, FreeBytes: c.Free, OtherBytes: c.Others, Integrated: c.Integrated})
 	}
 	if s.Loading != "" && !s.LoadingSince.IsZero() {
@@ -386,7 +387,7 @@ func cmdStatus(ctx context.Context, env *Env, k keeper.Keeper) error {
 		return env.printJSON(out)
 	}
 	fmt.Fprintf(env.Stdout, "VRAM %s / %s budget (card %s, %s", config.FormatBytes(s.Used), config.FormatBytes(s.Budget),
-		config.FormatBytes(s.VRAM.Total), manager.SourceLabel(s.VRAM.Source))
+		config.FormatBytes(s.VRAM.Total), card.SourceLabel(s.VRAM.Source))
 	if s.VRAM.Note != "" {
 		fmt.Fprintf(env.Stdout, ": %s", s.VRAM.Note)
 	}

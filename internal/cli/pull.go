@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/internal/transfer"
-	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 	"github.com/vramkeeper/vramkeeper/manager/keeper"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // How often the progress is written: a terminal's bar is redrawn in
@@ -25,7 +25,7 @@ const (
 // progress bar on the terminal; Ctrl-C stops it, and nothing is installed.
 func cmdPull(ctx context.Context, env *Env, k keeper.Keeper, name string) error {
 	p := newPullPrinter(env.Stderr, name)
-	err := k.Pull(ctx, manager.PullRequest{Name: name, Insecure: env.Flags.Insecure}, p.add)
+	err := k.Pull(ctx, serving.PullRequest{Name: name, Insecure: env.Flags.Insecure}, p.add)
 	p.end()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -62,7 +62,7 @@ func newPullPrinter(w io.Writer, name string) *pullPrinter {
 	return &pullPrinter{w: w, tty: isTerminal(w), name: name}
 }
 
-func (p *pullPrinter) add(u manager.PullProgress) {
+func (p *pullPrinter) add(u serving.PullProgress) {
 	now := time.Now()
 	p.m.Add(u, now)
 	line := p.m.Line()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/card"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 	"github.com/vramkeeper/vramkeeper/manager/estimate"
 )
@@ -11,7 +12,7 @@ import (
 // Card says one card of several: "AMD Radeon RX 7600, amdgpu (kernel):
 // 3.1 GiB of 8.0 GiB used, other programs 3.1 GiB".
 func Card(c manager.CardView) string {
-	s := fmt.Sprintf("%s, %s: %s of %s used", c.Name, manager.SourceLabel(c.Source),
+	s := fmt.Sprintf("%s, %s: %s of %s used", c.Name, card.SourceLabel(c.Source),
 		config.FormatBytes(c.Used), config.FormatBytes(c.Total))
 	if c.Others > 0 {
 		s += ", other programs " + config.FormatBytes(c.Others)

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/card"
 	"github.com/vramkeeper/vramkeeper/manager/estimate"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 const gib = 1 << 30
@@ -25,7 +27,7 @@ const gib = 1 << 30
 type Runtime struct {
 	mu      sync.Mutex
 	models  map[string]model
-	running map[string]manager.Running
+	running map[string]serving.Running
 	loads   map[string]int
 	shows   int
 	// listCaps: the list carries capabilities and details, as Ollama's
@@ -45,13 +47,13 @@ type Runtime struct {
 }
 
 type model struct {
-	det  manager.Details
+	det  serving.Details
 	size uint64 // what a load really takes
 }
 
 // New returns an empty runtime.
 func New() *Runtime {
-	return &Runtime{models: map[string]model{}, running: map[string]manager.Running{}, loads: map[string]int{}}
+	return &Runtime{models: map[string]model{}, running: map[string]serving.Running{}, loads: map[string]int{}}
 }
 
 // ModelSize is what the manager estimates for a llama-shaped model of
@@ -81,7 +83,7 @@ func (f *Runtime) Add(name string, paramsB float64, caps []string, skew float64)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.models[name] = model{
-		det: manager.Details{
+		det: serving.Details{
 			Name: name, Digest: "sha256:" + name, Family: fam, Families: []string{fam},
 			ParameterSize: fmt.Sprintf("%.1fB", paramsB), Quantization: "Q4_0",
 			Capabilities: caps, Meta: LlamaMeta(paramsB), Files: []string{"/models/blobs/" + name},
@@ -104,7 +106,7 @@ func (f *Runtime) SetDown(down bool) {
 	defer f.mu.Unlock()
 	f.down = down
 	if down {
-		f.running = map[string]manager.Running{}
+		f.running = map[string]serving.Running{}
 	}
 }
 
@@ -137,15 +139,15 @@ func (f *Runtime) check() error {
 	return nil
 }
 
-func (f *Runtime) List(ctx context.Context) ([]manager.Installed, error) {
+func (f *Runtime) List(ctx context.Context) ([]serving.Installed, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.check(); err != nil {
 		return nil, err
 	}
-	out := make([]manager.Installed, 0, len(f.models))
+	out := make([]serving.Installed, 0, len(f.models))
 	for n, m := range f.models {
-		in := manager.Installed{Name: n, Digest: m.det.Digest, SizeBytes: m.size}
+		in := serving.Installed{Name: n, Digest: m.det.Digest, SizeBytes: m.size}
 		if f.listCaps {
 			d := m.det
 			in.Capabilities, in.Family, in.Families, in.ParameterSize, in.Quantization = d.Capabilities, d.Family, d.Families, d.ParameterSize, d.Quantization
@@ -164,7 +166,7 @@ func (f *Runtime) ListLikeV030(gate chan struct{}) {
 	f.listCaps, f.showGate = true, gate
 }
 
-func (f *Runtime) Show(ctx context.Context, name string) (manager.Details, error) {
+func (f *Runtime) Show(ctx context.Context, name string) (serving.Details, error) {
 	f.mu.Lock()
 	gate := f.showGate
 	f.mu.Unlock()
@@ -172,23 +174,23 @@ func (f *Runtime) Show(ctx context.Context, name string) (manager.Details, error
 		select {
 		case <-gate:
 		case <-ctx.Done():
-			return manager.Details{}, ctx.Err()
+			return serving.Details{}, ctx.Err()
 		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.check(); err != nil {
-		return manager.Details{}, err
+		return serving.Details{}, err
 	}
 	f.shows++
 	m, ok := f.models[name]
 	if !ok {
-		return manager.Details{}, fmt.Errorf("show %s: %w", name, manager.ErrModelUnknown)
+		return serving.Details{}, fmt.Errorf("show %s: %w", name, manager.ErrModelUnknown)
 	}
 	return m.det, nil
 }
 
-func (f *Runtime) Load(ctx context.Context, req manager.LoadRequest) error {
+func (f *Runtime) Load(ctx context.Context, req serving.LoadRequest) error {
 	f.mu.Lock()
 	delay, hook := f.loadDelay, f.loadHook
 	f.mu.Unlock()
@@ -214,7 +216,7 @@ func (f *Runtime) Load(ctx context.Context, req manager.LoadRequest) error {
 		return fmt.Errorf("load %s: %w", req.Name, manager.ErrModelUnknown)
 	}
 	f.loads[req.Name]++
-	f.running[req.Name] = manager.Running{Name: req.Name, Digest: m.det.Digest, SizeBytes: m.size, VRAMBytes: m.size, ContextLength: req.NumCtx}
+	f.running[req.Name] = serving.Running{Name: req.Name, Digest: m.det.Digest, SizeBytes: m.size, VRAMBytes: m.size, ContextLength: req.NumCtx}
 	var sum uint64
 	for _, r := range f.running {
 		sum += r.VRAMBytes
@@ -236,7 +238,7 @@ func (f *Runtime) LoadExternal(name string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	m := f.models[name]
-	f.running[name] = manager.Running{Name: name, Digest: m.det.Digest, SizeBytes: m.size, VRAMBytes: m.size, ContextLength: 4096}
+	f.running[name] = serving.Running{Name: name, Digest: m.det.Digest, SizeBytes: m.size, VRAMBytes: m.size, ContextLength: 4096}
 }
 
 func (f *Runtime) Unload(ctx context.Context, name string) error {
@@ -249,13 +251,13 @@ func (f *Runtime) Unload(ctx context.Context, name string) error {
 	return nil
 }
 
-func (f *Runtime) Running(ctx context.Context) ([]manager.Running, error) {
+func (f *Runtime) Running(ctx context.Context) ([]serving.Running, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.check(); err != nil {
 		return nil, err
 	}
-	out := make([]manager.Running, 0, len(f.running))
+	out := make([]serving.Running, 0, len(f.running))
 	for _, r := range f.running {
 		out = append(out, r)
 	}
@@ -295,14 +297,14 @@ type GPU struct {
 	Others uint64
 }
 
-func (g *GPU) Read(ctx context.Context) (manager.VRAM, error) {
+func (g *GPU) Read(ctx context.Context) (card.VRAM, error) {
 	g.RT.mu.Lock()
 	defer g.RT.mu.Unlock()
 	used := g.Others
 	for _, r := range g.RT.running {
 		used += r.VRAMBytes
 	}
-	return manager.VRAM{Source: manager.SourceNVML, Name: "Fake RTX 4060", Total: g.Total, Used: used, Free: g.Total - min(used, g.Total)}, nil
+	return card.VRAM{Source: card.SourceNVML, Name: "Fake RTX 4060", Total: g.Total, Used: used, Free: g.Total - min(used, g.Total)}, nil
 }
 
 // LlamaMeta builds llama-architecture metadata of a real model's shape for

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // offer is a model the fake's registry has, for Pull.
@@ -36,7 +37,7 @@ func (f *Runtime) SetPullGate(gate chan struct{}) {
 // steps, verify, write, success) and installs an offered model; a name the
 // registry lacks fails as Ollama's does, and a cancelled pull installs
 // nothing.
-func (f *Runtime) Pull(ctx context.Context, req manager.PullRequest, progress func(manager.PullProgress)) error {
+func (f *Runtime) Pull(ctx context.Context, req serving.PullRequest, progress func(serving.PullProgress)) error {
 	f.mu.Lock()
 	err := f.check()
 	o, ok := f.offers[req.Name]
@@ -45,7 +46,7 @@ func (f *Runtime) Pull(ctx context.Context, req manager.PullRequest, progress fu
 	if err != nil {
 		return err
 	}
-	progress(manager.PullProgress{Status: "pulling manifest"})
+	progress(serving.PullProgress{Status: "pulling manifest"})
 	if !ok {
 		return fmt.Errorf("pull model manifest: file does not exist: %w", manager.ErrModelUnknown)
 	}
@@ -54,8 +55,8 @@ func (f *Runtime) Pull(ctx context.Context, req manager.PullRequest, progress fu
 		return err
 	}
 	digest := "sha256:" + req.Name
-	file := func(done uint64) manager.PullProgress {
-		return manager.PullProgress{Status: "pulling " + digest, Digest: digest, Total: size, Completed: done}
+	file := func(done uint64) serving.PullProgress {
+		return serving.PullProgress{Status: "pulling " + digest, Digest: digest, Total: size, Completed: done}
 	}
 	progress(file(0))
 	progress(file(size / 2))
@@ -71,7 +72,7 @@ func (f *Runtime) Pull(ctx context.Context, req manager.PullRequest, progress fu
 	}
 	progress(file(size))
 	for _, s := range []string{"verifying sha256 digest", "writing manifest", "success"} {
-		progress(manager.PullProgress{Status: s})
+		progress(serving.PullProgress{Status: s})
 	}
 	f.Add(req.Name, o.paramsB, o.caps, 1)
 	return nil

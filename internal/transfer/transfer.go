@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/config"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // rateWindow is how far back the rate looks: long enough to smooth
@@ -33,7 +33,7 @@ type sample struct {
 }
 
 // Add takes one update received at now.
-func (m *Meter) Add(p manager.PullProgress, now time.Time) {
+func (m *Meter) Add(p serving.PullProgress, now time.Time) {
 	m.status = p.Status
 	if p.Digest == "" || p.Total == 0 {
 		return

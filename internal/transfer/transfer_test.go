@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // A pull as Ollama reports it: the meter sums the files, measures the rate
@@ -12,26 +12,26 @@ import (
 func TestMeter(t *testing.T) {
 	t0 := time.Date(2026, 1, 2, 12, 0, 0, 0, time.UTC)
 	const gb = 1_000_000_000
-	weights := func(done uint64) manager.PullProgress {
-		return manager.PullProgress{Status: "pulling 6a0746a1ec1a", Digest: "sha256:w", Total: 2 * gb, Completed: done}
+	weights := func(done uint64) serving.PullProgress {
+		return serving.PullProgress{Status: "pulling 6a0746a1ec1a", Digest: "sha256:w", Total: 2 * gb, Completed: done}
 	}
 	steps := []struct {
 		at   time.Duration
-		p    manager.PullProgress
+		p    serving.PullProgress
 		line string
 		frac float64
 	}{
-		{0, manager.PullProgress{Status: "pulling manifest"}, "Reading the manifest", 0},
+		{0, serving.PullProgress{Status: "pulling manifest"}, "Reading the manifest", 0},
 		{0, weights(0), "0 B of 1.9 GiB", 0},
 		{time.Second, weights(35_000_000), "33 MiB of 1.9 GiB · 35 MB/s · 56 s left", 0.0175},
 		{2 * time.Second, weights(70_000_000), "66 MiB of 1.9 GiB · 35 MB/s · 55 s left", 0.035},
 		// The rate follows the last five seconds (from the update before
 		// them): slower now.
 		{10 * time.Second, weights(110_000_000), "104 MiB of 1.9 GiB · 5 MB/s · 6 min left", 0.055},
-		{12 * time.Second, manager.PullProgress{Status: "pulling 8c17c2ebb0ea", Digest: "sha256:t", Total: 7_000, Completed: 7_000}, "104 MiB of 1.9 GiB · 4 MB/s · 8 min left", 0.055},
-		{13 * time.Second, manager.PullProgress{Status: "verifying sha256 digest"}, "Checking the download", 0.055},
-		{13 * time.Second, manager.PullProgress{Status: "writing manifest"}, "Installing", 0.055},
-		{13 * time.Second, manager.PullProgress{Status: "success"}, "Done", 0.055},
+		{12 * time.Second, serving.PullProgress{Status: "pulling 8c17c2ebb0ea", Digest: "sha256:t", Total: 7_000, Completed: 7_000}, "104 MiB of 1.9 GiB · 4 MB/s · 8 min left", 0.055},
+		{13 * time.Second, serving.PullProgress{Status: "verifying sha256 digest"}, "Checking the download", 0.055},
+		{13 * time.Second, serving.PullProgress{Status: "writing manifest"}, "Installing", 0.055},
+		{13 * time.Second, serving.PullProgress{Status: "success"}, "Done", 0.055},
 	}
 	var m Meter
 	for i, s := range steps {

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/api/wire"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // handlePull downloads a model through the manager (POST
@@ -22,7 +22,7 @@ func (s *Server) handlePull(w http.ResponseWriter, r *http.Request) {
 			"pulling a model changes what is installed: set allow_admin = true in this instance's config to allow it with a token")
 		return
 	}
-	var req manager.PullRequest
+	var req serving.PullRequest
 	if err := s.decodeStrict(w, r, &req); err != nil {
 		s.keeperFail(w, r, err)
 		return
@@ -52,7 +52,7 @@ func (s *Server) handlePull(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	err := s.k.Pull(ctx, req, func(p manager.PullProgress) { write(wire.PullLine{PullProgress: p}) })
+	err := s.k.Pull(ctx, req, func(p serving.PullProgress) { write(wire.PullLine{PullProgress: p}) })
 	if err != nil {
 		status, code := wire.Classify(err)
 		wire.LogFailure(s.log, r, status, err)

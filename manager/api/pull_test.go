@@ -13,6 +13,7 @@ import (
 	"github.com/vramkeeper/vramkeeper/manager"
 	server "github.com/vramkeeper/vramkeeper/manager/api"
 	"github.com/vramkeeper/vramkeeper/manager/api/client"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // POST /keeper/v1/pull streams the progress, and the client hands each
@@ -48,7 +49,7 @@ func TestPullOverTheWire(t *testing.T) {
 			t.Fatal(err)
 		}
 		var steps []string
-		err = c.Pull(ctx, manager.PullRequest{Name: tc.model}, func(p manager.PullProgress) { steps = append(steps, p.Status) })
+		err = c.Pull(ctx, serving.PullRequest{Name: tc.model}, func(p serving.PullProgress) { steps = append(steps, p.Status) })
 		hs.Close()
 		if !tc.check(err) {
 			t.Errorf("%s: %v", tc.name, err)

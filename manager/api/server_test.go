@@ -21,6 +21,7 @@ import (
 	"github.com/vramkeeper/vramkeeper/manager/api/proxy"
 	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 	"github.com/vramkeeper/vramkeeper/manager/score"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 	"github.com/vramkeeper/vramkeeper/manager/timeline"
 )
 
@@ -195,14 +196,14 @@ func (f *fakeKeeper) Apply(_ context.Context, p manager.SettingsPatch) error {
 
 // Pull streams two steps and installs the model; a name with "missing"
 // in it is not in the registry.
-func (f *fakeKeeper) Pull(_ context.Context, req manager.PullRequest, progress func(manager.PullProgress)) error {
+func (f *fakeKeeper) Pull(_ context.Context, req serving.PullRequest, progress func(serving.PullProgress)) error {
 	f.record("pull " + req.Name)
-	progress(manager.PullProgress{Status: "pulling manifest"})
+	progress(serving.PullProgress{Status: "pulling manifest"})
 	if strings.Contains(req.Name, "missing") {
 		return fmt.Errorf("pull model manifest: file does not exist: %w", manager.ErrModelUnknown)
 	}
-	progress(manager.PullProgress{Status: "pulling sha256:1", Digest: "sha256:1", Total: 100, Completed: 100})
-	progress(manager.PullProgress{Status: "success"})
+	progress(serving.PullProgress{Status: "pulling sha256:1", Digest: "sha256:1", Total: 100, Completed: 100})
+	progress(serving.PullProgress{Status: "success"})
 	if f.models == nil {
 		f.models = map[string]bool{}
 	}

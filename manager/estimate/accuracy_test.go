@@ -13,9 +13,9 @@ import (
 	"github.com/ollama/ollama/api"
 	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
 	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
-	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/estimate"
 	"github.com/vramkeeper/vramkeeper/manager/ollama"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // accuracyModels have real architectures' proportions (GQA, FFN ≈ 2.7–4×
@@ -134,7 +134,7 @@ func showModel(ctx context.Context, t *testing.T, rt *ollama.Client, name string
 func load(ctx context.Context, t *testing.T, srv *ollamatest.Server, rt *ollama.Client, name, arch string, numCtx int) (uint64, bool) {
 	t.Helper()
 	embed := arch == "bert" || arch == "nomic-bert"
-	if err := rt.Load(ctx, manager.LoadRequest{Name: name, NumCtx: numCtx, Embedding: embed}); err != nil {
+	if err := rt.Load(ctx, serving.LoadRequest{Name: name, NumCtx: numCtx, Embedding: embed}); err != nil {
 		t.Errorf("load %s at %d: %v\n%s", name, numCtx, err, srv.LogTail())
 		return 0, false
 	}

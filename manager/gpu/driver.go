@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/card"
 )
 
 // driver is one way of reading cards: NVML (libnvidia-ml.so or nvml.dll),
@@ -29,7 +29,7 @@ type driver interface {
 type reading struct {
 	// card: Name, Source, ID, Total, Used, Free, Integrated; the probe
 	// fills Ollama from procs.
-	card manager.Card
+	card card.Card
 	// vendor is the PCI vendor id, so that a later driver leaves out a
 	// card an earlier one already read (DXGI sees NVIDIA's cards too).
 	vendor uint16

@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/card"
 )
 
 // drmDriver reads AMD and Intel cards through the kernel, with no vendor
@@ -49,7 +49,7 @@ type drmCard struct {
 
 // drmKernels are the kernel drivers read here; an "nvidia" card (NVML's)
 // or a virtual one is left alone.
-var drmKernels = []string{manager.SourceAMDGPU, manager.SourceXe, manager.SourceI915}
+var drmKernels = []string{card.SourceAMDGPU, card.SourceXe, card.SourceI915}
 
 func newDRM(r roots) *drmDriver { return &drmDriver{roots: r, queryI915: queryI915} }
 
@@ -120,7 +120,7 @@ func (d *drmDriver) card(dir string, ids amdgpuIDs) (drmCard, bool, error) {
 	c.node = renderNode(dir)
 
 	switch c.kernel {
-	case manager.SourceAMDGPU:
+	case card.SourceAMDGPU:
 		total, err := readUintFile(filepath.Join(dir, "mem_info_vram_total"))
 		if err != nil {
 			return drmCard{}, false, err
@@ -129,7 +129,7 @@ func (d *drmDriver) card(dir string, ids amdgpuIDs) (drmCard, bool, error) {
 		// reports its BIOS carve-out, 512 MiB typically; less than 1 GiB
 		// is an integrated GPU.
 		c.integrated = total < 1<<30
-	case manager.SourceXe:
+	case card.SourceXe:
 		// xe adds physical_vram_size_bytes per tile on discrete cards only
 		// (xe_tile_sysfs.c, IS_DGFX).
 		tiles, _ := filepath.Glob(filepath.Join(dir, "tile[0-9]*", "physical_vram_size_bytes"))
@@ -141,7 +141,7 @@ func (d *drmDriver) card(dir string, ids amdgpuIDs) (drmCard, bool, error) {
 			c.total += n
 		}
 		c.integrated = c.total == 0
-	case manager.SourceI915:
+	case card.SourceI915:
 		regions, err := d.queryI915(c.node)
 		switch {
 		case err == nil:
@@ -183,9 +183,9 @@ func (d *drmDriver) read(ctx context.Context, want func(uint32) bool) ([]reading
 	// every client's memory, so every process is read for them.
 	everyone := false
 	for i, c := range d.cards {
-		out[i] = reading{card: manager.Card{Name: c.name, Source: c.kernel, ID: c.pdev, Total: c.total,
+		out[i] = reading{card: card.Card{Name: c.name, Source: c.kernel, ID: c.pdev, Total: c.total,
 			Integrated: c.integrated}, vendor: c.vendor}
-		if c.kernel == manager.SourceAMDGPU {
+		if c.kernel == card.SourceAMDGPU {
 			total, err := readUintFile(filepath.Join(c.dir, "mem_info_vram_total"))
 			if err != nil {
 				return nil, err
@@ -206,7 +206,7 @@ func (d *drmDriver) read(ctx context.Context, want func(uint32) bool) ([]reading
 	for i, c := range d.cards {
 		r := &out[i]
 		r.procs, r.procsErr = scan.wanted[c.pdev], scan.hidden
-		if c.kernel != manager.SourceAMDGPU {
+		if c.kernel != card.SourceAMDGPU {
 			r.card.Used = min(scan.all[c.pdev], r.card.Total)
 		}
 		r.card.Free = r.card.Total - r.card.Used

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/card"
 )
 
 const mib = 1 << 20
@@ -190,13 +190,13 @@ func TestDRMCardGone(t *testing.T) {
 	drm := newDRM(r)
 	p, clk, _ := newTestProbe(&fakeDriver{initErrs: []error{errNoLibrary}}, drm)
 	p.procName = r.comm
-	if v, err := p.Read(context.Background()); err != nil || v.Source != manager.SourceAMDGPU {
+	if v, err := p.Read(context.Background()); err != nil || v.Source != card.SourceAMDGPU {
 		t.Fatalf("first Read = %+v, %v", v, err)
 	}
 	used := filepath.Join(r.sys, "class", "drm", "card1", "device", "mem_info_vram_used")
 	removeFile(t, used)
 	v, err := p.Read(context.Background())
-	if err == nil || v.Source != manager.SourceEstimated {
+	if err == nil || v.Source != card.SourceEstimated {
 		t.Fatalf("Read without mem_info_vram_used = %s, %v; want the fallback and an error", v.Source, err)
 	}
 	writeFile(t, used, "1073741824\n")

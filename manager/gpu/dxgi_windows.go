@@ -7,9 +7,8 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/vramkeeper/vramkeeper/manager/card"
 	"golang.org/x/sys/windows"
-
-	"github.com/vramkeeper/vramkeeper/manager"
 )
 
 // dxgiDriver reads any vendor's card on Windows the way Task Manager (and
@@ -80,7 +79,7 @@ func (d *dxgiDriver) read(ctx context.Context, want func(uint32) bool) ([]readin
 	}
 	var out []reading
 	for _, a := range adapters {
-		c := manager.Card{Name: a.name, Source: manager.SourceDXGI, ID: a.luid, Total: a.dedicated,
+		c := card.Card{Name: a.name, Source: card.SourceDXGI, ID: a.luid, Total: a.dedicated,
 			// An integrated GPU reports a small dedicated carve-out (Intel
 			// 128 MiB, AMD APUs 512 MiB); Ollama's rule, as on Linux.
 			Integrated: a.dedicated < 1<<30}

@@ -9,6 +9,7 @@ import (
 	"github.com/vramkeeper/vramkeeper/internal/fakert"
 	"github.com/vramkeeper/vramkeeper/internal/mgrtest"
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/card"
 	"github.com/vramkeeper/vramkeeper/manager/evict"
 )
 
@@ -37,7 +38,7 @@ func startManager(t *testing.T, probe *Probe, models map[string]float64) (*manag
 func TestManagerOnAMDCard(t *testing.T) {
 	m, rt := startManager(t, treeProbe(t, "rx7600"), map[string]float64{"small:1b": 1, "big:8b": 8})
 	s := m.Snapshot()
-	if s.VRAM.Source != manager.SourceAMDGPU || s.VRAM.Total != 8*gib || s.Budget != 7*gib {
+	if s.VRAM.Source != card.SourceAMDGPU || s.VRAM.Total != 8*gib || s.Budget != 7*gib {
 		t.Fatalf("card %s %d, budget %d; want amdgpu, 8 GiB, 7 GiB", s.VRAM.Source, s.VRAM.Total, s.Budget)
 	}
 	if s.Others < 3*gib || s.Others > 3*gib+256*mib {

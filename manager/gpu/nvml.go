@@ -7,7 +7,7 @@ import (
 	"math"
 	"strings"
 
-	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/card"
 )
 
 // nvmlLib is the slice of NVML the NVML driver needs. The real ones are
@@ -72,7 +72,7 @@ func (d nvmlDriver) read(_ context.Context, _ func(uint32) bool) ([]reading, err
 			return nil, fmt.Errorf("read GPU %d: %w", i, err)
 		}
 		r := reading{
-			card: manager.Card{Name: dev.Name, Source: manager.SourceNVML, ID: dev.BusID,
+			card: card.Card{Name: dev.Name, Source: card.SourceNVML, ID: dev.BusID,
 				Total: dev.Total, Used: dev.Used, Free: dev.Free},
 			vendor: vendorNVIDIA, reserved: dev.Reserved,
 		}

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/card"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 )
 
@@ -111,7 +111,7 @@ func (p *Probe) Close() error {
 // not an error: it is the normal state on a machine without a GPU, logged
 // once. Read returns an error only when ctx is done or when a driver that
 // was working fails; the returned VRAM is usable even then.
-func (p *Probe) Read(ctx context.Context) (manager.VRAM, error) {
+func (p *Probe) Read(ctx context.Context) (card.VRAM, error) {
 	if err := ctx.Err(); err != nil {
 		return p.fallback("read cancelled", nil), err
 	}
@@ -159,15 +159,15 @@ func (p *Probe) readLocked(ctx context.Context, want func(uint32) bool) ([]readi
 
 // sum makes the reading the manager sees: the cards apart, and their sum
 // over the discrete ones.
-func (p *Probe) sum(rs []reading) manager.VRAM {
+func (p *Probe) sum(rs []reading) card.VRAM {
 	var (
-		cards         []manager.Card
-		v             manager.VRAM
+		cards         []card.Card
+		v             card.VRAM
 		names         []string
 		sources       []string
 		perSource     = map[string]int{}
 		reserved      uint64
-		integrated    []manager.Card
+		integrated    []card.Card
 		discreteCount int
 	)
 	for _, r := range rs {
@@ -217,7 +217,7 @@ func (p *Probe) sum(rs []reading) manager.VRAM {
 			note += "s"
 		}
 		if len(sources) > 1 {
-			note = manager.SourceLabel(s) + ": " + note
+			note = card.SourceLabel(s) + ": " + note
 		} else if n > 1 {
 			note += " summed"
 		}
@@ -324,7 +324,7 @@ func (p *Probe) reasons() string {
 
 // fallback is the reading when no driver answers for a card Ollama uses:
 // the configured size, with why, and the integrated GPUs found.
-func (p *Probe) fallback(why string, integrated []manager.Card) manager.VRAM {
+func (p *Probe) fallback(why string, integrated []card.Card) card.VRAM {
 	if len(integrated) > 0 {
 		names := make([]string, len(integrated))
 		for i, c := range integrated {
@@ -332,8 +332,8 @@ func (p *Probe) fallback(why string, integrated []manager.Card) manager.VRAM {
 		}
 		why = joinNames(names) + " is integrated (shares system memory)"
 	}
-	return manager.VRAM{
-		Source: manager.SourceEstimated,
+	return card.VRAM{
+		Source: card.SourceEstimated,
 		Total:  p.fallbackTotal,
 		Note:   fmt.Sprintf("%s; using --vram %s", why, config.FormatBytes(p.fallbackTotal)),
 		Cards:  integrated,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/card"
 )
 
 // Compile-time check: the probe is what the manager consumes.
@@ -87,7 +88,7 @@ func newTestProbe(drv nvmlLib, more ...driver) (*Probe, *clock, *logBuf) {
 }
 
 // bare is a reading without its cards, comparable.
-func bare(v manager.VRAM) manager.VRAM {
+func bare(v card.VRAM) card.VRAM {
 	v.Cards = nil
 	return v
 }
@@ -98,25 +99,25 @@ func TestReadNVML(t *testing.T) {
 	tests := []struct {
 		name     string
 		devs     []device
-		want     manager.VRAM
+		want     card.VRAM
 		wantNote []string
 	}{
 		{
 			name:     "one GPU",
 			devs:     []device{rtx},
-			want:     manager.VRAM{Source: manager.SourceNVML, Name: rtx.Name, Total: 8 * gib, Used: 2 * gib, Free: 6 * gib},
+			want:     card.VRAM{Source: card.SourceNVML, Name: rtx.Name, Total: 8 * gib, Used: 2 * gib, Free: 6 * gib},
 			wantNote: []string{"1 GPU", "300 MiB reserved by the driver"},
 		},
 		{
 			name:     "two GPUs summed",
 			devs:     []device{rtx, a4000},
-			want:     manager.VRAM{Source: manager.SourceNVML, Name: rtx.Name + ", " + a4000.Name, Total: 24 * gib, Used: 3 * gib, Free: 21 * gib},
+			want:     card.VRAM{Source: card.SourceNVML, Name: rtx.Name + ", " + a4000.Name, Total: 24 * gib, Used: 3 * gib, Free: 21 * gib},
 			wantNote: []string{"2 GPUs summed"},
 		},
 		{
 			name:     "identical GPUs folded in the name",
 			devs:     []device{a4000, a4000},
-			want:     manager.VRAM{Source: manager.SourceNVML, Name: "2× " + a4000.Name, Total: 32 * gib, Used: 2 * gib, Free: 30 * gib},
+			want:     card.VRAM{Source: card.SourceNVML, Name: "2× " + a4000.Name, Total: 32 * gib, Used: 2 * gib, Free: 30 * gib},
 			wantNote: []string{"2 GPUs summed"},
 		},
 	}
@@ -171,7 +172,7 @@ func TestFallback(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Read %d: %v (unavailable NVML is not an error)", i, err)
 				}
-				want := manager.VRAM{Source: manager.SourceEstimated, Total: fallback, Note: got.Note}
+				want := card.VRAM{Source: card.SourceEstimated, Total: fallback, Note: got.Note}
 				if !bare(got).Equal(want) || len(got.Cards) != 0 || !strings.HasPrefix(got.Note, tt.wantNote) {
 					t.Fatalf("Read %d = %+v, want %+v with note %q", i, got, want, tt.wantNote)
 				}
@@ -200,12 +201,12 @@ func TestRetry(t *testing.T) {
 		want      string
 		wantInits int
 	}{
-		{0, manager.SourceEstimated, 1},
-		{30 * time.Second, manager.SourceEstimated, 1}, // too soon to retry
-		{31 * time.Second, manager.SourceEstimated, 2}, // retried, still missing
-		{59 * time.Second, manager.SourceEstimated, 2},
-		{time.Second, manager.SourceNVML, 3}, // back
-		{time.Hour, manager.SourceNVML, 3},   // stays up, no re-init
+		{0, card.SourceEstimated, 1},
+		{30 * time.Second, card.SourceEstimated, 1}, // too soon to retry
+		{31 * time.Second, card.SourceEstimated, 2}, // retried, still missing
+		{59 * time.Second, card.SourceEstimated, 2},
+		{time.Second, card.SourceNVML, 3}, // back
+		{time.Hour, card.SourceNVML, 3},   // stays up, no re-init
 	}
 	for i, s := range steps {
 		clk.t = clk.t.Add(s.advance)
@@ -223,7 +224,7 @@ func TestReadFailureFallsBackAndRetries(t *testing.T) {
 	gpu := device{Name: "GPU", Total: 8 * gib, Used: gib, Free: 7 * gib}
 	drv := &fakeDriver{devs: []device{gpu, gpu}, devErr: map[int]error{}}
 	p, clk, _ := newTestProbe(drv)
-	if v, err := p.Read(context.Background()); err != nil || v.Source != manager.SourceNVML {
+	if v, err := p.Read(context.Background()); err != nil || v.Source != card.SourceNVML {
 		t.Fatalf("first Read = %+v, %v", v, err)
 	}
 	lost := errors.New("ERROR_GPU_IS_LOST")
@@ -232,19 +233,19 @@ func TestReadFailureFallsBackAndRetries(t *testing.T) {
 	if !errors.Is(err, lost) || !strings.Contains(err.Error(), "GPU 1") {
 		t.Fatalf("err = %v, want the wrapped device error naming GPU 1", err)
 	}
-	if v.Source != manager.SourceEstimated || v.Total != fallback || !strings.Contains(v.Note, "GPU_IS_LOST") {
+	if v.Source != card.SourceEstimated || v.Total != fallback || !strings.Contains(v.Note, "GPU_IS_LOST") {
 		t.Errorf("reading after failure = %+v, want the fallback with the reason", v)
 	}
 	if drv.shutdowns != 1 {
 		t.Errorf("%d shutdowns after a failure, want 1", drv.shutdowns)
 	}
 	// Within the minute: fallback, no error, no new init.
-	if v, err := p.Read(context.Background()); err != nil || v.Source != manager.SourceEstimated || drv.inits != 1 {
+	if v, err := p.Read(context.Background()); err != nil || v.Source != card.SourceEstimated || drv.inits != 1 {
 		t.Errorf("Read within the minute = %+v, %v, %d inits", v, err, drv.inits)
 	}
 	delete(drv.devErr, 1)
 	clk.t = clk.t.Add(retryEvery)
-	if v, err := p.Read(context.Background()); err != nil || v.Source != manager.SourceNVML || v.Total != 16*gib {
+	if v, err := p.Read(context.Background()); err != nil || v.Source != card.SourceNVML || v.Total != 16*gib {
 		t.Errorf("Read after recovery = %+v, %v", v, err)
 	}
 }
@@ -335,7 +336,7 @@ func TestClose(t *testing.T) {
 		t.Fatalf("Close before use: %v, %d shutdowns", err, drv.shutdowns)
 	}
 	v, err := p.Read(context.Background())
-	if err != nil || v.Source != manager.SourceEstimated || drv.inits != 0 {
+	if err != nil || v.Source != card.SourceEstimated || drv.inits != 0 {
 		t.Errorf("Read after Close = %+v, %v, %d inits; want fallback without init", v, err, drv.inits)
 	}
 	if err := p.Close(); err != nil {
@@ -360,8 +361,8 @@ func TestRealProbe(t *testing.T) {
 			if v.Total == 0 || v.Used+v.Free > v.Total+gib || len(v.Cards) == 0 {
 				t.Errorf("implausible reading %+v", v)
 			}
-			t.Logf("%s: %+v", manager.SourceLabel(v.Source), v)
-		case v.Source == manager.SourceEstimated:
+			t.Logf("%s: %+v", card.SourceLabel(v.Source), v)
+		case v.Source == card.SourceEstimated:
 			if v.Total != fallback || v.Used != 0 || v.Free != 0 || !strings.HasPrefix(v.Note, "NVML unavailable: ") {
 				t.Errorf("fallback reading %+v", v)
 			}
@@ -416,21 +417,21 @@ func (d cardDriver) read(context.Context, func(uint32) bool) ([]reading, error) 
 func TestLaterDriverSkipsCoveredVendor(t *testing.T) {
 	nv := device{Name: "NVIDIA GeForce RTX 3060", Total: 12 * gib, Used: gib, Free: 11 * gib}
 	dxgi := cardDriver{rs: []reading{
-		{card: manager.Card{Name: "NVIDIA GeForce RTX 3060", Source: manager.SourceDXGI, Total: 12 * gib}, vendor: vendorNVIDIA},
-		{card: manager.Card{Name: "AMD Radeon RX 7600", Source: manager.SourceDXGI, Total: 8 * gib, Used: 2 * gib, Free: 6 * gib}, vendor: vendorAMD},
+		{card: card.Card{Name: "NVIDIA GeForce RTX 3060", Source: card.SourceDXGI, Total: 12 * gib}, vendor: vendorNVIDIA},
+		{card: card.Card{Name: "AMD Radeon RX 7600", Source: card.SourceDXGI, Total: 8 * gib, Used: 2 * gib, Free: 6 * gib}, vendor: vendorAMD},
 	}}
 	p, _, _ := newTestProbe(&fakeDriver{devs: []device{nv}}, dxgi)
 	v, err := p.Read(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(v.Cards) != 2 || v.Cards[0].Source != manager.SourceNVML || v.Cards[1].Source != manager.SourceDXGI ||
-		v.Total != 20*gib || v.Source != "nvml+dxgi" || manager.SourceLabel(v.Source) != "NVML + DXGI" {
+	if len(v.Cards) != 2 || v.Cards[0].Source != card.SourceNVML || v.Cards[1].Source != card.SourceDXGI ||
+		v.Total != 20*gib || v.Source != "nvml+dxgi" || card.SourceLabel(v.Source) != "NVML + DXGI" {
 		t.Errorf("Read = %+v", v)
 	}
 	// Without NVML, DXGI reads both.
 	p, _, _ = newTestProbe(&fakeDriver{initErrs: []error{errNoLibrary}}, dxgi)
-	if v, _ := p.Read(context.Background()); len(v.Cards) != 2 || v.Total != 20*gib || v.Source != manager.SourceDXGI {
+	if v, _ := p.Read(context.Background()); len(v.Cards) != 2 || v.Total != 20*gib || v.Source != card.SourceDXGI {
 		t.Errorf("Read without NVML = %+v", v)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 	"github.com/vramkeeper/vramkeeper/manager/timeline"
 )
 
@@ -47,7 +48,7 @@ type Keeper interface {
 	// Pull downloads a model through Ollama, calling progress (may be
 	// nil) with each update; once it returns the model is listed.
 	// Cancelling ctx stops it and installs nothing.
-	Pull(ctx context.Context, req manager.PullRequest, progress func(manager.PullProgress)) error
+	Pull(ctx context.Context, req serving.PullRequest, progress func(serving.PullProgress)) error
 }
 
 var _ Keeper = (*manager.Manager)(nil)

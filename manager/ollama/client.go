@@ -23,9 +23,9 @@ import (
 	"github.com/ollama/ollama/envconfig"
 	"github.com/ollama/ollama/types/model"
 
-	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/estimate"
 	"github.com/vramkeeper/vramkeeper/manager/prefetch"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // Transport timeouts. They catch a server that is down or wedged; how long a
@@ -65,8 +65,6 @@ type Client struct {
 	// Unload's pacing; fields only so tests can shorten them.
 	pollEvery, resendEvery time.Duration
 }
-
-var _ manager.Runtime = (*Client)(nil)
 
 // New returns a client for the server at base. With a nil httpClient it uses
 // transports with dial and header timeouts (none on loads); a caller that
@@ -133,7 +131,7 @@ func (c *Client) Version(ctx context.Context) (string, error) {
 // List returns the installed models (GET /api/tags); it loads nothing.
 // The answer is decoded here rather than through the pinned api client,
 // whose types predate capabilities and details.context_length (v0.30+).
-func (c *Client) List(ctx context.Context) ([]manager.Installed, error) {
+func (c *Client) List(ctx context.Context) ([]serving.Installed, error) {
 	body, err := c.get(ctx, "/api/tags")
 	if err != nil {
 		return nil, c.mapError(ctx, "list", "", err)
@@ -184,7 +182,7 @@ func (c *Client) get(ctx context.Context, path string) ([]byte, error) {
 
 // Show returns a model's metadata (POST /api/show, verbose so arrays such as
 // per-layer head_count_kv are not truncated to null); it loads nothing.
-func (c *Client) Show(ctx context.Context, name string) (manager.Details, error) {
+func (c *Client) Show(ctx context.Context, name string) (serving.Details, error) {
 	// A verbose answer carries the whole vocabulary (hundreds of kilobytes
 	// per model, seconds for a large library), which the estimator does not
 	// need. Ask without it first and again verbosely only when an array the
@@ -195,7 +193,7 @@ func (c *Client) Show(ctx context.Context, name string) (manager.Details, error)
 		resp, err = c.api.Show(ctx, &api.ShowRequest{Model: name, Verbose: true})
 	}
 	if err != nil {
-		return manager.Details{}, c.mapError(ctx, "show", name, err)
+		return serving.Details{}, c.mapError(ctx, "show", name, err)
 	}
 	return detailsFromShow(name, resp), nil
 }
@@ -213,9 +211,9 @@ func truncated(info map[string]any) bool {
 
 // detailsFromShow converts a /api/show answer. Digest stays empty: Ollama
 // 0.17's show answer carries none (List has it).
-func detailsFromShow(name string, resp *api.ShowResponse) manager.Details {
+func detailsFromShow(name string, resp *api.ShowResponse) serving.Details {
 	files, _ := prefetch.ModelPaths(resp.Modelfile) // none for a model without local files
-	d := manager.Details{
+	d := serving.Details{
 		Files:         files,
 		Name:          name,
 		Family:        resp.Details.Family,
@@ -270,7 +268,7 @@ var keepForever = api.Duration{Duration: -1}
 // /api/generate with an empty prompt, or /api/embed with no input for
 // embedding-only models (they refuse /api/generate). It returns when the
 // server has the model loaded; how long that may take is up to ctx.
-func (c *Client) Load(ctx context.Context, req manager.LoadRequest) error {
+func (c *Client) Load(ctx context.Context, req serving.LoadRequest) error {
 	opts := map[string]any{}
 	if req.NumCtx > 0 {
 		opts["num_ctx"] = req.NumCtx
@@ -301,15 +299,15 @@ func (c *Client) Load(ctx context.Context, req manager.LoadRequest) error {
 // progress with each update. It has no header deadline (the client that
 // loads has none): a pull takes as long as the download, and ctx ends it;
 // Ollama then stops downloading and installs nothing.
-func (c *Client) Pull(ctx context.Context, req manager.PullRequest, progress func(manager.PullProgress)) error {
+func (c *Client) Pull(ctx context.Context, req serving.PullRequest, progress func(serving.PullProgress)) error {
 	if !model.ParseName(req.Name).IsValid() {
 		return fmt.Errorf("ollama pull %q: not a model name (such as llama3.2:3b or registry.example:5000/team/model:tag): %w",
-			req.Name, manager.ErrModelUnknown)
+			req.Name, serving.ErrModelUnknown)
 	}
 	succeeded := false
 	err := c.load.Pull(ctx, &api.PullRequest{Model: req.Name, Insecure: req.Insecure}, func(p api.ProgressResponse) error {
 		succeeded = p.Status == "success"
-		progress(manager.PullProgress{Status: p.Status, Digest: p.Digest, Total: nonNegative(p.Total), Completed: nonNegative(p.Completed)})
+		progress(serving.PullProgress{Status: p.Status, Digest: p.Digest, Total: nonNegative(p.Total), Completed: nonNegative(p.Completed)})
 		return nil
 	})
 	// The api client ends quietly when the stream breaks (a cancel, the
@@ -323,7 +321,7 @@ func (c *Client) Pull(ctx context.Context, req manager.PullRequest, progress fun
 	if err != nil {
 		if isNoSuchManifest(err.Error()) {
 			return &runtimeError{msg: fmt.Sprintf("ollama pull %q: %v (no such model in its registry)", req.Name, err),
-				errs: []error{manager.ErrModelUnknown, err}}
+				errs: []error{serving.ErrModelUnknown, err}}
 		}
 		return c.mapError(ctx, "pull", req.Name, err)
 	}
@@ -379,7 +377,7 @@ func (c *Client) requestUnload(ctx context.Context, name string) error {
 
 // containsModel reports whether name is among the running models, comparing
 // as Ollama does: "tiny" is "tiny:latest", case-insensitively.
-func containsModel(running []manager.Running, name string) bool {
+func containsModel(running []serving.Running, name string) bool {
 	for _, r := range running {
 		if sameModel(r.Name, name) {
 			return true
@@ -401,14 +399,14 @@ func sameModel(a, b string) bool {
 
 // Running returns the loaded models (GET /api/ps). A model the server
 // lists before its load has finished is marked Loading (see markLoading).
-func (c *Client) Running(ctx context.Context) ([]manager.Running, error) {
+func (c *Client) Running(ctx context.Context) ([]serving.Running, error) {
 	resp, err := c.api.ListRunning(ctx)
 	if err != nil {
 		return nil, c.mapError(ctx, "ps", "", err)
 	}
-	out := make([]manager.Running, 0, len(resp.Models))
+	out := make([]serving.Running, 0, len(resp.Models))
 	for _, m := range resp.Models {
-		out = append(out, manager.Running{
+		out = append(out, serving.Running{
 			Name:          m.Name,
 			Digest:        m.Digest,
 			SizeBytes:     nonNegative(m.Size),
@@ -425,7 +423,7 @@ func (c *Client) Running(ctx context.Context) ([]manager.Running, error) {
 
 // maybeLoading: size and size_vram equal and non-zero, which a finished
 // load shows only at full GPU offload.
-func maybeLoading(r manager.Running) bool {
+func maybeLoading(r serving.Running) bool {
 	return r.SizeBytes > 0 && r.SizeBytes == r.VRAMBytes && r.Digest != ""
 }
 
@@ -442,7 +440,7 @@ func maybeLoading(r manager.Running) bool {
 //
 // File sizes come from /api/tags, remembered by digest; only a candidate
 // whose digest has not been listed yet costs a call.
-func (c *Client) markLoading(ctx context.Context, running []manager.Running) error {
+func (c *Client) markLoading(ctx context.Context, running []serving.Running) error {
 	listed := false
 	for i, r := range running {
 		if !maybeLoading(r) {

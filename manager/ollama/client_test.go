@@ -16,9 +16,14 @@ import (
 
 	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/estimate"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // fake starts an httptest server running h and a Client for it.
+// The manager takes a Client as its Runtime (checked here: the package
+// itself does not import the manager).
+var _ manager.Runtime = (*Client)(nil)
+
 func fake(t *testing.T, h http.HandlerFunc) (*Client, *httptest.Server) {
 	t.Helper()
 	srv := httptest.NewServer(h)
@@ -40,10 +45,10 @@ func TestErrorMapping(t *testing.T) {
 	type call func(ctx context.Context, c *Client) error
 	show := func(ctx context.Context, c *Client) error { _, err := c.Show(ctx, "ghost"); return err }
 	load := func(ctx context.Context, c *Client) error {
-		return c.Load(ctx, manager.LoadRequest{Name: "ghost", NumCtx: 2048})
+		return c.Load(ctx, serving.LoadRequest{Name: "ghost", NumCtx: 2048})
 	}
 	embed := func(ctx context.Context, c *Client) error {
-		return c.Load(ctx, manager.LoadRequest{Name: "ghost", Embedding: true})
+		return c.Load(ctx, serving.LoadRequest{Name: "ghost", Embedding: true})
 	}
 	unload := func(ctx context.Context, c *Client) error { return c.Unload(ctx, "ghost") }
 	list := func(ctx context.Context, c *Client) error { _, err := c.List(ctx); return err }
@@ -62,8 +67,8 @@ func TestErrorMapping(t *testing.T) {
 				writeJSON(w, 404, map[string]string{"error": "model 'ghost' not found"})
 			},
 			call:    show,
-			want:    manager.ErrModelUnknown,
-			notWant: []error{manager.ErrUnreachable},
+			want:    serving.ErrModelUnknown,
+			notWant: []error{serving.ErrUnreachable},
 			msg:     []string{`"ghost"`, "not found"},
 		},
 		{
@@ -72,7 +77,7 @@ func TestErrorMapping(t *testing.T) {
 				writeJSON(w, 404, map[string]string{"error": `model "ghost" not found, try pulling it first`})
 			},
 			call: load,
-			want: manager.ErrModelUnknown,
+			want: serving.ErrModelUnknown,
 			msg:  []string{`"ghost"`},
 		},
 		{
@@ -81,7 +86,7 @@ func TestErrorMapping(t *testing.T) {
 				writeJSON(w, 404, map[string]string{"error": "model 'ghost' not found"})
 			},
 			call: embed,
-			want: manager.ErrModelUnknown,
+			want: serving.ErrModelUnknown,
 		},
 		{
 			name: "unload 404",
@@ -89,7 +94,7 @@ func TestErrorMapping(t *testing.T) {
 				writeJSON(w, 404, map[string]string{"error": "model 'ghost' not found"})
 			},
 			call: unload,
-			want: manager.ErrModelUnknown,
+			want: serving.ErrModelUnknown,
 		},
 		{
 			name: "not found message with another status",
@@ -97,7 +102,7 @@ func TestErrorMapping(t *testing.T) {
 				writeJSON(w, 400, map[string]string{"error": "model 'ghost' not found"})
 			},
 			call: show,
-			want: manager.ErrModelUnknown,
+			want: serving.ErrModelUnknown,
 		},
 		{
 			name: "error inside a 200 stream",
@@ -106,7 +111,7 @@ func TestErrorMapping(t *testing.T) {
 				_, _ = io.WriteString(w, `{"error":"model 'ghost' not found"}`+"\n")
 			},
 			call: load,
-			want: manager.ErrModelUnknown,
+			want: serving.ErrModelUnknown,
 		},
 		{
 			name: "load failure mentioning a missing file is not an unknown model",
@@ -114,7 +119,7 @@ func TestErrorMapping(t *testing.T) {
 				writeJSON(w, 500, map[string]string{"error": "llama runner process has terminated: error loading model: file not found"})
 			},
 			call:    load,
-			notWant: []error{manager.ErrModelUnknown, manager.ErrUnreachable},
+			notWant: []error{serving.ErrModelUnknown, serving.ErrUnreachable},
 			msg:     []string{"500", "error loading model"},
 		},
 		{
@@ -123,7 +128,7 @@ func TestErrorMapping(t *testing.T) {
 				writeJSON(w, 500, map[string]string{"error": "model requires more system memory (9 GiB) than is available (4 GiB)"})
 			},
 			call:    load,
-			notWant: []error{manager.ErrModelUnknown, manager.ErrUnreachable},
+			notWant: []error{serving.ErrModelUnknown, serving.ErrUnreachable},
 			msg:     []string{`ollama load "ghost"`, "status 500", "more system memory"},
 		},
 		{
@@ -132,14 +137,14 @@ func TestErrorMapping(t *testing.T) {
 				writeJSON(w, 503, map[string]string{"error": "server busy, please try again.  maximum pending requests exceeded"})
 			},
 			call:    list,
-			notWant: []error{manager.ErrModelUnknown, manager.ErrUnreachable},
+			notWant: []error{serving.ErrModelUnknown, serving.ErrUnreachable},
 			msg:     []string{"status 503", "server busy"},
 		},
 		{
 			name:    "404 on list is not about a model",
 			handler: func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) },
 			call:    list,
-			notWant: []error{manager.ErrModelUnknown, manager.ErrUnreachable},
+			notWant: []error{serving.ErrModelUnknown, serving.ErrUnreachable},
 			msg:     []string{"status 404"},
 		},
 		{
@@ -148,7 +153,7 @@ func TestErrorMapping(t *testing.T) {
 				writeJSON(w, 401, map[string]string{"error": "unauthorized"})
 			},
 			call:    list,
-			notWant: []error{manager.ErrModelUnknown, manager.ErrUnreachable},
+			notWant: []error{serving.ErrModelUnknown, serving.ErrUnreachable},
 			msg:     []string{"unauthorized", "401"},
 		},
 		{
@@ -160,7 +165,7 @@ func TestErrorMapping(t *testing.T) {
 				}
 			},
 			call: show,
-			want: manager.ErrUnreachable,
+			want: serving.ErrUnreachable,
 			msg:  []string{"unreachable"},
 		},
 		{
@@ -169,7 +174,7 @@ func TestErrorMapping(t *testing.T) {
 				_, _ = io.WriteString(w, "<html>not ollama</html>")
 			},
 			call:    list,
-			notWant: []error{manager.ErrModelUnknown, manager.ErrUnreachable},
+			notWant: []error{serving.ErrModelUnknown, serving.ErrUnreachable},
 			msg:     []string{"ollama list"},
 		},
 	}
@@ -212,14 +217,14 @@ func TestUnreachable(t *testing.T) {
 		"version": func() error { _, err := c.Version(ctx); return err },
 		"list":    func() error { _, err := c.List(ctx); return err },
 		"show":    func() error { _, err := c.Show(ctx, "m"); return err },
-		"load":    func() error { return c.Load(ctx, manager.LoadRequest{Name: "m"}) },
+		"load":    func() error { return c.Load(ctx, serving.LoadRequest{Name: "m"}) },
 		"unload":  func() error { return c.Unload(ctx, "m") },
 		"running": func() error { _, err := c.Running(ctx); return err },
 	}
 	for name, call := range calls {
 		t.Run(name, func(t *testing.T) {
 			err := call()
-			if !errors.Is(err, manager.ErrUnreachable) {
+			if !errors.Is(err, serving.ErrUnreachable) {
 				t.Fatalf("err = %v, want ErrUnreachable", err)
 			}
 			want := "ollama at " + srv.URL + " unreachable"
@@ -246,15 +251,15 @@ func TestTimeouts(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
 		_, err := c.Version(ctx)
-		if !errors.Is(err, manager.ErrUnreachable) || !errors.Is(err, context.DeadlineExceeded) {
+		if !errors.Is(err, serving.ErrUnreachable) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("err = %v, want ErrUnreachable and DeadlineExceeded", err)
 		}
 	})
 	t.Run("load cancelled is the caller's doing", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
-		err := c.Load(ctx, manager.LoadRequest{Name: "big"})
-		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, manager.ErrUnreachable) {
+		err := c.Load(ctx, serving.LoadRequest{Name: "big"})
+		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, serving.ErrUnreachable) {
 			t.Fatalf("err = %v, want DeadlineExceeded and not ErrUnreachable", err)
 		}
 	})
@@ -262,7 +267,7 @@ func TestTimeouts(t *testing.T) {
 		u, _ := url.Parse(srv.URL)
 		c := New(u, &http.Client{Timeout: 100 * time.Millisecond})
 		_, err := c.List(context.Background())
-		if !errors.Is(err, manager.ErrUnreachable) {
+		if !errors.Is(err, serving.ErrUnreachable) {
 			t.Fatalf("err = %v, want ErrUnreachable", err)
 		}
 	})
@@ -284,7 +289,7 @@ func TestList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []manager.Installed{
+	want := []serving.Installed{
 		{Name: "qwen2.5:7b", Digest: "abc", SizeBytes: 4683087332, ModifiedAt: mod},
 		{Name: "nomic-embed-text:latest", Digest: "def", SizeBytes: 274302450, ModifiedAt: mod},
 	}
@@ -350,7 +355,7 @@ func TestShow(t *testing.T) {
 	if gotReq["verbose"] == true || gotReq["model"] != "qwen2.5vl:7b" {
 		t.Errorf("request = %v, want model without verbose (nothing was truncated)", gotReq)
 	}
-	want := manager.Details{
+	want := serving.Details{
 		Name:          "qwen2.5vl:7b",
 		Family:        "qwen2",
 		Families:      []string{"qwen2", "clip"},
@@ -414,7 +419,7 @@ func TestRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []manager.Running{
+	want := []serving.Running{
 		{Name: "a:latest", Digest: "d1", SizeBytes: 1000, VRAMBytes: 600, ContextLength: 8192, ExpiresAt: exp},
 		{Name: "b:1b", Digest: "d2", SizeBytes: 0, VRAMBytes: 0, ContextLength: 4096, ExpiresAt: exp},
 	}
@@ -426,27 +431,27 @@ func TestRunning(t *testing.T) {
 func TestLoadRequests(t *testing.T) {
 	tests := []struct {
 		name     string
-		req      manager.LoadRequest
+		req      serving.LoadRequest
 		wantPath string
 		wantBody map[string]any // keys that must be present with these values
 		absent   []string
 	}{
 		{
 			name:     "generate with num_ctx",
-			req:      manager.LoadRequest{Name: "m", NumCtx: 8192},
+			req:      serving.LoadRequest{Name: "m", NumCtx: 8192},
 			wantPath: "/api/generate",
 			wantBody: map[string]any{"model": "m", "prompt": "", "keep_alive": float64(-1),
 				"options": map[string]any{"num_ctx": float64(8192)}},
 		},
 		{
 			name:     "generate with the model's own context",
-			req:      manager.LoadRequest{Name: "m"},
+			req:      serving.LoadRequest{Name: "m"},
 			wantPath: "/api/generate",
 			wantBody: map[string]any{"model": "m", "keep_alive": float64(-1), "options": map[string]any{}},
 		},
 		{
 			name:     "embedding model",
-			req:      manager.LoadRequest{Name: "e", NumCtx: 512, Embedding: true},
+			req:      serving.LoadRequest{Name: "e", NumCtx: 512, Embedding: true},
 			wantPath: "/api/embed",
 			wantBody: map[string]any{"model": "e", "keep_alive": float64(-1), "input": nil,
 				"options": map[string]any{"num_ctx": float64(512)}},

@@ -12,8 +12,7 @@ import (
 	"syscall"
 
 	"github.com/ollama/ollama/api"
-
-	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // mapError turns an error from the api package into one the manager can
@@ -23,8 +22,8 @@ import (
 //     the caller gave up, not the server (except for version, the liveness
 //     probe, where a deadline means the server did not answer in time and
 //     is reported as unreachable as well);
-//   - no connection, reset, transport timeout: manager.ErrUnreachable;
-//   - 404, or a "model ... not found" message: manager.ErrModelUnknown,
+//   - no connection, reset, transport timeout: serving.ErrUnreachable;
+//   - 404, or a "model ... not found" message: serving.ErrModelUnknown,
 //     naming the model;
 //   - any other status: its code and the server's message.
 func (c *Client) mapError(ctx context.Context, op, name string, err error) error {
@@ -37,7 +36,7 @@ func (c *Client) mapError(ctx context.Context, op, name string, err error) error
 		if op == "version" && errors.Is(ctxErr, context.DeadlineExceeded) {
 			return &runtimeError{
 				msg:  fmt.Sprintf("ollama at %s unreachable: no answer to %s before the deadline", c.base, op),
-				errs: []error{manager.ErrUnreachable, err},
+				errs: []error{serving.ErrUnreachable, err},
 			}
 		}
 		return fmt.Errorf("%s: %w", what, err)
@@ -50,7 +49,7 @@ func (c *Client) mapError(ctx context.Context, op, name string, err error) error
 			msg = http.StatusText(serr.StatusCode)
 		}
 		if name != "" && (serr.StatusCode == http.StatusNotFound || isModelNotFound(msg)) {
-			return &runtimeError{msg: fmt.Sprintf("%s: %s", what, msg), errs: []error{manager.ErrModelUnknown, err}}
+			return &runtimeError{msg: fmt.Sprintf("%s: %s", what, msg), errs: []error{serving.ErrModelUnknown, err}}
 		}
 		return &runtimeError{msg: fmt.Sprintf("%s: status %d: %s", what, serr.StatusCode, msg), errs: []error{err}}
 	}
@@ -69,14 +68,14 @@ func (c *Client) mapError(ctx context.Context, op, name string, err error) error
 		}
 		return &runtimeError{
 			msg:  fmt.Sprintf("ollama at %s unreachable: %s: %v", c.base, op, cause),
-			errs: []error{manager.ErrUnreachable, err},
+			errs: []error{serving.ErrUnreachable, err},
 		}
 	}
 
 	// A streamed endpoint reports an error that arrives after the headers
 	// as a plain error carrying the server's message.
 	if name != "" && isModelNotFound(err.Error()) {
-		return &runtimeError{msg: fmt.Sprintf("%s: %v", what, err), errs: []error{manager.ErrModelUnknown, err}}
+		return &runtimeError{msg: fmt.Sprintf("%s: %v", what, err), errs: []error{serving.ErrModelUnknown, err}}
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // fixtureServer answers /api/tags and /api/ps with files from testdata,
@@ -44,9 +44,9 @@ func fixtureServer(t *testing.T, tags, ps string) (*Client, *int) {
 func TestListFixtures(t *testing.T) {
 	tests := []struct {
 		file string
-		want map[string]manager.Installed // by name: capabilities, context length, size
+		want map[string]serving.Installed // by name: capabilities, context length, size
 	}{
-		{"v0.34.2/tags.json", map[string]manager.Installed{
+		{"v0.34.2/tags.json", map[string]serving.Installed{
 			"qwen3:8b":                {Capabilities: []string{"completion", "tools", "thinking"}, ContextLength: 40960, SizeBytes: 5225388164},
 			"gemma3:4b":               {Capabilities: []string{"completion", "vision"}, ContextLength: 131072, SizeBytes: 3338801804},
 			"nomic-embed-text:latest": {Capabilities: []string{"embedding"}, ContextLength: 2048, SizeBytes: 274302450},
@@ -54,7 +54,7 @@ func TestListFixtures(t *testing.T) {
 			"gpt-oss:120b-cloud": {Capabilities: []string{"completion", "tools", "thinking"}, SizeBytes: 384},
 		}},
 		// v0.17.4 sends neither: discovery must fall back to /api/show.
-		{"v0.17.4/tags.json", map[string]manager.Installed{
+		{"v0.17.4/tags.json", map[string]serving.Installed{
 			"qwen3:8b": {SizeBytes: 5225388164},
 		}},
 	}
@@ -65,7 +65,7 @@ func TestListFixtures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			eachByName(t, got, func(m manager.Installed) string { return m.Name }, tt.want, func(m manager.Installed, w manager.Installed) {
+			eachByName(t, got, func(m serving.Installed) string { return m.Name }, tt.want, func(m serving.Installed, w serving.Installed) {
 				if !reflect.DeepEqual(m.Capabilities, w.Capabilities) || m.ContextLength != w.ContextLength || m.SizeBytes != w.SizeBytes {
 					t.Errorf("%s: capabilities %v, context %d, size %d; want %v, %d, %d",
 						m.Name, m.Capabilities, m.ContextLength, m.SizeBytes, w.Capabilities, w.ContextLength, w.SizeBytes)
@@ -120,7 +120,7 @@ func TestRunningFixtures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			eachByName(t, got, func(r manager.Running) string { return r.Name }, tt.want, func(r manager.Running, w want) {
+			eachByName(t, got, func(r serving.Running) string { return r.Name }, tt.want, func(r serving.Running, w want) {
 				if r.Loading != w.loading || r.SizeBytes != w.size {
 					t.Errorf("%s: loading %v, size %d; want %v, %d", r.Name, r.Loading, r.SizeBytes, w.loading, w.size)
 				}

@@ -12,9 +12,9 @@ import (
 
 	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
 	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
-	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/estimate"
 	"github.com/vramkeeper/vramkeeper/manager/ollama"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // Tiny models: a few MB each, they load in well under a second on CPU.
@@ -145,13 +145,13 @@ func TestAgainstRealOllama(t *testing.T) {
 	step("unknown model", func(t *testing.T) {
 		calls := map[string]func() error{
 			"show":   func() error { _, err := c.Show(ctx, "ghost"); return err },
-			"load":   func() error { return c.Load(ctx, manager.LoadRequest{Name: "ghost"}) },
-			"embed":  func() error { return c.Load(ctx, manager.LoadRequest{Name: "ghost", Embedding: true}) },
+			"load":   func() error { return c.Load(ctx, serving.LoadRequest{Name: "ghost"}) },
+			"embed":  func() error { return c.Load(ctx, serving.LoadRequest{Name: "ghost", Embedding: true}) },
 			"unload": func() error { return c.Unload(ctx, "ghost") },
 		}
 		for op, call := range calls {
 			err := call()
-			if !errors.Is(err, manager.ErrModelUnknown) || !strings.Contains(err.Error(), "ghost") {
+			if !errors.Is(err, serving.ErrModelUnknown) || !strings.Contains(err.Error(), "ghost") {
 				t.Errorf("%s ghost: %v, want ErrModelUnknown naming it", op, err)
 			}
 		}
@@ -159,12 +159,12 @@ func TestAgainstRealOllama(t *testing.T) {
 
 	step("load", func(t *testing.T) {
 		began := time.Now()
-		if err := c.Load(ctx, manager.LoadRequest{Name: "tiny", NumCtx: 1024}); err != nil {
+		if err := c.Load(ctx, serving.LoadRequest{Name: "tiny", NumCtx: 1024}); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("load (generate) took %s", time.Since(began).Round(time.Millisecond))
 		began = time.Now()
-		if err := c.Load(ctx, manager.LoadRequest{Name: "embed", NumCtx: 256, Embedding: true}); err != nil {
+		if err := c.Load(ctx, serving.LoadRequest{Name: "embed", NumCtx: 256, Embedding: true}); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("load (embed) took %s", time.Since(began).Round(time.Millisecond))
@@ -198,14 +198,14 @@ func TestAgainstRealOllama(t *testing.T) {
 	step("reload at another context", func(t *testing.T) {
 		// The manager changes a loaded model's context by loading it again;
 		// Ollama then restarts the runner with the new num_ctx.
-		if err := c.Load(ctx, manager.LoadRequest{Name: "tiny", NumCtx: 2048}); err != nil {
+		if err := c.Load(ctx, serving.LoadRequest{Name: "tiny", NumCtx: 2048}); err != nil {
 			t.Fatal(err)
 		}
 		running, err := c.Running(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		i := slices.IndexFunc(running, func(r manager.Running) bool { return r.Name == "tiny:latest" })
+		i := slices.IndexFunc(running, func(r serving.Running) bool { return r.Name == "tiny:latest" })
 		if i < 0 || running[i].ContextLength != 2048 {
 			t.Fatalf("running = %+v, want tiny:latest at 2048", running)
 		}
@@ -229,7 +229,7 @@ func TestAgainstRealOllama(t *testing.T) {
 	})
 
 	step("restart", func(t *testing.T) {
-		if err := c.Load(ctx, manager.LoadRequest{Name: "tiny"}); err != nil {
+		if err := c.Load(ctx, serving.LoadRequest{Name: "tiny"}); err != nil {
 			t.Fatal(err)
 		}
 		began := time.Now()
@@ -246,7 +246,7 @@ func TestAgainstRealOllama(t *testing.T) {
 		if running, err := c.Running(ctx); err != nil || len(running) != 0 {
 			t.Fatalf("Running after restart = %+v, %v; want nothing", running, err)
 		}
-		if err := c.Load(ctx, manager.LoadRequest{Name: "tiny"}); err != nil {
+		if err := c.Load(ctx, serving.LoadRequest{Name: "tiny"}); err != nil {
 			t.Fatalf("Load after restart: %v", err)
 		}
 		if err := c.Unload(ctx, "tiny"); err != nil {
@@ -257,13 +257,13 @@ func TestAgainstRealOllama(t *testing.T) {
 	step("stopped server is unreachable", func(t *testing.T) {
 		srv.Stop()
 		_, err := c.Version(ctx)
-		if !errors.Is(err, manager.ErrUnreachable) {
+		if !errors.Is(err, serving.ErrUnreachable) {
 			t.Fatalf("Version on a stopped server: %v, want ErrUnreachable", err)
 		}
 		if want := "ollama at " + srv.URL.String() + " unreachable"; !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not contain %q", err, want)
 		}
-		if err := c.Load(ctx, manager.LoadRequest{Name: "tiny"}); !errors.Is(err, manager.ErrUnreachable) {
+		if err := c.Load(ctx, serving.LoadRequest{Name: "tiny"}); !errors.Is(err, serving.ErrUnreachable) {
 			t.Errorf("Load on a stopped server: %v, want ErrUnreachable", err)
 		}
 	})

@@ -9,8 +9,8 @@ import (
 
 	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
 	"github.com/vramkeeper/vramkeeper/internal/registrytest"
-	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/ollama"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // Pulls against a real Ollama from a local registry: a generated model
@@ -51,7 +51,7 @@ func TestPullFromLocalRegistry(t *testing.T) {
 
 	var files, statuses []string
 	var done, total uint64
-	err := c.Pull(ctx, manager.PullRequest{Name: reg.Name("tiny:latest"), Insecure: true}, func(p manager.PullProgress) {
+	err := c.Pull(ctx, serving.PullRequest{Name: reg.Name("tiny:latest"), Insecure: true}, func(p serving.PullProgress) {
 		statuses = append(statuses, p.Status)
 		if p.Digest != "" && !slices.Contains(files, p.Digest) {
 			files = append(files, p.Digest)
@@ -77,7 +77,7 @@ func TestPullFromLocalRegistry(t *testing.T) {
 	halfway := make(chan struct{}, 1)
 	pulled := make(chan error, 1)
 	go func() {
-		pulled <- c.Pull(pctx, manager.PullRequest{Name: reg.Name("bigger:latest"), Insecure: true}, func(p manager.PullProgress) {
+		pulled <- c.Pull(pctx, serving.PullRequest{Name: reg.Name("bigger:latest"), Insecure: true}, func(p serving.PullProgress) {
 			if p.Total > 0 && p.Completed > 0 && p.Completed < p.Total {
 				select {
 				case halfway <- struct{}{}:
@@ -102,11 +102,11 @@ func TestPullFromLocalRegistry(t *testing.T) {
 		t.Errorf("a cancelled pull is listed: %v", listed())
 	}
 
-	err = c.Pull(ctx, manager.PullRequest{Name: reg.Name("nope:latest"), Insecure: true}, func(manager.PullProgress) {})
-	if !errors.Is(err, manager.ErrModelUnknown) {
+	err = c.Pull(ctx, serving.PullRequest{Name: reg.Name("nope:latest"), Insecure: true}, func(serving.PullProgress) {})
+	if !errors.Is(err, serving.ErrModelUnknown) {
 		t.Errorf("a name the registry lacks: %v", err)
 	}
-	if err := c.Pull(ctx, manager.PullRequest{Name: "no spaces allowed"}, func(manager.PullProgress) {}); !errors.Is(err, manager.ErrModelUnknown) {
+	if err := c.Pull(ctx, serving.PullRequest{Name: "no spaces allowed"}, func(serving.PullProgress) {}); !errors.Is(err, serving.ErrModelUnknown) {
 		t.Errorf("not a name: %v", err)
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // tagsResponse is the part of GET /api/tags the manager reads. Ollama v0.30
@@ -33,12 +33,12 @@ type tagsResponse struct {
 // decodeTags turns a /api/tags body into the installed list. A model
 // without a name is skipped (nothing could address it); negative numbers
 // read as unknown.
-func decodeTags(body []byte) ([]manager.Installed, error) {
+func decodeTags(body []byte) ([]serving.Installed, error) {
 	var resp tagsResponse
 	if err := json.Unmarshal(body, &resp); err != nil {
 		return nil, fmt.Errorf("decoding /api/tags: %w", err)
 	}
-	out := make([]manager.Installed, 0, len(resp.Models))
+	out := make([]serving.Installed, 0, len(resp.Models))
 	for _, m := range resp.Models {
 		name := m.Name
 		if name == "" {
@@ -47,7 +47,7 @@ func decodeTags(body []byte) ([]manager.Installed, error) {
 		if name == "" {
 			continue
 		}
-		in := manager.Installed{
+		in := serving.Installed{
 			Name:          name,
 			Digest:        m.Digest,
 			SizeBytes:     nonNegative(m.Size),

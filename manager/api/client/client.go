@@ -19,6 +19,7 @@ import (
 
 	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/api/wire"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // DialTimeout is how long Dial waits for a running instance: short, since
@@ -318,7 +319,7 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 // Pull downloads a model through the instance (POST /keeper/v1/pull),
 // calling progress (may be nil) with each update; ctx ends it, and the
 // instance then stops the download.
-func (c *Client) Pull(ctx context.Context, req manager.PullRequest, progress func(manager.PullProgress)) error {
+func (c *Client) Pull(ctx context.Context, req serving.PullRequest, progress func(serving.PullProgress)) error {
 	resp, err := c.send(ctx, http.MethodPost, "pull", req)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/api/wire"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 	"github.com/vramkeeper/vramkeeper/manager/timeline"
 )
 
@@ -318,7 +319,7 @@ func (r *Remote) Apply(ctx context.Context, p manager.SettingsPatch) error {
 
 // Pull downloads a model through the instance, with its progress; once it
 // returns, the cache lists the model.
-func (r *Remote) Pull(ctx context.Context, req manager.PullRequest, progress func(manager.PullProgress)) error {
+func (r *Remote) Pull(ctx context.Context, req serving.PullRequest, progress func(serving.PullProgress)) error {
 	return r.after(ctx, r.c.Pull(ctx, req, progress))
 }
 

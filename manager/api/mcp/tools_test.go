@@ -16,7 +16,9 @@ import (
 
 	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/api/mcp"
+	"github.com/vramkeeper/vramkeeper/manager/card"
 	"github.com/vramkeeper/vramkeeper/manager/score"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 	"github.com/vramkeeper/vramkeeper/manager/timeline"
 )
 
@@ -36,7 +38,7 @@ func newFake() *fakeKeeper {
 	tables := score.Defaults()
 	return &fakeKeeper{release: make(chan struct{}), snap: manager.Snapshot{
 		Budget: 7 << 30, Used: 1 << 30, Free: 6 << 30, OllamaUp: true, Tasks: tables.TaskNames(), Roles: tables.RoleNames(),
-		VRAM: manager.VRAM{Total: 8 << 30, Source: manager.SourceEstimated},
+		VRAM: card.VRAM{Total: 8 << 30, Source: card.SourceEstimated},
 		Models: []manager.ModelView{
 			{Name: "chat:1b", Loaded: true, State: manager.Loaded, SizeBytes: 1 << 30, EstimateBytes: 1 << 30, NumCtx: 4096, LoadedCtx: 4096, MaxFitCtx: 32768, Fits: true, Priority: 10},
 			{Name: "coder:7b", State: manager.Idle, EstimateBytes: 5 << 30, NumCtx: 4096, MaxFitCtx: 8192, Fits: true, Priority: 8},
@@ -200,7 +202,7 @@ func (f *fakeKeeper) Subscribe(int) (<-chan manager.Event, func()) {
 func (f *fakeKeeper) Timeline(context.Context, time.Time) (timeline.Window, error) {
 	return timeline.Window{}, nil
 }
-func (f *fakeKeeper) Pull(context.Context, manager.PullRequest, func(manager.PullProgress)) error {
+func (f *fakeKeeper) Pull(context.Context, serving.PullRequest, func(serving.PullProgress)) error {
 	return nil
 }
 func (f *fakeKeeper) SetPinned(context.Context, string, bool) error      { return nil }

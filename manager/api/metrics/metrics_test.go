@@ -19,6 +19,7 @@ import (
 
 	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/api/metrics"
+	"github.com/vramkeeper/vramkeeper/manager/card"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -36,7 +37,7 @@ func newSource(models ...manager.ModelView) *source {
 	slices.SortFunc(models, func(a, b manager.ModelView) int { return strings.Compare(a.Name, b.Name) })
 	return &source{events: make(chan manager.Event), snap: manager.Snapshot{
 		Budget: 7 << 30, Used: 3 << 30, Others: 1 << 30, OllamaUp: true,
-		VRAM: manager.VRAM{Total: 8 << 30, Source: manager.SourceNVML}, Models: models,
+		VRAM: card.VRAM{Total: 8 << 30, Source: card.SourceNVML}, Models: models,
 	}}
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/manager"
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // APIVersion is the management API's version. Clients send it in
@@ -186,7 +187,7 @@ func IsLoopback(addr string) bool {
 // when it fails after the answer began, a last line with the error and
 // its code (the answer's status is 200 by then).
 type PullLine struct {
-	manager.PullProgress
+	serving.PullProgress
 	Error string `json:"error,omitempty"`
 	Code  string `json:"code,omitempty"`
 }
