@@ -85,13 +85,15 @@ func desktop(ctx context.Context, env *cli.Env) error {
 	stopManager := env.Start(ctx)
 	defer stopManager()
 	apiDone := make(chan struct{})
+	apiDown := make(chan string, 1)
 	go func() {
 		defer close(apiDone)
 		// The tray is useful without the API (e.g. a second instance holds
-		// the port), so a failure is logged, not fatal; the window, which
-		// needs it, then says so.
-		if err := env.ServeAPI(ctx); err != nil {
+		// the port), so a failure is logged and notified, not fatal; the
+		// window, which needs it, then says so.
+		if err := env.ServeAPI(ctx); err != nil && ctx.Err() == nil {
 			env.Log.Error("local API not serving: the window and the command line cannot reach this instance", "err", err)
+			apiDown <- err.Error()
 		}
 	}()
 	args := cli.WindowArgs(env.Flags, env.ConfigPath, env.Config.Listen)
@@ -111,6 +113,7 @@ func desktop(ctx context.Context, env *cli.Env) error {
 		Ollama:       ollama,
 		OpenRequests: openReq,
 		TrayShown:    trayWatch.Shown,
+		APIDown:      apiDown,
 	})
 	cancel()
 	<-apiDone

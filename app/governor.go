@@ -18,16 +18,22 @@ import (
 // threads for the Go scheduler. While nobody uses the window, the
 // governor puts the main thread to sleep for most of each second (a
 // sleeping loop drops the ticks it misses), so the window redraws and
-// polls input about 5 times a second; any input, an open text field or a
+// polls input about 5 times a second, then less than twice a second once
+// it has been left alone a while; any input, an open text field or a
 // progress bar that moves brings back the full rate at once.
 const (
 	// idleAfter: no input for this long and the window naps.
 	idleAfter = 3 * time.Second
-	// nap is each sleep of the main thread, so also the most the first
-	// input after an idle spell waits; awake lets at least one of the
-	// driver's ticks run between naps (they come every 16.7 ms).
-	nap   = 200 * time.Millisecond
-	awake = 20 * time.Millisecond
+	// Each sleep of the main thread, so also the most the first input
+	// after an idle spell waits, is a twentieth of the time without input,
+	// from minNap to maxNap (reached after 12 s): every wake-up costs the
+	// Go scheduler a burst of work (its monitor thread spins up again), so
+	// fewer of them is what brings the idle window under 1 % of a core.
+	// awake lets at least one of the driver's ticks run between naps (they
+	// come every 16.7 ms).
+	minNap = 200 * time.Millisecond
+	maxNap = 600 * time.Millisecond
+	awake  = 20 * time.Millisecond
 )
 
 // governor decides when the window naps. touch and setBusy may be called
@@ -49,16 +55,17 @@ func (g *governor) touch() { g.last.Store(g.now().UnixNano()) }
 
 func (g *governor) setBusy(b bool) { g.busy.Store(b) }
 
-// next says whether to nap now; if not, how long until it may.
-func (g *governor) next() (napNow bool, wait time.Duration) {
+// next says how long to nap now (0: not now) and, if not, how long until
+// it may.
+func (g *governor) next() (napFor, wait time.Duration) {
 	if g.busy.Load() {
-		return false, idleAfter
+		return 0, idleAfter
 	}
 	idle := g.now().Sub(time.Unix(0, g.last.Load()))
 	if idle >= idleAfter {
-		return true, 0
+		return min(max(idle/20, minNap), maxNap), 0
 	}
-	return false, idleAfter - idle
+	return 0, idleAfter - idle
 }
 
 // run naps the main thread while the window is idle, until ctx ends.
@@ -66,8 +73,8 @@ func (g *governor) next() (napNow bool, wait time.Duration) {
 // thread), which keystrokes into it do not otherwise show.
 func (g *governor) run(ctx context.Context, typing func() bool) {
 	for {
-		napNow, wait := g.next()
-		if !napNow {
+		napFor, wait := g.next()
+		if napFor == 0 {
 			select {
 			case <-ctx.Done():
 				return
@@ -84,7 +91,7 @@ func (g *governor) run(ctx context.Context, typing func() bool) {
 			}
 			select {
 			case <-ctx.Done():
-			case <-time.After(nap):
+			case <-time.After(napFor):
 			}
 		})
 		select {

@@ -51,6 +51,10 @@ type TrayOptions struct {
 	// always). Without one the window is the only way back, so it opens
 	// even with StartHidden, and closing it quits.
 	TrayShown func() bool
+	// APIDown receives why the local API is not serving (its address is
+	// taken, and by whom, and what to do), which the tray notifies: the
+	// window and the command line cannot reach this instance. May be nil.
+	APIDown <-chan string
 }
 
 // trayPoll refreshes the tray between events: other programs' VRAM use
@@ -120,6 +124,8 @@ func RunTray(ctx context.Context, opt TrayOptions) error {
 			t.noteOllama(ctx)
 		case <-opt.OpenRequests:
 			t.openWindow()
+		case why := <-opt.APIDown:
+			t.send(ctx, apiDownNote(why))
 		case <-t.win.closed:
 			if !t.trayShown() {
 				t.log.Info("window closed, and no tray icon to come back through: quitting")
@@ -306,6 +312,11 @@ func (t *trayApp) note(ctx context.Context, e manager.Event) {
 	if n, ok := NoteFor(e); ok && t.notes.allow(e) {
 		t.send(ctx, n)
 	}
+}
+
+// apiDownNote says that the local API is not serving, and why.
+func apiDownNote(why string) Note {
+	return Note{"VRAM Keeper has no local API", "The window and the command line cannot reach this VRAM Keeper: " + why + "."}
 }
 
 // noteOllama notifies an exit or a give-up of the server we started.

@@ -143,6 +143,10 @@ func footprintLinux(ctx context.Context, log *slog.Logger, _ *server, idle time.
 		Notes: []string{"Measured from /proc/PID/stat (utime+stime) after a 10 s settle, and /proc/PID/status VmHWM; command: `" + footprintCmd + "`.",
 			"The app runs with --hidden: the tray process (manager, API, tray over D-Bus, no GUI toolkit) is what stays running. " +
 				"The window is a `vramkeeper window` child process that runs Fyne (and GL) only while it is open, and exits when it is closed.",
+			"The window naps while nobody uses it (app/governor.go): after 3 s without input Fyne's loop polls and redraws about 5 times a second instead of 60, " +
+				"less than twice a second after 12 s; input, a focused text field or a moving progress bar brings the full rate back (the first input waits for the nap's end, 0.6 s at most); " +
+				"it redraws only the widgets whose text or state changed. Before (main at e9fb5e0, the same method and machine, 2026-12-06): the window idled at 3.62 % of a core " +
+				"(issue 18 measured 2.2 to 3.5 %); with 0.2 s naps only, 1.15 %: perf record showed most of what was left in the Go scheduler waking at each nap's end (sysmon, futex hand-offs), so fewer, longer naps.",
 			"Before the tray and the window were split (2026-11-25), the window and the tray shared one Fyne process. Where its idle CPU went (perf record -g on the idle app, 30 s, 2026-11-25): Fyne's GLFW driver loop wakes 60 times a second " +
 				"(fyne v2.7.1 internal/driver/glfw/loop.go, `time.NewTicker(time.Second / 60)`) on the OS-locked main thread, and each wake-up " +
 				"is a futex hand-off between threads (runtime.startlockedm/stoplockedm) plus scheduler and sysmon work: over 95 % of the samples. " +

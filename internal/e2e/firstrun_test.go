@@ -93,7 +93,7 @@ func TestFirstRun(t *testing.T) {
 	app := startAppEnv(t, bin, ollamaURL, nil, []string{"PATH=" + pathWithout("ollama")})
 	step("app started without ollama on PATH (pid %d)", app.cmd.Process.Pid)
 	win := waitMapped(t, w.ui, title)
-	waitButtons(t, w.ui, win, "the Get Ollama button", func(bs []image.Rectangle) bool { return len(bs) == 1 })
+	waitOneButton(t, w.ui, win, "the Get Ollama button")
 	shootWindow(t, shots, "first-run-not-installed.png", win)
 	closeWindow(t, w, app, win)
 	step("not installed: window shown, closed, app gone")
@@ -106,13 +106,7 @@ func TestFirstRun(t *testing.T) {
 	app = startAppEnv(t, bin, ollamaURL, nil, []string{"PATH=" + binDir + ":" + pathWithout("ollama")})
 	step("app started with ollama on PATH (pid %d)", app.cmd.Process.Pid)
 	win = waitMapped(t, w.ui, title)
-	var start image.Rectangle
-	waitButtons(t, w.ui, win, "the Start Ollama button", func(bs []image.Rectangle) bool {
-		if len(bs) == 1 {
-			start = bs[0]
-		}
-		return len(bs) == 1
-	})
+	start := waitOneButton(t, w.ui, win, "the Start Ollama button")
 	shootWindow(t, shots, "first-run-no-ollama.png", win)
 	if err := Click(Center(start)); err != nil {
 		t.Fatal(err)
@@ -152,13 +146,7 @@ func TestFirstRun(t *testing.T) {
 		shootWindow(t, shots, "failed-pull.png", win)
 		t.Fatalf("no download reached the registry within %s", w.load)
 	}
-	var bar image.Rectangle
-	waitButtons(t, w.ui, win, "the download's progress bar", func(bs []image.Rectangle) bool {
-		if len(bs) == 1 {
-			bar = bs[0]
-		}
-		return len(bs) == 1
-	})
+	bar := waitOneButton(t, w.ui, win, "the download's progress bar")
 	shootWindow(t, shots, "first-run-pulling.png", win)
 	step("download held halfway, progress shown")
 
@@ -254,6 +242,20 @@ func waitButtons(t *testing.T, timeout time.Duration, win image.Rectangle, what 
 		}
 		return stable, fmt.Sprintf("buttons %v", bs)
 	})
+}
+
+// waitOneButton waits until the window shows exactly one high-importance
+// button (or progress bar), and returns where.
+func waitOneButton(t *testing.T, timeout time.Duration, win image.Rectangle, what string) image.Rectangle {
+	t.Helper()
+	var one image.Rectangle
+	waitButtons(t, timeout, win, what, func(bs []image.Rectangle) bool {
+		if len(bs) == 1 {
+			one = bs[0]
+		}
+		return len(bs) == 1
+	})
+	return one
 }
 
 func shootWindow(t *testing.T, dir, name string, win image.Rectangle) {

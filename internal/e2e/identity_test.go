@@ -134,6 +134,15 @@ func TestAddressTaken(t *testing.T) {
 		return true, ""
 	})
 
+	// The tray says so too, in a notification (here, where it has no icon,
+	// beside the window).
+	note, err := desk.WaitNote(w.ui, func(n Note) bool { return strings.Contains(n.Body, "could not listen on "+listen) })
+	if err != nil {
+		t.Errorf("no notification that the API could not listen: %v; got %q", err, desk.Notes())
+	} else if !strings.Contains(note.Body, fmt.Sprintf("PID %d", first.Process.Pid)) || !strings.Contains(note.Body, "--listen ") {
+		t.Errorf("the notification %q does not say who holds the address and what to do", note.Body)
+	}
+
 	// Its commands: none lists or changes the first one's models.
 	out, err := second.cli(w.ui, "models")
 	if err == nil || strings.Contains(out, firstModel) {
