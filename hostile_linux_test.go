@@ -77,7 +77,9 @@ func TestManyLargeBodies(t *testing.T) {
 	if statuses[http.StatusNotFound] == 0 {
 		t.Errorf("answers %v: none was read", statuses)
 	}
-	if limit := uint64(768 << 20); peak > limit {
+	// A generous bound: the garbage of bodies done waits for the collector;
+	// without the bound on bodies in flight the peak was 5 GB.
+	if limit := uint64(1 << 30); peak > limit {
 		t.Errorf("serve's peak RSS %d MiB, want under %d MiB", peak>>20, limit>>20)
 	}
 }
