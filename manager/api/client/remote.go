@@ -40,8 +40,10 @@ type Remote struct {
 	pollErr, streamErr string
 }
 
-// RemotePoll is how often Run reads the status besides events: VRAM use by
-// other programs changes without an event.
+// RemotePoll is how often Run reads the status besides events: a pause, a
+// pin or a settings change made elsewhere (the tray's menu, the command
+// line) has no event of its own, so this is how soon the window shows it
+// (TestRemoteSeesChangesMadeElsewhere).
 const RemotePoll = 2 * time.Second
 
 // Reconnecting to a lost event stream waits reconnectFirst, doubling up to
