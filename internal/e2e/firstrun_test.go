@@ -124,6 +124,9 @@ func TestFirstRun(t *testing.T) {
 	})
 	// The banner's button goes, and the offer's Download waits for a name.
 	waitButtons(t, w.ui, win, "no Start Ollama button", func(bs []image.Rectangle) bool { return len(bs) == 0 })
+	if ok, detail := tableShowsRow(win); ok {
+		t.Errorf("with no models, the window shows a table row (%s)", detail)
+	}
 	shootWindow(t, shots, "first-run-no-models.png", win)
 	step("Ollama up; the window offers models")
 
@@ -164,6 +167,9 @@ func TestFirstRun(t *testing.T) {
 	if out, err := app.cli(w.ui, "models"); err != nil || strings.Contains(out, model) {
 		t.Fatalf("after Cancel: %v; vramkeeper models:\n%s\nwant no %s", err, out, model)
 	}
+	if ok, _ := tableShowsRow(win); ok {
+		t.Error("after Cancel, the window shows a table row")
+	}
 	step("cancelled: no progress, nothing listed")
 
 	// Again, to the end: the name is still in the field.
@@ -188,6 +194,7 @@ func TestFirstRun(t *testing.T) {
 	if out, _ := app.cli(w.ui, "models"); strings.Count(out, model) != 1 {
 		t.Errorf("vramkeeper models lists %s %d times:\n%s", model, strings.Count(out, model), out)
 	}
+	eventually(t, w.ui, "the window's table shows the downloaded model", func() (bool, string) { return tableShowsRow(win) })
 	shootWindow(t, shots, "first-run-downloaded.png", win)
 
 	// No tray: closing the window ends the app, and the Ollama it started.
@@ -256,6 +263,24 @@ func waitOneButton(t *testing.T, timeout time.Duration, win image.Rectangle, wha
 		return len(bs) == 1
 	})
 	return one
+}
+
+// tableShowsRow says whether the window shows the Models table with a row
+// in it (not the offer of models, not an empty table).
+func tableShowsRow(win image.Rectangle) (bool, string) {
+	img, err := Screenshot()
+	if err != nil {
+		return false, err.Error()
+	}
+	tabs, err := FindTabs(img, win)
+	if err != nil {
+		return false, err.Error()
+	}
+	if TableHasRow(img, win, tabs.Indicator.Max.Y) {
+		return true, ""
+	}
+	lastFailed["failed-table-row.png"] = img
+	return false, "no table row under the tabs"
 }
 
 func shootWindow(t *testing.T, dir, name string, win image.Rectangle) {

@@ -375,3 +375,42 @@ func Type(text string) error {
 	_, err := run(60*time.Second, "xdotool", "type", "--delay", "20", text)
 	return err
 }
+
+// TableHasRow says whether the Models table shows a row on img: below y
+// (the tab indicator), a header band (Fyne's header cells, a lighter grey
+// than the background across most of the window), then text in the first
+// column of the row under it. The offer of models shown while none is
+// installed has no such header, and an empty table no such text.
+func TableHasRow(img image.Image, win image.Rectangle, y int) bool {
+	win = win.Intersect(img.Bounds())
+	bg := background(img, win)
+	header := func(y int) bool {
+		n := 0
+		for x := win.Min.X; x < win.Max.X; x++ {
+			if l := luma(img.At(x, y)); l >= bg+12 && l <= bg+30 {
+				n++
+			}
+		}
+		return 2*n >= win.Dx() // the labels take the rest
+	}
+	// The header is 20 rows or more of it (an entry's border is one).
+	for run := 0; y < win.Max.Y; y++ {
+		if header(y) {
+			run++
+		} else if run >= 20 {
+			break
+		} else {
+			run = 0
+		}
+	}
+	// The first row: as tall as the header, its name in the first 180
+	// pixels (the name column).
+	for ry := y; ry < min(y+40, win.Max.Y); ry++ {
+		for x := win.Min.X + 4; x < min(win.Min.X+180, win.Max.X); x++ {
+			if luma(img.At(x, ry)) > bg+80 {
+				return true
+			}
+		}
+	}
+	return false
+}

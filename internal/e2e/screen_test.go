@@ -90,3 +90,37 @@ func TestCloseUpsFail(t *testing.T) {
 		t.Errorf("ChartArea without a divider = %v, want an error", r)
 	}
 }
+
+func TestTableHasRow(t *testing.T) {
+	headerGrey := color.RGBA{0x28, 0x29, 0x2e, 0xff}
+	offerGrey := color.Gray{27}
+	for _, tc := range []struct {
+		name string
+		draw func(img *image.RGBA)
+		want bool
+	}{
+		{"a model in the table", func(img *image.RGBA) {
+			fill(img, image.Rect(4, 262, 1276, 298), headerGrey)
+			fill(img, image.Rect(60, 275, 120, 285), text) // "Name"
+			fill(img, image.Rect(12, 308, 180, 322), text) // the model's name
+		}, true},
+		{"an empty table", func(img *image.RGBA) {
+			fill(img, image.Rect(4, 262, 1276, 298), headerGrey)
+			fill(img, image.Rect(60, 275, 120, 285), text)
+			fill(img, image.Rect(12, 630, 480, 645), text) // the hint under it
+		}, false},
+		{"the offer of models", func(img *image.RGBA) {
+			fill(img, image.Rect(4, 270, 1276, 298), offerGrey)
+			fill(img, image.Rect(12, 278, 80, 290), text)  // "Model"
+			fill(img, image.Rect(12, 310, 120, 322), text) // a suggestion
+		}, false},
+	} {
+		img := image.NewRGBA(image.Rect(0, 0, 1280, 660))
+		fill(img, img.Bounds(), bgGrey)
+		fill(img, image.Rect(4, 200, 1276, 220), text) // above the tabs: not looked at
+		tc.draw(img)
+		if got := TableHasRow(img, img.Bounds(), 221); got != tc.want {
+			t.Errorf("%s: TableHasRow = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
