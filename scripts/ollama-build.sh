@@ -60,12 +60,20 @@ src=$(go mod download -json "github.com/ollama/ollama@$version" | sed -n 's/^[[:
 # miniaudio.h ships in malgo's module (not a dependency of ours or Ollama's).
 malgo=$(go mod download -json github.com/gen2brain/malgo@v0.11.24 | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
 [ -f "$malgo/miniaudio.h" ] || { echo "miniaudio.h not found in malgo ($malgo)" >&2; exit 1; }
-cp -r "$src" "$work/ollama"
-chmod -R u+w "$work/ollama"
+# The sources go to a fixed folder per version: cgo's flags name the
+# package's folder (${SRCDIR}), and they are part of the Go build cache's
+# key for the cgo parts, so a second build of the version (another stamp)
+# relinks instead of compiling llama.cpp again. Copied aside and renamed,
+# so an interrupted copy is never taken for a whole one.
+srcdir="$cache/src/ollama-$version"
+if [ ! -d "$srcdir" ]; then
+  mkdir -p "$cache/src"
+  cp -r "$src" "$work/ollama"
+  chmod -R u+w "$work/ollama"
+  mv "$work/ollama" "$srcdir"
+fi
 # Module zips drop vendor/ folders: miniaudio comes from malgo (see shared notes).
-# The include folder has a fixed path: the flags are part of the Go build
-# cache's key for the cgo parts, so a second build (another stamp) relinks
-# instead of compiling llama.cpp again.
+# The include folder has a fixed path too, for the same reason.
 inc="$cache/include"
 mkdir -p "$inc/miniaudio"
 cmp -s "$malgo/miniaudio.h" "$inc/miniaudio/miniaudio.h" || cp "$malgo/miniaudio.h" "$inc/miniaudio/miniaudio.h"
@@ -73,7 +81,7 @@ cmp -s "$malgo/miniaudio.h" "$inc/miniaudio/miniaudio.h" || cp "$malgo/miniaudio
 echo ">> building ollama $version (cgo, llama.cpp CPU backend): about 9 minutes on 2 cores the first time" >&2
 start=$(date +%s)
 (
-  cd "$work/ollama"
+  cd "$srcdir"
   # version.Version is what /api/version and `ollama --version` report.
   CGO_ENABLED=1 CGO_CPPFLAGS="-I$inc" GOFLAGS=-mod=mod go build -trimpath \
     -ldflags "$stamp" -o "$work/ollama-bin" . 2>&1 |
