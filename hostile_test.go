@@ -18,6 +18,7 @@ import (
 	"github.com/vramkeeper/vramkeeper/internal/faultproxy"
 	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
 	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
+	"github.com/vramkeeper/vramkeeper/internal/testwait"
 	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/api/client"
 )
@@ -31,22 +32,6 @@ import (
 func tinySpec(layers int) ggufgen.Spec {
 	return ggufgen.Spec{Arch: "llama", Layers: layers, Embd: 128, Heads: 2, KVHeads: 2, FFN: 256,
 		Vocab: ggufgen.MinVocab, ContextLength: 4096, WeightType: "F32"}
-}
-
-// waitFor polls cond (bounded) and fails with what it last saw.
-func waitFor(t *testing.T, what string, within time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		ok, saw := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s; last saw %s", what, within, saw)
-		}
-		time.Sleep(100 * time.Millisecond) // polling a condition, bounded
-	}
 }
 
 // kill9 ends p at once, as a crash or `kill -9` would; its cleanup then
@@ -181,7 +166,7 @@ func TestKillDuringAYield(t *testing.T) {
 			p, c = start(t)
 
 			var snap manager.Snapshot
-			waitFor(t, "status to agree with /api/ps", time.Minute, func() (bool, string) {
+			testwait.Until(t, "status to agree with /api/ps", time.Minute, func() (bool, string) {
 				snap, err = c.Snapshot(ctx)
 				if err != nil {
 					return false, err.Error()

@@ -15,6 +15,7 @@ import (
 	"github.com/vramkeeper/vramkeeper/internal/cli"
 	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
 	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
+	"github.com/vramkeeper/vramkeeper/internal/testwait"
 	"github.com/vramkeeper/vramkeeper/manager"
 	"github.com/vramkeeper/vramkeeper/manager/api/client"
 )
@@ -64,22 +65,6 @@ func serve(t *testing.T, args []string) *serving {
 	}
 }
 
-// until polls cond (bounded) and fails with what it last saw.
-func until(t *testing.T, what string, within time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		ok, saw := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s; last saw %s", what, within, saw)
-		}
-		time.Sleep(100 * time.Millisecond) // polling a condition, bounded
-	}
-}
-
 // onCard is /api/ps as name → context length.
 func onCard(t *testing.T, srv *ollamatest.Server) map[string]int {
 	out := map[string]int{}
@@ -118,7 +103,7 @@ func TestServeWarmStartYieldRestore(t *testing.T) {
 	// loaded.
 	write(`warm_start = ""` + "\n")
 	s := serve(t, flags)
-	until(t, "discovery and three polls", time.Minute, func() (bool, string) {
+	testwait.Until(t, "discovery and three polls", time.Minute, func() (bool, string) {
 		snap, err := s.c.Snapshot(ctx)
 		if err != nil || !snap.Discovered {
 			return false, fmt.Sprintf("discovered %v (%v)", snap.Discovered, err)
@@ -134,12 +119,12 @@ func TestServeWarmStartYieldRestore(t *testing.T) {
 	// Warm start for chat, with tiny-chat's own context.
 	write("warm_start = \"chat\"\n\n[models.\"tiny-chat:latest\"]\ncontext_length = 2048\n")
 	s = serve(t, flags)
-	until(t, "the warm start", 2*time.Minute, func() (bool, string) {
+	testwait.Until(t, "the warm start", 2*time.Minute, func() (bool, string) {
 		got := onCard(t, srv)
 		return len(got) == 1 && got["tiny-chat:latest"] == 2048, fmt.Sprint(got)
 	})
 	// Ollama lists the model a moment before the manager's load returns.
-	until(t, "the history to say the warm start loaded tiny-chat", 30*time.Second, func() (bool, string) {
+	testwait.Until(t, "the history to say the warm start loaded tiny-chat", 30*time.Second, func() (bool, string) {
 		hist, err := s.c.History(ctx)
 		return err == nil && slices.ContainsFunc(hist, func(e manager.Event) bool {
 			return e.Kind == manager.EventLoaded && e.Model == "tiny-chat:latest" && strings.Contains(e.Reason, "warm start")

@@ -21,6 +21,7 @@ import (
 
 	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
 	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
+	"github.com/vramkeeper/vramkeeper/internal/testwait"
 )
 
 // Environment the test reads; scripts/e2e-desktop.sh sets the first three
@@ -140,7 +141,7 @@ func quickScenario(s *session) {
 	second := waitRunning(t, s.srv, s.w.load, 1, first)
 	s.step("ollama runs %s; %s evicted", second, first)
 	s.waitEvictionNote(first)
-	eventually(t, s.w.ui, "the menu lists "+second+" and not "+first, func() (bool, string) {
+	testwait.Until(t, "the menu lists "+second+" and not "+first, s.w.ui, func() (bool, string) {
 		m := s.menu()
 		_, ok := m.Find(second, "Unload")
 		_, old := m.Find(first)
@@ -239,7 +240,7 @@ func (s *session) startApp(flags []string) {
 	}
 	s.item = item
 	s.step("tray item registered: %s %s", item.Service, item.Path)
-	eventually(t, s.w.start, "the menu offers Load best for once Ollama is seen", func() (bool, string) {
+	testwait.Until(t, "the menu offers Load best for once Ollama is seen", s.w.start, func() (bool, string) {
 		m := s.menu()
 		lb, ok := m.Find("Load best for", "chat")
 		_, none := m.Find("No models loaded")
@@ -279,7 +280,7 @@ func (s *session) click(path ...string) {
 // waitListed waits until the menu lists each model with an Unload item.
 func (s *session) waitListed(models ...string) {
 	s.t.Helper()
-	eventually(s.t, s.w.ui, fmt.Sprintf("the menu lists %v with Unload", models), func() (bool, string) {
+	testwait.Until(s.t, fmt.Sprintf("the menu lists %v with Unload", models), s.w.ui, func() (bool, string) {
 		m := s.menu()
 		for _, name := range models {
 			if _, ok := m.Find(name, "Unload"); !ok {
@@ -293,7 +294,7 @@ func (s *session) waitListed(models ...string) {
 // waitNoneListed waits until the menu says no models are loaded.
 func (s *session) waitNoneListed() {
 	s.t.Helper()
-	eventually(s.t, s.w.ui, "the menu says no models are loaded", func() (bool, string) {
+	testwait.Until(s.t, "the menu says no models are loaded", s.w.ui, func() (bool, string) {
 		m := s.menu()
 		_, none := m.Find("No models loaded")
 		return none, m.String()
@@ -304,7 +305,7 @@ func (s *session) waitNoneListed() {
 // saves it.
 func (s *session) waitIconChanged() {
 	s.t.Helper()
-	eventually(s.t, s.w.ui, "the tray icon changes after the load", func() (bool, string) {
+	testwait.Until(s.t, "the tray icon changes after the load", s.w.ui, func() (bool, string) {
 		img, err := s.desk.IconPixmap(s.item)
 		if err != nil {
 			return false, err.Error()
@@ -352,7 +353,7 @@ func (s *session) quit() {
 	}
 	// The window is a child process in the app's process group: Quit ends
 	// it too.
-	eventually(t, s.w.quit, "no process of the app (the window included) is left after Quit", func() (bool, string) {
+	testwait.Until(t, "no process of the app (the window included) is left after Quit", s.w.quit, func() (bool, string) {
 		err := syscall.Kill(-app.cmd.Process.Pid, 0)
 		return err == syscall.ESRCH, fmt.Sprintf("kill(-%d, 0): %v", app.cmd.Process.Pid, err)
 	})
@@ -524,28 +525,12 @@ func tail(path string, n int64) string {
 	return string(b)
 }
 
-// eventually polls cond until it holds, failing with its last detail.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s, still not true: %s\nlast seen:\n%s", timeout, what, detail)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
-
 // waitRunning waits until Ollama runs exactly n models, none of them
 // notName, and returns the first one's name.
 func waitRunning(t *testing.T, srv *ollamatest.Server, timeout time.Duration, n int, notName string) string {
 	t.Helper()
 	var name string
-	eventually(t, timeout, fmt.Sprintf("/api/ps lists %d model(s), not %q", n, notName), func() (bool, string) {
+	testwait.Until(t, fmt.Sprintf("/api/ps lists %d model(s), not %q", n, notName), timeout, func() (bool, string) {
 		var names []string
 		for _, m := range srv.Running(t) {
 			names = append(names, m.Name)
@@ -561,7 +546,7 @@ func waitRunning(t *testing.T, srv *ollamatest.Server, timeout time.Duration, n 
 // waitWindow waits until the window is mapped and keeps its place.
 func (s *session) waitWindow() {
 	s.t.Helper()
-	eventually(s.t, s.w.ui, "the window "+title+" is mapped", func() (bool, string) {
+	testwait.Until(s.t, "the window "+title+" is mapped", s.w.ui, func() (bool, string) {
 		var err error
 		s.win, err = FindWindow(title)
 		if err != nil {
@@ -578,7 +563,7 @@ func (s *session) waitTab(i int) Tabs {
 	s.t.Helper()
 	var tabs Tabs
 	var last image.Rectangle
-	eventually(s.t, s.w.ui, fmt.Sprintf("tab %d is selected", i), func() (bool, string) {
+	testwait.Until(s.t, fmt.Sprintf("tab %d is selected", i), s.w.ui, func() (bool, string) {
 		var err error
 		tabs, err = findTabs(s.win, fmt.Sprintf("failed-tab-%d.png", i))
 		if err != nil {
@@ -597,7 +582,7 @@ func (s *session) waitTab(i int) Tabs {
 // clicked again if a click landed while it moved.
 func (s *session) clickTab(i int) {
 	s.t.Helper()
-	eventually(s.t, s.w.ui, fmt.Sprintf("clicking tab %d selects it", i), func() (bool, string) {
+	testwait.Until(s.t, fmt.Sprintf("clicking tab %d selects it", i), s.w.ui, func() (bool, string) {
 		tabs, err := findTabs(s.win, fmt.Sprintf("failed-click-%d.png", i))
 		if err != nil {
 			return false, err.Error()
@@ -694,7 +679,7 @@ func (s *session) pictures() {
 	if err := ResizeWindow(title, pictureWidth, pictureHeight); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, s.w.ui, fmt.Sprintf("the window is %dx%d", pictureWidth, pictureHeight), func() (bool, string) {
+	testwait.Until(t, fmt.Sprintf("the window is %dx%d", pictureWidth, pictureHeight), s.w.ui, func() (bool, string) {
 		var err error
 		s.win, err = FindWindow(title)
 		if err != nil {

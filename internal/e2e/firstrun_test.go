@@ -19,6 +19,7 @@ import (
 	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
 	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
 	"github.com/vramkeeper/vramkeeper/internal/registrytest"
+	"github.com/vramkeeper/vramkeeper/internal/testwait"
 )
 
 // TestFirstRun plays a new user's first hour on a desktop that shows no
@@ -112,7 +113,7 @@ func TestFirstRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	step("clicked Start Ollama")
-	eventually(t, w.load, "the tray's Ollama answers, with no models", func() (bool, string) {
+	testwait.Until(t, "the tray's Ollama answers, with no models", w.load, func() (bool, string) {
 		out, err := app.cli(w.ui, "status", "--json")
 		var st struct {
 			Up bool `json:"ollama_up"`
@@ -185,7 +186,7 @@ func TestFirstRun(t *testing.T) {
 		t.Fatalf("no notification of the download: %v; got %q", err, desk.Notes())
 	}
 	step("notification %q: %q", note.Summary, note.Body)
-	eventually(t, w.ui, "vramkeeper models lists the downloaded model", func() (bool, string) {
+	testwait.Until(t, "vramkeeper models lists the downloaded model", w.ui, func() (bool, string) {
 		out, err := app.cli(w.ui, "models")
 		return err == nil && strings.Contains(out, model), out
 	})
@@ -194,7 +195,7 @@ func TestFirstRun(t *testing.T) {
 	if out, _ := app.cli(w.ui, "models"); strings.Count(out, model) != 1 {
 		t.Errorf("vramkeeper models lists %s %d times:\n%s", model, strings.Count(out, model), out)
 	}
-	eventually(t, w.ui, "the window's table shows the downloaded model", func() (bool, string) { return tableShowsRow(win) })
+	testwait.Until(t, "the window's table shows the downloaded model", w.ui, func() (bool, string) { return tableShowsRow(win) })
 	shootWindow(t, shots, "first-run-downloaded.png", win)
 
 	// No tray: closing the window ends the app, and the Ollama it started.
@@ -219,7 +220,7 @@ func pathWithout(name string) string {
 func waitMapped(t *testing.T, timeout time.Duration, name string) image.Rectangle {
 	t.Helper()
 	var win image.Rectangle
-	eventually(t, timeout, "the window "+name+" is mapped", func() (bool, string) {
+	testwait.Until(t, "the window "+name+" is mapped", timeout, func() (bool, string) {
 		var err error
 		win, err = FindWindow(name)
 		if err != nil {
@@ -235,7 +236,7 @@ func waitMapped(t *testing.T, timeout time.Duration, name string) image.Rectangl
 func waitButtons(t *testing.T, timeout time.Duration, win image.Rectangle, what string, ok func([]image.Rectangle) bool) {
 	t.Helper()
 	last := false
-	eventually(t, timeout, what, func() (bool, string) {
+	testwait.Until(t, what, timeout, func() (bool, string) {
 		img, err := Screenshot()
 		if err != nil {
 			return false, err.Error()
@@ -314,7 +315,7 @@ func closeWindow(t *testing.T, w waits, app *appProc, win image.Rectangle) {
 	case <-time.After(w.quit):
 		t.Fatalf("app still running %s after its window closed, with no tray to come back through\nlog:\n%s", w.quit, tail(app.log, 4<<10))
 	}
-	eventually(t, w.quit, "no process of the app is left", func() (bool, string) {
+	testwait.Until(t, "no process of the app is left", w.quit, func() (bool, string) {
 		err := syscall.Kill(-app.cmd.Process.Pid, 0)
 		return err == syscall.ESRCH, fmt.Sprintf("kill(-%d, 0): %v", app.cmd.Process.Pid, err)
 	})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
 	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
+	"github.com/vramkeeper/vramkeeper/internal/testwait"
 	"github.com/vramkeeper/vramkeeper/manager/api/client"
 )
 
@@ -84,7 +85,7 @@ func TestAddressTaken(t *testing.T) {
 		return string(out), err
 	}
 	// Its API holds the address before the second starts.
-	eventually(t, w.start, "the first instance's API answers on "+listen, func() (bool, string) {
+	testwait.Until(t, "the first instance's API answers on "+listen, w.start, func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		c, err := client.Dial(ctx, "http://"+listen, "")
@@ -94,7 +95,8 @@ func TestAddressTaken(t *testing.T) {
 		me, err := c.Instance(ctx)
 		return err == nil && me.PID == first.Process.Pid, fmt.Sprintf("%+v %v", me, err)
 	})
-	eventually(t, w.start, "the first instance lists its model", func() (bool, string) {
+
+	testwait.Until(t, "the first instance lists its model", w.start, func() (bool, string) {
 		out, err := firstCLI("models")
 		return err == nil && strings.Contains(out, firstModel), fmt.Sprintf("%v\n%s", err, out)
 	})
@@ -105,7 +107,7 @@ func TestAddressTaken(t *testing.T) {
 	// Mapped, then sized and drawn: its Close button shows.
 	var win image.Rectangle
 	last := false
-	eventually(t, w.ui, "the window "+problemTitle+" is drawn, with its Close button", func() (bool, string) {
+	testwait.Until(t, "the window "+problemTitle+" is drawn, with its Close button", w.ui, func() (bool, string) {
 		var err error
 		if win, err = FindWindow(problemTitle); err != nil {
 			return false, err.Error()
@@ -124,7 +126,7 @@ func TestAddressTaken(t *testing.T) {
 		t.Errorf("the second instance shows a model window (%q) beside %q", title, problemTitle)
 	}
 	shootWindow(t, shots, "first-run-address-taken.png", win)
-	eventually(t, w.ui, "the second instance's log says its API could not listen, on whose account, and what to do", func() (bool, string) {
+	testwait.Until(t, "the second instance's log says its API could not listen, on whose account, and what to do", w.ui, func() (bool, string) {
 		log := tail(second.log, 64<<10)
 		for _, want := range []string{"could not listen on " + listen, fmt.Sprintf("PID %d", first.Process.Pid), "--listen "} {
 			if !strings.Contains(log, want) {

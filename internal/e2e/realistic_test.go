@@ -16,6 +16,7 @@ import (
 
 	"github.com/vramkeeper/vramkeeper/internal/ggufgen"
 	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
+	"github.com/vramkeeper/vramkeeper/internal/testwait"
 	"github.com/vramkeeper/vramkeeper/manager/config"
 )
 
@@ -257,7 +258,7 @@ func hasExactly(names ...string) func([]api.ProcessModelResponse) bool {
 func (s *session) waitModels(what string, cond func([]api.ProcessModelResponse) bool) []api.ProcessModelResponse {
 	s.t.Helper()
 	var ps []api.ProcessModelResponse
-	eventually(s.t, s.w.load, what, func() (bool, string) {
+	testwait.Until(s.t, what, s.w.load, func() (bool, string) {
 		ps = s.srv.Running(s.t)
 		return cond(ps), fmt.Sprint(psNames(ps))
 	})
