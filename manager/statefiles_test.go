@@ -1,13 +1,11 @@
 package manager_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,29 +14,11 @@ import (
 	"github.com/vramkeeper/vramkeeper/manager/config"
 )
 
-// logBuf collects a manager's log.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 var cutModels = []string{"qwen2.5:0.5b", "llama3.2:1b", "qwen2.5:1.5b"}
 
 // runManager starts a manager on dir over a fresh in-memory Ollama with
 // cutModels, reads the catalogue, runs f, and stops it.
-func runManager(t *testing.T, dir string, log *logBuf, f func(ctx context.Context, m *manager.Manager)) {
+func runManager(t *testing.T, dir string, log *syncBuffer, f func(ctx context.Context, m *manager.Manager)) {
 	t.Helper()
 	rt := fakert.New()
 	for _, n := range cutModels {
@@ -73,7 +53,7 @@ func runManager(t *testing.T, dir string, log *logBuf, f func(ctx context.Contex
 func TestStartsFromCutStateFiles(t *testing.T) {
 	src := t.TempDir()
 	measured := map[string]uint64{}
-	runManager(t, src, &logBuf{}, func(ctx context.Context, m *manager.Manager) {
+	runManager(t, src, &syncBuffer{}, func(ctx context.Context, m *manager.Manager) {
 		for _, n := range cutModels {
 			if _, err := m.Load(ctx, n, "test"); err != nil {
 				t.Fatal(err)
@@ -85,7 +65,7 @@ func TestStartsFromCutStateFiles(t *testing.T) {
 			}
 		}
 	})
-	runManager(t, src, &logBuf{}, func(_ context.Context, m *manager.Manager) {
+	runManager(t, src, &syncBuffer{}, func(_ context.Context, m *manager.Manager) {
 		for _, n := range cutModels {
 			v, _ := m.Snapshot().Model(n)
 			if !v.Calibrated {
@@ -118,7 +98,7 @@ func TestStartsFromCutStateFiles(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				log := &logBuf{}
+				log := &syncBuffer{}
 				runManager(t, dir, log, func(_ context.Context, m *manager.Manager) {
 					snap := m.Snapshot()
 					for _, n := range cutModels {
