@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vramkeeper/vramkeeper/internal/ollamatest"
+	"github.com/vramkeeper/vramkeeper/internal/testwait"
 	"github.com/vramkeeper/vramkeeper/manager/api/wire"
 )
 
@@ -148,10 +149,19 @@ func TestWindowsTrayUnderWine(t *testing.T) {
 	waitFor(t, "the X server", func() bool {
 		return w.cmd(ctx, s.env, "xdpyinfo").Run() == nil
 	})
-	// Wine's desktop alone first: the notification area without our icon.
+	// Wine's desktop alone first: the notification area without our icon,
+	// once the taskbar is drawn and two looks a second apart agree.
+	blank := s.shot(t, "x-blank")
 	startBG("wine", "explorer", fmt.Sprintf("/desktop=shell,%dx%d", screenW, screenH))
-	time.Sleep(8 * time.Second) // the desktop draws its taskbar; nothing to poll for
-	before := s.shot(t, "wine-desktop")
+	bar := image.Rect(0, screenH-taskbarH, screenW, screenH)
+	before := blank
+	waitFor(t, "Wine's taskbar, drawn and still", func() bool {
+		prev := before
+		before = s.shot(t, "wine-desktop")
+		_, drawn := changed(blank, before, bar)
+		_, moved := changed(prev, before, bar)
+		return drawn > 1000 && moved == 0
+	})
 
 	state := w.prefixPath("users", "root", "AppData", "Local", "vramkeeper-tray")
 	_ = os.RemoveAll(state)
@@ -179,14 +189,20 @@ func TestWindowsTrayUnderWine(t *testing.T) {
 	var menu image.Rectangle
 	for _, button := range []int{3, 1} {
 		s.click(t, cx, cy, button)
-		time.Sleep(2 * time.Second) // the menu draws; nothing to poll for
-		opened := s.shot(t, "wine-tray-menu")
-		var n int
-		menu, n = changed(shown, opened, image.Rect(0, 0, screenW, screenH-taskbarH))
-		if n > 2000 && menu.Dy() > 60 {
+		// The menu is a box over the desktop; a button that opens none is
+		// given up after a few looks.
+		for look := 0; look < 10 && menu.Empty(); look++ {
+			time.Sleep(500 * time.Millisecond) // polling the screen, bounded by the looks
+			opened := s.shot(t, "wine-tray-menu")
+			var n int
+			menu, n = changed(shown, opened, image.Rect(0, 0, screenW, screenH-taskbarH))
+			if n <= 2000 || menu.Dy() <= 60 {
+				menu = image.Rectangle{}
+			}
+		}
+		if !menu.Empty() {
 			break
 		}
-		menu = image.Rectangle{}
 	}
 	if menu.Empty() {
 		t.Fatalf("no menu opened at the tray icon (%d,%d)", cx, cy)
@@ -208,13 +224,8 @@ func TestWindowsTrayUnderWine(t *testing.T) {
 	})
 }
 
+// waitFor polls ok for up to 90 s: Wine starts programs slowly.
 func waitFor(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within 90 s", what)
-		}
-		time.Sleep(time.Second)
-	}
+	testwait.Until(t, what, 90*time.Second, func() (bool, string) { return ok(), "" })
 }
