@@ -40,9 +40,11 @@ func TestFirstRun(t *testing.T) {
 	}
 	w := quickWaits
 	began := time.Now()
+	lastStep := "the start"
 	step := func(format string, args ...any) {
 		t.Helper()
-		t.Logf("[%6.1fs] %s", time.Since(began).Seconds(), fmt.Sprintf(format, args...))
+		lastStep = fmt.Sprintf(format, args...)
+		t.Logf("[%6.1fs] %s", time.Since(began).Seconds(), lastStep)
 	}
 	shots := failDir(t)
 	if err := os.MkdirAll(shots, 0o755); err != nil {
@@ -57,6 +59,9 @@ func TestFirstRun(t *testing.T) {
 				t.Logf("the screen when %s", p)
 			}
 		}
+		// Last, after the servers' logs: a CI report may show only the
+		// end of the output.
+		t.Logf("failed %.1fs in, after the step %q (the failure is above the logs)", time.Since(began).Seconds(), lastStep)
 	})
 	desk, err := NewDesktopWithoutTray()
 	if err != nil {
@@ -123,7 +128,12 @@ func TestFirstRun(t *testing.T) {
 		}
 		return err == nil && st.Up, out
 	})
+	step("the status says Ollama answers")
 	// The banner's button goes, and the offer's Download waits for a name.
+	// The window shows the offer once it has the models listed, which may
+	// be after the status says Ollama answers: what comes next types into
+	// the offer's field, so it waits for the field.
+	waitScreen(t, w.ui, "the offer's name field", func(img image.Image) bool { return FieldAtBottom(img, win) })
 	waitButtons(t, w.ui, win, "no Start Ollama button", func(bs []image.Rectangle) bool { return len(bs) == 0 })
 	if ok, detail := tableShowsRow(win); ok {
 		t.Errorf("with no models, the window shows a table row (%s)", detail)
@@ -141,6 +151,8 @@ func TestFirstRun(t *testing.T) {
 	if err := Type(model); err != nil {
 		t.Fatal(err)
 	}
+	// A name lights Download up.
+	waitOneButton(t, w.ui, win, "the offer's Download button, lit by the name")
 	if err := Key("Return"); err != nil {
 		t.Fatal(err)
 	}
@@ -235,20 +247,34 @@ func waitMapped(t *testing.T, timeout time.Duration, name string) image.Rectangl
 // on the window satisfy ok, twice in a row (a frame may be half drawn).
 func waitButtons(t *testing.T, timeout time.Duration, win image.Rectangle, what string, ok func([]image.Rectangle) bool) {
 	t.Helper()
+	var bs []image.Rectangle
+	waitScreen(t, timeout, what, func(img image.Image) bool {
+		bs = FindButtons(img, win)
+		return ok(bs)
+	}, func() string { return fmt.Sprintf("buttons %v", bs) })
+}
+
+// waitScreen waits until the screen satisfies ok twice in a row (a frame
+// may be half drawn); detail says what was last seen when it does not.
+func waitScreen(t *testing.T, timeout time.Duration, what string, ok func(image.Image) bool, detail ...func() string) {
+	t.Helper()
 	last := false
 	testwait.Until(t, what, timeout, func() (bool, string) {
 		img, err := Screenshot()
 		if err != nil {
 			return false, err.Error()
 		}
-		bs := FindButtons(img, win)
-		now := ok(bs)
+		now := ok(img)
 		stable := now && last
 		last = now
 		if !now {
 			lastFailed["failed-"+strings.ReplaceAll(what, " ", "-")+".png"] = img
 		}
-		return stable, fmt.Sprintf("buttons %v", bs)
+		seen := "a screen that does not show it"
+		for _, d := range detail {
+			seen = d()
+		}
+		return stable, seen
 	})
 }
 

@@ -376,6 +376,32 @@ func Type(text string) error {
 	return err
 }
 
+// FieldAtBottom says whether img shows a text field across the bottom of
+// win, as the offer of models has for a name: 16 rows or more of the
+// bottom 48 that are mostly a field's fill (a little lighter than the
+// background; a label's line there is mostly background).
+func FieldAtBottom(img image.Image, win image.Rectangle) bool {
+	win = win.Intersect(img.Bounds())
+	bg := background(img, win)
+	run := 0
+	for y := max(win.Max.Y-48, win.Min.Y); y < win.Max.Y; y++ {
+		n := 0
+		for x := win.Min.X; x < win.Max.X; x++ {
+			if l := luma(img.At(x, y)); l >= bg+6 && l <= bg+30 {
+				n++
+			}
+		}
+		if 4*n < 3*win.Dx() {
+			run = 0
+			continue
+		}
+		if run++; run >= 16 {
+			return true
+		}
+	}
+	return false
+}
+
 // TableHasRow says whether the Models table shows a row on img: below y
 // (the tab indicator), a header band (Fyne's header cells, a lighter grey
 // than the background across most of the window), then text in the first

@@ -4,6 +4,9 @@ import (
 	"image"
 	"image/color"
 	"image/draw"
+	"image/png"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -121,6 +124,65 @@ func TestTableHasRow(t *testing.T) {
 		tc.draw(img)
 		if got := TableHasRow(img, img.Bounds(), 221); got != tc.want {
 			t.Errorf("%s: TableHasRow = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestFieldAtBottom(t *testing.T) {
+	fieldGrey := color.Gray{32}
+	for _, tc := range []struct {
+		name string
+		draw func(img *image.RGBA)
+		want bool
+	}{
+		{"the offer's name field, its placeholder and Download", func(img *image.RGBA) {
+			fill(img, image.Rect(4, 620, 1186, 656), fieldGrey)
+			for x := 12; x < 400; x += 4 { // the placeholder's strokes
+				fill(img, image.Rect(x, 630, x+1, 645), color.Gray{110})
+			}
+			fill(img, image.Rect(1190, 620, 1276, 656), color.Gray{41})
+		}, true},
+		{"the table's hint line", func(img *image.RGBA) {
+			fill(img, image.Rect(12, 630, 480, 645), text)
+		}, false},
+		{"a field not at the bottom (the filter)", func(img *image.RGBA) {
+			fill(img, image.Rect(4, 300, 1166, 336), fieldGrey)
+		}, false},
+		{"a field's border only", func(img *image.RGBA) {
+			fill(img, image.Rect(4, 620, 1186, 622), fieldGrey)
+			fill(img, image.Rect(4, 654, 1186, 656), fieldGrey)
+		}, false},
+	} {
+		img := image.NewRGBA(image.Rect(0, 0, 1280, 660))
+		fill(img, img.Bounds(), bgGrey)
+		tc.draw(img)
+		if got := FieldAtBottom(img, img.Bounds()); got != tc.want {
+			t.Errorf("%s: FieldAtBottom = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// The README's first-run pictures are frames of the real window: the
+// field shows while models are offered (and while one downloads), not on
+// the table shown before Ollama answers.
+func TestFieldAtBottomOnTheREADMEPictures(t *testing.T) {
+	for name, want := range map[string]bool{
+		"first-run-no-models.png":  true,
+		"first-run-pulling.png":    true,
+		"first-run-no-ollama.png":  false,
+		"first-run-downloaded.png": false,
+	} {
+		f, err := os.Open(filepath.Join("..", "..", "docs", "screenshots", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := FieldAtBottom(img, img.Bounds()); got != want {
+			t.Errorf("%s: FieldAtBottom = %v, want %v", name, got, want)
 		}
 	}
 }
