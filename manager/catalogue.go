@@ -343,7 +343,10 @@ type shown struct {
 // changed and whether the details cache did.
 func (c *catalogue) merge(results []shown, set Settings, active func(name string) bool) (changed, cacheChanged bool) {
 	if !c.listed {
-		c.ch.header() // discovered
+		// Discovered, even with none installed: a window shows the offer
+		// of models on the event.
+		c.ch.header()
+		changed = true
 	}
 	c.listed = true
 	seen := map[string]bool{}

@@ -25,8 +25,11 @@ type connection struct {
 
 // setUp records whether the server answered; it returns the event to emit
 // when that changed (nil otherwise).
+// Ollama answering at the first look is no news; answering after it was
+// said to be down is, the first time too (a first run starts it after).
 func (c *connection) setUp(up bool, err error) *Event {
 	changed := !c.known || c.up != up
+	wasDown := c.known && !c.up
 	c.known, c.up, c.err = true, up, errString(err)
 	if !changed {
 		return nil
@@ -40,10 +43,14 @@ func (c *connection) setUp(up bool, err error) *Event {
 	}
 	again := c.everUp
 	c.everUp = true
-	if again {
+	switch {
+	case !wasDown:
+		return nil
+	case again:
 		return &Event{Kind: EventOllamaUp, Reason: "Ollama is reachable again"}
+	default:
+		return &Event{Kind: EventOllamaUp, Reason: "Ollama answers"}
 	}
-	return nil
 }
 
 // others is what other programs hold on the card, when the driver says:

@@ -159,14 +159,15 @@ func (h *hub) recent() []Event {
 	return append([]Event(nil), h.history[max(0, len(h.history)-h.limit):]...)
 }
 
-// emit records an event and sends it to subscribers.
+// emit records an event; subscribers get it after the next publish
+// (flushReplies), with the snapshot that shows it already out.
 func (m *Manager) emit(e Event) {
 	e = e.bounded()
 	if e.Time.IsZero() {
 		e.Time = m.now()
 	}
 	m.log.Info("event", "kind", e.Kind, "model", e.Model, "for", e.For, "reason", e.Reason, "bytes", e.Bytes, "err", e.Error)
-	m.hub.publish(e)
+	m.outbox = append(m.outbox, e)
 	m.observe(e)
 	if e.historic() {
 		m.store.appendHistory(e)

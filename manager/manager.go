@@ -132,8 +132,10 @@ type Manager struct {
 	cat   catalogue
 	conn  connection
 	sched *scheduler
-	// Answers sent after the next publish: to requests, and to calls
-	// waiting on a channel of their own.
+	// Sent after the next publish: events to subscribers (so one that
+	// reads Snapshot on an event sees the state it reports), answers to
+	// requests and to calls waiting on a channel of their own.
+	outbox  []Event
 	replies []reply
 	wakes   []wake
 	spawn   func(func(context.Context))

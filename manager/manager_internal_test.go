@@ -1,6 +1,12 @@
 package manager
 
-import "testing"
+import (
+	"context"
+	"io"
+	"log/slog"
+	"slices"
+	"testing"
+)
 
 // A snapshot once published stays as it was, read before or after the
 // next one is published: views are shared between snapshots, never
@@ -39,5 +45,49 @@ func TestPublishedSnapshotsStayAsTheyWere(t *testing.T) {
 	m.step(evRelease{lease})
 	if v, _ := m.Snapshot().Model(o.loaded); v.InFlight != 0 {
 		t.Errorf("after the release, in flight %d", v.InFlight)
+	}
+}
+
+// A subscriber that reads the snapshot when an event comes sees what the
+// event reports (a window redraws from it): the owner sends the events of
+// a step after the snapshot that shows them. A first run plays here:
+// Ollama down at the start, then answering, with no models.
+func TestEventsComeAfterTheSnapshotThatShowsThem(t *testing.T) {
+	m, err := New(Options{Runtime: idleRuntime{}, GPU: idleRuntime{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.spawn = func(func(context.Context)) {} // the steps are played here
+	sub, unsubscribe := m.Subscribe(16)
+	defer unsubscribe()
+	for _, tc := range []struct {
+		what  string
+		ev    any
+		kind  EventKind
+		shows func(Snapshot) bool
+	}{
+		{"Ollama down at the start", evPolled{err: ErrUnreachable}, EventOllamaDown,
+			func(s Snapshot) bool { return !s.OllamaUp && s.RuntimeErr != "" }},
+		{"Ollama answers", evPolled{version: "0.17.4"}, EventOllamaUp,
+			func(s Snapshot) bool { return s.OllamaUp && s.Version == "0.17.4" }},
+		{"the first listing, of no models", evListed{}, EventModelsChange,
+			func(s Snapshot) bool { return s.Discovered && len(s.Models) == 0 }},
+	} {
+		m.handle(tc.ev)
+		if n := len(sub); n != 0 {
+			t.Errorf("%s: %d events out before the snapshot", tc.what, n)
+		}
+		m.settled(false)
+		var kinds []EventKind
+		for len(sub) > 0 {
+			kinds = append(kinds, (<-sub).Kind) // with the card's readings
+		}
+		if !slices.Contains(kinds, tc.kind) {
+			t.Errorf("%s: events %v, want a %s", tc.what, kinds, tc.kind)
+		}
+		if s := m.Snapshot(); !tc.shows(s) {
+			t.Errorf("%s: the snapshot at its event does not show it: up %v (%q), version %q, discovered %v, %d models",
+				tc.what, s.OllamaUp, s.RuntimeErr, s.Version, s.Discovered, len(s.Models))
+		}
 	}
 }

@@ -21,7 +21,8 @@ import (
 func (m *Manager) step(ev any) {
 	m.handle(ev)
 	if _, read := ev.(evRead); read {
-		return // an agent's ranking costs no snapshot
+		m.flushReplies() // an agent's ranking costs no snapshot
+		return
 	}
 	_, poll := ev.(evPolled)
 	m.settled(poll)
@@ -302,10 +303,16 @@ func (m *Manager) failRefresh(err error) {
 	m.listWaiters, m.pollWaiters = nil, nil
 }
 
-// flushReplies answers the callers whose calls the last event settled,
-// after the publish that shows it, so a caller that reads Snapshot after
-// its call returns sees the state the call produced.
+// flushReplies sends the events of the last step and answers the
+// callers whose calls it settled, after the publish that shows them, so a
+// subscriber or a caller that reads Snapshot then sees the state they
+// report; the events first, so History has them when a call returns.
 func (m *Manager) flushReplies() {
+	for _, e := range m.outbox {
+		m.hub.publish(e)
+	}
+	clear(m.outbox)
+	m.outbox = m.outbox[:0]
 	for _, r := range m.replies {
 		r.w.reply <- r.r
 	}

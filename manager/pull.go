@@ -39,7 +39,8 @@ func (m *Manager) Pull(ctx context.Context, req serving.PullRequest, progress fu
 	}
 	e := Event{Kind: EventPulled, Model: m.canonical(req.Name), Bytes: total}
 	// The owner records history (the event changes no snapshot); wait for
-	// it, so that the history has it when Pull returns.
+	// it (the answer follows the event), so that the history has it when
+	// Pull returns.
 	reply := make(chan error, 1)
-	return m.ask(ctx, evRead{f: func() { m.emit(e); reply <- nil }}, reply)
+	return m.ask(ctx, evRead{f: func() { m.emit(e); m.wake(reply, nil) }}, reply)
 }

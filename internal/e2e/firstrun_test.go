@@ -134,6 +134,7 @@ func TestFirstRun(t *testing.T) {
 	// be after the status says Ollama answers: what comes next types into
 	// the offer's field, so it waits for the field.
 	waitScreen(t, w.ui, "the offer's name field", func(img image.Image) bool { return FieldAtBottom(img, win) })
+	step("the window shows the offer's name field")
 	waitButtons(t, w.ui, win, "no Start Ollama button", func(bs []image.Rectangle) bool { return len(bs) == 0 })
 	if ok, detail := tableShowsRow(win); ok {
 		t.Errorf("with no models, the window shows a table row (%s)", detail)

@@ -107,9 +107,8 @@ func (r *Remote) refreshStatus(ctx context.Context) {
 	r.snap = s
 	r.mu.Unlock()
 	if changed {
-		// The manager publishes an event before the snapshot that shows
-		// it, so the read after an event can be stale: say when the poll
-		// finds news.
+		// A change with no event of its own (a pause, a pin, a setting):
+		// say when the poll finds news.
 		r.broadcast(manager.Event{Kind: manager.EventVRAM, Time: time.Now()})
 	}
 }
