@@ -630,9 +630,7 @@ func (u *ui) saveConfig(c config.Config) error {
 // window sends no notifications: the tray does, whether the window is
 // open or not, and two would say everything twice.
 func (u *ui) handleEvent(e manager.Event) {
-	switch e.Kind {
-	case manager.EventVRAM, manager.EventModelsChange, manager.EventLoadStarted:
-	default:
+	if e.Historic() {
 		u.history = u.keeper.History()
 		u.historyList.Refresh()
 	}

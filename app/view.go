@@ -472,7 +472,7 @@ func NoteFor(e manager.Event) (Note, bool) {
 		}
 		return Note{"Ollama went away", c}, true
 	case manager.EventOllamaUp:
-		return Note{"Ollama is back", "Ollama is reachable again."}, true
+		return Note{"Ollama is back", cmp.Or(e.Reason, "Ollama is reachable again") + "."}, true
 	case manager.EventPulled:
 		c := "Downloaded " + e.Model
 		if e.Bytes > 0 {

@@ -258,6 +258,7 @@ func TestNoteFor(t *testing.T) {
 		{manager.Event{Kind: manager.EventUnloadedByOllama, Model: "m", Reason: "Ollama unloaded m on its own (ollama stop)"},
 			Note{"Model unloaded by Ollama", "Ollama unloaded m on its own (ollama stop)"}, true},
 		{manager.Event{Kind: manager.EventOllamaUp}, Note{"Ollama is back", "Ollama is reachable again."}, true},
+		{manager.Event{Kind: manager.EventOllamaUp, Reason: "Ollama answers now"}, Note{"Ollama is back", "Ollama answers now."}, true},
 		{manager.Event{Kind: manager.EventPulled, Model: "llama3.2:3b", Bytes: 2 * gib}, Note{"Model downloaded", "Downloaded llama3.2:3b (2.0 GiB); it is ready to load."}, true},
 		{manager.Event{Kind: manager.EventLoaded, Model: "x"}, Note{}, false},
 		{manager.Event{Kind: manager.EventLoadStarted, Model: "x"}, Note{}, false},

@@ -49,7 +49,7 @@ func (c *connection) setUp(up bool, err error) *Event {
 	case again:
 		return &Event{Kind: EventOllamaUp, Reason: "Ollama is reachable again"}
 	default:
-		return &Event{Kind: EventOllamaUp, Reason: "Ollama answers"}
+		return &Event{Kind: EventOllamaUp, Reason: "Ollama answers now"}
 	}
 }
 

@@ -34,6 +34,9 @@ const (
 	// EventPulled: a model was downloaded through VRAM Keeper (Bytes: its
 	// files' size).
 	EventPulled EventKind = "pulled"
+	// EventSettings: the settings, a pin or the pause changed (Reason
+	// says which), from whichever client: the others show it at once.
+	EventSettings EventKind = "settings_changed"
 )
 
 // Event is one thing that happened, as subscribers and the history see it.
@@ -49,11 +52,11 @@ type Event struct {
 	Error    string        `json:"error,omitempty"`
 }
 
-// historic reports whether an event belongs in the history (vram readings
-// and catalogue changes are too frequent and carry no decision).
-func (e Event) historic() bool {
+// Historic reports whether an event belongs in the history (vram readings,
+// catalogue and settings changes are too frequent and carry no decision).
+func (e Event) Historic() bool {
 	switch e.Kind {
-	case EventVRAM, EventModelsChange, EventLoadStarted:
+	case EventVRAM, EventModelsChange, EventLoadStarted, EventSettings:
 		return false
 	}
 	return true
@@ -133,7 +136,7 @@ func (h *hub) publish(e Event) {
 			h.log.Warn("event subscriber fell behind; dropped it", "buffer", cap(s.ch))
 		}
 	}
-	if !e.historic() {
+	if !e.Historic() {
 		return
 	}
 	// The oldest go in batches, when twice the limit is held: an event
@@ -169,7 +172,7 @@ func (m *Manager) emit(e Event) {
 	m.log.Info("event", "kind", e.Kind, "model", e.Model, "for", e.For, "reason", e.Reason, "bytes", e.Bytes, "err", e.Error)
 	m.outbox = append(m.outbox, e)
 	m.observe(e)
-	if e.historic() {
+	if e.Historic() {
 		m.store.appendHistory(e)
 	}
 	if k, ok := markKinds[e.Kind]; ok {

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"slices"
 	"testing"
+
+	"github.com/vramkeeper/vramkeeper/manager/serving"
 )
 
 // A snapshot once published stays as it was, read before or after the
@@ -51,7 +53,9 @@ func TestPublishedSnapshotsStayAsTheyWere(t *testing.T) {
 // A subscriber that reads the snapshot when an event comes sees what the
 // event reports (a window redraws from it): the owner sends the events of
 // a step after the snapshot that shows them. A first run plays here:
-// Ollama down at the start, then answering, with no models.
+// Ollama down at the start, then answering, with no models, one
+// downloaded; then changes made elsewhere, which the window shows on
+// their event, not at its next poll.
 func TestEventsComeAfterTheSnapshotThatShowsThem(t *testing.T) {
 	m, err := New(Options{Runtime: idleRuntime{}, GPU: idleRuntime{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -72,6 +76,15 @@ func TestEventsComeAfterTheSnapshotThatShowsThem(t *testing.T) {
 			func(s Snapshot) bool { return s.OllamaUp && s.Version == "0.17.4" }},
 		{"the first listing, of no models", evListed{}, EventModelsChange,
 			func(s Snapshot) bool { return s.Discovered && len(s.Models) == 0 }},
+		{"a model downloaded", evListed{results: []shown{{inst: serving.Installed{Name: "a:1b", Digest: "sha256:a"}, listed: true}}}, EventModelsChange,
+			func(s Snapshot) bool { return len(s.Models) == 1 }},
+		// Made by another client (the tray's menu, the command line):
+		{"pinned", evPin{name: "a:1b", pinned: true, reply: make(chan error, 1)}, EventSettings,
+			func(s Snapshot) bool { v, _ := s.Model("a:1b"); return v.Pinned }},
+		{"paused", evPause{paused: true, reply: make(chan error, 1)}, EventSettings,
+			func(s Snapshot) bool { return s.Paused }},
+		{"a setting", evApply{f: func(s *Settings) { s.NumCtx = 8192 }, reply: make(chan error, 1)}, EventSettings,
+			func(s Snapshot) bool { return s.Settings.NumCtx == 8192 }},
 	} {
 		m.handle(tc.ev)
 		if n := len(sub); n != 0 {

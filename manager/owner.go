@@ -156,6 +156,9 @@ func (m *Manager) handle(ev any) {
 	case evApply:
 		m.apply(e)
 	case evPause:
+		if e.paused != s.paused {
+			m.emit(Event{Kind: EventSettings, Reason: cond(e.paused, "paused", "resumed")})
+		}
 		s.OnPaused(e.paused)
 		m.wake(e.reply, nil)
 	case evPin:
@@ -200,10 +203,21 @@ func (m *Manager) pin(e evPin) {
 	if e.pinned {
 		m.tune.Pinned = append(m.tune.Pinned, md.inst.Name)
 	}
+	if md.pinned != e.pinned {
+		m.emit(Event{Kind: EventSettings, Model: md.inst.Name, Reason: cond(e.pinned, "pinned", "unpinned")})
+	}
 	md.pinned = e.pinned
 	m.changed.model(md.inst.Name)
 	m.changed.header() // the settings' pinned list
 	m.wake(e.reply, nil)
+}
+
+// cond is yes when b holds, else no.
+func cond(b bool, yes, no string) string {
+	if b {
+		return yes
+	}
+	return no
 }
 
 // canonicalName is the catalogue's name for name (tag added), or name.
@@ -268,6 +282,9 @@ func (m *Manager) apply(e evApply) {
 	}
 	m.cat.reevaluate(old, next)
 	m.sched.OnSettings(m.tune, was)
+	if !reflect.DeepEqual(old, next) {
+		m.emit(Event{Kind: EventSettings, Reason: "settings changed"})
+	}
 	m.wake(e.reply, nil)
 }
 

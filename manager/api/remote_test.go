@@ -185,10 +185,8 @@ func TestStartOllama(t *testing.T) {
 
 // The window follows its tray's manager through a Remote: a change made
 // elsewhere (the tray's menu, the command line, a client of the proxy)
-// must reach it promptly, as an event after which its Snapshot shows the
-// change; the window redraws on events only. Pause, pin and settings
-// have no event of their own: the Remote's status poll finds them, so it
-// must stay short.
+// must reach it at once, as an event after which its Snapshot shows the
+// change; the window redraws on events (and polls for what has none).
 func TestRemoteSeesChangesMadeElsewhere(t *testing.T) {
 	// What a user accepts between a click in the tray and the window
 	// showing it, with room for a loaded test machine.
@@ -222,22 +220,33 @@ func TestRemoteSeesChangesMadeElsewhere(t *testing.T) {
 	go func() { defer close(done); r.Run(rctx) }()
 	defer func() { stop(); <-done }()
 
+	// The Remote says when its event stream is up: changes from then on
+	// reach it.
+	select {
+	case <-ev:
+	case <-time.After(prompt):
+		t.Fatalf("the Remote did not connect within %v", prompt)
+	}
 	model := func(s manager.Snapshot) manager.ModelView { v, _ := s.Model("llama3.2:1b"); return v }
 	four := 4
+	settings := manager.EventSettings
 	for _, tc := range []struct {
 		what   string
 		change func() error
 		shown  func(manager.Snapshot) bool
+		// kind is the instance's event that tells of the change: the
+		// window redraws on it, and the snapshot it reads then shows it.
+		kind manager.EventKind
 	}{
-		{"pause", func() error { return m.SetPaused(ctx, true) }, func(s manager.Snapshot) bool { return s.Paused }},
-		{"resume", func() error { return m.SetPaused(ctx, false) }, func(s manager.Snapshot) bool { return !s.Paused }},
-		{"pin", func() error { return m.SetPinned(ctx, "llama3.2:1b", true) }, func(s manager.Snapshot) bool { return model(s).Pinned }},
+		{"pause", func() error { return m.SetPaused(ctx, true) }, func(s manager.Snapshot) bool { return s.Paused }, settings},
+		{"resume", func() error { return m.SetPaused(ctx, false) }, func(s manager.Snapshot) bool { return !s.Paused }, settings},
+		{"pin", func() error { return m.SetPinned(ctx, "llama3.2:1b", true) }, func(s manager.Snapshot) bool { return model(s).Pinned }, settings},
 		{"settings", func() error { return m.Apply(ctx, manager.SettingsPatch{MaxLoaded: &four}) },
-			func(s manager.Snapshot) bool { return s.Settings.MaxLoaded == 4 }},
+			func(s manager.Snapshot) bool { return s.Settings.MaxLoaded == 4 }, settings},
 		{"load", func() error { _, err := m.LoadAt(ctx, "llama3.2:1b", 0, "test"); return err },
-			func(s manager.Snapshot) bool { return model(s).Loaded }},
-		{"unpin", func() error { return m.SetPinned(ctx, "llama3.2:1b", false) }, func(s manager.Snapshot) bool { return !model(s).Pinned }},
-		{"unload", func() error { return m.Unload(ctx, "llama3.2:1b") }, func(s manager.Snapshot) bool { return !model(s).Loaded }},
+			func(s manager.Snapshot) bool { return model(s).Loaded }, manager.EventLoaded},
+		{"unpin", func() error { return m.SetPinned(ctx, "llama3.2:1b", false) }, func(s manager.Snapshot) bool { return !model(s).Pinned }, settings},
+		{"unload", func() error { return m.Unload(ctx, "llama3.2:1b") }, func(s manager.Snapshot) bool { return !model(s).Loaded }, manager.EventUnloaded},
 	} {
 		// Let the connection's "look again" and the last step's events
 		// pass first: only an event after the change counts.
@@ -248,7 +257,6 @@ func TestRemoteSeesChangesMadeElsewhere(t *testing.T) {
 				drained = true
 			}
 		}
-		began := time.Now()
 		if err := tc.change(); err != nil {
 			t.Fatalf("%s: %v", tc.what, err)
 		}
@@ -256,13 +264,16 @@ func TestRemoteSeesChangesMadeElsewhere(t *testing.T) {
 	wait:
 		for {
 			select {
-			case <-ev:
-				if tc.shown(r.Snapshot()) {
-					t.Logf("%s: shown after %v", tc.what, time.Since(began).Round(time.Millisecond))
-					break wait
+			case e := <-ev:
+				if e.Kind != tc.kind {
+					continue
 				}
+				if s := r.Snapshot(); !tc.shown(s) {
+					t.Errorf("%s: the %s event came, but the status read on it does not show the change", tc.what, e.Kind)
+				}
+				break wait
 			case <-deadline:
-				t.Errorf("%s: the window was not told within %v (the Remote polls every %v)", tc.what, prompt, client.RemotePoll)
+				t.Errorf("%s: no %s event within %v", tc.what, tc.kind, prompt)
 				break wait
 			}
 		}

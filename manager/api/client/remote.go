@@ -40,11 +40,10 @@ type Remote struct {
 	pollErr, streamErr string
 }
 
-// RemotePoll is how often Run reads the status besides events: a pause, a
-// pin or a settings change made elsewhere (the tray's menu, the command
-// line) has no event of its own, so this is how soon the window shows it
-// (TestRemoteSeesChangesMadeElsewhere).
-const RemotePoll = 2 * time.Second
+// remotePoll is how often Run reads the status besides events, for what
+// has no event of its own: requests holding a model (in flight, last
+// used) and the card's readings between events.
+const remotePoll = 2 * time.Second
 
 // Reconnecting to a lost event stream waits reconnectFirst, doubling up to
 // reconnectMax while it keeps failing.
@@ -107,8 +106,8 @@ func (r *Remote) refreshStatus(ctx context.Context) {
 	r.snap = s
 	r.mu.Unlock()
 	if changed {
-		// A change with no event of its own (a pause, a pin, a setting):
-		// say when the poll finds news.
+		// A change with no event of its own: say when the poll finds
+		// news.
 		r.broadcast(manager.Event{Kind: manager.EventVRAM, Time: time.Now()})
 	}
 }
@@ -122,7 +121,7 @@ func (r *Remote) Run(ctx context.Context) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(RemotePoll)
+		t := time.NewTicker(remotePoll)
 		defer t.Stop()
 		for {
 			select {
