@@ -94,14 +94,31 @@ func TestCloseUpsFail(t *testing.T) {
 	}
 }
 
+// drawn is a window drawn for a detector, and what it should say of it.
+type drawn struct {
+	name string
+	draw func(img *image.RGBA)
+	want bool
+}
+
+// checkDrawn draws each case on an empty 1280x660 window and checks what
+// detect says of it.
+func checkDrawn(t *testing.T, detector string, cases []drawn, detect func(image.Image) bool) {
+	t.Helper()
+	for _, tc := range cases {
+		img := image.NewRGBA(image.Rect(0, 0, 1280, 660))
+		fill(img, img.Bounds(), bgGrey)
+		tc.draw(img)
+		if got := detect(img); got != tc.want {
+			t.Errorf("%s: %s = %v, want %v", tc.name, detector, got, tc.want)
+		}
+	}
+}
+
 func TestTableHasRow(t *testing.T) {
 	headerGrey := color.RGBA{0x28, 0x29, 0x2e, 0xff}
 	offerGrey := color.Gray{27}
-	for _, tc := range []struct {
-		name string
-		draw func(img *image.RGBA)
-		want bool
-	}{
+	checkDrawn(t, "TableHasRow", []drawn{
 		{"a model in the table", func(img *image.RGBA) {
 			fill(img, image.Rect(4, 262, 1276, 298), headerGrey)
 			fill(img, image.Rect(60, 275, 120, 285), text) // "Name"
@@ -117,24 +134,15 @@ func TestTableHasRow(t *testing.T) {
 			fill(img, image.Rect(12, 278, 80, 290), text)  // "Model"
 			fill(img, image.Rect(12, 310, 120, 322), text) // a suggestion
 		}, false},
-	} {
-		img := image.NewRGBA(image.Rect(0, 0, 1280, 660))
-		fill(img, img.Bounds(), bgGrey)
-		fill(img, image.Rect(4, 200, 1276, 220), text) // above the tabs: not looked at
-		tc.draw(img)
-		if got := TableHasRow(img, img.Bounds(), 221); got != tc.want {
-			t.Errorf("%s: TableHasRow = %v, want %v", tc.name, got, tc.want)
-		}
-	}
+	}, func(img image.Image) bool {
+		fill(img.(*image.RGBA), image.Rect(4, 200, 1276, 220), text) // above the tabs: not looked at
+		return TableHasRow(img, img.Bounds(), 221)
+	})
 }
 
 func TestFieldAtBottom(t *testing.T) {
 	fieldGrey := color.Gray{32}
-	for _, tc := range []struct {
-		name string
-		draw func(img *image.RGBA)
-		want bool
-	}{
+	checkDrawn(t, "FieldAtBottom", []drawn{
 		{"the offer's name field, its placeholder and Download", func(img *image.RGBA) {
 			fill(img, image.Rect(4, 620, 1186, 656), fieldGrey)
 			for x := 12; x < 400; x += 4 { // the placeholder's strokes
@@ -152,14 +160,7 @@ func TestFieldAtBottom(t *testing.T) {
 			fill(img, image.Rect(4, 620, 1186, 622), fieldGrey)
 			fill(img, image.Rect(4, 654, 1186, 656), fieldGrey)
 		}, false},
-	} {
-		img := image.NewRGBA(image.Rect(0, 0, 1280, 660))
-		fill(img, img.Bounds(), bgGrey)
-		tc.draw(img)
-		if got := FieldAtBottom(img, img.Bounds()); got != tc.want {
-			t.Errorf("%s: FieldAtBottom = %v, want %v", tc.name, got, tc.want)
-		}
-	}
+	}, func(img image.Image) bool { return FieldAtBottom(img, img.Bounds()) })
 }
 
 // The README's first-run pictures are frames of the real window: the
