@@ -7,9 +7,10 @@
 #                         bus and screenshot tools for the desktop end-to-end
 #                         test; mingw-w64, NSIS and zip for the Windows build
 #                         and packages, debootstrap for the chroots of the
-#                         Wine and package tiers; prometheus (promtool and the
-#                         server) as the metrics' real clients; docker-registry
-#                         for the pull tests (they start their own on loopback);
+#                         Wine and package tiers, rpm to check the .rpm;
+#                         prometheus (promtool and the server) as the
+#                         metrics' real clients; docker-registry for the
+#                         pull tests (they start their own on loopback);
 #                         Node.js and npm for the official SDKs the tests run.
 # Skips apt entirely when everything is there already.
 set -euo pipefail
@@ -21,7 +22,7 @@ if [ "${1:-}" != app ]; then
   pkgs+=(
     nlohmann-json3-dev libstb-dev
     xvfb dbus dbus-x11 x11-utils xdotool imagemagick docker-registry
-    gcc-mingw-w64-x86-64 nsis zip debootstrap
+    gcc-mingw-w64-x86-64 nsis zip debootstrap rpm
     prometheus
   )
   # A machine that has Node.js and npm from elsewhere keeps its own.
