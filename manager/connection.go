@@ -24,9 +24,9 @@ type connection struct {
 }
 
 // setUp records whether the server answered; it returns the event to emit
-// when that changed (nil otherwise).
-// Ollama answering at the first look is no news; answering after it was
-// said to be down is, the first time too (a first run starts it after).
+// when that changed (nil otherwise). Ollama answering at the first look is
+// no news; answering after it was said to be down is, the first time too
+// (a first run starts it after).
 func (c *connection) setUp(up bool, err error) *Event {
 	changed := !c.known || c.up != up
 	wasDown := c.known && !c.up
