@@ -46,7 +46,11 @@ func OllamaNote(prev, cur OllamaStatus) (Note, bool) {
 
 // WithOllamaLine puts the server's line under the menu's status line.
 func WithOllamaLine(menu []MenuEntry, st OllamaStatus) []MenuEntry {
-	line := OllamaLine(st)
+	return underStatus(menu, OllamaLine(st))
+}
+
+// underStatus puts line, unless empty, under the menu's status line.
+func underStatus(menu []MenuEntry, line string) []MenuEntry {
 	if line == "" || len(menu) == 0 {
 		return menu
 	}

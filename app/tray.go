@@ -125,6 +125,7 @@ func RunTray(ctx context.Context, opt TrayOptions) error {
 		case <-opt.OpenRequests:
 			t.openWindow()
 		case why := <-opt.APIDown:
+			t.apiDown = true
 			t.send(ctx, apiDownNote(why))
 		case <-t.win.closed:
 			if !t.trayShown() {
@@ -167,6 +168,9 @@ type trayApp struct {
 	stopMenu func()
 
 	lastMenu []MenuEntry
+	// apiDown: the local API could not serve (said once in a
+	// notification, which may be off; the menu keeps saying it).
+	apiDown  bool
 	lastIcon *layout
 	lastTip  string
 	// lastOllama is the server status last notified about.
@@ -197,7 +201,7 @@ func (t *trayApp) refresh(s manager.Snapshot) {
 	if t.opt.Ollama != nil {
 		st = t.opt.Ollama.Status()
 	}
-	if m := WithOllamaLine(Menu(s, t.opt.Tasks), st); !reflect.DeepEqual(m, t.lastMenu) {
+	if m := TrayMenu(s, t.opt.Tasks, st, t.apiDown); !reflect.DeepEqual(m, t.lastMenu) {
 		t.buildMenu(m)
 		t.lastMenu = m
 	}
@@ -313,6 +317,20 @@ func (t *trayApp) note(ctx context.Context, e manager.Event) {
 		t.send(ctx, n)
 	}
 }
+
+// TrayMenu is the tray's whole menu: the snapshot's, with a line about the
+// Ollama it started and one while its local API does not serve.
+func TrayMenu(s manager.Snapshot, tasks []string, st OllamaStatus, apiDown bool) []MenuEntry {
+	m := WithOllamaLine(Menu(s, tasks), st)
+	if apiDown {
+		m = underStatus(m, apiDownLine)
+	}
+	return m
+}
+
+// apiDownLine is the menu's line while the local API does not serve; the
+// window, opened from the menu, says why and what to do.
+const apiDownLine = "No local API: the window and commands cannot reach this VRAM Keeper"
 
 // apiDownNote says that the local API is not serving, and why.
 func apiDownNote(why string) Note {

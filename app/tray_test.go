@@ -108,3 +108,32 @@ func TestWindowClosedWithoutTray(t *testing.T) {
 		t.Error("without a watch the tray is taken as shown")
 	}
 }
+
+// While its local API does not serve, the tray's menu says so under its
+// status line, beside the line about a restarted Ollama; a notification
+// said it once, and notifications may be off.
+func TestTrayMenuSaysTheAPIIsDown(t *testing.T) {
+	restarted := OllamaStatus{Ours: true, Running: true, Restarts: 1, LastExit: "exit status 2"}
+	for _, tc := range []struct {
+		name    string
+		st      OllamaStatus
+		apiDown bool
+		want    []string // the disabled lines under the status line
+	}{
+		{"serving", OllamaStatus{}, false, nil},
+		{"API down", OllamaStatus{}, true, []string{apiDownLine}},
+		{"API down, Ollama restarted", restarted, true, []string{apiDownLine, OllamaLine(restarted)}},
+	} {
+		menu := TrayMenu(testSnapshot(), nil, tc.st, tc.apiDown)
+		base := Menu(testSnapshot(), nil)
+		if len(menu) != len(base)+len(tc.want) || menu[0].Label != base[0].Label {
+			t.Errorf("%s: %d entries (want %d), first %q", tc.name, len(menu), len(base)+len(tc.want), menu[0].Label)
+			continue
+		}
+		for i, want := range tc.want {
+			if e := menu[1+i]; e.Label != want || !e.Disabled {
+				t.Errorf("%s: line %d = %+v, want %q disabled", tc.name, 1+i, e, want)
+			}
+		}
+	}
+}
