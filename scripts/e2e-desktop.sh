@@ -18,13 +18,14 @@
 #                             tray and the command line, an eviction, Give GPU
 #                             back and Restore models. About 7 minutes on 2
 #                             cores with the default hold.
-#   VRAMKEEPER_E2E_RUN        which tests (default
-#                             TestDesktop|TestFirstRun|TestAddressTaken):
+#   VRAMKEEPER_E2E_RUN        which tests (default: all four):
 #                             TestFirstRun plays a first run on a desktop
 #                             without a tray (no Ollama, Start Ollama, a
 #                             model pulled from a local docker-registry, a
 #                             download cancelled); TestAddressTaken a second
-#                             instance on the first one's listen address
+#                             instance on the first one's listen address,
+#                             TestAddressTakenWithATray the same where tray
+#                             icons show (its menu says so)
 #   VRAMKEEPER_E2E_HOLD       realistic: how long each state is held so the
 #                             chart has a shape (default 30s, at most 15m;
 #                             there are six).
@@ -43,7 +44,7 @@ for tool in Xvfb dbus-run-session xdotool import xdpyinfo; do
   command -v "$tool" >/dev/null || { echo "e2e-desktop: $tool missing: run scripts/deps.sh" >&2; exit 1; }
 done
 
-run=${VRAMKEEPER_E2E_RUN:-TestDesktop|TestFirstRun|TestAddressTaken}
+run=${VRAMKEEPER_E2E_RUN:-TestDesktop|TestFirstRun|TestAddressTaken|TestAddressTakenWithATray}
 # docs/screenshots holds the README's pictures of realistic models; the
 # quick scenario's toys must not replace them. The first-run pictures
 # (first-run-*.png) are the same in both.
