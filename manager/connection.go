@@ -135,10 +135,11 @@ func (m *Manager) poll() {
 	// /api/ps already proves the server is up; the version is asked once
 	// per (re)connection, not on every poll.
 	needVersion := m.conn.version == "" || !m.conn.up
+	since := m.sched.changes
 	m.spawn(func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(ctx, readDeadline)
 		defer cancel()
-		var e evPolled
+		e := evPolled{since: since}
 		e.ps, e.err = m.rt.Running(ctx)
 		if e.err == nil && needVersion {
 			e.version, e.err = m.rt.Version(ctx)
@@ -158,7 +159,7 @@ func (m *Manager) polled(e evPolled) {
 	m.readCard(e.vram, e.vramErr)
 	m.serverAnswered(e.err)
 	if e.err == nil {
-		m.sched.OnPoll(e.ps)
+		m.sched.OnPoll(e.ps, e.since)
 	}
 	m.sample()
 	for _, ch := range m.pollWaiters {

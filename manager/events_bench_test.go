@@ -153,7 +153,7 @@ func (o *ownerBench) card(others uint64) card.VRAM {
 }
 
 func (o *ownerBench) poll(others uint64) evPolled {
-	return evPolled{ps: o.ps(o.loaded), vram: o.card(others)}
+	return evPolled{since: o.m.sched.changes, ps: o.ps(o.loaded), vram: o.card(others)}
 }
 
 // startLoad asks for name and plays the server read before its load; it

@@ -81,6 +81,8 @@ type live struct {
 	// cpuShare is the part of it Ollama put on the CPU (0-1) when a GPU
 	// is there; 0 when all of it is on the GPU or there is no GPU.
 	cpuShare float64
+	// changed is the scheduler's count of transitions at its last one.
+	changed uint64
 }
 
 // files are what the owner knows of the model's files: warmth is the part

@@ -79,6 +79,8 @@ type (
 		took time.Duration
 	}
 	evPolled struct {
+		// since is the scheduler's transition count when the poll began.
+		since   uint64
 		ps      []serving.Running
 		err     error
 		version string

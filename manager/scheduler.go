@@ -292,10 +292,14 @@ type scheduler struct {
 	queue  []*op
 	cur    *op
 	nextID uint64
-	leases map[uint64]*lease
-	failed map[loadKey]failure
-	paused bool
-	clock  float64 // the eviction policy's aging value
+	// changes counts state transitions; a slot keeps the count at its
+	// last one, so a poll of the server (stamped with the count when it
+	// began) can tell the models it may predate (see reconcile).
+	changes uint64
+	leases  map[uint64]*lease
+	failed  map[loadKey]failure
+	paused  bool
+	clock   float64 // the eviction policy's aging value
 	// touched is the entry touch hands the policy (see touch).
 	touched evict.Entry
 
@@ -356,6 +360,8 @@ func (s *scheduler) transition(name string, to State) {
 		s.log.Error("state machine", "model", name, "err", err)
 		sl.state = to
 	}
+	s.changes++
+	sl.changed = s.changes
 	if to == Idle || to == Failed {
 		delete(s.active, name)
 	} else {

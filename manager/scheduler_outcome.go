@@ -14,8 +14,8 @@ import (
 
 // OnPoll reconciles the card with what the server reports, gives the card
 // back when other programs need it and puts models back when they are done.
-func (s *scheduler) OnPoll(ps []serving.Running) {
-	s.reconcile(ps)
+func (s *scheduler) OnPoll(ps []serving.Running, since uint64) {
+	s.reconcile(ps, since)
 	s.resumeYield()
 	s.shed("")
 	s.giveBack()
@@ -27,8 +27,12 @@ func (s *scheduler) OnPoll(ps []serving.Running) {
 // loaded by other clients are adopted (their bytes count), and models that
 // vanished without an unload of ours were dropped by the server itself
 // (ollama stop, another client, its own eviction, a restart): their leases
-// protect nothing any more.
-func (s *scheduler) reconcile(ps []serving.Running) {
+// protect nothing any more. A poll runs beside the loads and unloads, so
+// its list may predate one that ended while it was read: models whose state
+// changed after it began (since, the transition count then) are left to
+// the next poll; the reads of a load or unload, made in turn, pass
+// fresh.
+func (s *scheduler) reconcile(ps []serving.Running, since uint64) {
 	running := map[string]serving.Running{}
 	for _, r := range ps {
 		running[r.Name] = r
@@ -38,6 +42,9 @@ func (s *scheduler) reconcile(ps []serving.Running) {
 			s.fx.Discover() // loaded but not (yet) listed: its bytes count meanwhile
 		}
 		sl := s.slotOf(name)
+		if sl.changed > since {
+			continue
+		}
 		size, onGPU := r.VRAMBytes, r.VRAMBytes > 0
 		if size == 0 {
 			size = r.SizeBytes
@@ -53,7 +60,7 @@ func (s *scheduler) reconcile(ps []serving.Running) {
 		}
 	}
 	for name, sl := range s.active {
-		if _, ok := running[name]; ok || sl.state != Loaded {
+		if _, ok := running[name]; ok || sl.state != Loaded || sl.changed > since {
 			continue
 		}
 		if s.cur != nil && s.cur.name == name {
@@ -77,6 +84,10 @@ func (s *scheduler) reconcile(ps []serving.Running) {
 	}
 }
 
+// fresh marks a list of loaded models read in turn with the loads and
+// unloads (before one, or after one ended), never older than a state.
+const fresh = ^uint64(0)
+
 // loading reports whether ps lists name as still loading (newer servers
 // list a model while they load it, sized as its file).
 func loading(ps []serving.Running, name string) bool {
@@ -92,7 +103,7 @@ func loading(ps []serving.Running, name string) bool {
 // answer, and the op fails.
 func (s *scheduler) OnRefreshed(id uint64, ps []serving.Running, err error) {
 	if err == nil {
-		s.reconcile(ps)
+		s.reconcile(ps, fresh)
 	}
 	o := s.cur
 	if o == nil || o.id != id {
@@ -209,7 +220,7 @@ func (s *scheduler) OnLoaded(id uint64, ps []serving.Running, err error, took ti
 	}
 	s.transition(md.name, Loaded)
 	md.loadedCtx, md.adopted = o.numCtx, false
-	s.reconcile(ps)
+	s.reconcile(ps, fresh)
 	md.cpuShare = s.cpuShare(ps, md.name)
 	if md.cpuShare > 0 && s.tune.GPUOnly && md.state == Loaded {
 		s.spill(o, md)

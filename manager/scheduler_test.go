@@ -137,6 +137,9 @@ func (r *rig) ps() []serving.Running {
 	return out
 }
 
+// poll hands the scheduler a poll of the server begun now.
+func (r *rig) poll() { r.s.OnPoll(r.ps(), r.s.changes) }
+
 func (r *rig) load(name string, lease bool) *waiter {
 	w := newWaiter(lease)
 	r.s.OnLoad(w, name, "test", 0)
@@ -476,7 +479,7 @@ func TestLeasesAreExactAcrossPolls(t *testing.T) {
 	// Ollama drops x on its own (ollama stop): the old request's lease now
 	// protects nothing, and the history says who unloaded it.
 	delete(r.onCard, "x")
-	r.s.OnPoll(r.ps())
+	r.poll()
 	if r.state("x") != Idle || !slices.Contains(r.fx.kinds(), EventUnloadedByOllama) {
 		t.Fatalf("state %s, events %v", r.state("x"), r.fx.kinds())
 	}
@@ -554,7 +557,7 @@ func TestShedsWhenOverTheLimits(t *testing.T) {
 	r.loadThrough("a")
 	r.advance(time.Minute)
 	r.onCard["b"] = 3 * gib // another client loads b
-	r.s.OnPoll(r.ps())
+	r.poll()
 	if r.state("b") != Loaded {
 		t.Fatalf("b not adopted: %s", r.state("b"))
 	}
@@ -756,7 +759,7 @@ func TestGivesTheCardBackAndRestores(t *testing.T) {
 	r.advance(time.Minute)
 	r.loadThrough("new")
 	r.onGPU(3 * gib) // a game starts: 8 - 3 - margin leaves room for one
-	r.s.OnPoll(r.ps())
+	r.poll()
 	r.refresh()
 	if len(r.fx.unloads) != 1 || r.fx.unloads[0].name != "old" {
 		t.Fatalf("unloads %v, want old (least recently used)", r.fx.unloads)
@@ -767,12 +770,12 @@ func TestGivesTheCardBackAndRestores(t *testing.T) {
 		t.Fatalf("event %+v", e)
 	}
 	r.onGPU(3 * gib)
-	r.s.OnPoll(r.ps())
+	r.poll()
 	if len(r.fx.reads) != 0 {
 		t.Fatal("put back while the other program still holds the card")
 	}
 	r.onGPU(0) // the game quits
-	r.s.OnPoll(r.ps())
+	r.poll()
 	r.refresh()
 	if l := r.loaded(nil); l.req.Name != "old" || l.req.NumCtx != 4096 {
 		t.Fatalf("put back %+v", l.req)
@@ -1171,7 +1174,7 @@ func TestRequestJoinsARestore(t *testing.T) {
 	back := newWaiter(false)
 	r.s.OnRestore(back) // a's restore reads the server first
 	r.onCard["b"] = 2 * gib
-	r.s.OnPoll(r.ps()) // meanwhile another client loads b: a's restore would now evict
+	r.poll() // meanwhile another client loads b: a's restore would now evict
 	w := newWaiter(false)
 	r.s.OnLoad(w, "a", "test", 4096) // at the context a is restored at: it joins
 	r.refresh()
@@ -1224,5 +1227,60 @@ func TestPersistGetsTheSchedulersState(t *testing.T) {
 	if !s.handedBack || !slices.Equal(s.yieldedNames(), []string{"a"}) || s.record("a").uses != 2 ||
 		s.backingOff(spec{name: "broken", digest: "sha256:broken"}, 4096) == nil {
 		t.Fatalf("restarted from the state file: handed back %v, yielded %v, a %+v", s.handedBack, s.yieldedNames(), s.record("a"))
+	}
+}
+
+// A poll runs beside the loads and unloads: a list of loaded models read
+// before an unload or a load ended, and handled after it, must not undo it
+// (the evicted model "adopted" back, the model just loaded "unloaded by
+// Ollama"); the next poll, begun after, decides.
+func TestAPollOlderThanAnOutcomeChangesNothing(t *testing.T) {
+	r := newRig(t, Settings{}, map[string]uint64{"a": 3 * gib, "b": 3 * gib, "c": 3 * gib})
+	r.loadThrough("a")
+	r.loadThrough("b")
+	count := func(kind EventKind, model string) int {
+		n := 0
+		for _, e := range r.fx.events {
+			if e.Kind == kind && e.Model == model {
+				n++
+			}
+		}
+		return n
+	}
+
+	// c makes room: one of a and b goes while a poll is under way.
+	w := r.load("c", false)
+	r.refresh()
+	if len(r.fx.unloads) != 1 {
+		t.Fatalf("unloads %v, want one to make room for c", r.fx.unloads)
+	}
+	gone := r.fx.unloads[0].name
+	since, stale := r.s.changes, r.ps()
+	r.unloaded(nil)
+	loadsBefore := count(EventLoaded, gone)
+	r.s.OnPoll(stale, since)
+	if st := r.state(gone); st != Idle || count(EventLoaded, gone) != loadsBefore {
+		t.Errorf("after a poll read before its unload ended, %s is %s with %d loaded events (want idle, %d)",
+			gone, st, count(EventLoaded, gone), loadsBefore)
+	}
+
+	// c loads while another poll is under way.
+	since, stale = r.s.changes, r.ps()
+	r.loaded(nil)
+	if res := r.reply(w); res.err != nil {
+		t.Fatal(res.err)
+	}
+	r.s.OnPoll(stale, since)
+	if st := r.state("c"); st != Loaded || count(EventUnloadedByOllama, "c") != 0 {
+		t.Errorf("after a poll read before its load ended, c is %s, unloaded by Ollama %d times (want loaded, 0)",
+			st, count(EventUnloadedByOllama, "c"))
+	}
+
+	// A poll begun after both sees what the server does: another client
+	// unloads c.
+	delete(r.onCard, "c")
+	r.poll()
+	if st := r.state("c"); st != Idle || count(EventUnloadedByOllama, "c") != 1 {
+		t.Errorf("after c left the server, c is %s, unloaded by Ollama %d times (want idle, 1)", st, count(EventUnloadedByOllama, "c"))
 	}
 }

@@ -80,7 +80,7 @@ func TestCrashAtAnyMomentOfAYield(t *testing.T) {
 		if !again.s.handedBack || !slices.Equal(sortedYielded(again.s), []string{"a", "b"}) {
 			t.Fatalf("crash after %d steps: restarted handed back %v with %v to restore", crashAfter, again.s.handedBack, again.s.yieldedNames())
 		}
-		again.s.OnPoll(again.ps()) // the first poll finds what is still on the card
+		again.poll() // the first poll finds what is still on the card
 		if len(card) > 0 {
 			again.recorded()
 		}
